@@ -1,0 +1,95 @@
+# Plexus — build, run, test. See README.md.
+#
+#   make            build bin/plexus
+#   make run        start the broker with its embedded defaults
+#   make test       build and run every test (unit, then integration)
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make bench      print the benchmark figures
+#
+# `make run` and `make test` install missing Debian packages first when run
+# as root (scripts/deps.sh), or print the apt-get line that would.
+
+CC      ?= cc
+BUILD   ?= build
+BINDIR  ?= bin
+PKGS    := libuv libqpid-proton jansson libconfig
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers \
+           -fno-strict-aliasing -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+# Each folder is one module; lower layers know nothing of higher ones.
+SV_SRC   := $(wildcard supervisor/*.c)
+RT_SRC   := $(wildcard routing/*.c)
+AMQP_SRC := $(wildcard amqp/*.c)
+ADM_SRC  := $(filter-out admin/plexusctl.c,$(wildcard admin/*.c))
+BRK_SRC  := $(filter-out broker/main.c,$(wildcard broker/*.c))
+LIB_SRC  := $(SV_SRC) $(RT_SRC) $(AMQP_SRC) $(ADM_SRC) $(BRK_SRC)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libplexus.a
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+BENCH_BIN  := $(BUILD)/tests/bench_runtime
+
+PLEXUS := $(BINDIR)/plexus
+
+.PHONY: all run test unit integration asan bench deps clean format
+.DELETE_ON_ERROR:
+
+all: $(PLEXUS)
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(PLEXUS): $(BUILD)/broker/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/check_helpers.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
+
+$(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+run: deps $(PLEXUS)
+	$(PLEXUS)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(PLEXUS)
+	@PLEXUS_BIN=$(abspath $(PLEXUS)) tests/integration/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all unit integration
+
+# A separate tree, so sanitized and plain objects never mix.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin OPT=-O1 \
+	    CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" all unit integration
+
+bench: deps $(BENCH_BIN) $(PLEXUS)
+	$(BENCH_BIN)
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/broker/main.d

@@ -1,0 +1,142 @@
+/* main.c — bin/plexus: configure, start the node and its tree, wait for a
+ * signal, shut down in order.
+ *
+ * Signals are blocked in every thread and taken by one small thread with
+ * sigwait, which turns them into messages for the main thread's inbox; the
+ * main thread also hears from the top supervisor if it ever gives up. So
+ * both ways a node can end arrive through one mailbox.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker/brk.h"
+
+enum { TAG_SIGNAL = 0x504c5801 };
+
+typedef struct sig_ctx {
+    sigset_t set;
+    sv_pid main;
+} sig_ctx;
+
+static void *signal_thread(void *arg)
+{
+    sig_ctx *ctx = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&ctx->set, &sig) != 0)
+            continue;
+        /* The inbox is bounded; a signal storm must not be lost entirely,
+         * but one pending shutdown is enough. */
+        sv_send_tag(ctx->main, TAG_SIGNAL, &sig, sizeof sig);
+    }
+    return NULL;
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    brk_config cfg;
+    char err[512];
+    switch (brk_cli_parse(argc, argv, &cfg, err, sizeof err)) {
+    case BRK_CLI_EXIT_OK:
+        return 0;
+    case BRK_CLI_ERROR:
+        fprintf(stderr, "plexus: %s\n", err);
+        return 2;
+    case BRK_CLI_RUN:
+        break;
+    }
+    sv_log_set_level(cfg.log_level);
+
+    int rc = make_dirs(cfg.data_dir);
+    if (rc < 0) {
+        fprintf(stderr, "plexus: data directory %s: %s\n", cfg.data_dir, strerror(-rc));
+        return 1;
+    }
+
+    /* Before any thread exists, so every thread inherits the mask. */
+    sig_ctx sig;
+    sigemptyset(&sig.set);
+    sigaddset(&sig.set, SIGINT);
+    sigaddset(&sig.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sv_node_opts no = {.schedulers = cfg.schedulers, .mailbox_cap = cfg.mailbox_size, .spin_us = -1};
+    if ((rc = sv_node_start(&no)) < 0) {
+        fprintf(stderr, "plexus: cannot start the runtime: %s\n", strerror(-rc));
+        return 1;
+    }
+    sv_proc *inbox = sv_inbox_open();
+    sig.main = sv_self(inbox);
+    pthread_t st;
+    pthread_create(&st, NULL, signal_thread, &sig);
+
+    sv_pid root;
+    if ((rc = brk_tree_start(inbox, &cfg, &root)) < 0) {
+        char rb[96];
+        sv_log(SV_LOG_ERROR, "plexus: the supervision tree did not start: %s", sv_reason_str(rc, rb, sizeof rb));
+        goto out;
+    }
+    sv_log(SV_LOG_INFO, "plexus %s node %s started: %d schedulers, data in %s", PLEXUS_VERSION, cfg.node_name,
+           sv_node_schedulers(), cfg.data_dir);
+
+    bool stopping = false;
+    for (;;) {
+        sv_msg *m = sv_recv(inbox, -1, NULL, NULL);
+        if (!m)
+            continue;
+        if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, root)) {
+            char rb[96];
+            if (stopping) {
+                sv_log(SV_LOG_INFO, "plexus: stopped");
+            } else {
+                sv_log(SV_LOG_ERROR, "plexus: the top supervisor ended (%s); stopping the node",
+                       sv_reason_str(m->status, rb, sizeof rb));
+                rc = -ECHILD;
+            }
+            sv_msg_free(m);
+            break;
+        }
+        if (m->tag == TAG_SIGNAL && m->len == sizeof(int)) {
+            int s = *SV_MSG_AS(m, int);
+            if (stopping) {
+                sv_log(SV_LOG_WARNING, "plexus: second %s, stopping at once", strsignal(s));
+                sv_msg_free(m);
+                rc = -EINTR;
+                break;
+            }
+            sv_log(SV_LOG_INFO, "plexus: %s, shutting down", strsignal(s));
+            stopping = true;
+            sv_exit(inbox, root, SV_SHUTDOWN);
+        }
+        sv_msg_free(m);
+    }
+out:
+    pthread_cancel(st);
+    pthread_join(st, NULL);
+    sv_inbox_close(inbox);
+    sv_node_stop();
+    return rc < 0 ? 1 : 0;
+}

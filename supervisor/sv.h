@@ -1,0 +1,378 @@
+/* sv.h — the Plexus actor runtime: the one public header of supervisor/.
+ *
+ * Everything in Plexus that has state and can fail is a process: a small
+ * callback-driven state machine with a pid, a bounded mailbox, links and
+ * monitors, living on one scheduler (an OS thread running its own libuv
+ * loop). Processes are stackless: a handler runs to completion and returns,
+ * so an idle process costs a few hundred bytes and a "blocking" request
+ * between processes is a message plus a reply (sv_call_async). Threads that
+ * are not schedulers (main, tests, tools) take part through an inbox, a
+ * mailbox they read with a blocking sv_recv, and may use the synchronous
+ * sv_call.
+ *
+ * Conventions (as in libuv): functions return 0 or a negative errno code and
+ * never abort on bad input; a function that fails leaves ownership of its
+ * arguments with the caller. Exit reasons are ints: the small non-negative
+ * SV_* constants below, or a negative errno code for a failure.
+ */
+#ifndef PLEXUS_SV_H
+#define PLEXUS_SV_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ pids */
+
+/* A pid names a process anywhere in a cluster. `creation` changes each time
+ * a node starts and `gen` each time a table slot is reused, so a pid of a
+ * process that has ended is never mistaken for a newer one. */
+typedef struct sv_pid {
+    uint32_t node;     /* node id within the cluster; 0 means "no process" */
+    uint32_t creation; /* incarnation of that node */
+    uint32_t index;    /* slot in the node's process table */
+    uint32_t gen;      /* generation of that slot */
+} sv_pid;
+
+#define SV_PID_NONE ((sv_pid){0, 0, 0, 0})
+#define SV_PID_FMT_LEN 48
+
+static inline bool sv_pid_eq(sv_pid a, sv_pid b)
+{
+    return a.node == b.node && a.creation == b.creation && a.index == b.index && a.gen == b.gen;
+}
+static inline bool sv_pid_is_none(sv_pid p) { return p.node == 0; }
+
+/* Writes "<node.index.gen>" into buf (SV_PID_FMT_LEN bytes suffice); returns buf. */
+const char *sv_pid_str(sv_pid p, char *buf, size_t len);
+bool sv_pid_is_local(sv_pid p);
+/* True while the (local) process runs; a hint only, it may end at once after. */
+bool sv_is_alive(sv_pid p);
+
+/* --------------------------------------------------------------- reasons */
+
+enum {
+    SV_NORMAL = 0,       /* ended by choice; links ignore it unless trapping */
+    SV_SHUTDOWN = 1,     /* asked to stop by its supervisor or the node */
+    SV_KILL = 2,         /* sent with sv_exit: ends the target even if it traps exits */
+    SV_KILLED = 3,       /* the reason of a process ended by SV_KILL */
+    SV_NOPROC = 4,       /* the process was not there (link or monitor to a dead pid) */
+    SV_NOCONNECTION = 5, /* its node is unreachable */
+    SV_MAX_RESTARTS = 6, /* a supervisor exceeded its restart intensity */
+};
+
+/* "normal", "shutdown", ..., or the strerror() text of a negative code. */
+const char *sv_reason_str(int reason, char *buf, size_t len);
+/* Normal and shutdown are not failures: transient children stay down. */
+static inline bool sv_reason_is_failure(int r) { return r != SV_NORMAL && r != SV_SHUTDOWN; }
+
+/* ------------------------------------------------- reference-counted data */
+
+/* A buffer shared by every message and queue that holds it: a 16 MiB body
+ * fanned out to four consumers exists once. Immutable once shared. */
+typedef struct sv_buf {
+    atomic_uint refs;
+    uint32_t flags;
+    size_t len;
+    unsigned char *data;
+    void (*release)(struct sv_buf *b); /* NULL: data lives inline after the header */
+    void *ctx;                         /* for release */
+} sv_buf;
+
+sv_buf *sv_buf_new(size_t len); /* NULL when out of memory */
+sv_buf *sv_buf_copy(const void *data, size_t len);
+static inline sv_buf *sv_buf_ref(sv_buf *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+void sv_buf_unref(sv_buf *b); /* NULL is fine */
+
+/* -------------------------------------------------------------- messages */
+
+typedef enum sv_kind {
+    SV_MSG_INFO = 0, /* sv_send */
+    SV_MSG_CAST,     /* sv_cast */
+    SV_MSG_CALL,     /* a request; answer it with sv_reply */
+    SV_MSG_REPLY,    /* the answer to sv_call_async: status 0, -ETIMEDOUT, or the callee's exit reason */
+    SV_MSG_EXIT,     /* a trapped exit signal: from is the sender, status the reason */
+    SV_MSG_DOWN,     /* a monitored process ended: ref is the monitor, status the reason */
+    SV_MSG_ACK,      /* a child spawned with opts.ack finished init successfully */
+    SV_MSG__SIGNAL,  /* first internal kind; handlers never see these */
+} sv_kind;
+
+/* One message. The header is fixed; `data` holds an inline copy of a small
+ * payload, `buf` an optional shared one. A handler borrows the message for
+ * the duration of the call; the runtime frees it afterwards. */
+typedef struct sv_msg {
+    struct sv_msg *next; /* mailbox link, owned by the runtime */
+    uint16_t kind;       /* sv_kind */
+    uint16_t flags;      /* internal */
+    uint32_t tag;        /* application-defined message type */
+    sv_pid from;         /* the sender, or the process that ended (EXIT, DOWN) */
+    uint64_t ref;        /* call, reply, monitor or timer reference */
+    int32_t status;      /* REPLY status, EXIT/DOWN reason */
+    uint32_t len;        /* bytes in data[] */
+    sv_buf *buf;         /* shared payload, unref'd when the message is freed */
+    unsigned char data[];
+} sv_msg;
+
+/* A message with tag and an inline copy of len bytes (data may be NULL to
+ * leave them zeroed). NULL when out of memory. */
+sv_msg *sv_msg_new(uint32_t tag, const void *data, size_t len);
+void sv_msg_free(sv_msg *m); /* NULL is fine; drops the buf reference */
+/* The inline payload as a T*, or NULL if it is too short to hold one. */
+#define SV_MSG_AS(m, T) ((m)->len >= sizeof(T) ? (T *)(void *)(m)->data : (T *)NULL)
+
+/* --------------------------------------------------------------- processes */
+
+typedef struct sv_proc sv_proc; /* a process, or an inbox; handlers get their own as `self` */
+
+/* The behaviour of a process (OTP's gen_server). Every callback but init is
+ * optional. A callback returning a negative code ends the process with that
+ * reason ("let it crash"); sv_stop ends it after the callback returns.
+ * terminate always runs, whatever the reason, and must free the state: it is
+ * the process's destructor. */
+typedef struct sv_server_ops {
+    const char *name; /* for logs and the supervision tree */
+    /* 0: ready (the spawner gets its ACK); SV_INIT_DEFER: call sv_init_ack
+     * later; negative: the process ends with that reason. */
+    int (*init)(sv_proc *self, void *arg);
+    int (*handle_call)(sv_proc *self, sv_msg *req); /* answer with sv_reply, now or later */
+    int (*handle_cast)(sv_proc *self, sv_msg *m);
+    int (*handle_info)(sv_proc *self, sv_msg *m); /* INFO, EXIT, DOWN, REPLY, ACK, timers */
+    void (*terminate)(sv_proc *self, int reason);
+} sv_server_ops;
+
+#define SV_INIT_DEFER 1
+#define SV_SCHED_SELF 0          /* the spawner's scheduler (ANY from a non-scheduler thread) */
+#define SV_SCHED_ANY (-1)        /* spread new processes over the schedulers */
+#define SV_SCHED_ON(i) ((i) + 1) /* scheduler number i, counted from 0 */
+
+typedef struct sv_spawn_opts {
+    int scheduler;         /* SV_SCHED_SELF (0, the default), SV_SCHED_ANY or SV_SCHED_ON(i) */
+    uint32_t mailbox_cap;  /* bound on queued messages; 0 takes the node's default */
+    bool link;             /* link the new process to the spawner, atomically */
+    bool ack;              /* send the spawner SV_MSG_ACK when init succeeds */
+    bool trap_exit;        /* start trapping exits */
+    uint64_t *monitor;     /* if set, monitor the new process atomically and store the ref */
+    const char *label;     /* instance label for logs and the tree (copied) */
+} sv_spawn_opts;
+
+/* Starts a process running ops with arg. self is the spawner (a process or an
+ * inbox) and may be NULL when neither link, ack nor monitor is asked. The new
+ * process runs init on its scheduler before any message. */
+int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts, sv_pid *pid);
+/* From an inbox: spawn and wait until init has run; returns init's error, or
+ * -ETIMEDOUT (the process is then killed). */
+int sv_start(sv_proc *inbox, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts,
+             int timeout_ms, sv_pid *pid);
+/* After init returned SV_INIT_DEFER: report the outcome (a failure ends the
+ * process with that reason). */
+void sv_init_ack(sv_proc *self, int status);
+
+sv_pid sv_self(sv_proc *self);
+sv_pid sv_parent(sv_proc *self);  /* the spawner, SV_PID_NONE if none */
+void *sv_state(sv_proc *self);
+void sv_set_state(sv_proc *self, void *state);
+const char *sv_label(sv_proc *self);
+void sv_set_label(sv_proc *self, const char *label); /* copied */
+int sv_scheduler_of(sv_proc *self); /* index, -1 for an inbox */
+/* The process whose code is running on this thread, NULL outside one. */
+sv_proc *sv_current(void);
+
+/* Ends self with reason once the current callback returns. */
+void sv_stop(sv_proc *self, int reason);
+void sv_trap_exit(sv_proc *self, bool on);
+
+/* ----------------------------------------------------------------- sending */
+
+/* Queues m for `to` and takes ownership on success. -EAGAIN: the mailbox is
+ * full (the caller keeps m and must decide: retry later, drop with a log,
+ * stop accepting input). -ESRCH: no such process. -EHOSTUNREACH: its node
+ * is not connected. m->from is set to the calling process, if any. */
+int sv_send(sv_pid to, sv_msg *m);
+int sv_cast(sv_pid to, sv_msg *m);
+/* Convenience: build, send, and free on failure. */
+int sv_send_tag(sv_pid to, uint32_t tag, const void *data, size_t len);
+
+/* ----------------------------------------------------------- call / reply */
+
+/* Where a reply goes; kept by a server that answers later. */
+typedef struct sv_from {
+    sv_pid pid;
+    uint64_t ref;
+} sv_from;
+
+static inline sv_from sv_from_of(const sv_msg *req) { return (sv_from){req->from, req->ref}; }
+/* Sends reply (its ownership passes, even on failure) to the caller of req. */
+int sv_reply(sv_from to, sv_msg *reply);
+/* Answers with a failure: the caller's sv_call returns status (negative). */
+int sv_reply_error(sv_from to, int status);
+
+/* Synchronous call, for inboxes only: a scheduler thread must not block
+ * (-EDEADLK). Monitors the callee, so its death ends the wait at once with
+ * its exit reason. On 0, *reply is the answer, to be freed by the caller.
+ * req is consumed in all cases. timeout_ms < 0 waits forever. */
+int sv_call(sv_proc *inbox, sv_pid to, sv_msg *req, int timeout_ms, sv_msg **reply);
+/* Asynchronous call, for processes: exactly one SV_MSG_REPLY with *ref will
+ * arrive in handle_info: the answer (status 0), -ETIMEDOUT, or the callee's
+ * exit reason. req is consumed on success only. */
+int sv_call_async(sv_proc *self, sv_pid to, sv_msg *req, int timeout_ms, uint64_t *ref);
+
+/* --------------------------------------------------- links and monitors */
+
+/* Links are two-way: when one side ends abnormally the other gets an exit
+ * signal, which ends it too unless it traps exits (then it is an
+ * SV_MSG_EXIT). Linking a dead pid gives an SV_NOPROC exit signal. */
+int sv_link(sv_proc *self, sv_pid other);
+int sv_unlink(sv_proc *self, sv_pid other);
+/* One-way: SV_MSG_DOWN with the returned ref when `other` ends (at once,
+ * with SV_NOPROC, if it is not alive). 0 when out of memory. */
+uint64_t sv_monitor(sv_proc *self, sv_pid other);
+void sv_demonitor(sv_proc *self, uint64_t ref); /* no DOWN for ref arrives afterwards */
+/* Sends an exit signal to `to` as if from self (may be NULL): reason SV_KILL
+ * ends it unconditionally, others as a link's signal would. */
+int sv_exit(sv_proc *self, sv_pid to, int reason);
+
+/* ------------------------------------------------------------------ timers */
+
+/* Sends m to `to` after ms milliseconds. The timer belongs to self (a
+ * scheduled process) and is cancelled if self ends first. Timer messages are
+ * not counted against the mailbox bound: their number is bounded by the
+ * timers the sender armed. */
+int sv_send_after(sv_proc *self, uint64_t ms, sv_pid to, sv_msg *m, uint64_t *tref);
+/* 0 if cancelled before it fired, -ENOENT if it fired or is unknown. */
+int sv_cancel_timer(sv_proc *self, uint64_t tref);
+
+/* -------------------------------------------------------- libuv integration */
+
+/* The libuv loop of self's scheduler, for handles a process owns. */
+struct uv_loop_s *sv_loop(sv_proc *self);
+/* A libuv callback that acts for a process brackets its work with these, so
+ * sends carry the right sender and an sv_stop inside takes effect safely. */
+void sv_enter(sv_proc *self);
+void sv_leave(sv_proc *self);
+
+/* ---------------------------------------------------------------- inboxes */
+
+/* A mailbox for the calling (non-scheduler) thread, so it can spawn, link,
+ * monitor, call and receive. It traps exits. Close it on the same thread. */
+sv_proc *sv_inbox_open(void);
+void sv_inbox_close(sv_proc *inbox);
+typedef bool (*sv_match_fn)(const sv_msg *m, void *ctx);
+/* The first message that matches (all if match is NULL), waiting up to
+ * timeout_ms (< 0: forever). NULL on timeout. The caller frees it. */
+sv_msg *sv_recv(sv_proc *inbox, int timeout_ms, sv_match_fn match, void *ctx);
+
+/* -------------------------------------------------------------- registry */
+
+/* Node-local names for well-known processes. A name is dropped when its
+ * process ends. -EEXIST if taken by a live process. */
+int sv_register(const char *name, sv_pid pid);
+void sv_unregister(const char *name);
+sv_pid sv_whereis(const char *name); /* SV_PID_NONE if unknown */
+
+/* ------------------------------------------------------------ supervisors */
+
+typedef enum sv_restart {
+    SV_PERMANENT, /* always restarted */
+    SV_TRANSIENT, /* restarted after a failure, not after normal or shutdown */
+    SV_TEMPORARY, /* never restarted, forgotten when it ends */
+} sv_restart;
+
+typedef enum sv_strategy {
+    SV_ONE_FOR_ONE,  /* restart the child that ended */
+    SV_ONE_FOR_ALL,  /* stop the others (in reverse), restart all (in order) */
+    SV_REST_FOR_ONE, /* stop those started after it, restart it and them */
+} sv_strategy;
+
+#define SV_BRUTAL_KILL 0     /* shutdown_ms: kill at once */
+#define SV_SHUTDOWN_INFINITY (-1)
+
+typedef struct sv_child_spec {
+    const char *id; /* unique within the supervisor (copied) */
+    /* Starts the child: spawn it with *opts (they link it to the supervisor
+     * and ask for an ACK) and store its pid. */
+    int (*start)(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+    void *arg;
+    sv_restart restart;
+    int shutdown_ms; /* SV_BRUTAL_KILL, a grace period, or SV_SHUTDOWN_INFINITY */
+    bool is_supervisor;
+} sv_child_spec;
+
+typedef struct sv_sup_flags {
+    sv_strategy strategy;
+    int intensity;   /* at most this many restarts ... */
+    int period_ms;   /* ... within this window, or the supervisor gives up */
+} sv_sup_flags;
+
+/* Spawns a supervisor that starts children in order (each after the previous
+ * one's init succeeded) and acks its spawner when all are up. */
+int sv_sup_spawn(sv_proc *self, const char *name, sv_sup_flags flags, const sv_child_spec *children,
+                 size_t n, const sv_spawn_opts *opts, sv_pid *pid);
+/* A child_spec start function for a supervisor child: arg is an sv_sup_def. */
+typedef struct sv_sup_def {
+    const char *name;
+    sv_sup_flags flags;
+    const sv_child_spec *children;
+    size_t n;
+} sv_sup_def;
+int sv_sup_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+
+/* Calls to a supervisor. From an inbox use sv_sup_*; a process sends the
+ * same requests with sv_call_async and the request builders. */
+int sv_sup_start_child(sv_proc *inbox, sv_pid sup, const sv_child_spec *spec, int timeout_ms, sv_pid *pid);
+int sv_sup_terminate_child(sv_proc *inbox, sv_pid sup, const char *id, int timeout_ms);
+sv_msg *sv_sup_start_child_req(const sv_child_spec *spec);
+/* The answer to a start-child request: the new pid (status 0 in the reply). */
+sv_pid sv_sup_reply_pid(const sv_msg *reply);
+
+typedef struct sv_child_info {
+    char id[64];
+    sv_pid pid;       /* SV_PID_NONE when not running */
+    uint32_t restarts;
+    bool is_supervisor;
+    uint32_t mailbox; /* queued messages at the time of the query */
+} sv_child_info;
+/* Fills up to max entries, returns how many children there are (may exceed max). */
+int sv_sup_which_children(sv_proc *inbox, sv_pid sup, sv_child_info *out, int max, int timeout_ms);
+
+/* ------------------------------------------------------------------- node */
+
+typedef struct sv_node_opts {
+    uint32_t node_id;       /* 0: 1 (a lone node) */
+    int schedulers;         /* 0: one per core */
+    uint32_t mailbox_cap;   /* default bound per process; 0: 4096 */
+    int spin_us;            /* how long an idle scheduler spins before sleeping; <0: default */
+} sv_node_opts;
+
+int sv_node_start(const sv_node_opts *opts);
+/* Kills every process still running, stops the schedulers, frees all. */
+void sv_node_stop(void);
+uint32_t sv_node_id(void);
+int sv_node_schedulers(void);
+
+typedef struct sv_node_stats {
+    uint64_t processes;       /* alive now */
+    uint64_t spawned;         /* since start */
+    uint64_t messages;        /* delivered to handlers since start */
+    uint64_t wakeups;         /* sleeping schedulers woken by another thread */
+} sv_node_stats;
+void sv_node_get_stats(sv_node_stats *st);
+uint32_t sv_mailbox_len(sv_pid pid); /* queued messages of a local process, 0 if none */
+
+/* -------------------------------------------------------------------- log */
+
+typedef enum sv_log_level { SV_LOG_ERROR, SV_LOG_WARNING, SV_LOG_INFO, SV_LOG_DEBUG } sv_log_level;
+
+void sv_log_set_level(sv_log_level level);
+sv_log_level sv_log_get_level(void);
+int sv_log_parse_level(const char *s, sv_log_level *out); /* "error" ... "debug" */
+bool sv_log_enabled(sv_log_level level);
+void sv_log(sv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sv_vlog(sv_log_level level, const char *fmt, va_list ap);
+
+#endif

@@ -1,0 +1,758 @@
+/* test_sv_runtime.c — processes, pids, mailboxes, calls, links, monitors,
+ * timers and buffers of the actor runtime (supervisor/). */
+#include <semaphore.h>
+#include <unistd.h>
+
+#include "check_helpers.h"
+
+/* ------------------------------------------------------- test processes */
+
+/* echo: answers every call with the request's payload; forwards infos to
+ * the pid in its arg; a cast with tag 99 crashes it with -EIO. */
+static int echo_init(sv_proc *self, void *arg)
+{
+    sv_pid *to = malloc(sizeof *to);
+    if (!to)
+        return -ENOMEM;
+    *to = arg ? *(sv_pid *)arg : SV_PID_NONE;
+    sv_set_state(self, to);
+    return 0;
+}
+static int echo_call(sv_proc *self, sv_msg *req)
+{
+    (void)self;
+    sv_msg *r = sv_msg_new(req->tag, req->data, req->len);
+    return r ? sv_reply(sv_from_of(req), r) : -ENOMEM;
+}
+static int echo_cast(sv_proc *self, sv_msg *m)
+{
+    (void)self;
+    return m->tag == 99 ? -EIO : 0;
+}
+static int echo_info(sv_proc *self, sv_msg *m)
+{
+    sv_pid *to = sv_state(self);
+    if (sv_pid_is_none(*to))
+        return 0;
+    /* Report the message (kind, tag, status) to the watcher. */
+    int rep[3] = {m->kind, (int)m->tag, m->status};
+    sv_msg *f = sv_msg_new(1000 + m->kind, rep, sizeof rep);
+    f->from = m->from;
+    if (sv_send(*to, f) < 0)
+        sv_msg_free(f);
+    return 0;
+}
+static void echo_term(sv_proc *self, int reason)
+{
+    (void)reason;
+    free(sv_state(self));
+}
+static const sv_server_ops echo_ops = {
+    .name = "echo", .init = echo_init, .handle_call = echo_call, .handle_cast = echo_cast,
+    .handle_info = echo_info, .terminate = echo_term};
+
+static sv_pid spawn_echo(sv_pid report_to, bool trap, int sched)
+{
+    sv_pid pid;
+    sv_spawn_opts o = {.scheduler = sched, .trap_exit = trap};
+    ck_assert_int_eq(sv_start(T, &echo_ops, &report_to, &o, 2000, &pid), 0);
+    return pid;
+}
+
+/* ------------------------------------------------------------------ pids */
+
+START_TEST(test_pid_of_ended_process_is_stale)
+{
+    sv_pid a = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    ck_assert(sv_is_alive(a));
+    uint64_t ref = sv_monitor(T, a);
+    ck_assert_int_eq(sv_exit(T, a, SV_KILL), 0);
+    ck_assert_int_eq(expect_down(ref, 2000), SV_KILLED);
+    ck_assert(!sv_is_alive(a));
+    ck_assert_int_eq(sv_send_tag(a, 1, NULL, 0), -ESRCH);
+    /* Many new processes later, none has a's pid, even on a reused slot. */
+    for (int i = 0; i < 200; i++) {
+        sv_pid b = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+        ck_assert(!sv_pid_eq(a, b));
+        sv_exit(T, b, SV_KILL);
+    }
+    ck_assert_int_eq(sv_send_tag(a, 1, NULL, 0), -ESRCH);
+    char buf[SV_PID_FMT_LEN];
+    ck_assert_str_eq(sv_pid_str(SV_PID_NONE, buf, sizeof buf), "<none>");
+    sv_pid_str(a, buf, sizeof buf);
+    ck_assert(buf[0] == '<' && strchr(buf, '.'));
+}
+END_TEST
+
+START_TEST(test_pid_of_other_node_or_creation_is_refused)
+{
+    sv_pid a = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    sv_pid remote = a;
+    remote.node = a.node + 1;
+    ck_assert_int_eq(sv_send_tag(remote, 1, NULL, 0), -EHOSTUNREACH);
+    sv_pid old = a;
+    old.creation = a.creation + 1; /* the same slot in an earlier run of this node */
+    ck_assert_int_eq(sv_send_tag(old, 1, NULL, 0), -ESRCH);
+    ck_assert_int_eq(sv_send_tag(SV_PID_NONE, 1, NULL, 0), -ESRCH);
+    uint64_t ref = sv_monitor(T, remote);
+    ck_assert_int_eq(expect_down(ref, 1000), SV_NOCONNECTION);
+}
+END_TEST
+
+/* -------------------------------------------------------------- mailbox */
+
+static sem_t gate;
+
+static int gated_info(sv_proc *self, sv_msg *m)
+{
+    (void)self;
+    if (m->tag == 1)
+        sem_wait(&gate); /* blocks its scheduler on purpose: a stuck consumer */
+    return 0;
+}
+static const sv_server_ops gated_ops = {.name = "gated", .handle_info = gated_info};
+
+START_TEST(test_full_mailbox_refuses_with_eagain_and_nothing_is_lost)
+{
+    sem_init(&gate, 0, 0);
+    sv_pid p;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ON(1), .mailbox_cap = 8};
+    ck_assert_int_eq(sv_start(T, &gated_ops, NULL, &o, 2000, &p), 0);
+    ck_assert_int_eq(sv_send_tag(p, 1, NULL, 0), 0);
+    /* Wait until the handler holds the first one and the mailbox is empty. */
+    for (int i = 0; i < 1000 && sv_mailbox_len(p) != 0; i++)
+        usleep(1000);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(sv_send_tag(p, 2, NULL, 0), 0);
+    ck_assert_uint_eq(sv_mailbox_len(p), 8);
+    sv_msg *m = sv_msg_new(2, "x", 1);
+    ck_assert_int_eq(sv_send(p, m), -EAGAIN);
+    /* Refused, the message is still the sender's: it can be sent later. */
+    ck_assert_uint_eq(m->len, 1);
+    ck_assert_uint_eq(sv_mailbox_len(p), 8);
+    /* System messages are not refused: a monitor still gets through. */
+    uint64_t ref = sv_monitor(T, p);
+    sem_post(&gate);
+    for (int i = 0; i < 1000 && sv_mailbox_len(p) != 0; i++)
+        usleep(1000);
+    ck_assert_uint_eq(sv_mailbox_len(p), 0);
+    ck_assert_int_eq(sv_send(p, m), 0);
+    sv_exit(T, p, SV_SHUTDOWN);
+    ck_assert_int_eq(expect_down(ref, 2000), SV_SHUTDOWN);
+    sem_destroy(&gate);
+}
+END_TEST
+
+START_TEST(test_inbox_mailbox_is_bounded_too)
+{
+    /* node_setup_with(4): the inbox has room for 4 ordinary messages. */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sv_send_tag(sv_self(T), 7, &i, sizeof i), 0);
+    ck_assert_int_eq(sv_send_tag(sv_self(T), 7, NULL, 0), -EAGAIN);
+    for (int i = 0; i < 4; i++) {
+        sv_msg *m = recv_match(-1, 7, 0, SV_PID_NONE, 100);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(*SV_MSG_AS(m, int), i); /* FIFO */
+        sv_msg_free(m);
+    }
+    ck_assert_int_eq(sv_send_tag(sv_self(T), 7, NULL, 0), 0);
+}
+END_TEST
+
+/* A sender on another thread pushes 20000 numbered messages; the receiver,
+ * on another scheduler, must see them all, in order, despite the bound
+ * forcing the sender to retry. */
+typedef struct order_state {
+    int next;
+    bool ok;
+    sv_pid report;
+} order_state;
+static int order_init(sv_proc *self, void *arg)
+{
+    order_state *s = calloc(1, sizeof *s);
+    s->ok = true;
+    s->report = *(sv_pid *)arg;
+    sv_set_state(self, s);
+    return 0;
+}
+static int order_info(sv_proc *self, sv_msg *m)
+{
+    order_state *s = sv_state(self);
+    int v = *SV_MSG_AS(m, int);
+    if (v != s->next)
+        s->ok = false;
+    s->next = v + 1;
+    if (s->next == 20000) {
+        int ok = s->ok;
+        sv_send_tag(s->report, 5, &ok, sizeof ok);
+    }
+    return 0;
+}
+static void order_term(sv_proc *self, int r)
+{
+    (void)r;
+    free(sv_state(self));
+}
+static const sv_server_ops order_ops = {.name = "order", .init = order_init, .handle_info = order_info,
+                                        .terminate = order_term};
+
+START_TEST(test_messages_from_one_sender_arrive_in_order)
+{
+    sv_pid me = sv_self(T), p;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ON(1), .mailbox_cap = 64};
+    ck_assert_int_eq(sv_start(T, &order_ops, &me, &o, 2000, &p), 0);
+    int refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        int rc;
+        while ((rc = sv_send_tag(p, 1, &i, sizeof i)) == -EAGAIN) {
+            refused++;
+            sched_yield();
+        }
+        ck_assert_int_eq(rc, 0);
+    }
+    sv_msg *m = recv_match(-1, 5, 0, SV_PID_NONE, 5000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(*SV_MSG_AS(m, int), 1);
+    sv_msg_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ call/reply */
+
+static int silent_call(sv_proc *self, sv_msg *req)
+{
+    (void)self;
+    (void)req;
+    return 0; /* never answers */
+}
+static const sv_server_ops silent_ops = {.name = "silent", .handle_call = silent_call};
+
+START_TEST(test_call_returns_the_reply)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    sv_msg *r = NULL;
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(42, "hello", 6), 1000, &r), 0);
+    ck_assert_uint_eq(r->tag, 42);
+    ck_assert_str_eq((char *)r->data, "hello");
+    ck_assert(sv_pid_eq(r->from, p));
+    sv_msg_free(r);
+}
+END_TEST
+
+START_TEST(test_call_times_out_and_late_reply_is_dropped)
+{
+    sv_pid p;
+    ck_assert_int_eq(sv_start(T, &silent_ops, NULL, NULL, 1000, &p), 0);
+    sv_msg *r = (sv_msg *)1;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(1, NULL, 0), 150, &r), -ETIMEDOUT);
+    uint64_t took = now_ms() - t0;
+    ck_assert_ptr_null(r);
+    ck_assert_uint_ge(took, 150);
+    ck_assert_uint_lt(took, 1000);
+    /* The callee is still alive; nothing is left in our inbox. */
+    ck_assert(sv_is_alive(p));
+    ck_assert_ptr_null(sv_recv(T, 50, NULL, NULL));
+}
+END_TEST
+
+START_TEST(test_call_to_dead_process_fails_at_once)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    uint64_t ref = sv_monitor(T, p);
+    sv_exit(T, p, SV_KILL);
+    expect_down(ref, 1000);
+    sv_msg *r;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(1, NULL, 0), 5000, &r), -ESRCH);
+    ck_assert_uint_lt(now_ms() - t0, 1000);
+}
+END_TEST
+
+static int crash_call(sv_proc *self, sv_msg *req)
+{
+    (void)self;
+    (void)req;
+    return -EPIPE;
+}
+static const sv_server_ops crash_ops = {.name = "crasher", .handle_call = crash_call};
+
+START_TEST(test_call_ends_with_callee_exit_reason)
+{
+    sv_pid p;
+    ck_assert_int_eq(sv_start(T, &crash_ops, NULL, NULL, 1000, &p), 0);
+    sv_msg *r;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(1, NULL, 0), 5000, &r), -EPIPE);
+    ck_assert_uint_lt(now_ms() - t0, 1000); /* not the timeout: the monitor fired */
+}
+END_TEST
+
+START_TEST(test_call_without_handle_call_is_enotsup)
+{
+    sv_pid p;
+    ck_assert_int_eq(sv_start(T, &gated_ops, NULL, NULL, 1000, &p), 0);
+    sv_msg *r;
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(1, NULL, 0), 1000, &r), -ENOTSUP);
+}
+END_TEST
+
+/* A process that calls another asynchronously and reports the outcome. */
+typedef struct caller_arg {
+    sv_pid target, report;
+    int timeout;
+} caller_arg;
+static int caller_init(sv_proc *self, void *arg)
+{
+    caller_arg *a = malloc(sizeof *a);
+    *a = *(caller_arg *)arg;
+    sv_set_state(self, a);
+    uint64_t ref;
+    /* A blocking call from a scheduler thread is refused. */
+    sv_msg *r;
+    int dead = sv_call(self, a->target, sv_msg_new(1, NULL, 0), 10, &r);
+    sv_send_tag(a->report, 3, &dead, sizeof dead);
+    sv_msg *req = sv_msg_new(7, "q", 2);
+    int rc = sv_call_async(self, a->target, req, a->timeout, &ref);
+    if (rc < 0) {
+        /* Refused at once (no such process): no REPLY will come. */
+        sv_msg_free(req);
+        int rep[2] = {rc, -1};
+        sv_send_tag(a->report, 4, rep, sizeof rep);
+    }
+    return 0;
+}
+static int caller_info(sv_proc *self, sv_msg *m)
+{
+    caller_arg *a = sv_state(self);
+    if (m->kind == SV_MSG_REPLY) {
+        int rep[2] = {m->status, (int)m->tag};
+        sv_send_tag(a->report, 4, rep, sizeof rep);
+    }
+    return 0;
+}
+static void caller_term(sv_proc *self, int r)
+{
+    (void)r;
+    free(sv_state(self));
+}
+static const sv_server_ops caller_ops = {.name = "caller", .init = caller_init, .handle_info = caller_info,
+                                         .terminate = caller_term};
+
+static void check_async_call(sv_pid target, int timeout, int want_status, int want_tag)
+{
+    caller_arg a = {target, sv_self(T), timeout};
+    sv_pid c;
+    ck_assert_int_eq(sv_start(T, &caller_ops, &a, NULL, 1000, &c), 0);
+    sv_msg *m = recv_match(-1, 3, 0, SV_PID_NONE, 1000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(*SV_MSG_AS(m, int), -EDEADLK);
+    sv_msg_free(m);
+    m = recv_match(-1, 4, 0, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    int *rep = SV_MSG_AS(m, int);
+    ck_assert_int_eq(rep[0], want_status);
+    ck_assert_int_eq(rep[1], want_tag);
+    sv_msg_free(m);
+    /* Exactly one REPLY per call. */
+    ck_assert_ptr_null(recv_match(-1, 4, 0, SV_PID_NONE, 200));
+    sv_exit(T, c, SV_KILL);
+}
+
+START_TEST(test_async_call_gets_reply_timeout_or_exit)
+{
+    sv_pid echo = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    check_async_call(echo, 1000, 0, 7);
+    sv_pid silent;
+    ck_assert_int_eq(sv_start(T, &silent_ops, NULL, NULL, 1000, &silent), 0);
+    check_async_call(silent, 100, -ETIMEDOUT, 0);
+    uint64_t ref = sv_monitor(T, silent);
+    sv_exit(T, silent, SV_KILL);
+    expect_down(ref, 1000);
+    check_async_call(silent, 1000, -ESRCH, -1);
+}
+END_TEST
+
+/* --------------------------------------------------- links and monitors */
+
+START_TEST(test_monitor_reports_exit_reason)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    uint64_t ref = sv_monitor(T, p);
+    ck_assert_uint_ne(ref, 0);
+    ck_assert_int_eq(sv_cast(p, sv_msg_new(99, NULL, 0)), 0); /* crash with -EIO */
+    sv_msg *m = recv_match(SV_MSG_DOWN, 0, ref, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->status, -EIO);
+    ck_assert(sv_pid_eq(m->from, p));
+    sv_msg_free(m);
+}
+END_TEST
+
+START_TEST(test_monitor_of_dead_pid_is_noproc_and_demonitor_silences)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    uint64_t r1 = sv_monitor(T, p);
+    uint64_t r2 = sv_monitor(T, p);
+    sv_demonitor(T, r2);
+    sv_exit(T, p, SV_KILL);
+    ck_assert_int_eq(expect_down(r1, 1000), SV_KILLED);
+    ck_assert_ptr_null(recv_match(SV_MSG_DOWN, 0, r2, SV_PID_NONE, 200));
+    uint64_t r3 = sv_monitor(T, p);
+    ck_assert_int_eq(expect_down(r3, 1000), SV_NOPROC);
+}
+END_TEST
+
+/* watcher: a process that links to or monitors its arg's target on init. */
+typedef struct watch_arg {
+    sv_pid target;
+    bool link, trap;
+    sv_pid report;
+} watch_arg;
+static int watch_init(sv_proc *self, void *arg)
+{
+    watch_arg *a = malloc(sizeof *a);
+    *a = *(watch_arg *)arg;
+    sv_set_state(self, a);
+    sv_trap_exit(self, a->trap);
+    if (a->link)
+        return sv_link(self, a->target);
+    return sv_monitor(self, a->target) ? 0 : -ENOMEM;
+}
+static int watch_info(sv_proc *self, sv_msg *m)
+{
+    watch_arg *a = sv_state(self);
+    int rep[2] = {m->kind, m->status};
+    sv_send_tag(a->report, 8, rep, sizeof rep);
+    return 0;
+}
+static void watch_term(sv_proc *self, int r)
+{
+    (void)r;
+    free(sv_state(self));
+}
+static const sv_server_ops watch_ops = {.name = "watcher", .init = watch_init, .handle_info = watch_info,
+                                        .terminate = watch_term};
+
+static sv_pid spawn_watcher(sv_pid target, bool link, bool trap)
+{
+    watch_arg a = {target, link, trap, sv_self(T)};
+    sv_pid w;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ANY};
+    ck_assert_int_eq(sv_start(T, &watch_ops, &a, &o, 1000, &w), 0);
+    return w;
+}
+
+START_TEST(test_link_propagates_failure_and_its_reason)
+{
+    sv_pid victim = spawn_echo(SV_PID_NONE, false, SV_SCHED_ON(0));
+    sv_pid linked = spawn_watcher(victim, true, false);
+    uint64_t ref = sv_monitor(T, linked);
+    sv_cast(victim, sv_msg_new(99, NULL, 0));
+    ck_assert_int_eq(expect_down(ref, 2000), -EIO); /* same reason, passed on */
+}
+END_TEST
+
+START_TEST(test_trapping_process_gets_exit_message_and_lives)
+{
+    sv_pid victim = spawn_echo(SV_PID_NONE, false, SV_SCHED_ON(1));
+    sv_pid trapper = spawn_watcher(victim, true, true);
+    sv_cast(victim, sv_msg_new(99, NULL, 0));
+    sv_msg *m = recv_match(-1, 8, 0, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    int *rep = SV_MSG_AS(m, int);
+    ck_assert_int_eq(rep[0], SV_MSG_EXIT);
+    ck_assert_int_eq(rep[1], -EIO);
+    sv_msg_free(m);
+    usleep(20000);
+    ck_assert(sv_is_alive(trapper));
+}
+END_TEST
+
+START_TEST(test_normal_exit_does_not_kill_linked)
+{
+    sv_pid victim;
+    ck_assert_int_eq(sv_start(T, &counter_ops, NULL, NULL, 1000, &victim), 0);
+    sv_pid linked = spawn_watcher(victim, true, false);
+    ck_assert_int_eq(counter_do(victim, CNT_STOP_NORMAL), 0);
+    usleep(50000);
+    ck_assert(!sv_is_alive(victim));
+    ck_assert(sv_is_alive(linked));
+}
+END_TEST
+
+START_TEST(test_link_to_dead_pid_gives_noproc)
+{
+    sv_pid victim = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    uint64_t ref = sv_monitor(T, victim);
+    sv_exit(T, victim, SV_KILL);
+    expect_down(ref, 1000);
+    sv_pid trapper = spawn_watcher(victim, true, true);
+    sv_msg *m = recv_match(-1, 8, 0, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(SV_MSG_AS(m, int)[0], SV_MSG_EXIT);
+    ck_assert_int_eq(SV_MSG_AS(m, int)[1], SV_NOPROC);
+    sv_msg_free(m);
+    sv_exit(T, trapper, SV_KILL);
+}
+END_TEST
+
+START_TEST(test_kill_ends_even_a_trapping_process)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, true, SV_SCHED_ANY);
+    uint64_t ref = sv_monitor(T, p);
+    sv_exit(T, p, SV_SHUTDOWN); /* trapped: becomes a message */
+    ck_assert_ptr_null(recv_match(SV_MSG_DOWN, 0, ref, SV_PID_NONE, 100));
+    ck_assert(sv_is_alive(p));
+    sv_exit(T, p, SV_KILL);
+    ck_assert_int_eq(expect_down(ref, 1000), SV_KILLED);
+}
+END_TEST
+
+START_TEST(test_spawn_link_from_inbox_delivers_exit)
+{
+    sv_pid p;
+    sv_spawn_opts o = {.link = true, .ack = true, .scheduler = SV_SCHED_ANY};
+    sv_pid none = SV_PID_NONE;
+    ck_assert_int_eq(sv_spawn(T, &echo_ops, &none, &o, &p), 0);
+    sv_msg *m = recv_match(SV_MSG_ACK, 0, 0, p, 1000);
+    ck_assert_ptr_nonnull(m);
+    sv_msg_free(m);
+    sv_cast(p, sv_msg_new(99, NULL, 0));
+    m = recv_match(SV_MSG_EXIT, 0, 0, p, 1000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->status, -EIO);
+    sv_msg_free(m);
+}
+END_TEST
+
+static int failing_init(sv_proc *self, void *arg)
+{
+    (void)self;
+    (void)arg;
+    return -ENOENT;
+}
+static const sv_server_ops failing_ops = {.name = "failing", .init = failing_init};
+
+START_TEST(test_start_reports_init_failure)
+{
+    sv_pid p;
+    ck_assert_int_eq(sv_start(T, &failing_ops, NULL, NULL, 1000, &p), -ENOENT);
+    ck_assert_int_eq(sv_spawn(NULL, NULL, NULL, NULL, &p), -EINVAL);
+    sv_spawn_opts bad = {.scheduler = SV_SCHED_ON(7)};
+    ck_assert_int_eq(sv_spawn(NULL, &echo_ops, NULL, &bad, &p), -EINVAL);
+    sv_spawn_opts link_without_self = {.link = true};
+    ck_assert_int_eq(sv_spawn(NULL, &echo_ops, NULL, &link_without_self, &p), -EINVAL);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- timers */
+
+typedef struct timer_arg {
+    sv_pid report;
+    uint64_t fire, cancel; /* ms */
+} timer_arg;
+static int timer_init(sv_proc *self, void *arg)
+{
+    timer_arg *a = malloc(sizeof *a);
+    *a = *(timer_arg *)arg;
+    sv_set_state(self, a);
+    uint64_t t1, t2;
+    int rc = sv_send_after(self, a->fire, a->report, sv_msg_new(11, NULL, 0), &t1);
+    if (rc == 0)
+        rc = sv_send_after(self, a->cancel, a->report, sv_msg_new(12, NULL, 0), &t2);
+    if (rc == 0)
+        rc = sv_cancel_timer(self, t2);
+    if (rc == 0 && sv_cancel_timer(self, t2) != -ENOENT)
+        rc = -EINVAL;
+    return rc;
+}
+static void timer_term(sv_proc *self, int r)
+{
+    (void)r;
+    free(sv_state(self));
+}
+static const sv_server_ops timer_ops = {.name = "timer", .init = timer_init, .terminate = timer_term};
+
+START_TEST(test_send_after_fires_and_cancel_prevents)
+{
+    timer_arg a = {sv_self(T), 80, 40};
+    sv_pid p;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(sv_start(T, &timer_ops, &a, NULL, 1000, &p), 0);
+    sv_msg *m = recv_match(-1, 0, 0, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_uint_eq(m->tag, 11); /* the cancelled one (12, due first) never came */
+    ck_assert_uint_ge(now_ms() - t0, 75);
+    sv_msg_free(m);
+    ck_assert_ptr_null(recv_match(-1, 12, 0, SV_PID_NONE, 100));
+    ck_assert_int_eq(sv_send_after(T, 10, sv_self(T), sv_msg_new(1, NULL, 0), NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_timers_die_with_their_owner)
+{
+    timer_arg a = {sv_self(T), 100, 50};
+    sv_pid p;
+    ck_assert_int_eq(sv_start(T, &timer_ops, &a, NULL, 1000, &p), 0);
+    sv_exit(T, p, SV_KILL);
+    ck_assert_ptr_null(recv_match(-1, 11, 0, SV_PID_NONE, 300));
+}
+END_TEST
+
+/* --------------------------------------------------------------- buffers */
+
+static atomic_int released;
+static void count_release(sv_buf *b)
+{
+    atomic_fetch_add(&released, 1);
+    free(b);
+}
+
+START_TEST(test_shared_buffer_is_passed_not_copied_and_released_once)
+{
+    atomic_store(&released, 0);
+    sv_buf *b = sv_buf_new(1 << 20);
+    b->release = count_release;
+    memset(b->data, 'x', b->len);
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    for (int i = 0; i < 4; i++) {
+        sv_msg *m = sv_msg_new(1, NULL, 0);
+        m->buf = sv_buf_ref(b);
+        ck_assert_int_eq(sv_send(sv_self(T), m), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        sv_msg *m = sv_recv(T, 100, NULL, NULL);
+        ck_assert_ptr_eq(m->buf, b);
+        ck_assert_ptr_eq(m->buf->data, b->data);
+        sv_msg_free(m);
+    }
+    ck_assert_int_eq(atomic_load(&released), 0);
+    sv_msg *m = sv_msg_new(1, NULL, 0);
+    m->buf = b; /* our reference goes with it */
+    ck_assert_int_eq(sv_send(p, m), 0);
+    for (int i = 0; i < 100 && atomic_load(&released) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&released), 1);
+}
+END_TEST
+
+/* -------------------------------------------------------------- registry */
+
+START_TEST(test_registered_name_follows_the_process)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    ck_assert_int_eq(sv_register("echo", p), 0);
+    ck_assert(sv_pid_eq(sv_whereis("echo"), p));
+    ck_assert_int_eq(sv_register("echo", sv_self(T)), -EEXIST);
+    ck_assert_int_eq(sv_register("", p), -EINVAL);
+    uint64_t ref = sv_monitor(T, p);
+    sv_exit(T, p, SV_KILL);
+    expect_down(ref, 1000);
+    ck_assert(sv_pid_is_none(sv_whereis("echo")));
+}
+END_TEST
+
+/* -------------------------------------------------------------- lifetime */
+
+START_TEST(test_thousands_of_processes_leave_nothing_behind)
+{
+    enum { N = 5000 };
+    static sv_pid pids[N];
+    for (int round = 0; round < 3; round++) {
+        sv_pid none = SV_PID_NONE;
+        for (int i = 0; i < N; i++) {
+            sv_spawn_opts o = {.scheduler = SV_SCHED_ANY};
+            ck_assert_int_eq(sv_spawn(T, &echo_ops, &none, &o, &pids[i]), 0);
+        }
+        sv_node_stats st;
+        sv_node_get_stats(&st);
+        ck_assert_uint_eq(st.processes, N);
+        /* Half end by a crash, half are killed; a call proves each ran. */
+        for (int i = 0; i < N; i++) {
+            if (i % 2)
+                ck_assert_int_eq(sv_cast(pids[i], sv_msg_new(99, NULL, 0)), 0);
+            else
+                ck_assert_int_eq(sv_exit(T, pids[i], SV_KILL), 0);
+        }
+        for (int i = 0; i < 2000; i++) {
+            sv_node_get_stats(&st);
+            if (st.processes == 0)
+                break;
+            usleep(1000);
+        }
+        ck_assert_uint_eq(st.processes, 0);
+    }
+    /* Memory is checked by ASan's leak report when the test process exits. */
+}
+END_TEST
+
+START_TEST(test_node_stop_ends_processes_still_running)
+{
+    sv_pid none = SV_PID_NONE;
+    for (int i = 0; i < 100; i++) {
+        sv_pid p;
+        sv_spawn_opts o = {.scheduler = SV_SCHED_ANY};
+        ck_assert_int_eq(sv_spawn(T, &echo_ops, &none, &o, &p), 0);
+    }
+    sv_inbox_close(T);
+    T = NULL;
+    sv_node_stop();
+    sv_node_stats st;
+    sv_node_get_stats(&st);
+    ck_assert_uint_eq(st.processes, 0);
+    ck_assert_int_eq(sv_node_start(NULL), 0); /* teardown stops it again */
+    T = sv_inbox_open();
+}
+END_TEST
+
+static void node_setup_small(void) { node_setup_with(4); }
+
+static Suite *runtime_suite(void)
+{
+    Suite *s = suite_create("supervisor/runtime");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, node_setup, node_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_pid_of_ended_process_is_stale);
+    tcase_add_test(tc, test_pid_of_other_node_or_creation_is_refused);
+    tcase_add_test(tc, test_full_mailbox_refuses_with_eagain_and_nothing_is_lost);
+    tcase_add_test(tc, test_messages_from_one_sender_arrive_in_order);
+    tcase_add_test(tc, test_call_returns_the_reply);
+    tcase_add_test(tc, test_call_times_out_and_late_reply_is_dropped);
+    tcase_add_test(tc, test_call_to_dead_process_fails_at_once);
+    tcase_add_test(tc, test_call_ends_with_callee_exit_reason);
+    tcase_add_test(tc, test_call_without_handle_call_is_enotsup);
+    tcase_add_test(tc, test_async_call_gets_reply_timeout_or_exit);
+    tcase_add_test(tc, test_monitor_reports_exit_reason);
+    tcase_add_test(tc, test_monitor_of_dead_pid_is_noproc_and_demonitor_silences);
+    tcase_add_test(tc, test_link_propagates_failure_and_its_reason);
+    tcase_add_test(tc, test_trapping_process_gets_exit_message_and_lives);
+    tcase_add_test(tc, test_normal_exit_does_not_kill_linked);
+    tcase_add_test(tc, test_link_to_dead_pid_gives_noproc);
+    tcase_add_test(tc, test_kill_ends_even_a_trapping_process);
+    tcase_add_test(tc, test_spawn_link_from_inbox_delivers_exit);
+    tcase_add_test(tc, test_start_reports_init_failure);
+    tcase_add_test(tc, test_send_after_fires_and_cancel_prevents);
+    tcase_add_test(tc, test_timers_die_with_their_owner);
+    tcase_add_test(tc, test_shared_buffer_is_passed_not_copied_and_released_once);
+    tcase_add_test(tc, test_registered_name_follows_the_process);
+    tcase_add_test(tc, test_thousands_of_processes_leave_nothing_behind);
+    tcase_add_test(tc, test_node_stop_ends_processes_still_running);
+    suite_add_tcase(s, tc);
+
+    TCase *small = tcase_create("small-mailbox");
+    tcase_add_checked_fixture(small, node_setup_small, node_teardown);
+    tcase_add_test(small, test_inbox_mailbox_is_bounded_too);
+    suite_add_tcase(s, small);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(runtime_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
