@@ -14,9 +14,11 @@ BUILD   ?= build
 BINDIR  ?= bin
 PKGS    := libuv libqpid-proton jansson libconfig
 OPT     ?= -O2
-CFLAGS  ?=
-CFLAGS  += -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers \
-           -fno-strict-aliasing -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+SAN     ?=
+XCFLAGS := -std=gnu11 -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wno-missing-field-initializers -fno-strict-aliasing -D_GNU_SOURCE -I. \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+XLDFLAGS := $(SAN) $(LDFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -37,7 +39,7 @@ BENCH_BIN  := $(BUILD)/tests/bench_runtime
 
 PLEXUS := $(BINDIR)/plexus
 
-.PHONY: all run test unit integration asan bench deps clean format
+.PHONY: all run test unit integration asan bench deps test-deps clean format
 .DELETE_ON_ERROR:
 
 all: $(PLEXUS)
@@ -45,9 +47,12 @@ all: $(PLEXUS)
 deps:
 	@scripts/deps.sh build
 
+test-deps:
+	@scripts/deps.sh test
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -55,17 +60,19 @@ $(LIB): $(LIB_OBJ)
 
 $(PLEXUS): $(BUILD)/broker/main.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/check_helpers.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
 
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-run: deps $(PLEXUS)
+# The recursive make runs after deps, so pkg-config sees the new packages.
+run: deps
+	@$(MAKE) --no-print-directory all
 	$(PLEXUS)
 
 unit: $(UNIT_BIN)
@@ -74,16 +81,18 @@ unit: $(UNIT_BIN)
 integration: $(PLEXUS)
 	@PLEXUS_BIN=$(abspath $(PLEXUS)) tests/integration/run.sh
 
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory all unit integration
 
 # A separate tree, so sanitized and plain objects never mix.
-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin OPT=-O1 \
-	    CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" all unit integration
+asan: test-deps
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    all unit integration
 
-bench: deps $(BENCH_BIN) $(PLEXUS)
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH_BIN) all
 	$(BENCH_BIN)
 
 format:

@@ -13,12 +13,13 @@
 
 #include "broker/brk.h"
 
-enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA_DIR, OPT_LOG_LEVEL, OPT_SCHEDULERS, OPT_NODE_NAME };
+enum { OPT_CHECK = 255, OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA_DIR, OPT_LOG_LEVEL, OPT_SCHEDULERS, OPT_NODE_NAME };
 
 static const struct option options[] = {
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"config", required_argument, NULL, 'c'},
+    {"check-config", no_argument, NULL, OPT_CHECK},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"admin", required_argument, NULL, OPT_ADMIN},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -35,6 +36,7 @@ static void usage(void)
            "With no options it runs on its embedded defaults.\n"
            "\n"
            "  -c, --config FILE      read settings from FILE (see conf/plexus.conf)\n"
+           "      --check-config     check the configuration and flags, then exit\n"
            "      --listen HOST:PORT AMQP listener (default 127.0.0.1:5672; port 0 picks a free one)\n"
            "      --admin HOST:PORT  HTTP admin API (default 127.0.0.1:15672)\n"
            "      --data-dir DIR     where durable state lives (default ./var/plexus)\n"
@@ -69,6 +71,7 @@ static int copy_str(char *dst, size_t size, const char *v)
 brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, size_t len)
 {
     const char *config_path = NULL;
+    bool check_only = false;
     opterr = 0; /* our own one-line messages */
 
     for (optind = 0;;) {
@@ -84,6 +87,9 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
             return BRK_CLI_EXIT_OK;
         case 'c':
             config_path = optarg;
+            break;
+        case OPT_CHECK:
+            check_only = true;
             break;
         case ':':
             return error(err, len, "option '%s' needs a value (see plexus --help)", argv[optind - 1]);
@@ -135,6 +141,10 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
                 return error(err, len, "--node-name: expected a name, got '%s'", optarg);
             break;
         }
+    }
+    if (check_only) {
+        printf("plexus: configuration %s is valid\n", config_path ? config_path : "(embedded defaults)");
+        return BRK_CLI_EXIT_OK;
     }
     return BRK_CLI_RUN;
 }

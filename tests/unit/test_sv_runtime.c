@@ -586,7 +586,9 @@ START_TEST(test_send_after_fires_and_cancel_prevents)
     ck_assert_uint_ge(now_ms() - t0, 75);
     sv_msg_free(m);
     ck_assert_ptr_null(recv_match(-1, 12, 0, SV_PID_NONE, 100));
-    ck_assert_int_eq(sv_send_after(T, 10, sv_self(T), sv_msg_new(1, NULL, 0), NULL), -EINVAL);
+    sv_msg *own = sv_msg_new(1, NULL, 0);
+    ck_assert_int_eq(sv_send_after(T, 10, sv_self(T), own, NULL), -EINVAL); /* inboxes have no timers */
+    sv_msg_free(own);
 }
 END_TEST
 

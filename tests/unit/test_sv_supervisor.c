@@ -283,7 +283,7 @@ START_TEST(test_dynamic_children_start_and_terminate)
     ck_assert_int_eq(children(sup, NULL, 0), 0);
     sv_pid pids[20];
     for (int i = 0; i < 20; i++) {
-        char id[16];
+        char id[24];
         snprintf(id, sizeof id, "conn-%d", i);
         sv_child_spec spec = COUNTER_SPEC(id, SV_TEMPORARY);
         ck_assert_int_eq(sv_sup_start_child(T, sup, &spec, 2000, &pids[i]), 0);
