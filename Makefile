@@ -39,6 +39,13 @@ BENCH_BIN  := $(BUILD)/tests/bench_runtime
 
 PLEXUS := $(BINDIR)/plexus
 
+# Quiet by default; `make V=1` shows the commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 .PHONY: all run test unit integration asan bench deps test-deps clean format
 .DELETE_ON_ERROR:
 
@@ -52,23 +59,27 @@ test-deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
+	@[ "$(V)" = 1 ] || echo "  CC    $<"
+	$(Q)$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(PLEXUS): $(BUILD)/broker/main.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/check_helpers.h
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
 
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # The recursive make runs after deps, so pkg-config sees the new packages.
 run: deps

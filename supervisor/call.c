@@ -17,7 +17,7 @@ static int call_begin(sv_proc *self, sv_pid to, sv_msg *req, uint64_t *ref)
     uint64_t r = sv_monitor(self, to);
     if (!r)
         return -ENOMEM;
-    if (!sv__tab_put(&self->calls, 0, r)) {
+    if (!sv_map_put(&self->calls, 0, r)) {
         sv_demonitor(self, r);
         return -ENOMEM;
     }
@@ -27,7 +27,7 @@ static int call_begin(sv_proc *self, sv_pid to, sv_msg *req, uint64_t *ref)
     req->ref = r;
     int rc = sv__deliver(to, req);
     if (rc < 0) {
-        sv__tab_del(&self->calls, 0, r, NULL);
+        sv_map_del(&self->calls, 0, r, NULL);
         sv_demonitor(self, r);
         return rc;
     }
@@ -57,7 +57,7 @@ int sv_call(sv_proc *inbox, sv_pid to, sv_msg *req, int timeout_ms, sv_msg **rep
     }
     sv_msg *m = sv_recv(inbox, timeout_ms, is_answer, &ref);
     if (!m) {
-        sv__tab_del(&inbox->calls, 0, ref, NULL);
+        sv_map_del(&inbox->calls, 0, ref, NULL);
         sv_demonitor(inbox, ref);
         return -ETIMEDOUT;
     }
@@ -81,8 +81,9 @@ int sv_call_async(sv_proc *self, sv_pid to, sv_msg *req, int timeout_ms, uint64_
     if (timeout_ms >= 0) {
         uint64_t tref = 0;
         /* Cannot fail but for memory; the call then simply has no deadline. */
+        sv__ent *call = sv_map_get(&self->calls, 0, r);
         if (sv__call_timer(self, (uint64_t)timeout_ms, r, &tref) == 0)
-            sv__tab_get(&self->calls, 0, r)->aux = tref;
+            call->aux = tref;
     }
     *ref = r;
     return 0;

@@ -17,7 +17,7 @@ sv_proc *sv_inbox_open(void)
 {
     if (sv__tls_sched || sv__tls_proc || !atomic_load(&sv__n.running))
         return NULL; /* one inbox per thread, and never on a scheduler */
-    sv_proc *p = calloc(1, sizeof *p);
+    sv_proc *p = sv__proc_alloc();
     pthread_cond_t *cond = malloc(sizeof *cond);
     if (!p || !cond) {
         free(p);

@@ -81,6 +81,7 @@ void sv_node_stop(void)
         sv_log(SV_LOG_WARNING, "node stop: %lu processes did not end", (unsigned long)atomic_load(&sv__n.processes));
     atomic_store(&sv__n.running, false);
     sv__sched_stop_all();
+    sv__retire_flush();
     sv__registry_clear();
     sv__table_destroy();
 }

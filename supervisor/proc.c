@@ -34,7 +34,7 @@ int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_
     if (!sched)
         return -EINVAL;
 
-    sv_proc *p = calloc(1, sizeof *p);
+    sv_proc *p = sv__proc_alloc();
     if (!p)
         return -ENOMEM;
     p->sched = sched;
@@ -58,14 +58,14 @@ int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_
     /* Nobody else knows the pid yet, so both sides of a link or monitor can
      * be written here without signals: the spawn is atomic with them. */
     if (opts->link) {
-        if (!sv__tab_put(&p->links, sv__pid_k1(self->pid), sv__pid_k2(self->pid)) ||
-            !sv__tab_put(&self->links, sv__pid_k1(p->pid), sv__pid_k2(p->pid)))
+        if (!sv_map_put(&p->links, sv__pid_k1(self->pid), sv__pid_k2(self->pid)) ||
+            !sv_map_put(&self->links, sv__pid_k1(p->pid), sv__pid_k2(p->pid)))
             goto oom;
     }
     if (opts->monitor) {
         uint64_t ref = sv__new_ref();
-        sv__ent *w = sv__tab_put(&p->watchers, 0, ref);
-        sv__ent *m = w ? sv__tab_put(&self->monitors, 0, ref) : NULL;
+        sv__ent *w = sv_map_put(&p->watchers, 0, ref);
+        sv__ent *m = w ? sv_map_put(&self->monitors, 0, ref) : NULL;
         if (!m)
             goto oom;
         w->pid = self->pid;
@@ -81,7 +81,7 @@ int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_
 
 oom:
     if (opts->link)
-        sv__tab_del(&self->links, sv__pid_k1(p->pid), sv__pid_k2(p->pid), NULL);
+        sv_map_del(&self->links, sv__pid_k1(p->pid), sv__pid_k2(p->pid), NULL);
     pthread_mutex_lock(&p->slot->lock);
     p->slot->gen++;
     p->slot->proc = NULL;
@@ -91,13 +91,21 @@ oom:
     return -ENOMEM;
 }
 
+sv_proc *sv__proc_alloc(void)
+{
+    sv_proc *p = calloc(1, sizeof *p);
+    if (p)
+        p->links = p->monitors = p->watchers = p->calls = p->timers = SV__TAB_INIT;
+    return p;
+}
+
 void sv__proc_free(sv_proc *p)
 {
-    sv__tab_free(&p->links);
-    sv__tab_free(&p->monitors);
-    sv__tab_free(&p->watchers);
-    sv__tab_free(&p->calls);
-    sv__tab_free(&p->timers);
+    sv_map_free(&p->links);
+    sv_map_free(&p->monitors);
+    sv_map_free(&p->watchers);
+    sv_map_free(&p->calls);
+    sv_map_free(&p->timers);
     free(p->label);
     free(p);
 }
@@ -171,7 +179,7 @@ int sv_link(sv_proc *self, sv_pid other)
 {
     if (!self || sv_pid_eq(self->pid, other))
         return -EINVAL;
-    if (!sv__tab_put(&self->links, sv__pid_k1(other), sv__pid_k2(other)))
+    if (!sv_map_put(&self->links, sv__pid_k1(other), sv__pid_k2(other)))
         return -ENOMEM;
     int rc = sv__send_system(other, self, SV__SIG_LINK, 0, 0, 0);
     if (rc < 0) {
@@ -192,7 +200,7 @@ int sv_link(sv_proc *self, sv_pid other)
 
 int sv_unlink(sv_proc *self, sv_pid other)
 {
-    if (sv__tab_del(&self->links, sv__pid_k1(other), sv__pid_k2(other), NULL))
+    if (sv_map_del(&self->links, sv__pid_k1(other), sv__pid_k2(other), NULL))
         sv__send_system(other, self, SV__SIG_UNLINK, 0, 0, 0);
     return 0;
 }
@@ -200,7 +208,7 @@ int sv_unlink(sv_proc *self, sv_pid other)
 uint64_t sv_monitor(sv_proc *self, sv_pid other)
 {
     uint64_t ref = sv__new_ref();
-    sv__ent *e = sv__tab_put(&self->monitors, 0, ref);
+    sv__ent *e = sv_map_put(&self->monitors, 0, ref);
     if (!e)
         return 0;
     e->pid = other;
@@ -208,7 +216,7 @@ uint64_t sv_monitor(sv_proc *self, sv_pid other)
     if (rc < 0) {
         sv_msg *m = sv_msg_new(0, NULL, 0);
         if (!m) {
-            sv__tab_del(&self->monitors, 0, ref, NULL);
+            sv_map_del(&self->monitors, 0, ref, NULL);
             return 0;
         }
         m->kind = SV_MSG_DOWN;
@@ -225,7 +233,7 @@ uint64_t sv_monitor(sv_proc *self, sv_pid other)
 void sv_demonitor(sv_proc *self, uint64_t ref)
 {
     sv__ent e;
-    if (sv__tab_del(&self->monitors, 0, ref, &e))
+    if (sv_map_del(&self->monitors, 0, ref, &e))
         sv__send_system(e.pid, self, SV__SIG_DEMONITOR, ref, 0, 0);
 }
 
@@ -251,24 +259,24 @@ bool sv__handle_signal(sv_proc *p, sv_msg *sig, int *reason)
     bool die = false;
     switch (sig->kind) {
     case SV__SIG_LINK:
-        sv__tab_put(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from));
+        sv_map_put(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from));
         break;
     case SV__SIG_UNLINK:
-        sv__tab_del(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from), NULL);
+        sv_map_del(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from), NULL);
         break;
     case SV__SIG_MONITOR: {
-        sv__ent *e = sv__tab_put(&p->watchers, 0, sig->ref);
+        sv__ent *e = sv_map_put(&p->watchers, 0, sig->ref);
         if (e)
             e->pid = sig->from;
         break;
     }
     case SV__SIG_DEMONITOR:
-        sv__tab_del(&p->watchers, 0, sig->ref, NULL);
+        sv_map_del(&p->watchers, 0, sig->ref, NULL);
         break;
     case SV__SIG_EXIT:
         if (sig->flags & SV__F_LINKED) {
             /* A link's signal counts only while the link stands. */
-            if (!sv__tab_del(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from), NULL))
+            if (!sv_map_del(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from), NULL))
                 break;
         } else if (sig->status == SV_KILL) {
             die = true;
@@ -305,7 +313,7 @@ static int call_status_of(int reason)
 static bool call_finish(sv_proc *p, uint64_t ref)
 {
     sv__ent c;
-    if (!sv__tab_del(&p->calls, 0, ref, &c))
+    if (!sv_map_del(&p->calls, 0, ref, &c))
         return false;
     if (c.aux)
         sv_cancel_timer(p, c.aux);
@@ -317,9 +325,9 @@ bool sv__filter(sv_proc *p, sv_msg *m)
 {
     switch (m->kind) {
     case SV_MSG_DOWN:
-        if (!sv__tab_del(&p->monitors, 0, m->ref, NULL))
+        if (!sv_map_del(&p->monitors, 0, m->ref, NULL))
             return false; /* demonitored meanwhile */
-        if (sv__tab_get(&p->calls, 0, m->ref)) {
+        if (sv_map_get(&p->calls, 0, m->ref)) {
             call_finish(p, m->ref);
             m->kind = SV_MSG_REPLY;
             m->status = call_status_of(m->status);
@@ -327,14 +335,16 @@ bool sv__filter(sv_proc *p, sv_msg *m)
         return true;
     case SV_MSG_REPLY:
         return call_finish(p, m->ref); /* a late answer to a call that timed out is dropped */
-    case SV__MSG_CALL_TIMEOUT:
-        if (!sv__tab_get(&p->calls, 0, m->ref))
+    case SV__MSG_CALL_TIMEOUT: {
+        sv__ent *call = sv_map_get(&p->calls, 0, m->ref);
+        if (!call)
             return false;
-        sv__tab_get(&p->calls, 0, m->ref)->aux = 0; /* its timer is this message */
+        call->aux = 0; /* its timer is this message */
         call_finish(p, m->ref);
         m->kind = SV_MSG_REPLY;
         m->status = -ETIMEDOUT;
         return true;
+    }
     default:
         return true;
     }
@@ -344,28 +354,21 @@ bool sv__filter(sv_proc *p, sv_msg *m)
 
 void sv__proc_notify_exit(sv_proc *p, int reason)
 {
-    for (uint32_t i = 0; i < p->links.cap; i++) {
-        sv__ent *e = &p->links.e[i];
-        if (sv__tab_used(e)) {
-            sv_pid to = {(uint32_t)(e->k1 >> 32), (uint32_t)e->k1, (uint32_t)(e->k2 >> 32), (uint32_t)e->k2};
-            sv__send_system(to, p, SV__SIG_EXIT, 0, reason, SV__F_LINKED);
-        }
-    }
-    for (uint32_t i = 0; i < p->watchers.cap; i++) {
-        sv__ent *e = &p->watchers.e[i];
-        if (sv__tab_used(e))
+    sv__ent *e;
+    for (uint32_t i = 0; i < p->links.cap; i++)
+        if ((e = sv_map_at(&p->links, i)))
+            sv__send_system(sv__pid_of(e), p, SV__SIG_EXIT, 0, reason, SV__F_LINKED);
+    for (uint32_t i = 0; i < p->watchers.cap; i++)
+        if ((e = sv_map_at(&p->watchers, i)))
             sv__send_system(e->pid, p, SV_MSG_DOWN, e->k2, reason, 0);
-    }
-    for (uint32_t i = 0; i < p->monitors.cap; i++) {
-        sv__ent *e = &p->monitors.e[i];
-        if (sv__tab_used(e))
+    for (uint32_t i = 0; i < p->monitors.cap; i++)
+        if ((e = sv_map_at(&p->monitors, i)))
             sv__send_system(e->pid, p, SV__SIG_DEMONITOR, e->k2, 0, 0);
-    }
     sv__timers_cancel_all(p);
-    sv__tab_free(&p->links);
-    sv__tab_free(&p->watchers);
-    sv__tab_free(&p->monitors);
-    sv__tab_free(&p->calls);
+    sv_map_free(&p->links);
+    sv_map_free(&p->watchers);
+    sv_map_free(&p->monitors);
+    sv_map_free(&p->calls);
 }
 
 /* Answers what was still queued: a link or monitor that arrived too late

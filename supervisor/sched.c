@@ -101,6 +101,10 @@ static void sched_main(void *arg)
     sv__sched *s = arg;
     sv__tls_sched = s;
     while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
+        /* No process code runs here: a quiescent point for sv_retire. */
+        atomic_store_explicit(&s->passes, atomic_load_explicit(&s->passes, memory_order_relaxed) + 1,
+                              memory_order_release);
+        sv__retire_poll();
         take_input(s);
         run_batch(s);
         if (s->run_head) {

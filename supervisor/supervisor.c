@@ -49,7 +49,7 @@ typedef struct sup {
     char *name;
     sv_sup_flags flags;
     child *head, *tail;
-    sv__tab by_pid;      /* running child pid -> child */
+    sv_map by_pid;      /* running child pid -> child */
     step *plan, *plan_tail;
     bool busy;           /* the plan's head step is under way */
     uint64_t kill_tref;  /* kill timer of a STOP under way */
@@ -124,7 +124,7 @@ static void child_remove(sup *s, child *c)
 
 static child *child_by_pid(sup *s, sv_pid pid)
 {
-    sv__ent *e = sv__tab_get(&s->by_pid, sv__pid_k1(pid), sv__pid_k2(pid));
+    sv__ent *e = sv_map_get(&s->by_pid, sv__pid_k1(pid), sv__pid_k2(pid));
     return e ? e->ptr : NULL;
 }
 
@@ -139,10 +139,10 @@ static child *child_by_id(sup *s, const char *id)
 static void child_set_pid(sup *s, child *c, sv_pid pid)
 {
     if (!sv_pid_is_none(c->pid))
-        sv__tab_del(&s->by_pid, sv__pid_k1(c->pid), sv__pid_k2(c->pid), NULL);
+        sv_map_del(&s->by_pid, sv__pid_k1(c->pid), sv__pid_k2(c->pid), NULL);
     c->pid = pid;
     if (!sv_pid_is_none(pid)) {
-        sv__ent *e = sv__tab_put(&s->by_pid, sv__pid_k1(pid), sv__pid_k2(pid));
+        sv__ent *e = sv_map_put(&s->by_pid, sv__pid_k1(pid), sv__pid_k2(pid));
         if (e)
             e->ptr = c;
     }
@@ -639,6 +639,7 @@ static int sup_init(sv_proc *self, void *arg)
         args_free(a);
         return -ENOMEM;
     }
+    s->by_pid = SV__TAB_INIT;
     s->name = a->name;
     a->name = NULL;
     s->flags = a->flags;
@@ -682,7 +683,7 @@ static void sup_free(sup *s)
         sv_msg_free(d->req);
         free(d);
     }
-    sv__tab_free(&s->by_pid);
+    sv_map_free(&s->by_pid);
     free(s->restart_at);
     free(s->name);
     free(s);

@@ -126,6 +126,25 @@ void sv_msg_free(sv_msg *m); /* NULL is fine; drops the buf reference */
 /* The inline payload as a T*, or NULL if it is too short to hold one. */
 #define SV_MSG_AS(m, T) ((m)->len >= sizeof(T) ? (T *)(void *)(m)->data : (T *)NULL)
 
+/* --------------------------------------------------------- small hash maps */
+
+/* An open-addressing hash map of caller-defined entries, each a struct that
+ * starts with its 128-bit key `uint64_t k1, k2` (not both zero). Owned by
+ * one thread; pointers to entries are valid until the next put or del. */
+typedef struct sv_map {
+    void *e;
+    uint32_t cap, n;
+    uint32_t esize;
+} sv_map;
+
+#define SV_MAP_INIT(T) ((sv_map){NULL, 0, 0, sizeof(T)})
+void *sv_map_get(const sv_map *m, uint64_t k1, uint64_t k2);
+void *sv_map_put(sv_map *m, uint64_t k1, uint64_t k2); /* existing or new (zeroed); NULL: out of memory */
+bool sv_map_del(sv_map *m, uint64_t k1, uint64_t k2, void *out); /* copies the entry to out if set */
+void sv_map_free(sv_map *m);
+/* Iterate: for (i = 0; i < m->cap; i++) if ((e = sv_map_at(m, i))) ... (no put/del meanwhile) */
+void *sv_map_at(const sv_map *m, uint32_t i);
+
 /* --------------------------------------------------------------- processes */
 
 typedef struct sv_proc sv_proc; /* a process, or an inbox; handlers get their own as `self` */
@@ -255,6 +274,14 @@ struct uv_loop_s *sv_loop(sv_proc *self);
  * sends carry the right sender and an sv_stop inside takes effect safely. */
 void sv_enter(sv_proc *self);
 void sv_leave(sv_proc *self);
+
+/* ------------------------------------------------- shared read-mostly data */
+
+/* Frees ptr with free_fn once no process can still be reading it: every
+ * scheduler has finished the turn it was in. Readers need no lock, but must
+ * not keep such a pointer past the end of their current callback. Any
+ * thread may retire. */
+void sv_retire(void *ptr, void (*free_fn)(void *));
 
 /* ---------------------------------------------------------------- inboxes */
 

@@ -35,32 +35,24 @@ static inline bool sv__is_signal(const sv_msg *m)
     return m->kind >= SV__SIG_LINK && m->kind <= SV__SIG_EXIT;
 }
 
-/* ------------------------------------------------------------- u64 table */
+/* ------------------------------------------------------------ map entries */
 
-/* A small open-addressing hash table keyed by a 128-bit key (a pid, or a
- * ref in k2). Used for links, monitors, watchers, pending calls and timers;
- * allocated lazily so an idle process without links pays nothing. */
+/* The entry of a process's links, monitors, watchers, calls and timers
+ * (sv_map): key a pid, or a ref in k2. */
 typedef struct sv__ent {
-    uint64_t k1, k2; /* both 0: empty */
+    uint64_t k1, k2;
     sv_pid pid;
     uint64_t aux;
     void *ptr;
 } sv__ent;
 
-typedef struct sv__tab {
-    sv__ent *e;
-    uint32_t cap; /* power of two, or 0 */
-    uint32_t n;
-} sv__tab;
-
-sv__ent *sv__tab_get(const sv__tab *t, uint64_t k1, uint64_t k2);
-sv__ent *sv__tab_put(sv__tab *t, uint64_t k1, uint64_t k2); /* NULL: out of memory */
-bool sv__tab_del(sv__tab *t, uint64_t k1, uint64_t k2, sv__ent *out);
-void sv__tab_free(sv__tab *t);
-/* Iterate: for (i = 0; i < t->cap; i++) if (sv__tab_used(&t->e[i])) ... */
-static inline bool sv__tab_used(const sv__ent *e) { return e->k1 | e->k2; }
 static inline uint64_t sv__pid_k1(sv_pid p) { return ((uint64_t)p.node << 32) | p.creation; }
 static inline uint64_t sv__pid_k2(sv_pid p) { return ((uint64_t)p.index << 32) | p.gen; }
+static inline sv_pid sv__pid_of(const sv__ent *e)
+{
+    return (sv_pid){(uint32_t)(e->k1 >> 32), (uint32_t)e->k1, (uint32_t)(e->k2 >> 32), (uint32_t)e->k2};
+}
+#define SV__TAB_INIT SV_MAP_INIT(sv__ent)
 
 /* ------------------------------------------------------- message queues */
 
@@ -139,11 +131,11 @@ struct sv_proc {
     bool stop_pending;
     int stop_reason;
     int enter_depth;
-    sv__tab links;    /* key pid */
-    sv__tab monitors; /* key ref -> pid watched (by us) */
-    sv__tab watchers; /* key ref -> pid watching us */
-    sv__tab calls;    /* key ref -> aux: timer ref (sv_call_async, sv_call) */
-    sv__tab timers;   /* key ref -> ptr: sv__timer */
+    sv_map links;    /* sv__ent, key pid */
+    sv_map monitors; /* key ref -> pid watched (by us) */
+    sv_map watchers; /* key ref -> pid watching us */
+    sv_map calls;    /* key ref -> aux: timer ref (sv_call_async, sv_call) */
+    sv_map timers;   /* key ref -> ptr: sv__timer */
 
     sv_proc *run_next;     /* run queue */
     sv_proc *prev, *next;  /* the scheduler's list of its processes */
@@ -164,6 +156,7 @@ struct sv__sched {
     bool in_uv;                   /* inside uv_run: a local wake-up must uv_stop */
     sv_proc *run_head, *run_tail; /* owner thread only */
     sv_proc *procs;               /* owner thread only */
+    atomic_uint_fast64_t passes;  /* times through the loop top: a quiescent point */
     uint64_t wakeups;             /* counted by wakers, approximate */
     uint64_t messages;
 };
@@ -211,6 +204,7 @@ sv__sched *sv__sched_pick(sv_proc *spawner, int which);
 
 /* proc.c */
 void sv__proc_run(sv_proc *p); /* a scheduler runs p for one turn */
+sv_proc *sv__proc_alloc(void); /* zeroed, maps ready */
 void sv__proc_free(sv_proc *p);
 /* Handles (and takes) one signal addressed to p (LINK, MONITOR, EXIT...);
  * true if p must end, with *reason. Shared with inboxes. */
@@ -223,6 +217,10 @@ void sv__proc_notify_exit(sv_proc *p, int reason);
 
 /* timer.c */
 void sv__timers_cancel_all(sv_proc *p);
+
+/* retire.c */
+void sv__retire_poll(void);
+void sv__retire_flush(void);
 
 /* registry.c */
 void sv__registry_drop_pid(sv_pid pid);

@@ -1,16 +1,21 @@
-/* tab.c — the small hash table behind a process's links, monitors, calls and
- * timers.
+/* tab.c — sv_map: the small hash table behind a process's links, monitors,
+ * calls and timers, and behind a queue's unacknowledged deliveries.
  *
  * Open addressing with linear probing and backward-shift deletion (no
  * tombstones), so a table that sees endless add/remove churn, like a
- * supervisor of connections, never degrades. Empty tables own no memory.
+ * supervisor of connections, never degrades. Entries are caller-defined
+ * structs that start with the 128-bit key; an empty table owns no memory.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sv_internal.h"
 
-static uint32_t tab_hash(uint64_t k1, uint64_t k2)
+typedef struct key {
+    uint64_t k1, k2;
+} key;
+
+static uint32_t map_hash(uint64_t k1, uint64_t k2)
 {
     uint64_t h = k1 * 0x9e3779b97f4a7c15ULL ^ k2;
     h ^= h >> 33;
@@ -19,89 +24,97 @@ static uint32_t tab_hash(uint64_t k1, uint64_t k2)
     return (uint32_t)h;
 }
 
-sv__ent *sv__tab_get(const sv__tab *t, uint64_t k1, uint64_t k2)
+static inline key *slot(const sv_map *m, uint32_t i) { return (key *)((char *)m->e + (size_t)i * m->esize); }
+static inline bool used(const key *k) { return k->k1 | k->k2; }
+
+void *sv_map_at(const sv_map *m, uint32_t i)
 {
-    if (!t->n)
+    key *k = slot(m, i);
+    return used(k) ? k : NULL;
+}
+
+void *sv_map_get(const sv_map *m, uint64_t k1, uint64_t k2)
+{
+    if (!m->n)
         return NULL;
-    uint32_t mask = t->cap - 1;
-    for (uint32_t i = tab_hash(k1, k2) & mask;; i = (i + 1) & mask) {
-        sv__ent *e = &t->e[i];
-        if (!sv__tab_used(e))
+    uint32_t mask = m->cap - 1;
+    for (uint32_t i = map_hash(k1, k2) & mask;; i = (i + 1) & mask) {
+        key *k = slot(m, i);
+        if (!used(k))
             return NULL;
-        if (e->k1 == k1 && e->k2 == k2)
-            return e;
+        if (k->k1 == k1 && k->k2 == k2)
+            return k;
     }
 }
 
-static int tab_grow(sv__tab *t)
+static int map_grow(sv_map *m)
 {
-    uint32_t ncap = t->cap ? t->cap * 2 : 4;
-    sv__ent *ne = calloc(ncap, sizeof *ne);
-    if (!ne)
+    uint32_t ncap = m->cap ? m->cap * 2 : 4;
+    sv_map nm = {calloc(ncap, m->esize), ncap, m->n, m->esize};
+    if (!nm.e)
         return -1;
-    for (uint32_t j = 0; j < t->cap; j++) {
-        sv__ent *o = &t->e[j];
-        if (!sv__tab_used(o))
+    for (uint32_t j = 0; j < m->cap; j++) {
+        key *o = slot(m, j);
+        if (!used(o))
             continue;
-        uint32_t i = tab_hash(o->k1, o->k2) & (ncap - 1);
-        while (sv__tab_used(&ne[i]))
+        uint32_t i = map_hash(o->k1, o->k2) & (ncap - 1);
+        while (used(slot(&nm, i)))
             i = (i + 1) & (ncap - 1);
-        ne[i] = *o;
+        memcpy(slot(&nm, i), o, m->esize);
     }
-    free(t->e);
-    t->e = ne;
-    t->cap = ncap;
+    free(m->e);
+    *m = nm;
     return 0;
 }
 
-sv__ent *sv__tab_put(sv__tab *t, uint64_t k1, uint64_t k2)
+void *sv_map_put(sv_map *m, uint64_t k1, uint64_t k2)
 {
-    sv__ent *e = sv__tab_get(t, k1, k2);
-    if (e)
-        return e;
-    if ((t->n + 1) * 4 > t->cap * 3 && tab_grow(t) < 0)
+    key *k = sv_map_get(m, k1, k2);
+    if (k)
+        return k;
+    if ((m->n + 1) * 4 > m->cap * 3 && map_grow(m) < 0)
         return NULL;
-    uint32_t mask = t->cap - 1;
-    uint32_t i = tab_hash(k1, k2) & mask;
-    while (sv__tab_used(&t->e[i]))
+    uint32_t mask = m->cap - 1;
+    uint32_t i = map_hash(k1, k2) & mask;
+    while (used(slot(m, i)))
         i = (i + 1) & mask;
-    e = &t->e[i];
-    memset(e, 0, sizeof *e);
-    e->k1 = k1;
-    e->k2 = k2;
-    t->n++;
-    return e;
+    k = slot(m, i);
+    memset(k, 0, m->esize);
+    k->k1 = k1;
+    k->k2 = k2;
+    m->n++;
+    return k;
 }
 
-bool sv__tab_del(sv__tab *t, uint64_t k1, uint64_t k2, sv__ent *out)
+bool sv_map_del(sv_map *m, uint64_t k1, uint64_t k2, void *out)
 {
-    sv__ent *e = sv__tab_get(t, k1, k2);
-    if (!e)
+    key *k = sv_map_get(m, k1, k2);
+    if (!k)
         return false;
     if (out)
-        *out = *e;
-    uint32_t mask = t->cap - 1;
-    uint32_t hole = (uint32_t)(e - t->e);
+        memcpy(out, k, m->esize);
+    uint32_t mask = m->cap - 1;
+    uint32_t hole = (uint32_t)(((char *)k - (char *)m->e) / m->esize);
     /* Shift later members of the probe run back into the hole, so lookups
      * never need to skip deleted entries. */
-    for (uint32_t i = (hole + 1) & mask; sv__tab_used(&t->e[i]); i = (i + 1) & mask) {
-        uint32_t home = tab_hash(t->e[i].k1, t->e[i].k2) & mask;
+    for (uint32_t i = (hole + 1) & mask; used(slot(m, i)); i = (i + 1) & mask) {
+        uint32_t home = map_hash(slot(m, i)->k1, slot(m, i)->k2) & mask;
         /* Move it if its home is not cyclically within (hole, i]. */
         bool between = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
         if (!between) {
-            t->e[hole] = t->e[i];
+            memcpy(slot(m, hole), slot(m, i), m->esize);
             hole = i;
         }
     }
-    memset(&t->e[hole], 0, sizeof t->e[hole]);
-    if (--t->n == 0)
-        sv__tab_free(t);
+    memset(slot(m, hole), 0, m->esize);
+    if (--m->n == 0)
+        sv_map_free(m);
     return true;
 }
 
-void sv__tab_free(sv__tab *t)
+void sv_map_free(sv_map *m)
 {
-    free(t->e);
-    t->e = NULL;
-    t->cap = t->n = 0;
+    free(m->e);
+    m->e = NULL;
+    m->cap = m->n = 0;
 }

@@ -23,7 +23,7 @@ static void timer_closed(uv_handle_t *h) { free(h->data); }
 static void timer_fired(uv_timer_t *h)
 {
     sv__timer *t = h->data;
-    sv__tab_del(&t->owner->timers, 0, t->ref, NULL);
+    sv_map_del(&t->owner->timers, 0, t->ref, NULL);
     if (sv__deliver(t->to, t->m) < 0)
         sv_msg_free(t->m); /* the addressee is gone: nobody to tell */
     t->m = NULL;
@@ -38,7 +38,7 @@ static int timer_arm(sv_proc *self, uint64_t ms, sv_pid to, sv_msg *m, uint16_t 
     if (!t)
         return -ENOMEM;
     t->ref = sv__new_ref();
-    sv__ent *e = sv__tab_put(&self->timers, 0, t->ref);
+    sv__ent *e = sv_map_put(&self->timers, 0, t->ref);
     if (!e) {
         free(t);
         return -ENOMEM;
@@ -86,7 +86,7 @@ static void timer_drop(sv__timer *t)
 int sv_cancel_timer(sv_proc *self, uint64_t tref)
 {
     sv__ent e;
-    if (!self || !sv__tab_del(&self->timers, 0, tref, &e))
+    if (!self || !sv_map_del(&self->timers, 0, tref, &e))
         return -ENOENT;
     timer_drop(e.ptr);
     return 0;
@@ -94,8 +94,9 @@ int sv_cancel_timer(sv_proc *self, uint64_t tref)
 
 void sv__timers_cancel_all(sv_proc *p)
 {
+    sv__ent *e;
     for (uint32_t i = 0; i < p->timers.cap; i++)
-        if (sv__tab_used(&p->timers.e[i]))
-            timer_drop(p->timers.e[i].ptr);
-    sv__tab_free(&p->timers);
+        if ((e = sv_map_at(&p->timers, i)))
+            timer_drop(e->ptr);
+    sv_map_free(&p->timers);
 }

@@ -1,0 +1,290 @@
+/* rt.h — routing: messages, exchanges and bindings, queues. The one public
+ * header of routing/.
+ *
+ * Routing is the broker's protocol-neutral core. A message is kept as the
+ * AMQP 1.0 bytes it arrived in, in one reference-counted rt_msg shared by
+ * every queue that holds it; only the few header and property fields that
+ * routing needs are decoded, once. Exchanges, bindings and the queue
+ * directory are read-mostly tables: any process reads them without locks
+ * (valid until the end of its current callback; see sv_retire), and one
+ * process, the routing manager, changes them. Each queue is a process.
+ */
+#ifndef PLEXUS_RT_H
+#define PLEXUS_RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "supervisor/sv.h"
+
+#define RT_NAME_MAX 255 /* queue, exchange and routing key names, in bytes */
+
+/* ---------------------------------------------------------------- messages */
+
+typedef struct rt_msg {
+    sv_buf buf;              /* refs; data/len: the encoded message as received */
+    uint32_t hdr_len;        /* bytes of the header section at the start (0: none) */
+    bool durable;
+    bool first_acquirer;
+    uint8_t priority;
+    uint32_t ttl;            /* header ttl in ms, 0: none */
+    uint32_t delivery_count; /* header delivery-count as received */
+    int64_t absolute_expiry; /* properties absolute-expiry-time (ms since epoch), 0: none */
+    const char *to;          /* properties fields, NUL-terminated, or NULL */
+    const char *subject;
+    const char *reply_to;
+    const char *rkey;        /* the routing key it was published with (set by rt_msg_set_rkey) */
+    uint32_t ap_off, ap_len; /* the application-properties section within data, if any */
+} rt_msg;
+
+/* Copies len bytes of an encoded AMQP 1.0 message into a new rt_msg and
+ * decodes its header and properties (never the body). -EBADMSG if the
+ * sections cannot be decoded; -EMSGSIZE above UINT32_MAX. */
+int rt_msg_new(const void *data, size_t len, rt_msg **out);
+/* A message built from a body (an AMQP data section of len bytes) and an
+ * optional subject, for the broker's own use (dead letters, admin publish). */
+int rt_msg_from_body(const void *body, size_t len, const char *subject, bool durable, rt_msg **out);
+static inline rt_msg *rt_msg_ref(rt_msg *m) { return (rt_msg *)sv_buf_ref(&m->buf); }
+static inline void rt_msg_unref(rt_msg *m)
+{
+    if (m)
+        sv_buf_unref(&m->buf);
+}
+/* Records the routing key once, before the message is shared. */
+int rt_msg_set_rkey(rt_msg *m, const char *key);
+/* The wire form of a delivery of m with delivery-count dc: if the header is
+ * unchanged the caller sends data as is (*hdr_len = 0, *rest_off = 0);
+ * otherwise hdr receives a fresh header section (at most RT_HDR_MAX bytes)
+ * and the caller sends hdr then data + *rest_off. */
+#define RT_HDR_MAX 64
+void rt_msg_wire(const rt_msg *m, uint32_t dc, char *hdr, size_t *hdr_len, size_t *rest_off);
+/* The application properties as a pn_data_t (NULL if none), for headers
+ * exchanges. Caller frees with pn_data_free. */
+struct pn_data_t *rt_msg_app_props(const rt_msg *m);
+
+/* ------------------------------------------------------------ queue records */
+
+typedef enum rt_overflow { RT_DROP_HEAD, RT_REJECT_PUBLISH } rt_overflow;
+
+typedef struct rt_qargs {
+    bool durable, exclusive, auto_delete;
+    int64_t max_length;       /* ready messages; -1: unbounded */
+    int64_t max_length_bytes; /* ready bytes; -1: unbounded */
+    rt_overflow overflow;
+    int64_t message_ttl;      /* ms; -1: none */
+    bool has_dlx, has_dlk;
+    char dlx[RT_NAME_MAX + 1]; /* dead-letter exchange ("" is the default exchange) */
+    char dlk[RT_NAME_MAX + 1]; /* dead-letter routing key; none: the message's own */
+} rt_qargs;
+
+void rt_qargs_init(rt_qargs *a);
+/* Parses a RabbitMQ-style argument ("x-max-length", "x-overflow", ...)
+ * given as a string or integer; -EINVAL with a reason in err. */
+int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, bool is_int, char *err,
+                 size_t errlen);
+
+/* A queue as the directory knows it. Read-only to everyone but the
+ * manager; freed by sv_retire after it leaves the directory. */
+typedef struct rt_queue {
+    char *name;
+    rt_qargs args;
+    sv_pid owner;                 /* exclusive owner (a connection), or none */
+    _Atomic(sv_pid *) pid;        /* the queue process; swapped when it restarts */
+    /* Live counters, written by the queue process, read by anyone. */
+    atomic_uint_fast64_t ready, unacked, consumers, bytes;
+    atomic_uint_fast64_t published, delivered, acked;
+} rt_queue;
+
+/* The queue process's pid now (SV_PID_NONE while it restarts). */
+sv_pid rt_queue_pid(const rt_queue *q);
+
+/* ---------------------------------------------------- exchanges, bindings */
+
+typedef enum rt_xtype { RT_DIRECT, RT_FANOUT, RT_TOPIC, RT_HEADERS } rt_xtype;
+const char *rt_xtype_name(rt_xtype t);
+int rt_xtype_parse(const char *s, rt_xtype *t);
+
+typedef struct rt_exchange rt_exchange;
+
+typedef struct rt_binding {
+    char *key;               /* routing key or pattern */
+    bool to_exchange;        /* destination is an exchange (e2e binding) */
+    char *dest;              /* queue or exchange name */
+    struct rt_hdrmatch *hm;  /* headers exchanges: parsed arguments */
+} rt_binding;
+
+/* An immutable set of an exchange's bindings; replaced whole on change. */
+typedef struct rt_bindset {
+    uint32_t n;
+    rt_binding b[];
+} rt_bindset;
+
+struct rt_exchange {
+    char *name;
+    rt_xtype type;
+    bool durable, auto_delete, internal;
+    _Atomic(rt_bindset *) bindings;
+};
+
+/* ------------------------------------------------------ topic and headers */
+
+/* AMQP 0-9-1 topic matching: words separated by '.', '*' one word, '#'
+ * zero or more words. */
+bool rt_topic_match(const char *pattern, const char *key);
+
+typedef struct rt_hdrmatch rt_hdrmatch;
+/* Binding arguments for a headers exchange: a pn_data_t map of header name
+ * to value with an optional "x-match" of "all" (default) or "any"; keys
+ * starting with "x-" other than x-match are ignored. */
+int rt_hdrmatch_new(struct pn_data_t *args, rt_hdrmatch **out, char *err, size_t errlen);
+void rt_hdrmatch_free(rt_hdrmatch *h);
+/* Matches against a message's application properties (may be NULL). */
+bool rt_hdrmatch_test(const rt_hdrmatch *h, struct pn_data_t *app_props);
+/* The arguments again, as "x-match=all,a=1" (for listings). */
+void rt_hdrmatch_str(const rt_hdrmatch *h, char *buf, size_t len);
+
+/* -------------------------------------------------------------- directory */
+
+/* Lock-free lookups, valid until the end of the caller's turn. */
+rt_queue *rt_queue_find(const char *name);
+rt_exchange *rt_exchange_find(const char *name);
+/* Every queue / exchange, for listings (the admin API). fn returns false to stop. */
+void rt_queue_each(bool (*fn)(rt_queue *q, void *ctx), void *ctx);
+void rt_exchange_each(bool (*fn)(rt_exchange *x, void *ctx), void *ctx);
+
+/* Where a message goes from exchange x (NULL: the default exchange) with
+ * routing key key: up to max distinct queues in out; returns how many (may
+ * exceed max: the caller sizes again). Follows exchange-to-exchange
+ * bindings, each exchange once. */
+int rt_route(const rt_exchange *x, const rt_msg *m, const char *key, rt_queue **out, int max);
+
+/* ---------------------------------------------------------- the manager */
+
+/* The routing subtree for the broker's supervision tree: the manager (owner
+ * of every definition) and the queue supervisor. */
+int rt_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+
+typedef struct rt_config {
+    uint32_t queue_mailbox;   /* mailbox bound of a queue process */
+    uint32_t queue_max_batch; /* deliveries per batch to a consumer */
+} rt_config;
+
+/* Requests to the manager (name "rt_manager"), answered with status 0 or a
+ * negative code; from a process use sv_call_async with rt_req_*. */
+typedef enum rt_req_kind {
+    RT_REQ_DECLARE_QUEUE = 0x52540001, /* payload: rt_req_queue; reply: rt_req_queue (name filled) */
+    RT_REQ_DELETE_QUEUE,               /* payload: rt_req_queue (if_unused, if_empty) */
+    RT_REQ_DECLARE_EXCHANGE,           /* payload: rt_req_exchange */
+    RT_REQ_DELETE_EXCHANGE,            /* payload: rt_req_exchange */
+    RT_REQ_BIND,                       /* payload: rt_req_bind (+ headers args encoded after) */
+    RT_REQ_UNBIND,
+    RT_REQ_PURGE_QUEUE,
+} rt_req_kind;
+
+typedef struct rt_req_queue {
+    char name[RT_NAME_MAX + 1]; /* empty: generate one ("amq.gen-...") */
+    rt_qargs args;
+    sv_pid owner;               /* exclusive queues: the owning connection */
+    bool passive;               /* only check it exists */
+    bool if_unused, if_empty;   /* delete */
+    bool exists;                /* in the reply: it existed already */
+} rt_req_queue;
+
+typedef struct rt_req_exchange {
+    char name[RT_NAME_MAX + 1];
+    rt_xtype type;
+    bool durable, auto_delete, internal, passive;
+    bool if_unused;
+} rt_req_exchange;
+
+typedef struct rt_req_bind {
+    char source[RT_NAME_MAX + 1];
+    char dest[RT_NAME_MAX + 1];
+    char key[RT_NAME_MAX + 1];
+    bool to_exchange;
+    uint32_t args_len; /* encoded pn_data map of binding arguments after this struct */
+} rt_req_bind;
+
+sv_msg *rt_req(rt_req_kind kind, const void *payload, size_t len);
+/* From an inbox: one request, one answer. reply_out (may be NULL) receives
+ * the reply payload (for DECLARE_QUEUE: the rt_req_queue with the name). */
+int rt_call(sv_proc *inbox, rt_req_kind kind, const void *payload, size_t len, void *reply_out, size_t reply_len,
+            int timeout_ms);
+sv_pid rt_manager(void);
+
+/* ------------------------------------------------------ the queue protocol */
+
+/* Messages between connections and queue processes. All batches carry
+ * rt_msg pointers whose references travel with the message. */
+enum {
+    RT_Q_PUBLISH = 0x52510001, /* conn -> queue: rt_pub_batch */
+    RT_Q_CONFIRM,              /* queue -> conn: rt_confirm_batch */
+    RT_Q_CONSUME,              /* conn -> queue: rt_consume */
+    RT_Q_CREDIT,               /* conn -> queue: rt_credit */
+    RT_Q_CANCEL,               /* conn -> queue: rt_credit (consumer only) */
+    RT_Q_SETTLE,               /* conn -> queue: rt_settle_batch */
+    RT_Q_DELIVER,              /* queue -> conn: rt_deliver_batch */
+    RT_Q_DRAINED,              /* queue -> conn: rt_credit (credit: what was left) */
+    RT_Q_CONSUMER_GONE,        /* queue -> conn: rt_credit (consumer; status in msg: why) */
+};
+
+typedef struct rt_pub {
+    rt_msg *m;
+    uint64_t tag; /* the publisher's own reference, echoed in the confirm */
+} rt_pub;
+typedef struct rt_pub_batch {
+    uint32_t n;
+    bool want_confirm;
+    rt_pub p[];
+} rt_pub_batch;
+
+typedef enum rt_outcome { RT_ACCEPTED, RT_REJECTED, RT_RELEASED, RT_MODIFIED } rt_outcome;
+
+typedef struct rt_confirm {
+    uint64_t tag;
+    uint8_t outcome;  /* rt_outcome: RT_ACCEPTED, or RT_REJECTED (queue full) */
+} rt_confirm;
+typedef struct rt_confirm_batch {
+    uint32_t n;
+    bool slow_down;   /* the queue is behind: hold back credit */
+    rt_confirm c[];
+} rt_confirm_batch;
+
+typedef struct rt_consume {
+    uint32_t consumer; /* the connection's id for the link */
+    uint32_t credit;
+    bool presettled;   /* at most once: forget each message as it is sent */
+    bool exclusive_ok; /* the connection owns the queue (exclusive) */
+} rt_consume;
+
+typedef struct rt_credit {
+    uint32_t consumer;
+    uint32_t credit; /* RT_Q_CREDIT: credit to add; RT_Q_DRAINED: credit left unused */
+    bool drain;
+} rt_credit;
+
+typedef struct rt_settle {
+    uint64_t id;     /* the queue's delivery id */
+    uint8_t outcome; /* rt_outcome */
+    bool failed;     /* modified: delivery-failed (delivery-count + 1) */
+    bool elsewhere;  /* modified: undeliverable-here (not to this consumer again) */
+} rt_settle;
+typedef struct rt_settle_batch {
+    uint32_t consumer;
+    uint32_t n;
+    rt_settle s[];
+} rt_settle_batch;
+
+typedef struct rt_delivery {
+    rt_msg *m;
+    uint64_t id;     /* settle with this */
+    uint32_t delivery_count;
+} rt_delivery;
+typedef struct rt_deliver_batch {
+    uint32_t consumer;
+    uint32_t n;
+    rt_delivery d[];
+} rt_deliver_batch;
+
+#endif
