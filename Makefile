@@ -9,14 +9,15 @@
 # `make run` and `make test` install missing Debian packages first when run
 # as root (scripts/deps.sh), or print the apt-get line that would.
 
+VERSION := 0.1.0
 CC      ?= cc
 BUILD   ?= build
 BINDIR  ?= bin
-PKGS    := libuv libqpid-proton jansson libconfig
+PKGS    := libuv libqpid-proton jansson libconfig libcrypto
 OPT     ?= -O2
 SAN     ?=
 XCFLAGS := -std=gnu11 -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wno-missing-field-initializers -fno-strict-aliasing -D_GNU_SOURCE -I. \
+           -Wno-missing-field-initializers -fno-strict-aliasing -D_GNU_SOURCE -I. -DPLEXUS_VERSION='"$(VERSION)"' \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 XLDFLAGS := $(SAN) $(LDFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

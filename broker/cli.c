@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp/amqp.h"
 #include "broker/brk.h"
 
 enum { OPT_CHECK = 255, OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA_DIR, OPT_LOG_LEVEL, OPT_SCHEDULERS, OPT_NODE_NAME };
@@ -114,10 +115,10 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
         switch (o) {
         case OPT_LISTEN:
         case OPT_ADMIN:
-            if (brk_parse_hostport(optarg, host, sizeof host, &port) < 0)
+            if (amqp_hostport_parse(optarg, host, sizeof host, &port) < 0)
                 return error(err, len, "%s: expected HOST:PORT (e.g. 127.0.0.1:5672), got '%s'",
                              o == OPT_LISTEN ? "--listen" : "--admin", optarg);
-            copy_str(o == OPT_LISTEN ? c->amqp_listen : c->admin_listen, BRK_ADDR_MAX, optarg);
+            copy_str(o == OPT_LISTEN ? c->amqp.listen : c->admin_listen, BRK_ADDR_MAX, optarg);
             break;
         case OPT_DATA_DIR:
             if (copy_str(c->data_dir, sizeof c->data_dir, optarg) < 0)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "broker/brk.h"
@@ -54,9 +55,20 @@ static int make_dirs(const char *path)
     return 0;
 }
 
+/* Every connection is a socket: take all the descriptors we may. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static brk_config cfg; /* outlives the node: processes keep pointers into it */
+
 int main(int argc, char **argv)
 {
-    brk_config cfg;
     char err[512];
     switch (brk_cli_parse(argc, argv, &cfg, err, sizeof err)) {
     case BRK_CLI_EXIT_OK:
@@ -69,6 +81,8 @@ int main(int argc, char **argv)
     }
     sv_log_set_level(cfg.log_level);
 
+    raise_fd_limit();
+    brk_users_set(cfg.users, cfg.nusers, cfg.anonymous_user);
     int rc = make_dirs(cfg.data_dir);
     if (rc < 0) {
         fprintf(stderr, "plexus: data directory %s: %s\n", cfg.data_dir, strerror(-rc));
@@ -99,8 +113,8 @@ int main(int argc, char **argv)
         sv_log(SV_LOG_ERROR, "plexus: the supervision tree did not start: %s", sv_reason_str(rc, rb, sizeof rb));
         goto out;
     }
-    sv_log(SV_LOG_INFO, "plexus %s node %s started: %d schedulers, data in %s", PLEXUS_VERSION, cfg.node_name,
-           sv_node_schedulers(), cfg.data_dir);
+    sv_log(SV_LOG_INFO, "plexus %s node %s started: amqp on port %d, %d schedulers, data in %s", PLEXUS_VERSION,
+           cfg.node_name, amqp_listen_port(), sv_node_schedulers(), cfg.data_dir);
 
     bool stopping = false;
     for (;;) {
@@ -138,5 +152,7 @@ out:
     pthread_join(st, NULL);
     sv_inbox_close(inbox);
     sv_node_stop();
+    rt_cleanup();
+    brk_users_free();
     return rc < 0 ? 1 : 0;
 }

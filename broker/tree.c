@@ -1,23 +1,32 @@
 /* tree.c — the node's top supervision tree.
  *
  *   plexus (one_for_one)
- *   ├── store sup, routing sup, listeners sup, admin sup, cluster sup
+ *   ├── routing     (rest_for_one): queue supervisor, routing manager
+ *   └── listeners   (rest_for_one): connections supervisor, AMQP listener
  *
- * Each part of the broker adds its supervisor here as it is built (see
- * DESIGN.md); a part that keeps failing is restarted on its own, and only
- * when the top supervisor itself gives up does the node stop.
+ * Routing starts first: by the time the listener accepts a client, the
+ * manager and the built-in exchanges are there. Each subtree restarts on
+ * its own; only when the top supervisor itself gives up does the node stop.
+ * (Store, admin and cluster subtrees join as they are built; see DESIGN.md.)
  */
 #include <errno.h>
 
 #include "broker/brk.h"
 
-int brk_tree_start(sv_proc *inbox, const brk_config *c, sv_pid *root)
+int brk_tree_start(sv_proc *inbox, brk_config *c, sv_pid *root)
 {
-    (void)c;
+    c->amqp.auth = brk_authenticate;
+    c->amqp.container_id = c->node_name;
+    const sv_child_spec kids[] = {
+        {.id = "routing", .start = rt_start_fn, .arg = &c->routing, .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
+        {.id = "listeners", .start = amqp_start_fn, .arg = &c->amqp, .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
+    };
     static const sv_sup_flags flags = {SV_ONE_FOR_ONE, 5, 10000};
     sv_pid pid;
     sv_spawn_opts o = {.link = true, .ack = true, .scheduler = SV_SCHED_ANY};
-    int rc = sv_sup_spawn(inbox, "plexus", flags, NULL, 0, &o, &pid);
+    int rc = sv_sup_spawn(inbox, "plexus", flags, kids, sizeof kids / sizeof kids[0], &o, &pid);
     if (rc < 0)
         return rc;
     /* Its ACK says every child is up; an EXIT says one could not start. */

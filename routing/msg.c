@@ -211,31 +211,45 @@ static void msg_release(sv_buf *b)
     free(m);
 }
 
-int rt_msg_new(const void *data, size_t len, rt_msg **out)
+rt_msg *rt_msg_alloc(size_t cap)
+{
+    rt_msg *m = malloc(sizeof *m + cap);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m);
+    atomic_init(&m->buf.refs, 1);
+    m->buf.data = (unsigned char *)(m + 1);
+    m->buf.release = msg_release;
+    return m;
+}
+
+int rt_msg_grow(rt_msg **mp, size_t cap)
+{
+    rt_msg *m = realloc(*mp, sizeof *m + cap);
+    if (!m)
+        return -ENOMEM;
+    m->buf.data = (unsigned char *)(m + 1);
+    *mp = m;
+    return 0;
+}
+
+int rt_msg_finish(rt_msg **mp, size_t len)
 {
     if (len > UINT32_MAX)
         return -EMSGSIZE;
-    /* First pass: how much room the property strings need. */
+    rt_msg *m = *mp;
+    /* First pass: how much room the property strings need after the bytes. */
     parsed p;
     size_t strsize = 0;
-    int rc = parse(data, len, &p, NULL, &strsize, 0);
+    int rc = parse(m->buf.data, len, &p, NULL, &strsize, 0);
     if (rc < 0)
         return rc;
-    rt_msg *m = malloc(sizeof *m + len + strsize);
-    if (!m)
-        return -ENOMEM;
-    memset(m, 0, sizeof *m);
-    unsigned char *bytes = (unsigned char *)(m + 1);
-    memcpy(bytes, data, len);
-    char *strs = (char *)bytes + len;
-    if (strsize && (rc = parse(bytes, len, &p, strs, &strsize, strsize)) < 0) {
-        free(m);
+    if ((rc = rt_msg_grow(mp, len + strsize)) < 0)
         return rc;
-    }
-    atomic_init(&m->buf.refs, 1);
-    m->buf.data = bytes;
+    m = *mp;
+    if (strsize && (rc = parse(m->buf.data, len, &p, (char *)m->buf.data + len, &strsize, strsize)) < 0)
+        return rc;
     m->buf.len = len;
-    m->buf.release = msg_release;
     m->hdr_len = p.hdr_len;
     m->durable = p.durable;
     m->first_acquirer = p.first_acquirer;
@@ -248,6 +262,21 @@ int rt_msg_new(const void *data, size_t len, rt_msg **out)
     m->reply_to = p.reply_to.start;
     m->ap_off = p.ap_off;
     m->ap_len = p.ap_len;
+    return 0;
+}
+
+int rt_msg_new(const void *data, size_t len, rt_msg **out)
+{
+    rt_msg *m = rt_msg_alloc(len);
+    if (!m)
+        return -ENOMEM;
+    if (len)
+        memcpy(m->buf.data, data, len);
+    int rc = rt_msg_finish(&m, len);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
     *out = m;
     return 0;
 }

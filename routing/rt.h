@@ -42,6 +42,13 @@ typedef struct rt_msg {
  * decodes its header and properties (never the body). -EBADMSG if the
  * sections cannot be decoded; -EMSGSIZE above UINT32_MAX. */
 int rt_msg_new(const void *data, size_t len, rt_msg **out);
+/* Building a message as its bytes arrive: allocate, grow while reading
+ * into rt_msg_bytes(m), then finish (decodes; may move the message). On a
+ * finish error the caller still owns (and frees with rt_msg_unref) *m. */
+rt_msg *rt_msg_alloc(size_t cap);
+int rt_msg_grow(rt_msg **m, size_t cap);
+int rt_msg_finish(rt_msg **m, size_t len);
+static inline unsigned char *rt_msg_bytes(rt_msg *m) { return m->buf.data; }
 /* A message built from a body (an AMQP data section of len bytes) and an
  * optional subject, for the broker's own use (dead letters, admin publish). */
 int rt_msg_from_body(const void *body, size_t len, const char *subject, bool durable, rt_msg **out);
@@ -107,17 +114,19 @@ int rt_xtype_parse(const char *s, rt_xtype *t);
 
 typedef struct rt_exchange rt_exchange;
 
+/* A binding, immutable once made; shared by successive binding sets. */
 typedef struct rt_binding {
     char *key;               /* routing key or pattern */
     bool to_exchange;        /* destination is an exchange (e2e binding) */
     char *dest;              /* queue or exchange name */
+    char *args;              /* arguments as text ("" if none): part of its identity */
     struct rt_hdrmatch *hm;  /* headers exchanges: parsed arguments */
 } rt_binding;
 
 /* An immutable set of an exchange's bindings; replaced whole on change. */
 typedef struct rt_bindset {
     uint32_t n;
-    rt_binding b[];
+    rt_binding *b[];
 } rt_bindset;
 
 struct rt_exchange {
@@ -164,6 +173,9 @@ int rt_route(const rt_exchange *x, const rt_msg *m, const char *key, rt_queue **
 /* The routing subtree for the broker's supervision tree: the manager (owner
  * of every definition) and the queue supervisor. */
 int rt_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+
+/* After sv_node_stop: frees the directory (queues, exchanges, bindings). */
+void rt_cleanup(void);
 
 typedef struct rt_config {
     uint32_t queue_mailbox;   /* mailbox bound of a queue process */

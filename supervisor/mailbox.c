@@ -68,6 +68,16 @@ static int send_kind(sv_pid to, sv_msg *m, uint16_t kind)
 }
 
 int sv_send(sv_pid to, sv_msg *m) { return send_kind(to, m, SV_MSG_INFO); }
+
+int sv_send_owed(sv_pid to, sv_msg *m)
+{
+    if (!m)
+        return -EINVAL;
+    m->kind = SV_MSG_INFO;
+    m->flags = SV__F_SYSTEM;
+    m->from = current_pid();
+    return sv__deliver(to, m);
+}
 int sv_cast(sv_pid to, sv_msg *m) { return send_kind(to, m, SV_MSG_CAST); }
 
 int sv_send_tag(sv_pid to, uint32_t tag, const void *data, size_t len)

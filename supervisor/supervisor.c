@@ -16,7 +16,7 @@
 
 #include "sv_internal.h"
 
-enum { TAG_START_CHILD = 0x53560001, TAG_TERMINATE_CHILD, TAG_WHICH_CHILDREN, TAG_KILL_TIMER };
+enum { TAG_START_CHILD = 0x53560001, TAG_TERMINATE_CHILD, TAG_WHICH_CHILDREN, TAG_KILL_TIMER, TAG_DELETE_CHILD };
 
 typedef struct child {
     sv_child_spec spec; /* spec.id points to id */
@@ -35,6 +35,7 @@ typedef struct step {
     child *c;
     int reason;       /* STEP_EXIT */
     bool reply;       /* answer `from` when the step ends */
+    bool remove;      /* STOP: forget the child once it is down (delete_child) */
     sv_from from;
     struct step *next;
 } step;
@@ -225,9 +226,15 @@ static void step_done(sv_proc *self, sup *s)
 
 static void log_child(sup *s, child *c, sv_pid pid, const char *what, int reason)
 {
+    /* A temporary child ending normally (a closed connection) is routine. */
+    sv_log_level level = sv_reason_is_failure(reason)             ? SV_LOG_ERROR
+                         : c->spec.restart == SV_TEMPORARY ? SV_LOG_DEBUG
+                                                                  : SV_LOG_INFO;
+    if (!sv_log_enabled(level))
+        return;
     char pb[SV_PID_FMT_LEN], rb[96];
-    sv_log(sv_reason_is_failure(reason) ? SV_LOG_ERROR : SV_LOG_INFO, "supervisor %s: child %s %s %s: %s",
-           s->name, c->id, sv_pid_str(pid, pb, sizeof pb), what, sv_reason_str(reason, rb, sizeof rb));
+    sv_log(level, "supervisor %s: child %s %s %s: %s", s->name, c->id, sv_pid_str(pid, pb, sizeof pb), what,
+           sv_reason_str(reason, rb, sizeof rb));
 }
 
 /* A START step's child failed to come up (spawn error or EXIT before ACK). */
@@ -450,7 +457,7 @@ static void on_exit_signal(sv_proc *self, sup *s, sv_pid from, int reason)
             s->kill_tref = 0;
         }
         child_set_pid(s, c, SV_PID_NONE);
-        if (c->spec.restart == SV_TEMPORARY && !s->shutting_down)
+        if ((c->spec.restart == SV_TEMPORARY || st->remove) && !s->shutting_down)
             child_remove(s, c); /* before step_done, which may plan again */
         step_done(self, s);
         return;
@@ -534,7 +541,8 @@ static void handle_request(sup *s, sv_msg *req)
         child_append(s, c);
         st->reply = true;
         st->from = sv_from_of(req);
-    } else if (req->tag == TAG_TERMINATE_CHILD) {
+    } else if (req->tag == TAG_TERMINATE_CHILD || req->tag == TAG_DELETE_CHILD) {
+        bool remove = req->tag == TAG_DELETE_CHILD;
         req->data[req->len ? req->len - 1 : 0] = '\0';
         child *c = req->len ? child_by_id(s, (char *)req->data) : NULL;
         if (!c) {
@@ -545,7 +553,7 @@ static void handle_request(sup *s, sv_msg *req)
             sv_msg *ok = sv_msg_new(0, NULL, 0);
             if (ok)
                 sv_reply(sv_from_of(req), ok);
-            if (c->spec.restart == SV_TEMPORARY)
+            if (c->spec.restart == SV_TEMPORARY || remove)
                 child_remove(s, c);
             return;
         }
@@ -556,6 +564,7 @@ static void handle_request(sup *s, sv_msg *req)
         }
         st->reply = true; /* answered when the child is down */
         st->from = sv_from_of(req);
+        st->remove = remove;
     }
 }
 
@@ -566,7 +575,7 @@ static int sup_handle_call(sv_proc *self, sv_msg *req)
         reply_children(s, req);
         return 0;
     }
-    if (req->tag != TAG_START_CHILD && req->tag != TAG_TERMINATE_CHILD) {
+    if (req->tag != TAG_START_CHILD && req->tag != TAG_TERMINATE_CHILD && req->tag != TAG_DELETE_CHILD) {
         sv_reply_error(sv_from_of(req), -ENOTSUP);
         return 0;
     }
@@ -786,17 +795,32 @@ int sv_sup_start_child(sv_proc *inbox, sv_pid sup_pid, const sv_child_spec *spec
     return 0;
 }
 
-int sv_sup_terminate_child(sv_proc *inbox, sv_pid sup_pid, const char *id, int timeout_ms)
+sv_msg *sv_sup_terminate_child_req(const char *id, bool remove)
+{
+    return id ? sv_msg_new(remove ? TAG_DELETE_CHILD : TAG_TERMINATE_CHILD, id, strlen(id) + 1) : NULL;
+}
+
+static int terminate_child(sv_proc *inbox, sv_pid sup_pid, const char *id, bool remove, int timeout_ms)
 {
     if (!id)
         return -EINVAL;
-    sv_msg *req = sv_msg_new(TAG_TERMINATE_CHILD, id, strlen(id) + 1);
+    sv_msg *req = sv_sup_terminate_child_req(id, remove);
     if (!req)
         return -ENOMEM;
     sv_msg *r;
     int rc = sv_call(inbox, sup_pid, req, timeout_ms, &r);
     sv_msg_free(r);
     return rc;
+}
+
+int sv_sup_terminate_child(sv_proc *inbox, sv_pid sup_pid, const char *id, int timeout_ms)
+{
+    return terminate_child(inbox, sup_pid, id, false, timeout_ms);
+}
+
+int sv_sup_delete_child(sv_proc *inbox, sv_pid sup_pid, const char *id, int timeout_ms)
+{
+    return terminate_child(inbox, sup_pid, id, true, timeout_ms);
 }
 
 int sv_sup_which_children(sv_proc *inbox, sv_pid sup_pid, sv_child_info *out, int max, int timeout_ms)

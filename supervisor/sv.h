@@ -216,6 +216,11 @@ int sv_send(sv_pid to, sv_msg *m);
 int sv_cast(sv_pid to, sv_msg *m);
 /* Convenience: build, send, and free on failure. */
 int sv_send_tag(sv_pid to, uint32_t tag, const void *data, size_t len);
+/* A message the receiver asked for (deliveries against the credit it
+ * granted, answers to its requests): not counted against its mailbox bound,
+ * because the receiver bounds these itself by what it asks for. Otherwise
+ * as sv_send. */
+int sv_send_owed(sv_pid to, sv_msg *m);
 
 /* ----------------------------------------------------------- call / reply */
 
@@ -265,6 +270,8 @@ int sv_exit(sv_proc *self, sv_pid to, int reason);
 int sv_send_after(sv_proc *self, uint64_t ms, sv_pid to, sv_msg *m, uint64_t *tref);
 /* 0 if cancelled before it fired, -ENOENT if it fired or is unknown. */
 int sv_cancel_timer(sv_proc *self, uint64_t tref);
+/* Monotonic milliseconds (for deadlines and ages, not dates). */
+uint64_t sv_now_ms(void);
 
 /* -------------------------------------------------------- libuv integration */
 
@@ -352,8 +359,12 @@ int sv_sup_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *
 /* Calls to a supervisor. From an inbox use sv_sup_*; a process sends the
  * same requests with sv_call_async and the request builders. */
 int sv_sup_start_child(sv_proc *inbox, sv_pid sup, const sv_child_spec *spec, int timeout_ms, sv_pid *pid);
+/* Stops a child; it stays listed (temporary children excepted). */
 int sv_sup_terminate_child(sv_proc *inbox, sv_pid sup, const char *id, int timeout_ms);
+/* Stops a child if it runs and forgets it (OTP's terminate + delete_child). */
+int sv_sup_delete_child(sv_proc *inbox, sv_pid sup, const char *id, int timeout_ms);
 sv_msg *sv_sup_start_child_req(const sv_child_spec *spec);
+sv_msg *sv_sup_terminate_child_req(const char *id, bool remove);
 /* The answer to a start-child request: the new pid (status 0 in the reply). */
 sv_pid sv_sup_reply_pid(const sv_msg *reply);
 

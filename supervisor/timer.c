@@ -100,3 +100,5 @@ void sv__timers_cancel_all(sv_proc *p)
             timer_drop(e->ptr);
     sv_map_free(&p->timers);
 }
+
+uint64_t sv_now_ms(void) { return uv_hrtime() / 1000000; }

@@ -297,6 +297,20 @@ START_TEST(test_dynamic_children_start_and_terminate)
     ck_assert(!sv_is_alive(pids[5]));
     ck_assert_int_eq(children(sup, NULL, 0), 19);
     ck_assert_int_eq(sv_sup_terminate_child(T, sup, "nope", 2000), -ENOENT);
+    /* delete_child forgets even a permanent child once it is down. */
+    sv_child_spec keep = COUNTER_SPEC("kept", SV_PERMANENT);
+    ck_assert_int_eq(sv_sup_start_child(T, sup, &keep, 2000, &p), 0);
+    ck_assert_int_eq(children(sup, NULL, 0), 20);
+    ck_assert_int_eq(sv_sup_terminate_child(T, sup, "kept", 2000), 0);
+    ck_assert(!sv_is_alive(p));
+    ck_assert_int_eq(children(sup, NULL, 0), 20); /* stopped, still listed */
+    ck_assert_int_eq(sv_sup_start_child(T, sup, &keep, 2000, &p), -EEXIST);
+    ck_assert_int_eq(sv_sup_delete_child(T, sup, "kept", 2000), 0);
+    ck_assert_int_eq(children(sup, NULL, 0), 19);
+    ck_assert_int_eq(sv_sup_start_child(T, sup, &keep, 2000, &p), 0);
+    ck_assert_int_eq(sv_sup_delete_child(T, sup, "kept", 2000), 0); /* running: stopped, then forgotten */
+    ck_assert(!sv_is_alive(p));
+    ck_assert_int_eq(children(sup, NULL, 0), 19);
     /* A child whose init fails: the caller gets the reason, nothing is kept. */
     store.init_fail = 1;
     sv_child_spec bad = COUNTER_SPEC("bad", SV_PERMANENT);

@@ -1,0 +1,81 @@
+/* amqp.h — the AMQP 1.0 front end: listener, connections, SASL, addresses.
+ * The one public header of amqp/.
+ *
+ * Each client connection is one process that owns its socket and a
+ * qpid-proton connection driver (the engine, fed by libuv; no proactor).
+ * It resolves each link's address once, at attach, routes what publishers
+ * send itself (routing tables are shared and lock-free) and passes
+ * deliveries from queue processes to consumers, against link credit.
+ */
+#ifndef PLEXUS_AMQP_H
+#define PLEXUS_AMQP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "routing/rt.h"
+#include "supervisor/sv.h"
+
+/* ------------------------------------------------------------- addresses */
+
+typedef enum amqp_addr_kind {
+    AMQP_ADDR_QUEUE,        /* /queues/NAME, or a plain NAME */
+    AMQP_ADDR_EXCHANGE,     /* /exchanges/NAME: the key is each message's subject */
+    AMQP_ADDR_EXCHANGE_KEY, /* /exchanges/NAME/KEY */
+} amqp_addr_kind;
+
+typedef struct amqp_addr {
+    amqp_addr_kind kind;
+    char name[RT_NAME_MAX + 1]; /* percent-decoded; "" for the default exchange */
+    char key[RT_NAME_MAX + 1];  /* percent-decoded */
+} amqp_addr;
+
+/* Parses an address as DESIGN.md describes (RabbitMQ 4's v2 format, plus
+ * plain queue names). -EINVAL for anything else: bad percent-encoding, an
+ * empty or too long name, an unknown prefix. */
+int amqp_addr_parse(const char *s, amqp_addr *out);
+/* Formats /queues/NAME with NAME percent-encoded; returns out. */
+const char *amqp_addr_queue(const char *name, char *out, size_t len);
+
+/* "host:port" or "[v6]:port" -> host (brackets removed) and port. -1 on
+ * bad syntax or a port outside 0..65535. */
+int amqp_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
+
+/* ---------------------------------------------------------- authentication */
+
+/* Decides a SASL login: mechanism "PLAIN" (user and password given) or
+ * "ANONYMOUS" (user and password NULL). peer is the client's address.
+ * Returns 0 and the user's name in user_out, or -EACCES. Called on the
+ * connection's scheduler: it must be quick and thread-safe. */
+typedef int (*amqp_auth_fn)(void *ctx, const char *mech, const char *user, const char *password,
+                            const struct sockaddr *peer, char *user_out, size_t user_len);
+
+/* --------------------------------------------------------------- listener */
+
+typedef struct amqp_config {
+    char listen[256];           /* HOST:PORT */
+    uint32_t max_connections;   /* beyond it: amqp:resource-limit-exceeded */
+    uint32_t max_links;         /* per connection */
+    uint32_t max_frame_size;    /* bytes; larger frames are a framing error */
+    uint64_t max_message_size;  /* bytes; larger messages detach their link */
+    uint32_t idle_timeout_ms;   /* ours (0: none); the peer's is honoured with a floor */
+    uint32_t credit_window;     /* credit per publishing link */
+    bool anonymous;             /* offer SASL ANONYMOUS */
+    bool auto_create_queues;    /* a link to an unknown queue creates it */
+    amqp_auth_fn auth;
+    void *auth_ctx;
+    const char *container_id;   /* this node's name, sent in open */
+} amqp_config;
+
+void amqp_config_init(amqp_config *c);
+
+/* The listeners subtree for the broker's tree: the connection supervisor
+ * and the AMQP 1.0 listener. arg: an amqp_config that outlives the node. */
+int amqp_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+/* The port the listener is bound to (useful with port 0), 0 before it is. */
+int amqp_listen_port(void);
+/* Connections open now. */
+uint32_t amqp_connections(void);
+
+#endif

@@ -1,0 +1,153 @@
+/* amqp_internal.h — shared by the files of amqp/ only. */
+#ifndef PLEXUS_AMQP_INTERNAL_H
+#define PLEXUS_AMQP_INTERNAL_H
+
+#include <netinet/in.h>
+#include <proton/transport.h>
+
+#include "amqp/amqp.h"
+
+/* sasl.c: the outcome of one connection's SASL exchange. */
+typedef struct amqp__sasl {
+    const amqp_config *cfg;
+    struct sockaddr_storage peer;
+    char user[128];     /* who logged in */
+    char refused[128];  /* who was refused, for the log */
+    const char *mech;   /* the mechanism tried */
+    bool done, ok;
+} amqp__sasl;
+
+/* Installs Plexus's server-side SASL (PLAIN against the broker's users,
+ * ANONYMOUS if allowed) on t. s must outlive t. */
+void amqp__sasl_setup(pn_transport_t *t, amqp__sasl *s);
+
+/* ------------------------------------------------------------ connections */
+
+#include <proton/connection_driver.h>
+#include <uv.h>
+
+/* Messages for one queue process, sent in order: batches being filled this
+ * round, then whatever its mailbox refused, retried until it has room. */
+typedef struct amqp__outbox {
+    uint64_t k1, k2; /* the queue process's pid */
+    sv_pid pid;
+    sv_msg *pub;     /* publish batch being filled */
+    sv_msg *settle;  /* settle batch being filled */
+    sv_msg *head, *tail; /* ready to send, oldest first (linked by ->next) */
+} amqp__outbox;
+
+/* What the connection remembers of a publish until every queue confirms. */
+typedef struct amqp__tag {
+    uint64_t k1, k2; /* k2: the tag */
+    pn_delivery_t *d; /* NULL: presettled by the client, or its link is gone */
+    struct amqp__link *l;
+    uint32_t remaining; /* queues yet to confirm */
+    uint32_t size;
+    uint8_t outcome;    /* the worst so far */
+} amqp__tag;
+
+typedef enum { AMQP__PUB, AMQP__CON } amqp__link_kind;
+
+struct amqp__link;
+/* An entry of the consumers map (k2: consumer id) and the calls map (k2:
+ * a manager call's ref). */
+typedef struct amqp__ref {
+    uint64_t k1, k2;
+    struct amqp__link *l;
+    rt_req_kind kind; /* calls: what was asked */
+} amqp__ref;
+
+typedef struct amqp__link {
+    amqp__link_kind kind;
+    pn_link_t *link;      /* NULL once proton has finalised it */
+    struct amqp__conn *c;
+    int refs;             /* proton's link, plus pending manager calls */
+    bool attached;        /* we answered the attach */
+    bool closed;          /* detached, by either side */
+    /* publishers (client -> broker) */
+    amqp_addr addr;
+    bool relay;           /* null target: each message names its own */
+    uint32_t inflight;    /* routed, not yet confirmed by every queue */
+    uint64_t avg_size;    /* moving average of message sizes, for byte-sized credit */
+    rt_msg *cur;          /* the delivery being read, if it spans frames */
+    size_t cur_len, cur_cap;
+    /* consumers (broker -> client) */
+    uint32_t id;          /* our consumer id, known to the queue */
+    sv_pid qpid;
+    char qname[RT_NAME_MAX + 1];
+    uint32_t outstanding; /* credit passed to the queue and not yet used */
+    bool presettled;      /* at most once */
+    bool dynamic;         /* its queue was made for it and goes with it */
+    bool consuming;       /* RT_Q_CONSUME sent */
+    bool drain_pending;   /* a drain went to the queue; its RT_Q_DRAINED is due */
+    bool owns_queue;      /* a dynamic or subscription queue, deleted if never consumed */
+    uint8_t step;         /* attach progress: what the manager is doing for it */
+    void *bind_req;       /* subscriptions: the binding to make once the queue exists */
+    size_t bind_len;
+    struct amqp__link *prev, *next; /* every link of the connection */
+} amqp__link;
+
+typedef struct amqp__conn {
+    sv_proc *self;
+    const amqp_config *cfg;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles;          /* open libuv handles; the struct is freed with the last */
+    pn_connection_driver_t d;
+    amqp__sasl sasl;
+    char peer[64];
+    char name[96];        /* "peer -> local", for logs and the admin API */
+    bool refuse;          /* over max_connections: say so in close */
+    bool reading, writing, finished, counted;
+    char *wbuf;           /* output the socket did not take at once */
+    size_t wlen, wcap;
+    uv_write_t wreq;
+    uint64_t next_tag;
+    sv_map tags;          /* amqp__tag */
+    sv_map outboxes;      /* amqp__outbox */
+    sv_map consumers;     /* amqp__ref: consumer id -> link */
+    sv_map calls;         /* amqp__ref: manager call ref -> link */
+    amqp__link *links;    /* all, so none outlives the connection */
+    uint32_t next_consumer;
+    uint32_t nlinks;
+    uint64_t deadline;    /* proton's next tick, ms */
+    bool retry_armed;
+} amqp__conn;
+
+/* connection.c */
+extern const sv_server_ops amqp__conn_ops;
+/* The start function of a connection child: arg carries the accepted fd. */
+int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+extern atomic_uint amqp__nconns;
+void amqp__conn_configure(const amqp_config *cfg);
+/* Queues m for pid after anything already waiting for it (m is taken). */
+void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m);
+/* The publish / settle batch being filled for pid, with room for one more. */
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid);
+rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid);
+/* A new link context for a proton link (one reference: proton's). */
+amqp__link *amqp__link_new(amqp__conn *c, pn_link_t *link, amqp__link_kind kind);
+/* A manager call for l; its reply goes to pub_reply / con_reply. */
+int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const void *req, size_t len);
+void amqp__link_unref(amqp__link *l);
+/* Refuses or ends a link with an AMQP error condition. */
+void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* publish.c: links on which the client sends. */
+void amqp__pub_attach(amqp__conn *c, pn_link_t *link);
+void amqp__pub_delivery(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
+void amqp__pub_confirm(amqp__conn *c, sv_msg *m);
+void amqp__pub_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
+void amqp__pub_closed(amqp__conn *c, amqp__link *l);
+
+/* consume.c: links on which the client receives. */
+void amqp__con_attach(amqp__conn *c, pn_link_t *link);
+void amqp__con_flow(amqp__conn *c, amqp__link *l);
+void amqp__con_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
+void amqp__con_deliver(amqp__conn *c, sv_msg *m);
+void amqp__con_drained(amqp__conn *c, sv_msg *m);
+void amqp__con_gone(amqp__conn *c, sv_msg *m);
+void amqp__con_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
+void amqp__con_closed(amqp__conn *c, amqp__link *l);
+
+#endif

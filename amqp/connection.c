@@ -1,0 +1,842 @@
+/* connection.c — one client connection: a process, its socket, its proton
+ * connection driver.
+ *
+ * Everything the connection does happens in rounds: bytes arrive (or a
+ * queue sends deliveries, or a timer fires), proton turns them into events,
+ * the events are handled, and only then is the round's work sent out: one
+ * batch per queue (publishes, settlements) and one write to the socket.
+ * Reads go straight into proton's input buffer; writes go straight out of
+ * proton's output buffer, and only what the socket refuses is copied.
+ * Messages for a queue whose mailbox is full wait in that queue's outbox,
+ * in order, and the publishing links get no new credit meanwhile: that is
+ * the broker's back-pressure.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <proton/condition.h>
+#include <proton/connection.h>
+#include <proton/delivery.h>
+#include <proton/event.h>
+#include <proton/link.h>
+#include <proton/session.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "amqp/amqp_internal.h"
+
+#define TICK_FLOOR_MS 100       /* however short the peer's idle timeout, no more empty frames than this */
+#define RETRY_MS 1              /* a full queue mailbox is tried again this soon */
+#define WRITE_BACKLOG (4u << 20) /* stop reading while this much output waits for the socket */
+#define PUB_BATCH 256           /* publishes per batch message */
+#define SETTLE_BATCH 256
+#define TAG_CLOSE 0x414d5101    /* from the admin API: close with a reason */
+
+atomic_uint amqp__nconns;
+static const amqp_config *conn_cfg;
+
+static void conn_work(amqp__conn *c);
+
+/* ------------------------------------------------------------- handles */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    amqp__conn *c = h->data;
+    if (--c->handles == 0) {
+        free(c->wbuf);
+        free(c);
+    }
+}
+
+static void close_handles(amqp__conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->timer)) {
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    }
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* ---------------------------------------------------------------- input */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    amqp__conn *c = h->data;
+    pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->d);
+    *buf = uv_buf_init(rb.start, (unsigned)rb.size);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void read_start(amqp__conn *c)
+{
+    if (!c->reading && !c->finished && !pn_connection_driver_read_closed(&c->d) &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+static void read_stop(amqp__conn *c)
+{
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    amqp__conn *c = s->data;
+    if (c->finished)
+        return;
+    sv_enter(c->self);
+    if (n > 0) {
+        pn_connection_driver_read_done(&c->d, (size_t)n);
+    } else if (n == UV_ENOBUFS) {
+        read_stop(c); /* proton holds all it can; resumed after the next round */
+    } else if (n < 0) {
+        if (n != UV_EOF)
+            sv_log(SV_LOG_DEBUG, "connection %s: read: %s", c->peer, uv_strerror((int)n));
+        read_stop(c);
+        pn_connection_driver_read_close(&c->d);
+    }
+    conn_work(c);
+    sv_leave(c->self);
+}
+
+/* --------------------------------------------------------------- output */
+
+static void on_write(uv_write_t *r, int status)
+{
+    amqp__conn *c = r->data;
+    c->writing = false;
+    c->wlen = 0;
+    if (c->finished)
+        return;
+    sv_enter(c->self);
+    if (status < 0)
+        pn_connection_driver_write_close(&c->d);
+    conn_work(c);
+    sv_leave(c->self);
+}
+
+/* Writes what proton has for the socket: at once where it takes it, and the
+ * rest from our own copy, one uv_write at a time. */
+static void write_out(amqp__conn *c)
+{
+    while (!c->writing) {
+        pn_bytes_t wb = pn_connection_driver_write_buffer(&c->d);
+        if (!wb.size)
+            return;
+        uv_buf_t b = uv_buf_init((char *)wb.start, (unsigned)wb.size);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == UV_EAGAIN || n == UV_ENOSYS)
+            n = 0;
+        if (n < 0) {
+            pn_connection_driver_write_close(&c->d);
+            return;
+        }
+        pn_connection_driver_write_done(&c->d, (size_t)n);
+        if ((size_t)n == wb.size)
+            continue;
+        size_t rest = wb.size - (size_t)n;
+        if (rest > c->wcap) {
+            char *nb = realloc(c->wbuf, rest);
+            if (!nb) {
+                pn_connection_driver_write_close(&c->d);
+                return;
+            }
+            c->wbuf = nb;
+            c->wcap = rest;
+        }
+        memcpy(c->wbuf, wb.start + n, rest);
+        pn_connection_driver_write_done(&c->d, rest);
+        c->wlen = rest;
+        b = uv_buf_init(c->wbuf, (unsigned)rest);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+            pn_connection_driver_write_close(&c->d);
+            return;
+        }
+        c->writing = true;
+    }
+}
+
+/* -------------------------------------------------------------- outboxes */
+
+static amqp__outbox *outbox(amqp__conn *c, sv_pid pid)
+{
+    uint64_t k1 = ((uint64_t)pid.node << 32) | pid.creation, k2 = ((uint64_t)pid.index << 32) | pid.gen;
+    amqp__outbox *o = sv_map_put(&c->outboxes, k1, k2);
+    if (o && sv_pid_is_none(o->pid))
+        o->pid = pid;
+    return o;
+}
+
+static void ob_append(amqp__outbox *o, sv_msg *m)
+{
+    m->next = NULL;
+    if (o->tail)
+        o->tail->next = m;
+    else
+        o->head = m;
+    o->tail = m;
+}
+
+/* Ends the batches being filled: they join the line. */
+static void ob_seal(amqp__outbox *o)
+{
+    if (o->pub) {
+        ob_append(o, o->pub);
+        o->pub = NULL;
+    }
+    if (o->settle) {
+        ob_append(o, o->settle);
+        o->settle = NULL;
+    }
+}
+
+void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m)
+{
+    amqp__outbox *o = outbox(c, pid);
+    if (!o) {
+        sv_log(SV_LOG_ERROR, "connection %s: out of memory; a message for a queue is lost", c->peer);
+        sv_msg_free(m);
+        return;
+    }
+    ob_seal(o);
+    ob_append(o, m);
+}
+
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
+{
+    amqp__outbox *o = outbox(c, pid);
+    if (!o)
+        return NULL;
+    if (o->pub && ((rt_pub_batch *)(void *)o->pub->data)->n == PUB_BATCH)
+        ob_seal(o);
+    if (!o->pub) {
+        o->pub = sv_msg_new(RT_Q_PUBLISH, NULL, sizeof(rt_pub_batch) + PUB_BATCH * sizeof(rt_pub));
+        if (!o->pub)
+            return NULL;
+        ((rt_pub_batch *)(void *)o->pub->data)->want_confirm = true;
+    }
+    return (rt_pub_batch *)(void *)o->pub->data;
+}
+
+rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid)
+{
+    amqp__outbox *o = outbox(c, pid);
+    if (!o)
+        return NULL;
+    if (o->settle && ((rt_settle_batch *)(void *)o->settle->data)->n == SETTLE_BATCH)
+        ob_seal(o);
+    if (!o->settle && !(o->settle = sv_msg_new(RT_Q_SETTLE, NULL,
+                                               sizeof(rt_settle_batch) + SETTLE_BATCH * sizeof(rt_settle))))
+        return NULL;
+    return (rt_settle_batch *)(void *)o->settle->data;
+}
+
+/* The references a refused or abandoned message holds. */
+static void drop_queued(sv_msg *m)
+{
+    if (m->tag == RT_Q_PUBLISH) {
+        rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
+        for (uint32_t i = 0; i < pb->n; i++)
+            rt_msg_unref(pb->p[i].m);
+    }
+    sv_msg_free(m);
+}
+
+/* Publishes to a queue that is gone: their links learn it as "released". */
+static void fail_publishes(amqp__conn *c, sv_msg *m)
+{
+    if (m->tag != RT_Q_PUBLISH)
+        return;
+    rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
+    sv_msg *conf = sv_msg_new(RT_Q_CONFIRM, NULL, sizeof(rt_confirm_batch) + pb->n * sizeof(rt_confirm));
+    if (!conf)
+        return;
+    rt_confirm_batch *cb = (rt_confirm_batch *)(void *)conf->data;
+    cb->n = pb->n;
+    for (uint32_t i = 0; i < pb->n; i++)
+        cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED};
+    amqp__pub_confirm(c, conf);
+    sv_msg_free(conf);
+}
+
+/* Sends every outbox's line, oldest first, until a mailbox says full.
+ * True if something still waits. */
+static bool flush_outboxes(amqp__conn *c)
+{
+    bool waiting = false;
+    for (uint32_t i = 0; i < c->outboxes.cap; i++) {
+        amqp__outbox *o = sv_map_at(&c->outboxes, i);
+        if (!o)
+            continue;
+        ob_seal(o);
+        while (o->head) {
+            sv_msg *m = o->head, *next = m->next;
+            int rc = sv_send(o->pid, m);
+            if (rc == -EAGAIN) {
+                m->next = next; /* sv_send left it ours */
+                waiting = true;
+                break;
+            }
+            o->head = next;
+            if (!next)
+                o->tail = NULL;
+            if (rc < 0) {
+                /* The queue process is gone (deleted, or restarting):
+                 * publishes are released, the rest no longer matters. */
+                fail_publishes(c, m);
+                drop_queued(m);
+            }
+        }
+    }
+    /* Empty outboxes go, so the map holds only queues with work. */
+    for (uint32_t i = 0; i < c->outboxes.cap;) {
+        amqp__outbox *o = sv_map_at(&c->outboxes, i);
+        if (o && !o->head && !o->pub && !o->settle)
+            sv_map_del(&c->outboxes, o->k1, o->k2, NULL); /* may move a later entry here: look again */
+        else
+            i++;
+    }
+    return waiting;
+}
+
+static void free_outboxes(amqp__conn *c)
+{
+    for (uint32_t i = 0; i < c->outboxes.cap; i++) {
+        amqp__outbox *o = sv_map_at(&c->outboxes, i);
+        if (!o)
+            continue;
+        ob_seal(o);
+        while (o->head) {
+            sv_msg *m = o->head;
+            o->head = m->next;
+            drop_queued(m);
+        }
+    }
+    sv_map_free(&c->outboxes);
+}
+
+/* ---------------------------------------------------------------- links */
+
+amqp__link *amqp__link_new(amqp__conn *c, pn_link_t *link, amqp__link_kind kind)
+{
+    amqp__link *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->kind = kind;
+    l->link = link;
+    l->c = c;
+    l->refs = 1;
+    l->next = c->links;
+    if (c->links)
+        c->links->prev = l;
+    c->links = l;
+    pn_link_set_context(link, l);
+    c->nlinks++;
+    return l;
+}
+
+static void link_free(amqp__link *l)
+{
+    amqp__conn *c = l->c;
+    if (l->prev)
+        l->prev->next = l->next;
+    else if (c->links == l)
+        c->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    if (l->link)
+        pn_link_set_context(l->link, NULL);
+    c->nlinks--;
+    rt_msg_unref(l->cur);
+    free(l->bind_req);
+    free(l);
+}
+
+void amqp__link_unref(amqp__link *l)
+{
+    if (--l->refs == 0)
+        link_free(l);
+}
+
+void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
+{
+    char desc[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(desc, sizeof desc, fmt, ap);
+    va_end(ap);
+    bool was_closed = l->closed;
+    l->closed = true;
+    if (!l->link || was_closed)
+        return;
+    pn_condition_t *pc = pn_link_condition(l->link);
+    pn_condition_set_name(pc, cond);
+    pn_condition_set_description(pc, desc);
+    if (pn_link_state(l->link) & PN_LOCAL_UNINIT)
+        pn_link_open(l->link); /* an attach (its terminus null) before the detach */
+    pn_link_close(l->link);
+    sv_log(SV_LOG_INFO, "connection %s: link '%s' refused or closed: %s: %s", l->c->peer, pn_link_name(l->link),
+           cond, desc);
+    if (l->kind == AMQP__PUB)
+        amqp__pub_closed(l->c, l);
+    else
+        amqp__con_closed(l->c, l);
+}
+
+int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const void *req, size_t len)
+{
+    sv_msg *m = rt_req(kind, req, len);
+    if (!m)
+        return -ENOMEM;
+    uint64_t ref;
+    int rc = sv_call_async(c->self, rt_manager(), m, 10000, &ref);
+    if (rc < 0) {
+        sv_msg_free(m);
+        return rc;
+    }
+    amqp__ref *e = sv_map_put(&c->calls, 0, ref);
+    if (!e)
+        return -ENOMEM; /* the reply will find no link and be dropped */
+    e->l = l;
+    e->kind = kind;
+    l->refs++;
+    return 0;
+}
+
+static void on_reply(amqp__conn *c, sv_msg *m)
+{
+    amqp__ref e;
+    if (!sv_map_del(&c->calls, 0, m->ref, &e))
+        return;
+    if (e.l->kind == AMQP__PUB)
+        amqp__pub_reply(c, e.l, m);
+    else
+        amqp__con_reply(c, e.l, m);
+    amqp__link_unref(e.l);
+}
+
+/* --------------------------------------------------------------- events */
+
+static void put_symbol_array(pn_data_t *d, const char *sym)
+{
+    pn_data_put_array(d, false, PN_SYMBOL);
+    pn_data_enter(d);
+    pn_data_put_symbol(d, pn_bytes(strlen(sym), sym));
+    pn_data_exit(d);
+}
+
+static void put_string_pair(pn_data_t *d, const char *k, const char *v)
+{
+    pn_data_put_symbol(d, pn_bytes(strlen(k), k));
+    pn_data_put_string(d, pn_bytes(strlen(v), v));
+}
+
+static void on_connection_init(amqp__conn *c, pn_connection_t *pc)
+{
+    pn_connection_set_container(pc, c->cfg->container_id ? c->cfg->container_id : "plexus");
+    put_symbol_array(pn_connection_offered_capabilities(pc), "ANONYMOUS-RELAY");
+    pn_data_t *props = pn_connection_properties(pc);
+    pn_data_put_map(props);
+    pn_data_enter(props);
+    put_string_pair(props, "product", "plexus");
+    put_string_pair(props, "version", PLEXUS_VERSION);
+    pn_data_exit(props);
+}
+
+static void on_remote_open(amqp__conn *c, pn_connection_t *pc)
+{
+    if (c->refuse) {
+        pn_condition_t *cond = pn_connection_condition(pc);
+        pn_condition_set_name(cond, "amqp:resource-limit-exceeded");
+        pn_condition_format(cond, "amqp:resource-limit-exceeded", "too many connections (at most %u)",
+                            c->cfg->max_connections);
+        pn_connection_open(pc);
+        pn_connection_close(pc);
+        sv_log(SV_LOG_WARNING, "connection %s refused: too many connections (at most %u)", c->peer,
+               c->cfg->max_connections);
+        return;
+    }
+    pn_connection_open(pc);
+    sv_log(SV_LOG_INFO, "connection %s open (user %s, container %s)", c->peer, c->sasl.user[0] ? c->sasl.user : "-",
+           pn_connection_remote_container(pc) ? pn_connection_remote_container(pc) : "-");
+}
+
+static void on_link_open(amqp__conn *c, pn_link_t *link)
+{
+    if (!(pn_link_state(link) & PN_LOCAL_UNINIT))
+        return;
+    if (c->nlinks >= c->cfg->max_links) {
+        pn_condition_format(pn_link_condition(link), "amqp:resource-limit-exceeded",
+                            "too many links on this connection (at most %u)", c->cfg->max_links);
+        pn_link_open(link);
+        pn_link_close(link);
+        return;
+    }
+    if (pn_link_is_sender(link))
+        amqp__con_attach(c, link);
+    else
+        amqp__pub_attach(c, link);
+}
+
+static void on_link_close(amqp__conn *c, pn_link_t *link)
+{
+    amqp__link *l = pn_link_get_context(link);
+    if (l && !l->closed) {
+        l->closed = true;
+        if (l->kind == AMQP__PUB)
+            amqp__pub_closed(c, l);
+        else
+            amqp__con_closed(c, l);
+    }
+    if (!(pn_link_state(link) & PN_LOCAL_CLOSED))
+        pn_link_close(link);
+}
+
+/* A delivery on a link we refused or closed: read and forget it. */
+static void discard(pn_delivery_t *d)
+{
+    pn_link_t *link = pn_delivery_link(d);
+    if (pn_link_is_receiver(link) && pn_delivery_readable(d)) {
+        char sink[4096];
+        while (pn_link_recv(link, sink, sizeof sink) > 0)
+            ;
+        if (!pn_delivery_partial(d)) {
+            pn_delivery_update(d, PN_RELEASED);
+            pn_delivery_settle(d);
+        }
+    } else if (pn_delivery_updated(d) && pn_delivery_settled(d)) {
+        pn_delivery_settle(d);
+    }
+}
+
+static void log_transport_error(amqp__conn *c, pn_transport_t *t)
+{
+    pn_condition_t *cond = pn_transport_condition(t);
+    if (c->sasl.done && !c->sasl.ok) {
+        sv_log(SV_LOG_WARNING, "connection %s: authentication failed for %s (%s)", c->peer,
+               c->sasl.refused[0] ? c->sasl.refused : "?", c->sasl.mech ? c->sasl.mech : "?");
+        return;
+    }
+    if (pn_condition_is_set(cond))
+        sv_log(SV_LOG_WARNING, "connection %s: %s: %s", c->peer, pn_condition_get_name(cond),
+               pn_condition_get_description(cond) ? pn_condition_get_description(cond) : "");
+}
+
+static void handle_event(amqp__conn *c, pn_event_t *e)
+{
+    switch (pn_event_type(e)) {
+    case PN_CONNECTION_INIT:
+        on_connection_init(c, pn_event_connection(e));
+        break;
+    case PN_CONNECTION_REMOTE_OPEN:
+        on_remote_open(c, pn_event_connection(e));
+        break;
+    case PN_CONNECTION_REMOTE_CLOSE:
+        if (!(pn_connection_state(pn_event_connection(e)) & PN_LOCAL_CLOSED))
+            pn_connection_close(pn_event_connection(e));
+        break;
+    case PN_SESSION_REMOTE_OPEN:
+        if (pn_session_state(pn_event_session(e)) & PN_LOCAL_UNINIT)
+            pn_session_open(pn_event_session(e));
+        break;
+    case PN_SESSION_REMOTE_CLOSE: {
+        pn_session_t *ssn = pn_event_session(e);
+        /* Its links end with it. */
+        for (amqp__link *l = c->links, *next; l; l = next) {
+            next = l->next;
+            if (l->link && pn_link_session(l->link) == ssn)
+                on_link_close(c, l->link);
+        }
+        if (!(pn_session_state(ssn) & PN_LOCAL_CLOSED))
+            pn_session_close(ssn);
+        break;
+    }
+    case PN_LINK_REMOTE_OPEN:
+        on_link_open(c, pn_event_link(e));
+        break;
+    case PN_LINK_REMOTE_CLOSE:
+    case PN_LINK_REMOTE_DETACH:
+        on_link_close(c, pn_event_link(e));
+        break;
+    case PN_LINK_FLOW: {
+        pn_link_t *link = pn_event_link(e);
+        amqp__link *l = pn_link_get_context(link);
+        if (l && !l->closed && pn_link_is_sender(link))
+            amqp__con_flow(c, l);
+        break;
+    }
+    case PN_DELIVERY: {
+        pn_delivery_t *d = pn_event_delivery(e);
+        pn_link_t *link = pn_delivery_link(d);
+        amqp__link *l = pn_link_get_context(link);
+        if (!l || l->closed)
+            discard(d);
+        else if (pn_link_is_receiver(link))
+            amqp__pub_delivery(c, l, d);
+        else
+            amqp__con_disposition(c, l, d);
+        break;
+    }
+    case PN_LINK_FINAL: {
+        amqp__link *l = pn_link_get_context(pn_event_link(e));
+        if (l) {
+            if (!l->closed) {
+                l->closed = true;
+                if (l->kind == AMQP__PUB)
+                    amqp__pub_closed(c, l);
+                else
+                    amqp__con_closed(c, l);
+            }
+            pn_link_set_context(l->link, NULL);
+            l->link = NULL;
+            amqp__link_unref(l);
+        }
+        break;
+    }
+    case PN_TRANSPORT_ERROR:
+        log_transport_error(c, pn_event_transport(e));
+        break;
+    default:
+        break;
+    }
+}
+
+/* -------------------------------------------------------------- rounds */
+
+static void on_timer(uv_timer_t *t)
+{
+    amqp__conn *c = t->data;
+    if (c->finished)
+        return;
+    sv_enter(c->self);
+    c->retry_armed = false;
+    conn_work(c);
+    sv_leave(c->self);
+}
+
+static void arm_timer(amqp__conn *c, bool retry)
+{
+    uint64_t now = uv_now(c->tcp.loop), at = 0;
+    if (c->deadline)
+        at = c->deadline > now + TICK_FLOOR_MS ? c->deadline : now + TICK_FLOOR_MS;
+    if (retry && (!at || now + RETRY_MS < at))
+        at = now + RETRY_MS;
+    if (at)
+        uv_timer_start(&c->timer, on_timer, at - now, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* The connection has ended (closed by either side, or broken): free what
+ * it holds in queues' names and end the process. Queues monitor their
+ * consumers' connections and return unsettled messages themselves. */
+static void finish(amqp__conn *c)
+{
+    if (c->finished)
+        return;
+    c->finished = true;
+    read_stop(c);
+    uv_timer_stop(&c->timer);
+    pn_condition_t *cond = pn_transport_condition(c->d.transport);
+    sv_log(SV_LOG_INFO, "connection %s closed%s%s", c->peer, pn_condition_is_set(cond) ? ": " : "",
+           pn_condition_is_set(cond) ? pn_condition_get_name(cond) : "");
+    sv_stop(c->self, SV_NORMAL);
+}
+
+static void conn_work(amqp__conn *c)
+{
+    if (c->finished)
+        return;
+    c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->tcp.loop));
+    pn_event_t *e;
+    while ((e = pn_connection_driver_next_event(&c->d)))
+        handle_event(c, e);
+    bool waiting = flush_outboxes(c);
+    write_out(c);
+    if (pn_connection_driver_finished(&c->d) && !c->writing) {
+        finish(c);
+        return;
+    }
+    if (c->writing && c->wlen > WRITE_BACKLOG)
+        read_stop(c); /* the client is not reading: stop making more to write */
+    else
+        read_start(c);
+    arm_timer(c, waiting);
+}
+
+/* ------------------------------------------------------------- process */
+
+static void describe_peer(amqp__conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        c->sasl.peer = ss;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(c->peer, sizeof c->peer, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+static int conn_init(sv_proc *self, void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    amqp__conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->self = self;
+    c->cfg = conn_cfg;
+    c->tags = SV_MAP_INIT(amqp__tag);
+    c->outboxes = SV_MAP_INIT(amqp__outbox);
+    c->consumers = SV_MAP_INIT(amqp__ref);
+    c->calls = SV_MAP_INIT(amqp__ref);
+    uv_loop_t *loop = sv_loop(self);
+    uv_tcp_init(loop, &c->tcp);
+    uv_timer_init(loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc < 0) {
+        close(fd);
+        close_handles(c);
+        return rc;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 60);
+    describe_peer(c);
+    c->counted = true;
+    if (atomic_fetch_add(&amqp__nconns, 1) + 1 > c->cfg->max_connections)
+        c->refuse = true;
+
+    pn_connection_t *pc = pn_connection();
+    pn_transport_t *t = pn_transport();
+    if (!pc || !t || pn_connection_driver_init(&c->d, pc, t) != 0) {
+        atomic_fetch_sub(&amqp__nconns, 1);
+        close_handles(c);
+        return -ENOMEM;
+    }
+    pn_transport_set_server(t);
+    pn_transport_set_max_frame(t, c->cfg->max_frame_size);
+    pn_transport_set_idle_timeout(t, c->cfg->idle_timeout_ms);
+    c->sasl.cfg = c->cfg;
+    amqp__sasl_setup(t, &c->sasl);
+    pn_connection_driver_bind(&c->d);
+    sv_set_state(self, c);
+    sv_set_label(self, c->peer);
+    sv_trap_exit(self, true);
+    conn_work(c);
+    return 0;
+}
+
+/* Closes the AMQP connection with a reason the client sees. */
+static void close_with(amqp__conn *c, const char *cond, const char *desc)
+{
+    pn_connection_t *pc = c->d.connection;
+    if (!(pn_connection_state(pc) & PN_LOCAL_CLOSED)) {
+        pn_condition_format(pn_connection_condition(pc), cond, "%s", desc);
+        if (pn_connection_state(pc) & PN_LOCAL_UNINIT)
+            pn_connection_open(pc);
+        pn_connection_close(pc);
+    }
+}
+
+static int conn_info(sv_proc *self, sv_msg *m)
+{
+    amqp__conn *c = sv_state(self);
+    if (c->finished)
+        return 0;
+    switch (m->tag) {
+    case RT_Q_DELIVER:
+        amqp__con_deliver(c, m);
+        break;
+    case RT_Q_CONFIRM:
+        amqp__pub_confirm(c, m);
+        break;
+    case RT_Q_DRAINED:
+        amqp__con_drained(c, m);
+        break;
+    case RT_Q_CONSUMER_GONE:
+        amqp__con_gone(c, m);
+        break;
+    case TAG_CLOSE: {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%.*s", (int)m->len, (char *)m->data);
+        close_with(c, "amqp:connection:forced", reason);
+        break;
+    }
+    default:
+        if (m->kind == SV_MSG_REPLY)
+            on_reply(c, m);
+        else if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(self)))
+            close_with(c, "amqp:connection:forced", "the broker is shutting down");
+        break;
+    }
+    conn_work(c);
+    if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(self)))
+        sv_stop(self, m->status); /* what could be written was; don't hold the shutdown up */
+    return 0;
+}
+
+static void conn_terminate(sv_proc *self, int reason)
+{
+    amqp__conn *c = sv_state(self);
+    if (!c->finished && reason != SV_NORMAL) {
+        char rb[96];
+        sv_log(SV_LOG_WARNING, "connection %s ended: %s", c->peer, sv_reason_str(reason, rb, sizeof rb));
+    }
+    c->finished = true;
+    free_outboxes(c);
+    for (uint32_t i = 0; i < c->tags.cap; i++) {
+        amqp__tag *t = sv_map_at(&c->tags, i);
+        (void)t; /* deliveries die with the driver; nothing else is held */
+    }
+    sv_map_free(&c->tags);
+    sv_map_free(&c->consumers);
+    sv_map_free(&c->calls);
+    while (c->links)
+        link_free(c->links);
+    pn_connection_driver_destroy(&c->d);
+    if (c->counted)
+        atomic_fetch_sub(&amqp__nconns, 1);
+    read_stop(c);
+    close_handles(c); /* c is freed when both handles have closed */
+}
+
+const sv_server_ops amqp__conn_ops = {
+    .name = "amqp_connection",
+    .init = conn_init,
+    .handle_info = conn_info,
+    .terminate = conn_terminate,
+};
+
+int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
+{
+    int rc = sv_spawn(sup, &amqp__conn_ops, arg, opts, pid);
+    if (rc < 0)
+        close((int)(intptr_t)arg); /* init never ran: the socket is ours to close */
+    return rc;
+}
+
+void amqp__conn_configure(const amqp_config *cfg) { conn_cfg = cfg; }
+
+uint32_t amqp_connections(void) { return atomic_load(&amqp__nconns); }

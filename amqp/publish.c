@@ -1,0 +1,333 @@
+/* publish.c — links on which a client sends messages to the broker.
+ *
+ * At attach the target address is resolved once (a queue, an exchange with
+ * a fixed key, an exchange keyed by subject, or the anonymous relay, where
+ * each message's `to` says). Each message is read straight into its rt_msg,
+ * routed here, on the connection's own thread, and added to one batch per
+ * destination queue; the queues' confirms settle it (accepted, rejected
+ * when a queue is full, released when nothing took it). Credit is topped
+ * up only as confirms come back, so a publisher can never have more than
+ * its window (in messages, and in bytes) inside the broker.
+ */
+#include <errno.h>
+#include <proton/condition.h>
+#include <proton/delivery.h>
+#include <proton/disposition.h>
+#include <proton/link.h>
+#include <proton/terminus.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amqp/amqp_internal.h"
+
+#define BYTES_IN_FLIGHT (8u << 20) /* per link, on top of the message window */
+#define MAX_FANOUT 4096            /* queues one message may reach */
+
+/* Keeps the link's credit plus what it has in flight at its window. */
+static void pub_credit(amqp__conn *c, amqp__link *l)
+{
+    if (!l->attached || l->closed || !l->link)
+        return;
+    uint32_t window = c->cfg->credit_window;
+    if (l->avg_size) {
+        uint64_t by_bytes = BYTES_IN_FLIGHT / l->avg_size;
+        if (by_bytes < window)
+            window = by_bytes ? (uint32_t)by_bytes : 1;
+    }
+    uint32_t have = (uint32_t)pn_link_credit(l->link) + l->inflight + (l->cur ? 1 : 0);
+    uint32_t step = window / 4 ? window / 4 : 1; /* top up in steps: fewer flow frames */
+    if (have + step <= window)
+        pn_link_flow(l->link, (int)(window - have));
+}
+
+static void open_pub(amqp__conn *c, amqp__link *l)
+{
+    pn_link_t *link = l->link;
+    pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
+    pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
+    pn_link_set_rcv_settle_mode(link, PN_RCV_FIRST);
+    pn_link_set_max_message_size(link, c->cfg->max_message_size);
+    pn_link_open(link);
+    l->attached = true;
+    pub_credit(c, l);
+}
+
+void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
+{
+    amqp__link *l = amqp__link_new(c, link, AMQP__PUB);
+    if (!l) {
+        pn_condition_format(pn_link_condition(link), "amqp:internal-error", "out of memory");
+        pn_link_open(link);
+        pn_link_close(link);
+        return;
+    }
+    pn_terminus_t *rt = pn_link_remote_target(link);
+    if (pn_terminus_is_dynamic(rt)) {
+        amqp__link_fail(l, "amqp:not-implemented", "dynamic targets are not supported; use a dynamic source");
+        return;
+    }
+    const char *addr = pn_terminus_get_address(rt);
+    if (!addr) {
+        l->relay = true; /* the anonymous relay: each message's `to` */
+        open_pub(c, l);
+        return;
+    }
+    if (amqp_addr_parse(addr, &l->addr) < 0) {
+        amqp__link_fail(l, "amqp:not-found", "no such address '%.200s' (use /queues/NAME or /exchanges/NAME[/KEY])",
+                        addr);
+        return;
+    }
+    if (l->addr.kind == AMQP_ADDR_QUEUE) {
+        if (rt_queue_find(l->addr.name)) {
+            open_pub(c, l);
+        } else if (c->cfg->auto_create_queues) {
+            rt_req_queue r = {0};
+            snprintf(r.name, sizeof r.name, "%s", l->addr.name);
+            rt_qargs_init(&r.args);
+            if (amqp__call_manager(c, l, RT_REQ_DECLARE_QUEUE, &r, sizeof r) < 0)
+                amqp__link_fail(l, "amqp:internal-error", "cannot reach the routing manager");
+        } else {
+            amqp__link_fail(l, "amqp:not-found", "no queue '%s'", l->addr.name);
+        }
+        return;
+    }
+    rt_exchange *x = l->addr.name[0] ? rt_exchange_find(l->addr.name) : NULL;
+    if (l->addr.name[0] && !x)
+        amqp__link_fail(l, "amqp:not-found", "no exchange '%s'", l->addr.name);
+    else if (x && x->internal)
+        amqp__link_fail(l, "amqp:unauthorized-access", "exchange '%s' is internal", x->name);
+    else
+        open_pub(c, l);
+}
+
+void amqp__pub_reply(amqp__conn *c, amqp__link *l, sv_msg *reply)
+{
+    if (l->closed)
+        return;
+    if (reply->status < 0)
+        amqp__link_fail(l, reply->status == -EBUSY ? "amqp:resource-locked" : "amqp:not-found",
+                        "cannot create queue '%s': %s", l->addr.name, strerror(-reply->status));
+    else
+        open_pub(c, l);
+}
+
+/* Settles a publish the broker decided on at once (nothing to route to, a
+ * bad message). */
+static void settle_now(pn_delivery_t *d, uint64_t outcome, const char *cond, const char *desc)
+{
+    if (pn_delivery_settled(d)) {
+        pn_delivery_settle(d);
+        return;
+    }
+    if (cond) {
+        pn_condition_t *pc = pn_disposition_condition(pn_delivery_local(d));
+        pn_condition_set_name(pc, cond);
+        pn_condition_set_description(pc, desc);
+    }
+    pn_delivery_update(d, outcome);
+    pn_delivery_settle(d);
+}
+
+/* Where a message goes. Returns the queues (out may be reallocated by the
+ * caller's second call when there are more than fit). */
+static int route(amqp__conn *c, amqp__link *l, rt_msg *m, rt_queue **out, int max, const char **why)
+{
+    (void)c;
+    amqp_addr relay;
+    const amqp_addr *a = &l->addr;
+    if (l->relay) {
+        if (!m->to || amqp_addr_parse(m->to, &relay) < 0) {
+            *why = m->to ? "amqp:not-found" : "amqp:precondition-failed";
+            return -1;
+        }
+        a = &relay;
+    }
+    rt_exchange *x = NULL;
+    const char *key = a->name;
+    if (a->kind != AMQP_ADDR_QUEUE) {
+        key = a->kind == AMQP_ADDR_EXCHANGE_KEY ? a->key : m->subject ? m->subject : "";
+        if (a->name[0] && !(x = rt_exchange_find(a->name))) {
+            *why = "amqp:not-found";
+            return -1;
+        }
+        if (x && rt_msg_set_rkey(m, key) < 0) {
+            *why = "amqp:internal-error";
+            return -1;
+        }
+    }
+    return rt_route(x, m, key, out, max);
+}
+
+static void tag_done(amqp__conn *c, amqp__tag *t);
+
+static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
+{
+    rt_queue *fixed[16], **qs = fixed;
+    const char *why = NULL;
+    int n = route(c, l, m, qs, 16, &why);
+    if (n > 16) {
+        int want = n < MAX_FANOUT ? n : MAX_FANOUT;
+        qs = malloc((size_t)want * sizeof *qs);
+        n = qs ? route(c, l, m, qs, want, &why) : -1;
+        if (n > want)
+            n = want;
+        if (!qs)
+            why = "amqp:internal-error";
+    }
+    if (n <= 0) {
+        /* Unroutable: released, as RabbitMQ does (the client may try
+         * elsewhere); an unusable `to` or exchange is rejected. */
+        if (n == 0)
+            settle_now(d, PN_RELEASED, NULL, NULL);
+        else
+            settle_now(d, PN_REJECTED, why, l->relay ? "the message's `to` names no queue or exchange"
+                                                     : "its exchange is gone");
+        rt_msg_unref(m);
+        if (qs != fixed)
+            free(qs);
+        pub_credit(c, l);
+        return;
+    }
+    uint64_t tag = ++c->next_tag;
+    amqp__tag *t = sv_map_put(&c->tags, 0, tag);
+    if (!t) {
+        settle_now(d, PN_RELEASED, NULL, NULL);
+        rt_msg_unref(m);
+        if (qs != fixed)
+            free(qs);
+        return;
+    }
+    bool presettled = pn_delivery_settled(d);
+    t->d = presettled ? NULL : d;
+    t->l = l;
+    t->remaining = (uint32_t)n;
+    t->outcome = RT_ACCEPTED;
+    t->size = (uint32_t)m->buf.len;
+    l->refs++;
+    l->inflight++;
+    for (int i = 0; i < n; i++) {
+        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
+        if (!pb) { /* out of memory: count this queue as not taking it */
+            t->remaining--;
+            t->outcome = RT_RELEASED;
+            continue;
+        }
+        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag};
+    }
+    if (presettled)
+        pn_delivery_settle(d);
+    rt_msg_unref(m);
+    if (qs != fixed)
+        free(qs);
+    if (t->remaining == 0)
+        tag_done(c, t); /* nothing could be queued after all */
+}
+
+void amqp__pub_delivery(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
+{
+    pn_link_t *link = l->link;
+    if (pn_delivery_aborted(d)) {
+        rt_msg_unref(l->cur);
+        l->cur = NULL;
+        l->cur_len = 0;
+        pn_delivery_settle(d);
+        return;
+    }
+    if (!pn_delivery_readable(d))
+        return;
+    size_t pending = pn_delivery_pending(d);
+    size_t want = l->cur_len + pending;
+    if (want > c->cfg->max_message_size) {
+        rt_msg_unref(l->cur);
+        l->cur = NULL;
+        l->cur_len = 0;
+        amqp__link_fail(l, "amqp:link:message-size-exceeded", "message larger than %llu bytes",
+                        (unsigned long long)c->cfg->max_message_size);
+        return;
+    }
+    if (!l->cur) {
+        /* Most messages arrive whole: size the first buffer for this one. */
+        l->cur_cap = pending > 256 ? pending : 256;
+        if (!(l->cur = rt_msg_alloc(l->cur_cap))) {
+            amqp__link_fail(l, "amqp:internal-error", "out of memory");
+            return;
+        }
+    } else if (want > l->cur_cap) {
+        size_t cap = l->cur_cap * 2 > want ? l->cur_cap * 2 : want;
+        if (rt_msg_grow(&l->cur, cap) < 0) {
+            amqp__link_fail(l, "amqp:internal-error", "out of memory");
+            return;
+        }
+        l->cur_cap = cap;
+    }
+    ssize_t n = pn_link_recv(link, (char *)rt_msg_bytes(l->cur) + l->cur_len, pending);
+    if (n > 0)
+        l->cur_len += (size_t)n;
+    if (pn_delivery_partial(d))
+        return; /* more frames to come */
+    rt_msg *m = l->cur;
+    size_t len = l->cur_len;
+    l->cur = NULL;
+    l->cur_len = 0;
+    pn_link_advance(link);
+    if (rt_msg_finish(&m, len) < 0) {
+        rt_msg_unref(m);
+        settle_now(d, PN_REJECTED, "amqp:decode-error", "the message's sections cannot be decoded");
+        pub_credit(c, l);
+        return;
+    }
+    l->avg_size = l->avg_size ? (l->avg_size * 7 + len) / 8 : len;
+    publish(c, l, d, m);
+}
+
+static uint8_t worse(uint8_t a, uint8_t b)
+{
+    /* rejected > released > accepted */
+    static const int rank[] = {[RT_ACCEPTED] = 0, [RT_RELEASED] = 1, [RT_MODIFIED] = 1, [RT_REJECTED] = 2};
+    return rank[b] > rank[a] ? b : a;
+}
+
+static void tag_done(amqp__conn *c, amqp__tag *t)
+{
+    if (t->d) {
+        if (t->outcome == RT_ACCEPTED)
+            settle_now(t->d, PN_ACCEPTED, NULL, NULL);
+        else if (t->outcome == RT_REJECTED)
+            settle_now(t->d, PN_REJECTED, "amqp:resource-limit-exceeded", "a queue is full (overflow reject-publish)");
+        else
+            settle_now(t->d, PN_RELEASED, NULL, NULL);
+    }
+    amqp__link *l = t->l;
+    l->inflight--;
+    sv_map_del(&c->tags, 0, t->k2, NULL);
+    pub_credit(c, l);
+    amqp__link_unref(l);
+}
+
+void amqp__pub_confirm(amqp__conn *c, sv_msg *m)
+{
+    rt_confirm_batch *cb = SV_MSG_AS(m, rt_confirm_batch);
+    if (!cb || m->len < sizeof *cb + cb->n * sizeof(rt_confirm))
+        return;
+    for (uint32_t i = 0; i < cb->n; i++) {
+        amqp__tag *t = sv_map_get(&c->tags, 0, cb->c[i].tag);
+        if (!t)
+            continue;
+        t->outcome = worse(t->outcome, cb->c[i].outcome);
+        if (--t->remaining == 0)
+            tag_done(c, t);
+    }
+}
+
+void amqp__pub_closed(amqp__conn *c, amqp__link *l)
+{
+    /* Its deliveries go with the link: confirms still due only count. */
+    for (uint32_t i = 0; i < c->tags.cap; i++) {
+        amqp__tag *t = sv_map_at(&c->tags, i);
+        if (t && t->l == l)
+            t->d = NULL;
+    }
+    rt_msg_unref(l->cur);
+    l->cur = NULL;
+    l->cur_len = 0;
+}

@@ -1,0 +1,131 @@
+/* users.c — the broker's users: names, salted password hashes, tags.
+ *
+ * Passwords are never kept: only RabbitMQ's "rabbit_password_hashing_sha256"
+ * form, base64(salt[4] + SHA-256(salt[4] + password)), so password_hash
+ * values exported from RabbitMQ work here and ours there. Lookups happen at
+ * every login on a scheduler thread; changes (the admin API) are rare, so a
+ * read-write lock is simplest.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/brk.h"
+
+#define SALT 4
+#define DIGEST 32
+
+static pthread_rwlock_t users_lock = PTHREAD_RWLOCK_INITIALIZER;
+static brk_user *users;
+static size_t nusers;
+static char anon_user[BRK_NAME_MAX] = "guest";
+
+static void digest(const unsigned char salt[SALT], const char *password, unsigned char out[DIGEST])
+{
+    size_t plen = strlen(password);
+    unsigned char *buf = malloc(SALT + plen);
+    unsigned int n = 0;
+    if (!buf) {
+        memset(out, 0, DIGEST);
+        return;
+    }
+    memcpy(buf, salt, SALT);
+    memcpy(buf + SALT, password, plen);
+    EVP_Digest(buf, SALT + plen, out, &n, EVP_sha256(), NULL);
+    OPENSSL_cleanse(buf, SALT + plen);
+    free(buf);
+}
+
+int brk_password_hash(const char *password, char *out, size_t len)
+{
+    unsigned char raw[SALT + DIGEST];
+    if (len < BRK_HASH_MAX || RAND_bytes(raw, SALT) != 1)
+        return -EINVAL;
+    digest(raw, password, raw + SALT);
+    EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
+    return 0;
+}
+
+bool brk_password_check(const char *password, const char *hash)
+{
+    unsigned char raw[SALT + DIGEST + 4], want[DIGEST];
+    size_t hlen = strlen(hash);
+    /* 36 bytes encode to 48 base64 characters; anything else is not ours. */
+    if (hlen != 48 || EVP_DecodeBlock(raw, (const unsigned char *)hash, (int)hlen) != 36)
+        return false;
+    digest(raw, password, want);
+    return CRYPTO_memcmp(want, raw + SALT, DIGEST) == 0;
+}
+
+bool brk_hash_valid(const char *hash)
+{
+    unsigned char raw[SALT + DIGEST + 4];
+    size_t hlen = strlen(hash);
+    return hlen == 48 && EVP_DecodeBlock(raw, (const unsigned char *)hash, (int)hlen) == 36;
+}
+
+int brk_users_set(const brk_user *list, size_t n, const char *anonymous_user)
+{
+    brk_user *copy = n ? malloc(n * sizeof *copy) : NULL;
+    if (n && !copy)
+        return -ENOMEM;
+    if (n)
+        memcpy(copy, list, n * sizeof *copy);
+    pthread_rwlock_wrlock(&users_lock);
+    free(users);
+    users = copy;
+    nusers = n;
+    snprintf(anon_user, sizeof anon_user, "%s", anonymous_user ? anonymous_user : "");
+    pthread_rwlock_unlock(&users_lock);
+    return 0;
+}
+
+void brk_users_free(void)
+{
+    brk_users_set(NULL, 0, NULL);
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,
+                     const struct sockaddr *peer, char *user_out, size_t user_len)
+{
+    (void)ctx;
+    int rc = -EACCES;
+    pthread_rwlock_rdlock(&users_lock);
+    const char *name = !strcmp(mech, "ANONYMOUS") ? anon_user : user;
+    for (size_t i = 0; name && name[0] && i < nusers; i++) {
+        const brk_user *u = &users[i];
+        if (strcmp(u->name, name) != 0)
+            continue;
+        bool ok = !strcmp(mech, "ANONYMOUS") || (password && brk_password_check(password, u->hash));
+        if (ok && u->loopback_only && !is_loopback(peer))
+            ok = false; /* like RabbitMQ's guest: only from this host */
+        if (ok) {
+            snprintf(user_out, user_len, "%s", u->name);
+            rc = 0;
+        }
+        break;
+    }
+    pthread_rwlock_unlock(&users_lock);
+    return rc;
+}

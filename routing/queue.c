@@ -1,0 +1,681 @@
+/* queue.c — a queue: one process holding messages for its consumers.
+ *
+ * Ready messages sit in a ring (a deque: O(1) at both ends, because
+ * released and returned messages go back to the head); messages sent to a
+ * consumer and not yet settled sit in a hash map by delivery id. Consumers
+ * are served round robin, only against the credit their connection passed
+ * on, in batches (one message per consumer per turn, not one per delivery).
+ * Publishes arrive in batches too and are answered with one confirm each,
+ * which is also how publishers are paced. Deliveries, confirms and notices
+ * go out with sv_send_owed: the connection asked for each of them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "routing/rt_internal.h"
+
+#define SLOW_DOWN_READY 4096 /* with consumers attached, a backlog past this paces publishers */
+#define MAX_DL_PENDING 65536 /* dead letters waiting for room before they are dropped */
+
+typedef struct qent {
+    rt_msg *m;
+    uint64_t seq;    /* enqueue order, kept across redeliveries */
+    int64_t expires; /* ms on the monotonic clock, 0: never */
+    uint32_t dc;     /* delivery count */
+    uint32_t avoid;  /* consumer slot + 1 that must not get it again (undeliverable-here) */
+} qent;
+
+typedef struct unacked {
+    uint64_t k1, k2; /* k2: delivery id */
+    qent e;
+    uint32_t slot; /* consumer slot + 1 */
+} unacked;
+
+typedef struct consumer {
+    sv_pid conn;
+    uint32_t id;
+    uint32_t credit;
+    uint64_t mref;
+    bool presettled;
+    bool used;
+    sv_msg *batch; /* deliveries gathered this turn; holds one reference per message */
+} consumer;
+
+typedef struct dl_pending {
+    sv_pid to;
+    rt_msg *m;
+} dl_pending;
+
+typedef struct queue {
+    rt_queue *q;
+    const rt_config *cfg;
+    qent *ring;
+    uint32_t cap, head, len;
+    uint64_t bytes; /* of ready messages */
+    uint64_t next_seq, next_id;
+    sv_map unacked;
+    consumer *cons;
+    uint32_t ncons, rr, active;
+    bool had_consumer, deleting;
+    uint64_t ttl_tref;
+    int64_t ttl_at;
+    dl_pending *dl;
+    uint32_t ndl;
+    uint64_t dl_tref;
+} queue;
+
+enum { TAG_TTL = 0x52515401, TAG_DL_RETRY };
+
+static int64_t now_ms(void) { return (int64_t)sv_now_ms(); }
+
+sv_pid rt_queue_pid(const rt_queue *q)
+{
+    sv_pid *p = atomic_load_explicit(&((rt_queue *)q)->pid, memory_order_acquire);
+    return p ? *p : SV_PID_NONE;
+}
+
+/* Publishes the queue process's pid in its directory record. */
+static void set_pid(rt_queue *q, sv_pid pid)
+{
+    sv_pid *p = NULL;
+    if (!sv_pid_is_none(pid) && (p = malloc(sizeof *p)))
+        *p = pid;
+    sv_retire(atomic_exchange(&q->pid, p), free);
+}
+
+/* ------------------------------------------------------------------ ring */
+
+static int ring_resize(queue *s, uint32_t ncap)
+{
+    qent *r = malloc(ncap * sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < s->len; i++)
+        r[i] = s->ring[(s->head + i) & (s->cap - 1)];
+    free(s->ring);
+    s->ring = r;
+    s->cap = ncap;
+    s->head = 0;
+    return 0;
+}
+
+static int make_room(queue *s)
+{
+    return s->len < s->cap ? 0 : ring_resize(s, s->cap ? s->cap * 2 : 64);
+}
+
+static int push_back(queue *s, qent e)
+{
+    if (make_room(s) < 0)
+        return -ENOMEM;
+    s->ring[(s->head + s->len) & (s->cap - 1)] = e;
+    s->len++;
+    s->bytes += e.m->buf.len;
+    return 0;
+}
+
+static int push_front(queue *s, qent e)
+{
+    if (make_room(s) < 0)
+        return -ENOMEM;
+    s->head = (s->head - 1) & (s->cap - 1);
+    s->ring[s->head] = e;
+    s->len++;
+    s->bytes += e.m->buf.len;
+    return 0;
+}
+
+static qent *peek(queue *s) { return s->len ? &s->ring[s->head] : NULL; }
+
+static qent pop_front(queue *s)
+{
+    qent e = s->ring[s->head];
+    s->head = (s->head + 1) & (s->cap - 1);
+    s->len--;
+    s->bytes -= e.m->buf.len;
+    if (s->cap > 64 && s->len * 4 < s->cap)
+        ring_resize(s, s->cap / 2); /* a failed shrink keeps the big ring */
+    return e;
+}
+
+static void publish_stats(queue *s)
+{
+    rt_queue *q = s->q;
+    atomic_store_explicit(&q->ready, s->len, memory_order_relaxed);
+    atomic_store_explicit(&q->unacked, s->unacked.n, memory_order_relaxed);
+    atomic_store_explicit(&q->bytes, s->bytes, memory_order_relaxed);
+    atomic_store_explicit(&q->consumers, s->active, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------- dead letters */
+
+static int send_one(sv_pid to, rt_msg *m)
+{
+    sv_msg *b = sv_msg_new(RT_Q_PUBLISH, NULL, sizeof(rt_pub_batch) + sizeof(rt_pub));
+    if (!b)
+        return -ENOMEM;
+    rt_pub_batch *pb = (rt_pub_batch *)(void *)b->data;
+    pb->n = 1;
+    pb->want_confirm = false;
+    pb->p[0].m = m;
+    int rc = sv_send(to, b);
+    if (rc < 0)
+        sv_msg_free(b); /* m stays the caller's */
+    return rc;
+}
+
+static void dl_retry_later(sv_proc *self, queue *s)
+{
+    if (s->dl_tref)
+        return;
+    sv_msg *t = sv_msg_new(TAG_DL_RETRY, NULL, 0);
+    if (t && sv_send_after(self, 5, sv_self(self), t, &s->dl_tref) < 0)
+        sv_msg_free(t);
+}
+
+/* Sends dead letters that waited for room; those still refused wait on. */
+static void dl_flush(sv_proc *self, queue *s)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->ndl; i++) {
+        int rc = send_one(s->dl[i].to, s->dl[i].m);
+        if (rc == -EAGAIN)
+            s->dl[kept++] = s->dl[i];
+        else if (rc < 0)
+            rt_msg_unref(s->dl[i].m); /* the target queue is gone */
+    }
+    s->ndl = kept;
+    if (kept)
+        dl_retry_later(self, s);
+}
+
+/* A message leaves the queue unconsumed (expired, rejected, dropped): to
+ * the dead-letter exchange if there is one, else it is gone. Takes m. */
+static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
+{
+    const rt_qargs *a = &s->q->args;
+    rt_exchange *x = a->has_dlx && a->dlx[0] ? rt_exchange_find(a->dlx) : NULL;
+    if (!a->has_dlx || (a->dlx[0] && !x)) {
+        rt_msg_unref(m); /* no dead-letter exchange (or it is missing): dropped, as in RabbitMQ */
+        return;
+    }
+    const char *key = a->has_dlk ? a->dlk : m->rkey ? m->rkey : s->q->name;
+    rt_queue *to[16];
+    int n = rt_route(x, m, key, to, 16);
+    for (int i = 0; i < n && i < 16; i++) {
+        if (to[i] == s->q)
+            continue; /* never into itself */
+        sv_pid pid = rt_queue_pid(to[i]);
+        rt_msg_ref(m);
+        int rc = send_one(pid, m);
+        if (rc == -EAGAIN && s->ndl < MAX_DL_PENDING) {
+            dl_pending *d = realloc(s->dl, (s->ndl + 1) * sizeof *d);
+            if (d) {
+                s->dl = d;
+                s->dl[s->ndl++] = (dl_pending){pid, m};
+                dl_retry_later(self, s);
+                continue;
+            }
+        }
+        if (rc < 0) {
+            if (rc == -EAGAIN)
+                sv_log(SV_LOG_WARNING, "queue %s: dead-letter target is full, message dropped", s->q->name);
+            rt_msg_unref(m);
+        }
+    }
+    rt_msg_unref(m);
+}
+
+/* ------------------------------------------------------------------- TTL */
+
+static void arm_ttl(sv_proc *self, queue *s)
+{
+    qent *h = peek(s);
+    if (!h || !h->expires || (s->ttl_tref && s->ttl_at <= h->expires))
+        return;
+    if (s->ttl_tref)
+        sv_cancel_timer(self, s->ttl_tref);
+    s->ttl_tref = 0;
+    int64_t wait = h->expires - now_ms();
+    sv_msg *t = sv_msg_new(TAG_TTL, NULL, 0);
+    if (!t || sv_send_after(self, wait > 0 ? (uint64_t)wait : 0, sv_self(self), t, &s->ttl_tref) < 0) {
+        sv_msg_free(t);
+        return;
+    }
+    s->ttl_at = h->expires;
+}
+
+/* Expired messages leave from the head, as in RabbitMQ: one behind a
+ * longer-lived message waits for it. */
+static void expire_head(sv_proc *self, queue *s)
+{
+    int64_t now = now_ms();
+    qent *h;
+    while ((h = peek(s)) && h->expires && h->expires <= now)
+        dead_letter(self, s, pop_front(s).m);
+}
+
+static int64_t expiry_of(const queue *s, const rt_msg *m, int64_t now)
+{
+    int64_t e = s->q->args.message_ttl >= 0 ? now + s->q->args.message_ttl : 0;
+    if (m->ttl && (!e || now + (int64_t)m->ttl < e))
+        e = now + m->ttl;
+    return e;
+}
+
+/* ------------------------------------------------------------ deliveries */
+
+static void batch_free(sv_msg *b)
+{
+    if (!b)
+        return;
+    rt_deliver_batch *db = (rt_deliver_batch *)(void *)b->data;
+    for (uint32_t i = 0; i < db->n; i++)
+        rt_msg_unref(db->d[i].m);
+    sv_msg_free(b);
+}
+
+static void flush_batch(consumer *c)
+{
+    sv_msg *b = c->batch;
+    c->batch = NULL;
+    if (b && sv_send_owed(c->conn, b) < 0)
+        batch_free(b); /* the connection is gone; its DOWN returns the unsettled */
+}
+
+static rt_deliver_batch *batch_of(queue *s, consumer *c)
+{
+    uint32_t max = s->cfg->queue_max_batch;
+    if (c->batch && ((rt_deliver_batch *)(void *)c->batch->data)->n == max)
+        flush_batch(c);
+    if (!c->batch) {
+        c->batch = sv_msg_new(RT_Q_DELIVER, NULL, sizeof(rt_deliver_batch) + max * sizeof(rt_delivery));
+        if (!c->batch)
+            return NULL;
+        ((rt_deliver_batch *)(void *)c->batch->data)->consumer = c->id;
+    }
+    return (rt_deliver_batch *)(void *)c->batch->data;
+}
+
+/* Hands ready messages to consumers with credit, round robin. */
+static void pump(sv_proc *self, queue *s)
+{
+    uint32_t passed = 0; /* consumers passed over in a row */
+    expire_head(self, s);
+    while (s->len && s->ncons && passed < s->ncons) {
+        s->rr = (s->rr + 1) % s->ncons;
+        consumer *c = &s->cons[s->rr];
+        if (!c->used || !c->credit || peek(s)->avoid == s->rr + 1) {
+            passed++;
+            continue;
+        }
+        rt_deliver_batch *db = batch_of(s, c);
+        if (!db)
+            break;
+        passed = 0;
+        qent e = pop_front(s);
+        uint64_t id = ++s->next_id;
+        db->d[db->n++] = (rt_delivery){e.m, id, e.dc};
+        c->credit--;
+        atomic_fetch_add_explicit(&s->q->delivered, 1, memory_order_relaxed);
+        if (!c->presettled) {
+            unacked *u = sv_map_put(&s->unacked, 0, id);
+            if (u) {
+                u->e = e;
+                u->e.m = rt_msg_ref(e.m);
+                u->slot = s->rr + 1;
+            } else {
+                sv_log(SV_LOG_WARNING, "queue %s: out of memory tracking a delivery; sent at most once",
+                       s->q->name);
+            }
+        }
+        expire_head(self, s);
+    }
+    for (uint32_t i = 0; i < s->ncons; i++)
+        flush_batch(&s->cons[i]);
+    arm_ttl(self, s);
+    publish_stats(s);
+}
+
+static void return_entry(queue *s, qent e)
+{
+    if (push_front(s, e) < 0) {
+        sv_log(SV_LOG_ERROR, "queue %s: out of memory returning a message; it is lost", s->q->name);
+        rt_msg_unref(e.m);
+    }
+}
+
+static int cmp_seq_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const qent *)a)->seq, y = ((const qent *)b)->seq;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Returns slot's unsettled messages to the head in their original order,
+ * each counted as delivered once more. */
+static void return_unsettled(queue *s, uint32_t slot)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->unacked.cap; i++) {
+        unacked *u = sv_map_at(&s->unacked, i);
+        n += u && u->slot == slot + 1;
+    }
+    if (!n)
+        return;
+    uint64_t *ids = malloc(n * sizeof *ids);
+    qent *back = malloc(n * sizeof *back);
+    if (!ids || !back) {
+        free(ids);
+        free(back);
+        sv_log(SV_LOG_ERROR, "queue %s: out of memory returning %u messages; they stay unsettled", s->q->name, n);
+        return;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < s->unacked.cap && k < n; i++) {
+        unacked *u = sv_map_at(&s->unacked, i);
+        if (u && u->slot == slot + 1)
+            ids[k++] = u->k2;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        unacked u;
+        sv_map_del(&s->unacked, 0, ids[i], &u);
+        back[i] = u.e;
+        back[i].dc++;
+        back[i].avoid = 0;
+    }
+    qsort(back, n, sizeof *back, cmp_seq_desc);
+    for (uint32_t i = 0; i < n; i++)
+        return_entry(s, back[i]);
+    free(ids);
+    free(back);
+}
+
+/* ------------------------------------------------------------- consumers */
+
+static int find_consumer_slot(queue *s, sv_pid conn, uint32_t id)
+{
+    for (uint32_t i = 0; i < s->ncons; i++)
+        if (s->cons[i].used && s->cons[i].id == id && sv_pid_eq(s->cons[i].conn, conn))
+            return (int)i;
+    return -1;
+}
+
+/* Tells a connection its consumer is no more (queue deleted, crashed, or
+ * the consumer refused); status says why. */
+static void notify_gone(sv_pid conn, uint32_t id, int status)
+{
+    rt_credit g = {.consumer = id};
+    sv_msg *m = sv_msg_new(RT_Q_CONSUMER_GONE, &g, sizeof g);
+    if (!m)
+        return;
+    m->status = status;
+    if (sv_send_owed(conn, m) < 0)
+        sv_msg_free(m);
+}
+
+static void ask_delete(sv_proc *self, queue *s)
+{
+    if (s->deleting)
+        return;
+    s->deleting = true;
+    rt_req_queue r = {0};
+    snprintf(r.name, sizeof r.name, "%s", s->q->name);
+    sv_msg *req = rt_req(RT_REQ_DELETE_QUEUE, &r, sizeof r);
+    uint64_t ref;
+    if (req && sv_call_async(self, rt_manager(), req, -1, &ref) < 0)
+        sv_msg_free(req);
+}
+
+static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
+{
+    consumer *c = &s->cons[slot];
+    batch_free(c->batch);
+    c->batch = NULL;
+    if (c->mref)
+        sv_demonitor(self, c->mref);
+    c->used = false;
+    s->active--;
+    return_unsettled(s, slot);
+    if (!s->active && s->had_consumer && s->q->args.auto_delete)
+        ask_delete(self, s);
+}
+
+static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume *rc)
+{
+    if (find_consumer_slot(s, conn, rc->consumer) >= 0)
+        return;
+    if (s->q->args.exclusive && !sv_pid_eq(s->q->owner, conn)) {
+        notify_gone(conn, rc->consumer, -EBUSY);
+        return;
+    }
+    uint32_t slot = 0;
+    while (slot < s->ncons && s->cons[slot].used)
+        slot++;
+    if (slot == s->ncons) {
+        consumer *nc = realloc(s->cons, (s->ncons + 1) * sizeof *nc);
+        if (!nc) {
+            notify_gone(conn, rc->consumer, -ENOMEM);
+            return;
+        }
+        s->cons = nc;
+        s->ncons++;
+    }
+    consumer *c = &s->cons[slot];
+    *c = (consumer){.conn = conn, .id = rc->consumer, .credit = rc->credit, .presettled = rc->presettled,
+                    .used = true};
+    c->mref = sv_monitor(self, conn);
+    s->active++;
+    s->had_consumer = true;
+}
+
+/* --------------------------------------------------------------- handlers */
+
+static void on_publish(sv_proc *self, queue *s, sv_msg *m)
+{
+    rt_pub_batch *pb = SV_MSG_AS(m, rt_pub_batch);
+    if (!pb || m->len < sizeof *pb + pb->n * sizeof(rt_pub))
+        return;
+    sv_msg *cm = NULL;
+    rt_confirm_batch *cb = NULL;
+    if (pb->want_confirm && (cm = sv_msg_new(RT_Q_CONFIRM, NULL, sizeof *cb + pb->n * sizeof(rt_confirm)))) {
+        cb = (rt_confirm_batch *)(void *)cm->data;
+        cb->n = pb->n;
+    }
+    const rt_qargs *a = &s->q->args;
+    int64_t now = now_ms();
+    for (uint32_t i = 0; i < pb->n; i++) {
+        rt_msg *msg = pb->p[i].m;
+        pb->p[i].m = NULL; /* taken: the batch's references are ours now */
+        uint8_t outcome = RT_ACCEPTED;
+        bool full = (a->max_length >= 0 && s->len >= (uint64_t)a->max_length) ||
+                    (a->max_length_bytes >= 0 && s->bytes + msg->buf.len > (uint64_t)a->max_length_bytes);
+        if (full && a->overflow == RT_REJECT_PUBLISH) {
+            outcome = RT_REJECTED;
+            rt_msg_unref(msg);
+        } else if (push_back(s, (qent){msg, ++s->next_seq, expiry_of(s, msg, now), msg->delivery_count, 0}) < 0) {
+            outcome = RT_REJECTED;
+            rt_msg_unref(msg);
+        } else {
+            atomic_fetch_add_explicit(&s->q->published, 1, memory_order_relaxed);
+            /* drop-head: the oldest make room for the newest. */
+            while ((a->max_length >= 0 && s->len > (uint64_t)a->max_length) ||
+                   (a->max_length_bytes >= 0 && s->bytes > (uint64_t)a->max_length_bytes && s->len))
+                dead_letter(self, s, pop_front(s).m);
+        }
+        if (cb)
+            cb->c[i] = (rt_confirm){pb->p[i].tag, outcome};
+    }
+    if (cm) {
+        cb->slow_down = s->active > 0 && s->len > SLOW_DOWN_READY;
+        if (sv_send_owed(m->from, cm) < 0)
+            sv_msg_free(cm);
+    }
+    pump(self, s);
+}
+
+static void on_settle(sv_proc *self, queue *s, sv_msg *m)
+{
+    rt_settle_batch *sb = SV_MSG_AS(m, rt_settle_batch);
+    if (!sb || m->len < sizeof *sb + sb->n * sizeof(rt_settle))
+        return;
+    for (uint32_t i = 0; i < sb->n; i++) {
+        const rt_settle *st = &sb->s[i];
+        unacked u;
+        if (!sv_map_del(&s->unacked, 0, st->id, &u))
+            continue; /* already returned (its consumer left) or settled twice */
+        switch (st->outcome) {
+        case RT_ACCEPTED:
+            rt_msg_unref(u.e.m);
+            atomic_fetch_add_explicit(&s->q->acked, 1, memory_order_relaxed);
+            break;
+        case RT_RELEASED:
+            return_entry(s, u.e); /* unchanged */
+            break;
+        case RT_MODIFIED:
+            if (st->failed)
+                u.e.dc++;
+            if (st->elsewhere)
+                u.e.avoid = u.slot;
+            return_entry(s, u.e);
+            break;
+        default: /* rejected */
+            dead_letter(self, s, u.e.m);
+            break;
+        }
+    }
+    pump(self, s);
+}
+
+static void on_credit(sv_proc *self, queue *s, sv_msg *m)
+{
+    rt_credit *cr = SV_MSG_AS(m, rt_credit);
+    int slot = cr ? find_consumer_slot(s, m->from, cr->consumer) : -1;
+    if (slot < 0)
+        return;
+    s->cons[slot].credit += cr->credit;
+    pump(self, s);
+    if (cr->drain) {
+        /* Everything there is has gone out; the rest of the credit is used
+         * up and the connection echoes the flow (pn_link_drained). */
+        consumer *c = &s->cons[slot];
+        rt_credit left = {.consumer = c->id, .credit = c->credit};
+        c->credit = 0;
+        sv_msg *d = sv_msg_new(RT_Q_DRAINED, &left, sizeof left);
+        if (d && sv_send_owed(c->conn, d) < 0)
+            sv_msg_free(d);
+    }
+}
+
+static int queue_info(sv_proc *self, sv_msg *m)
+{
+    queue *s = sv_state(self);
+    switch (m->tag) {
+    case RT_Q_PUBLISH:
+        on_publish(self, s, m);
+        return 0;
+    case RT_Q_SETTLE:
+        on_settle(self, s, m);
+        return 0;
+    case RT_Q_CREDIT:
+        on_credit(self, s, m);
+        return 0;
+    case RT_Q_CONSUME: {
+        rt_consume *rc = SV_MSG_AS(m, rt_consume);
+        if (rc) {
+            add_consumer(self, s, m->from, rc);
+            pump(self, s);
+        }
+        return 0;
+    }
+    case RT_Q_CANCEL: {
+        rt_credit *cr = SV_MSG_AS(m, rt_credit);
+        int slot = cr ? find_consumer_slot(s, m->from, cr->consumer) : -1;
+        if (slot >= 0) {
+            drop_consumer(self, s, (uint32_t)slot);
+            pump(self, s);
+        }
+        return 0;
+    }
+    case TAG_TTL:
+        s->ttl_tref = 0;
+        pump(self, s); /* expires the head, hands out the rest, re-arms */
+        return 0;
+    case TAG_DL_RETRY:
+        s->dl_tref = 0;
+        dl_flush(self, s);
+        return 0;
+    }
+    if (m->kind == SV_MSG_DOWN) {
+        for (uint32_t i = 0; i < s->ncons; i++)
+            if (s->cons[i].used && s->cons[i].mref == m->ref) {
+                s->cons[i].mref = 0; /* already gone */
+                drop_consumer(self, s, i);
+            }
+        pump(self, s);
+    }
+    return 0;
+}
+
+static int queue_init(sv_proc *self, void *arg)
+{
+    queue *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->q = arg;
+    s->cfg = rt__config();
+    s->unacked = SV_MAP_INIT(unacked);
+    sv_set_state(self, s);
+    sv_set_label(self, s->q->name);
+    set_pid(s->q, sv_self(self));
+    publish_stats(s);
+    return 0;
+}
+
+static void queue_terminate(sv_proc *self, int reason)
+{
+    queue *s = sv_state(self);
+    set_pid(s->q, SV_PID_NONE);
+    int why = reason == SV_SHUTDOWN || reason == SV_NORMAL ? -ENOENT : reason < 0 ? reason : -ECONNABORTED;
+    for (uint32_t i = 0; i < s->ncons; i++) {
+        consumer *c = &s->cons[i];
+        if (!c->used)
+            continue;
+        batch_free(c->batch);
+        notify_gone(c->conn, c->id, why);
+    }
+    while (s->len)
+        rt_msg_unref(pop_front(s).m);
+    for (uint32_t i = 0; i < s->unacked.cap; i++) {
+        unacked *u = sv_map_at(&s->unacked, i);
+        if (u)
+            rt_msg_unref(u->e.m);
+    }
+    sv_map_free(&s->unacked);
+    for (uint32_t i = 0; i < s->ndl; i++)
+        rt_msg_unref(s->dl[i].m);
+    free(s->dl);
+    free(s->ring);
+    free(s->cons);
+    s->len = 0;
+    s->bytes = 0;
+    s->active = 0;
+    publish_stats(s);
+    free(s);
+}
+
+const sv_server_ops rt__queue_ops = {
+    .name = "queue",
+    .init = queue_init,
+    .handle_info = queue_info,
+    .terminate = queue_terminate,
+};
+
+void rt__queue_free(void *p)
+{
+    rt_queue *q = p;
+    free(atomic_load(&q->pid));
+    free(q->name);
+    free(q);
+}
