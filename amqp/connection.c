@@ -657,11 +657,19 @@ static void conn_work(amqp__conn *c)
     if (c->finished)
         return;
     c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->tcp.loop));
-    pn_event_t *e;
-    while ((e = pn_connection_driver_next_event(&c->d)))
-        handle_event(c, e);
-    bool waiting = flush_outboxes(c);
-    write_out(c);
+    bool waiting;
+    do { /* writing can raise events (transport closed): until quiet */
+        pn_event_t *e;
+        while ((e = pn_connection_driver_next_event(&c->d)))
+            handle_event(c, e);
+        waiting = flush_outboxes(c);
+        write_out(c);
+        /* Input over and all output written: nothing more can happen
+         * (proton leaves the write side open after some SASL errors). */
+        if (pn_connection_driver_read_closed(&c->d) && !c->writing &&
+            !pn_connection_driver_write_buffer(&c->d).size && !pn_connection_driver_write_closed(&c->d))
+            pn_connection_driver_write_close(&c->d);
+    } while (pn_connection_driver_has_event(&c->d));
     if (pn_connection_driver_finished(&c->d) && !c->writing) {
         finish(c);
         return;

@@ -141,12 +141,13 @@ static bool atom_eq(const pn_atom_t *a, const pn_atom_t *b)
     }
 }
 
-/* Looks name up in the message's application properties map. */
+/* Looks name up in the application properties map props is positioned on,
+ * and leaves it there. */
 static bool find_prop(pn_data_t *props, const char *name, pn_atom_t *out)
 {
-    pn_data_rewind(props);
-    if (!pn_data_next(props) || pn_data_type(props) != PN_MAP)
+    if (pn_data_type(props) != PN_MAP)
         return false;
+    pn_handle_t at = pn_data_point(props);
     pn_data_enter(props);
     bool found = false;
     while (pn_data_next(props)) {
@@ -159,7 +160,7 @@ static bool find_prop(pn_data_t *props, const char *name, pn_atom_t *out)
             break;
         }
     }
-    pn_data_exit(props);
+    pn_data_restore(props, at);
     return found;
 }
 

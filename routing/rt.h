@@ -148,7 +148,8 @@ typedef struct rt_hdrmatch rt_hdrmatch;
  * starting with "x-" other than x-match are ignored. */
 int rt_hdrmatch_new(struct pn_data_t *args, rt_hdrmatch **out, char *err, size_t errlen);
 void rt_hdrmatch_free(rt_hdrmatch *h);
-/* Matches against a message's application properties (may be NULL). */
+/* Matches against a message's application properties: a pn_data_t
+ * positioned on the map (as rt_msg_app_props leaves it), or NULL. */
 bool rt_hdrmatch_test(const rt_hdrmatch *h, struct pn_data_t *app_props);
 /* The arguments again, as "x-match=all,a=1" (for listings). */
 void rt_hdrmatch_str(const rt_hdrmatch *h, char *buf, size_t len);

@@ -24,7 +24,7 @@
  *     role and counters. A connection's events never run on two threads at
  *     once, so a conn_ctx needs no lock; what a run shares is either atomic
  *     (the seen[] counters and totals on the per-message path) or guarded by
- *     run->lock (start barriers, the list of live connections, the outcome).
+ *     b->lock (start barriers, the list of live connections, the outcome).
  *   - The throughput and fanout paths never build a pn_message per message:
  *     the message is encoded once as a template whose body is a data section
  *     of S bytes, and each send writes the template's prefix, a 32-byte stamp
