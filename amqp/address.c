@@ -9,11 +9,12 @@
  * /exchanges/amq.default is the default exchange.
  */
 #include <errno.h>
+#include <proton/codec.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "amqp/amqp.h"
+#include "amqp/amqp_internal.h"
 
 static int hexval(char c)
 {
@@ -133,4 +134,65 @@ int amqp_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
     host[hl] = '\0';
     *port = (int)p;
     return 0;
+}
+
+/* Queue arguments from a link's attach properties (RabbitMQ's names:
+ * x-max-length, x-overflow, x-message-ttl, x-dead-letter-exchange, ...),
+ * for the link that creates the queue. -EINVAL with a reason in err. */
+int amqp__queue_args(pn_data_t *props, rt_qargs *a, char *err, size_t errlen)
+{
+    if (!props)
+        return 0;
+    pn_data_rewind(props);
+    if (!pn_data_next(props))
+        return 0; /* no properties */
+    if (pn_data_type(props) != PN_MAP) {
+        snprintf(err, errlen, "link properties must be a map");
+        return -EINVAL;
+    }
+    pn_data_enter(props);
+    int rc = 0;
+    while (rc == 0 && pn_data_next(props)) {
+        pn_type_t kt = pn_data_type(props);
+        pn_bytes_t k = kt == PN_SYMBOL ? pn_data_get_symbol(props) : kt == PN_STRING ? pn_data_get_string(props)
+                                                                                   : pn_bytes(0, NULL);
+        if (!pn_data_next(props))
+            break;
+        if (!k.start || k.size > 64)
+            continue;
+        char name[65];
+        memcpy(name, k.start, k.size);
+        name[k.size] = '\0';
+        /* Only queue arguments are ours; other properties are the client's business. */
+        if (strncmp(name, "x-", 2) != 0 && strcmp(name, "durable") && strcmp(name, "exclusive") &&
+            strcmp(name, "auto-delete"))
+            continue;
+        pn_atom_t v = pn_data_get_atom(props);
+        char sval[RT_NAME_MAX + 1];
+        bool is_int = true;
+        int64_t ival = 0;
+        switch (v.type) {
+        case PN_BYTE: ival = v.u.as_byte; break;
+        case PN_UBYTE: ival = v.u.as_ubyte; break;
+        case PN_SHORT: ival = v.u.as_short; break;
+        case PN_USHORT: ival = v.u.as_ushort; break;
+        case PN_INT: ival = v.u.as_int; break;
+        case PN_UINT: ival = v.u.as_uint; break;
+        case PN_LONG: ival = v.u.as_long; break;
+        case PN_ULONG: ival = (int64_t)v.u.as_ulong; break;
+        case PN_BOOL: ival = v.u.as_bool; break;
+        case PN_STRING:
+        case PN_SYMBOL:
+            is_int = false;
+            snprintf(sval, sizeof sval, "%.*s", (int)v.u.as_bytes.size, v.u.as_bytes.start);
+            break;
+        default:
+            snprintf(err, errlen, "queue argument %s has an unsupported type", name);
+            rc = -EINVAL;
+            continue;
+        }
+        rc = rt_qargs_set(a, name, is_int ? NULL : sval, ival, is_int, err, errlen);
+    }
+    pn_data_exit(props);
+    return rc;
 }

@@ -114,6 +114,9 @@ typedef struct amqp__conn {
     bool retry_armed;
 } amqp__conn;
 
+/* address.c */
+int amqp__queue_args(pn_data_t *props, rt_qargs *a, char *err, size_t errlen);
+
 /* connection.c */
 extern const sv_server_ops amqp__conn_ops;
 /* The start function of a connection child: arg carries the accepted fd. */

@@ -41,12 +41,24 @@ static void fail_status(amqp__link *l, int status, const char *what)
 static void declare(amqp__conn *c, amqp__link *l, const char *name, bool durable, bool exclusive, bool auto_delete)
 {
     rt_req_queue r = {0};
+    char err[160];
     snprintf(r.name, sizeof r.name, "%s", name);
     rt_qargs_init(&r.args);
     r.args.durable = durable;
     r.args.exclusive = exclusive;
     r.args.auto_delete = auto_delete;
-    r.owner = exclusive ? sv_self(c->self) : SV_PID_NONE;
+    /* The link that creates a queue may give its arguments as properties;
+     * what makes it dynamic, exclusive or a subscription stays ours. */
+    if (amqp__queue_args(pn_link_remote_properties(l->link), &r.args, err, sizeof err) < 0) {
+        amqp__link_fail(l, "amqp:invalid-field", "%s", err);
+        return;
+    }
+    r.args.exclusive = exclusive || (!l->owns_queue && r.args.exclusive);
+    if (l->owns_queue) {
+        r.args.durable = durable;
+        r.args.auto_delete = auto_delete;
+    }
+    r.owner = r.args.exclusive ? sv_self(c->self) : SV_PID_NONE;
     l->step = STEP_DECLARE;
     if (amqp__call_manager(c, l, RT_REQ_DECLARE_QUEUE, &r, sizeof r) < 0)
         amqp__link_fail(l, "amqp:internal-error", "cannot reach the routing manager");

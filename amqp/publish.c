@@ -82,8 +82,14 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
             open_pub(c, l);
         } else if (c->cfg->auto_create_queues) {
             rt_req_queue r = {0};
+            char err[160];
             snprintf(r.name, sizeof r.name, "%s", l->addr.name);
             rt_qargs_init(&r.args);
+            if (amqp__queue_args(pn_link_remote_properties(link), &r.args, err, sizeof err) < 0) {
+                amqp__link_fail(l, "amqp:invalid-field", "%s", err);
+                return;
+            }
+            r.owner = r.args.exclusive ? sv_self(c->self) : SV_PID_NONE;
             if (amqp__call_manager(c, l, RT_REQ_DECLARE_QUEUE, &r, sizeof r) < 0)
                 amqp__link_fail(l, "amqp:internal-error", "cannot reach the routing manager");
         } else {
