@@ -124,7 +124,8 @@ static void on_write(uv_write_t *r, int status)
 }
 
 /* Writes what proton has for the socket: at once where it takes it, and the
- * rest from our own copy, one uv_write at a time. */
+ * rest from our own copy, one uv_write at a time. Proton compacts its
+ * buffer on write_done, so the rest is copied before proton is told. */
 static void write_out(amqp__conn *c)
 {
     while (!c->writing) {
@@ -139,9 +140,10 @@ static void write_out(amqp__conn *c)
             pn_connection_driver_write_close(&c->d);
             return;
         }
-        pn_connection_driver_write_done(&c->d, (size_t)n);
-        if ((size_t)n == wb.size)
+        if ((size_t)n == wb.size) {
+            pn_connection_driver_write_done(&c->d, wb.size);
             continue;
+        }
         size_t rest = wb.size - (size_t)n;
         if (rest > c->wcap) {
             char *nb = realloc(c->wbuf, rest);
@@ -153,7 +155,7 @@ static void write_out(amqp__conn *c)
             c->wcap = rest;
         }
         memcpy(c->wbuf, wb.start + n, rest);
-        pn_connection_driver_write_done(&c->d, rest);
+        pn_connection_driver_write_done(&c->d, wb.size); /* all of it: the rest is ours to send now */
         c->wlen = rest;
         b = uv_buf_init(c->wbuf, (unsigned)rest);
         c->wreq.data = c;

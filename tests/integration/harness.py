@@ -94,3 +94,70 @@ class Broker:
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ----------------------------------------------------------- AMQP clients
+
+import itertools
+import uuid
+
+from proton import Delivery, Message, symbol  # noqa: E402  (Debian's python3-qpid-proton)
+from proton.reactor import LinkOption  # noqa: E402
+from proton.utils import BlockingConnection  # noqa: E402
+
+_names = itertools.count()
+
+
+def name(prefix="link"):
+    """A link name no other link in this test uses (proton refuses two
+    attached links with one name)."""
+    return f"{prefix}-{next(_names)}-{uuid.uuid4().hex[:6]}"
+
+
+class Props(LinkOption):
+    """Attach properties for a link: queue arguments for the queue it creates."""
+
+    def __init__(self, props):
+        self.props = {symbol(k): v for k, v in props.items()}
+
+    def apply(self, link):
+        link.properties = self.props
+
+
+def connect(broker, user=None, password=None, timeout=10, **kw):
+    url = broker.url
+    if user is not None:
+        url = f"amqp://{user}:{password}@127.0.0.1:{broker.port}"
+    return BlockingConnection(url, timeout=timeout, **kw)
+
+
+def sender(conn, address, **kw):
+    return conn.create_sender(address, name=name("snd"), **kw)
+
+
+def receiver(conn, address, credit=None, **kw):
+    return conn.create_receiver(address, name=name("rcv"), credit=credit, **kw)
+
+
+def receive_all(rcv, idle=0.5, accept=True):
+    """Every message that arrives until none has for `idle` seconds."""
+    out = []
+    while True:
+        try:
+            m = rcv.receive(timeout=idle)
+        except Exception:
+            return out
+        out.append(m)
+        if accept:
+            rcv.accept()
+
+
+def settle(rcv, state, failed=False, undeliverable=False):
+    """Settles the oldest unsettled delivery of rcv with state (and, for
+    MODIFIED, the delivery-failed and undeliverable-here flags)."""
+    d = rcv.fetcher.unsettled.popleft()
+    if state == Delivery.MODIFIED:
+        d.local.failed = failed
+        d.local.undeliverable = undeliverable
+    d.update(state)
+    d.settle()
