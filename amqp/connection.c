@@ -746,6 +746,9 @@ static int conn_init(sv_proc *self, void *arg)
         return -ENOMEM;
     }
     pn_transport_set_server(t);
+    /* Without this proton lets a client skip SASL and open unauthenticated;
+     * ANONYMOUS, where allowed, goes through SASL like any mechanism. */
+    pn_transport_require_auth(t, true);
     pn_transport_set_max_frame(t, c->cfg->max_frame_size);
     pn_transport_set_idle_timeout(t, c->cfg->idle_timeout_ms);
     c->sasl.cfg = c->cfg;

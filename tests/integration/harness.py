@@ -161,3 +161,56 @@ def settle(rcv, state, failed=False, undeliverable=False):
         d.local.undeliverable = undeliverable
     d.update(state)
     d.settle()
+
+
+from proton.handlers import MessagingHandler  # noqa: E402
+from proton.reactor import Container  # noqa: E402
+
+
+class _Outcomes(MessagingHandler):
+    def __init__(self, url, address, messages, props):
+        super().__init__(auto_settle=True)
+        self.url, self.address, self.messages, self.props = url, address, list(messages), props
+        self.results = [None] * len(self.messages)
+        self.pending = len(self.messages)
+        self.index, self.sent = {}, 0
+
+    def on_start(self, event):
+        conn = event.container.connect(self.url)
+        opts = [Props(self.props)] if self.props else None
+        event.container.create_sender(conn, self.address, options=opts)
+
+    def on_sendable(self, event):
+        while self.messages and event.sender.credit:
+            d = event.sender.send(self.messages.pop(0))
+            self.index[d.tag] = self.sent
+            self.sent += 1
+
+    def _done(self, event, state):
+        # Dispositions may arrive in any order: place each by its delivery.
+        cond = event.delivery.remote.condition
+        self.results[self.index[event.delivery.tag]] = (state, cond.name if cond else None)
+        self.pending -= 1
+        if not self.pending:
+            event.connection.close()
+
+    def on_accepted(self, event):
+        self._done(event, "accepted")
+
+    def on_rejected(self, event):
+        self._done(event, "rejected")
+
+    def on_released(self, event):
+        self._done(event, "modified" if event.delivery.remote_state == Delivery.MODIFIED else "released")
+
+    def on_link_error(self, event):
+        self.results = [("link-error", event.link.remote_condition.name)]
+        event.connection.close()
+
+
+def send_outcomes(broker, address, messages, props=None):
+    """Sends messages on one link and returns [(outcome, condition name)]
+    in order, as the broker settled them."""
+    h = _Outcomes(broker.url, address, messages, props)
+    Container(h).run()
+    return h.results
