@@ -93,14 +93,22 @@ int amqp_addr_parse(const char *s, amqp_addr *out)
 const char *amqp_addr_queue(const char *name, char *out, size_t len)
 {
     static const char safe[] = "-._~!$&'()*+,;=:@"; /* RFC 3986 pchar without '%' and '/' */
+    if (!len)
+        return out;
     size_t o = (size_t)snprintf(out, len, "/queues/");
-    for (const unsigned char *p = (const unsigned char *)name; *p && o + 4 < len; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(safe, *p))
+    if (o >= len)
+        return out; /* truncated by snprintf, NUL-terminated */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(safe, *p);
+        size_t need = plain ? 1 : 3;
+        if (o + need >= len)
+            break; /* what does not fit is cut, whole characters only */
+        if (plain)
             out[o++] = (char)*p;
         else
             o += (size_t)snprintf(out + o, len - o, "%%%02X", *p);
     }
-    out[o < len ? o : len - 1] = '\0';
+    out[o] = '\0';
     return out;
 }
 
@@ -127,8 +135,10 @@ int amqp_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
         return -1;
     char *end;
     errno = 0;
+    if (colon[1] < '0' || colon[1] > '9')
+        return -1; /* digits only: strtol would take " 5672" or "+5672" */
     long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || errno || p < 0 || p > 65535)
+    if (*end || errno || p > 65535)
         return -1;
     memcpy(host, s, hl);
     host[hl] = '\0';

@@ -21,6 +21,24 @@ typedef struct amqp__sasl {
  * ANONYMOUS if allowed) on t. s must outlive t. */
 void amqp__sasl_setup(pn_transport_t *t, amqp__sasl *s);
 
+/* frames.c: the check of what a client sends, before proton reads it. */
+typedef struct amqp__fv {
+    uint8_t phase;
+    uint8_t hdr[8], hlen; /* protocol or frame header being read */
+    bool sasl;            /* frames are SASL frames */
+    bool checked;         /* the current frame's performative passed */
+    uint32_t skip, body;  /* extended header and body bytes left in the frame */
+    uint32_t max_frame;
+    char *pbuf;           /* a performative split across reads */
+    size_t plen, pcap;
+    struct pn_data_t *data;
+} amqp__fv;
+
+void amqp__fv_init(amqp__fv *v, uint32_t max_frame);
+void amqp__fv_free(amqp__fv *v);
+/* 0, or <0 with the AMQP condition (*cond) and reason (err) to close with. */
+int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char *err, size_t len);
+
 /* ------------------------------------------------------------ connections */
 
 #include <proton/connection_driver.h>
@@ -94,11 +112,14 @@ typedef struct amqp__conn {
     uv_timer_t timer;
     int handles;          /* open libuv handles; the struct is freed with the last */
     pn_connection_driver_t d;
+    amqp__fv fv;
     amqp__sasl sasl;
     char peer[64];
     char name[96];        /* "peer -> local", for logs and the admin API */
     bool refuse;          /* over max_connections: say so in close */
-    bool reading, writing, finished, counted;
+    bool reading, writing, finished, counted, lingering;
+    bool rejecting;       /* a bad frame came: closing, reading no more */
+    uv_shutdown_t shutreq;
     char *wbuf;           /* output the socket did not take at once */
     size_t wlen, wcap;
     uv_write_t wreq;

@@ -52,12 +52,62 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_handles(amqp__conn *c)
 {
+    c->lingering = false;
     if (!uv_is_closing((uv_handle_t *)&c->timer)) {
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     }
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* A lingering close: after the last write, half-close and read (and drop)
+ * what the client still sends, briefly, before closing. Closing a socket
+ * with unread input makes the kernel send RST, and the client may then
+ * lose our last frames: the close that says why. */
+#define LINGER_MS 1000
+static char linger_sink[16384];
+
+static void linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    *buf = uv_buf_init(linger_sink, sizeof linger_sink);
+}
+
+static void linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    amqp__conn *c = s->data;
+    if (n < 0 && c->lingering)
+        close_handles(c); /* the client has gone too */
+}
+
+static void linger_over(uv_timer_t *t)
+{
+    amqp__conn *c = t->data;
+    if (c->lingering)
+        close_handles(c);
+}
+
+static void linger_shutdown(uv_shutdown_t *r, int status)
+{
+    amqp__conn *c = r->data;
+    if (status < 0 && c->lingering)
+        close_handles(c);
+}
+
+static void linger(amqp__conn *c)
+{
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+    c->lingering = true;
+    uv_read_stop(s);
+    c->shutreq.data = c;
+    if (uv_shutdown(&c->shutreq, s, linger_shutdown) < 0 || uv_read_start(s, linger_alloc, linger_read) < 0) {
+        close_handles(c);
+        return;
+    }
+    uv_timer_start(&c->timer, linger_over, LINGER_MS, 0);
 }
 
 /* ---------------------------------------------------------------- input */
@@ -86,6 +136,8 @@ static void read_stop(amqp__conn *c)
     c->reading = false;
 }
 
+static void close_with(amqp__conn *c, const char *cond, const char *desc);
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     (void)buf;
@@ -93,7 +145,26 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (c->finished)
         return;
     sv_enter(c->self);
-    if (n > 0) {
+    const char *cond;
+    char why[200];
+    if (c->rejecting) {
+        /* after a bad frame: nothing more is read, just the close sent */
+    } else if (n > 0 && amqp__fv_feed(&c->fv, buf->base, (size_t)n, &cond, why, sizeof why) < 0) {
+        /* proton never sees the bad frame; the client gets a close that
+         * says what was wrong (in SASL, where there is no close, EOF). */
+        sv_log(SV_LOG_WARNING, "connection %s: %s: %s", c->peer, cond, why);
+        c->rejecting = true;
+        read_stop(c);
+        if (pn_connection_state(c->d.connection) & PN_REMOTE_ACTIVE) {
+            close_with(c, cond, why);
+        } else {
+            /* Before the client's open proton sends no close of ours, but
+             * its own error path does: condition on the transport, input
+             * ended. (In SASL, where there is no close, this is an EOF.) */
+            pn_connection_driver_errorf(&c->d, cond, "%s", why);
+            pn_connection_driver_read_close(&c->d);
+        }
+    } else if (n > 0) {
         pn_connection_driver_read_done(&c->d, (size_t)n);
     } else if (n == UV_ENOBUFS) {
         read_stop(c); /* proton holds all it can; resumed after the next round */
@@ -501,6 +572,9 @@ static void on_link_close(amqp__conn *c, pn_link_t *link)
     }
     if (!(pn_link_state(link) & PN_LOCAL_CLOSED))
         pn_link_close(link);
+    /* Closed both ways: let proton free it (and its deliveries) once the
+     * detach is out; PN_LINK_FINAL then frees our context. */
+    pn_link_free(link);
 }
 
 /* A delivery on a link we refused or closed: read and forget it. */
@@ -523,6 +597,8 @@ static void discard(pn_delivery_t *d)
 static void log_transport_error(amqp__conn *c, pn_transport_t *t)
 {
     pn_condition_t *cond = pn_transport_condition(t);
+    if (c->rejecting)
+        return; /* said already, when the bad frame came */
     if (c->sasl.done && !c->sasl.ok) {
         sv_log(SV_LOG_WARNING, "connection %s: authentication failed for %s (%s)", c->peer,
                c->sasl.refused[0] ? c->sasl.refused : "?", c->sasl.mech ? c->sasl.mech : "?");
@@ -560,6 +636,7 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         }
         if (!(pn_session_state(ssn) & PN_LOCAL_CLOSED))
             pn_session_close(ssn);
+        pn_session_free(ssn);
         break;
     }
     case PN_LINK_REMOTE_OPEN:
@@ -666,6 +743,11 @@ static void conn_work(amqp__conn *c)
             handle_event(c, e);
         waiting = flush_outboxes(c);
         write_out(c);
+        /* After a bad frame, once our close is out (proton has closed its
+         * write side), input is over. */
+        if (c->rejecting && !c->writing && pn_connection_driver_write_closed(&c->d) &&
+            !pn_connection_driver_read_closed(&c->d))
+            pn_connection_driver_read_close(&c->d);
         /* Input over and all output written: nothing more can happen
          * (proton leaves the write side open after some SASL errors). */
         if (pn_connection_driver_read_closed(&c->d) && !c->writing &&
@@ -676,7 +758,7 @@ static void conn_work(amqp__conn *c)
         finish(c);
         return;
     }
-    if (c->writing && c->wlen > WRITE_BACKLOG)
+    if ((c->writing && c->wlen > WRITE_BACKLOG) || c->rejecting)
         read_stop(c); /* the client is not reading: stop making more to write */
     else
         read_start(c);
@@ -751,6 +833,7 @@ static int conn_init(sv_proc *self, void *arg)
     pn_transport_require_auth(t, true);
     pn_transport_set_max_frame(t, c->cfg->max_frame_size);
     pn_transport_set_idle_timeout(t, c->cfg->idle_timeout_ms);
+    amqp__fv_init(&c->fv, c->cfg->max_frame_size);
     c->sasl.cfg = c->cfg;
     amqp__sasl_setup(t, &c->sasl);
     pn_connection_driver_bind(&c->d);
@@ -829,10 +912,12 @@ static void conn_terminate(sv_proc *self, int reason)
     while (c->links)
         link_free(c->links);
     pn_connection_driver_destroy(&c->d);
+    amqp__fv_free(&c->fv);
     if (c->counted)
         atomic_fetch_sub(&amqp__nconns, 1);
     read_stop(c);
-    close_handles(c); /* c is freed when both handles have closed */
+    uv_timer_stop(&c->timer);
+    linger(c); /* c is freed when both handles have closed */
 }
 
 const sv_server_ops amqp__conn_ops = {

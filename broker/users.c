@@ -52,12 +52,18 @@ int brk_password_hash(const char *password, char *out, size_t len)
     return 0;
 }
 
+/* 36 bytes encode to 48 base64 characters with no padding (EVP_DecodeBlock
+ * counts '=' as bytes, so padding is refused here). */
+static bool decode_hash(const char *hash, unsigned char raw[SALT + DIGEST + 4])
+{
+    size_t hlen = strlen(hash);
+    return hlen == 48 && !strchr(hash, '=') && EVP_DecodeBlock(raw, (const unsigned char *)hash, (int)hlen) == 36;
+}
+
 bool brk_password_check(const char *password, const char *hash)
 {
     unsigned char raw[SALT + DIGEST + 4], want[DIGEST];
-    size_t hlen = strlen(hash);
-    /* 36 bytes encode to 48 base64 characters; anything else is not ours. */
-    if (hlen != 48 || EVP_DecodeBlock(raw, (const unsigned char *)hash, (int)hlen) != 36)
+    if (!decode_hash(hash, raw))
         return false;
     digest(raw, password, want);
     return CRYPTO_memcmp(want, raw + SALT, DIGEST) == 0;
@@ -66,8 +72,7 @@ bool brk_password_check(const char *password, const char *hash)
 bool brk_hash_valid(const char *hash)
 {
     unsigned char raw[SALT + DIGEST + 4];
-    size_t hlen = strlen(hash);
-    return hlen == 48 && EVP_DecodeBlock(raw, (const unsigned char *)hash, (int)hlen) == 36;
+    return decode_hash(hash, raw);
 }
 
 int brk_users_set(const brk_user *list, size_t n, const char *anonymous_user)

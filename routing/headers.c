@@ -125,19 +125,28 @@ static bool atom_eq(const pn_atom_t *a, const pn_atom_t *b)
     if (string_like(a->type))
         return a->u.as_bytes.size == b->u.as_bytes.size &&
                memcmp(a->u.as_bytes.start, b->u.as_bytes.start, a->u.as_bytes.size) == 0;
+    /* Each type through its own member: the union's other bytes are not
+     * set by the decoder and hold whatever was there before. */
     switch (a->type) {
-    case PN_NULL:
-        return true;
-    case PN_BOOL:
-        return a->u.as_bool == b->u.as_bool;
-    case PN_FLOAT:
-        return a->u.as_float == b->u.as_float;
-    case PN_DOUBLE:
-        return a->u.as_double == b->u.as_double;
-    case PN_UUID:
-        return memcmp(a->u.as_uuid.bytes, b->u.as_uuid.bytes, 16) == 0;
-    default: /* integers, char, timestamp: the widest member compares them all */
-        return a->u.as_long == b->u.as_long;
+    case PN_NULL: return true;
+    case PN_BOOL: return a->u.as_bool == b->u.as_bool;
+    case PN_UBYTE: return a->u.as_ubyte == b->u.as_ubyte;
+    case PN_BYTE: return a->u.as_byte == b->u.as_byte;
+    case PN_USHORT: return a->u.as_ushort == b->u.as_ushort;
+    case PN_SHORT: return a->u.as_short == b->u.as_short;
+    case PN_UINT: return a->u.as_uint == b->u.as_uint;
+    case PN_INT: return a->u.as_int == b->u.as_int;
+    case PN_CHAR: return a->u.as_char == b->u.as_char;
+    case PN_ULONG: return a->u.as_ulong == b->u.as_ulong;
+    case PN_LONG: return a->u.as_long == b->u.as_long;
+    case PN_TIMESTAMP: return a->u.as_timestamp == b->u.as_timestamp;
+    case PN_FLOAT: return a->u.as_float == b->u.as_float;
+    case PN_DOUBLE: return a->u.as_double == b->u.as_double;
+    case PN_DECIMAL32: return a->u.as_decimal32 == b->u.as_decimal32;
+    case PN_DECIMAL64: return a->u.as_decimal64 == b->u.as_decimal64;
+    case PN_DECIMAL128: return !memcmp(a->u.as_decimal128.bytes, b->u.as_decimal128.bytes, 16);
+    case PN_UUID: return !memcmp(a->u.as_uuid.bytes, b->u.as_uuid.bytes, 16);
+    default: return false;
     }
 }
 
@@ -182,9 +191,48 @@ bool rt_hdrmatch_test(const rt_hdrmatch *m, pn_data_t *props)
     return !m->any;
 }
 
+/* A value as text: part of a binding's identity, so every value differs. */
+static int value_str(const pn_atom_t *v, char *buf, size_t len)
+{
+    switch (v->type) {
+    case PN_NULL: return snprintf(buf, len, "null");
+    case PN_BOOL: return snprintf(buf, len, "%s", v->u.as_bool ? "true" : "false");
+    case PN_UBYTE: return snprintf(buf, len, "%u", v->u.as_ubyte);
+    case PN_BYTE: return snprintf(buf, len, "%d", v->u.as_byte);
+    case PN_USHORT: return snprintf(buf, len, "%u", v->u.as_ushort);
+    case PN_SHORT: return snprintf(buf, len, "%d", v->u.as_short);
+    case PN_UINT: return snprintf(buf, len, "%u", v->u.as_uint);
+    case PN_INT: return snprintf(buf, len, "%d", v->u.as_int);
+    case PN_CHAR: return snprintf(buf, len, "'%u'", v->u.as_char);
+    case PN_ULONG: return snprintf(buf, len, "%llu", (unsigned long long)v->u.as_ulong);
+    case PN_LONG: return snprintf(buf, len, "%lld", (long long)v->u.as_long);
+    case PN_TIMESTAMP: return snprintf(buf, len, "@%lld", (long long)v->u.as_timestamp);
+    case PN_FLOAT: return snprintf(buf, len, "%.9g", (double)v->u.as_float);
+    case PN_DOUBLE: return snprintf(buf, len, "%.17g", v->u.as_double);
+    case PN_STRING:
+    case PN_SYMBOL:
+        return snprintf(buf, len, "%s\"%.*s\"", v->type == PN_SYMBOL ? ":" : "", (int)v->u.as_bytes.size,
+                        v->u.as_bytes.start);
+    default: {
+        /* binary, uuid, decimals: hex of the bytes */
+        const unsigned char *b = v->type == PN_BINARY ? (const unsigned char *)v->u.as_bytes.start
+                                                      : (const unsigned char *)&v->u;
+        size_t n = v->type == PN_BINARY ? v->u.as_bytes.size : 16, o = 0;
+        for (size_t i = 0; i < n && o + 3 < len; i++)
+            o += (size_t)snprintf(buf + o, len - o, "%02x", b[i]);
+        return (int)o;
+    }
+    }
+}
+
 void rt_hdrmatch_str(const rt_hdrmatch *m, char *buf, size_t len)
 {
     size_t used = (size_t)snprintf(buf, len, "x-match=%s%s", m->any ? "any" : "all", m->with_x ? "-with-x" : "");
-    for (int i = 0; i < m->n && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, ",%s", m->h[i].name);
+    for (int i = 0; i < m->n && used + 2 < len; i++) {
+        used += (size_t)snprintf(buf + used, len - used, ",%s=", m->h[i].name);
+        if (used < len)
+            used += (size_t)value_str(&m->h[i].value, buf + used, len - used);
+    }
+    if (used >= len && len)
+        buf[len - 1] = '\0';
 }

@@ -97,7 +97,7 @@ static int enter_section(pn_data_t *d)
 }
 
 typedef struct parsed {
-    bool durable, first_acquirer;
+    bool durable, first_acquirer, has_priority;
     uint8_t priority;
     uint32_t ttl, delivery_count;
     int64_t absolute_expiry;
@@ -114,8 +114,10 @@ static void read_header(pn_data_t *d, parsed *p)
         pn_type_t t = pn_data_type(d);
         if (field == 0 && t == PN_BOOL)
             p->durable = pn_data_get_bool(d);
-        else if (field == 1 && t == PN_UBYTE)
+        else if (field == 1 && t == PN_UBYTE) {
             p->priority = pn_data_get_ubyte(d);
+            p->has_priority = true;
+        }
         else if (field == 2 && t == PN_UINT)
             p->ttl = pn_data_get_uint(d);
         else if (field == 3 && t == PN_BOOL)
@@ -253,6 +255,7 @@ int rt_msg_finish(rt_msg **mp, size_t len)
     m->hdr_len = p.hdr_len;
     m->durable = p.durable;
     m->first_acquirer = p.first_acquirer;
+    m->has_priority = p.has_priority;
     m->priority = p.priority;
     m->ttl = p.ttl;
     m->delivery_count = p.delivery_count;
@@ -283,17 +286,15 @@ int rt_msg_new(const void *data, size_t len, rt_msg **out)
 
 int rt_msg_set_rkey(rt_msg *m, const char *key)
 {
-    if (!key || (m->subject && strcmp(key, m->subject) == 0)) {
-        m->rkey = key ? m->subject : NULL;
-        return 0;
-    }
-    char *k = strdup(key);
-    if (!k)
-        return -ENOMEM;
+    char *copy = NULL;
+    if (key && !(m->subject && strcmp(key, m->subject) == 0) && !(copy = strdup(key)))
+        return -ENOMEM; /* the old key stays */
     if (m->buf.flags & F_RKEY_OWNED)
         free((char *)m->rkey);
-    m->rkey = k;
-    m->buf.flags |= F_RKEY_OWNED;
+    m->buf.flags &= ~F_RKEY_OWNED;
+    m->rkey = copy ? copy : key ? m->subject : NULL;
+    if (copy)
+        m->buf.flags |= F_RKEY_OWNED;
     return 0;
 }
 
@@ -331,7 +332,10 @@ void rt_msg_wire(const rt_msg *m, uint32_t dc, char *hdr, size_t *hdr_len, size_
     pn_data_put_list(d);
     pn_data_enter(d);
     pn_data_put_bool(d, m->durable);
-    pn_data_put_ubyte(d, m->priority ? m->priority : 4);
+    if (m->has_priority)
+        pn_data_put_ubyte(d, m->priority);
+    else
+        pn_data_put_null(d);
     if (m->ttl)
         pn_data_put_uint(d, m->ttl);
     else

@@ -27,6 +27,7 @@ typedef struct rt_msg {
     uint32_t hdr_len;        /* bytes of the header section at the start (0: none) */
     bool durable;
     bool first_acquirer;
+    bool has_priority;       /* the header gave one (0 is a priority; absent means 4) */
     uint8_t priority;
     uint32_t ttl;            /* header ttl in ms, 0: none */
     uint32_t delivery_count; /* header delivery-count as received */

@@ -214,3 +214,115 @@ def send_outcomes(broker, address, messages, props=None):
     h = _Outcomes(broker.url, address, messages, props)
     Container(h).run()
     return h.results
+
+
+# ------------------------------------------------------ raw AMQP frames
+
+import socket  # noqa: E402
+import struct  # noqa: E402
+
+from proton import Data, Described, uint, ulong  # noqa: E402
+
+SASL_HEADER = b"AMQP\x03\x01\x00\x00"
+AMQP_HEADER = b"AMQP\x00\x01\x00\x00"
+OPEN, BEGIN, ATTACH, FLOW, TRANSFER, DISPOSITION, DETACH, END, CLOSE = range(0x10, 0x19)
+SASL_INIT, SASL_OUTCOME = 0x41, 0x44
+
+
+def encode(obj):
+    d = Data()
+    d.put_object(obj)
+    return d.encode()
+
+
+def perf(code, *fields):
+    """A performative: the described list with descriptor code."""
+    return Described(ulong(code), list(fields))
+
+
+class Raw:
+    """A hand-driven AMQP peer, for what stock clients will not do: skip
+    steps, send garbage, break frames, go silent."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.settimeout(5)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def frame(self, obj, ftype=0, channel=0, payload=b""):
+        body = encode(obj) + payload
+        return struct.pack(">IBBH", 8 + len(body), 2, ftype, channel) + body
+
+    def send_frame(self, obj, ftype=0, channel=0, payload=b""):
+        self.send(self.frame(obj, ftype, channel, payload))
+
+    def _fill(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            b = self.s.recv(1 << 20)
+        except socket.timeout:
+            return False
+        if not b:
+            raise EOFError
+        self.buf += b
+        return True
+
+    def read(self, timeout=5):
+        """The next header (bytes) or frame (type, channel, performative
+        code or None for an empty frame, fields); None if nothing came."""
+        deadline = time.time() + timeout
+        while True:
+            if self.buf[:4] == b"AMQP" and len(self.buf) >= 8:
+                h, self.buf = self.buf[:8], self.buf[8:]
+                return h
+            if len(self.buf) >= 8 and self.buf[:4] != b"AMQP":
+                size, doff, ftype, ch = struct.unpack(">IBBH", self.buf[:8])
+                if len(self.buf) >= size:
+                    body, self.buf = self.buf[doff * 4:size], self.buf[size:]
+                    if not body:
+                        return (ftype, ch, None, None)
+                    d = Data()
+                    d.decode(body)
+                    d.next()
+                    obj = d.get_object()
+                    return (ftype, ch, int(obj.descriptor), obj.value)
+            left = deadline - time.time()
+            if left <= 0 or not self._fill(left):
+                return None
+
+    def expect(self, code, timeout=5):
+        """Reads until a frame with this performative; fails on EOF."""
+        while True:
+            f = self.read(timeout)
+            if f is None:
+                raise AssertionError(f"no performative {code:#x} within {timeout}s")
+            if isinstance(f, tuple) and f[2] == code:
+                return f
+
+    def closed(self, timeout=5):
+        """True once the broker has closed the socket (reading what comes)."""
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                self._fill(max(0.01, deadline - time.time()))
+        except (EOFError, ConnectionResetError):
+            return True
+        return False
+
+    def login(self):
+        """SASL ANONYMOUS, then the AMQP header (not yet open)."""
+        self.send(SASL_HEADER + self.frame(perf(SASL_INIT, symbol("ANONYMOUS"), b"raw"), ftype=1))
+        self.expect(SASL_OUTCOME)
+        self.send(AMQP_HEADER)
+
+    def open(self, idle_ms=None, max_frame=None):
+        self.login()
+        self.send_frame(perf(OPEN, "raw-client", None, None if max_frame is None else uint(max_frame), None,
+                             None if idle_ms is None else uint(idle_ms)))
+        return self.expect(OPEN)
+
+    def close(self):
+        self.s.close()
