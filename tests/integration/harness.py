@@ -139,17 +139,21 @@ def receiver(conn, address, credit=None, **kw):
     return conn.create_receiver(address, name=name("rcv"), credit=credit, **kw)
 
 
-def receive_all(rcv, idle=0.5, accept=True):
-    """Every message that arrives until none has for `idle` seconds."""
+def receive_all(rcv, idle=0.5, accept=True, close=True):
+    """Every message that arrives until none has for `idle` seconds; then
+    the link is closed (an open one would keep taking messages)."""
     out = []
     while True:
         try:
             m = rcv.receive(timeout=idle)
         except Exception:
-            return out
+            break
         out.append(m)
         if accept:
             rcv.accept()
+    if close:
+        rcv.close()
+    return out
 
 
 def settle(rcv, state, failed=False, undeliverable=False):
