@@ -82,6 +82,7 @@ typedef struct amqp__link {
     int refs;             /* proton's link, plus pending manager calls */
     bool attached;        /* we answered the attach */
     bool closed;          /* detached, by either side */
+    bool freed;           /* handed back to proton (pn_link_free) */
     /* publishers (client -> broker) */
     amqp_addr addr;
     bool relay;           /* null target: each message names its own */

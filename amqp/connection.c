@@ -19,6 +19,7 @@
 #include <proton/event.h>
 #include <proton/link.h>
 #include <proton/session.h>
+#include <proton/terminus.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,8 +455,14 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
     pn_condition_t *pc = pn_link_condition(l->link);
     pn_condition_set_name(pc, cond);
     pn_condition_set_description(pc, desc);
-    if (pn_link_state(l->link) & PN_LOCAL_UNINIT)
-        pn_link_open(l->link); /* an attach (its terminus null) before the detach */
+    if (pn_link_state(l->link) & PN_LOCAL_UNINIT) {
+        /* Refused: an attach with a null source and target (proton sends
+         * an unconfigured terminus as an empty one, not null), then the
+         * detach that says why. */
+        pn_terminus_set_type(pn_link_source(l->link), PN_UNSPECIFIED);
+        pn_terminus_set_type(pn_link_target(l->link), PN_UNSPECIFIED);
+        pn_link_open(l->link);
+    }
     pn_link_close(l->link);
     sv_log(SV_LOG_INFO, "connection %s: link '%s' refused or closed: %s: %s", l->c->peer, pn_link_name(l->link),
            cond, desc);
@@ -527,6 +534,20 @@ static void on_connection_init(amqp__conn *c, pn_connection_t *pc)
 
 static void on_remote_open(amqp__conn *c, pn_connection_t *pc)
 {
+    if (!c->sasl.done) {
+        /* No SASL: anonymous, with the anonymous user's limits. */
+        const struct sockaddr *peer = (const struct sockaddr *)&c->sasl.peer;
+        if (!c->cfg->auth || c->cfg->auth(c->cfg->auth_ctx, "ANONYMOUS", NULL, NULL, peer, c->sasl.user,
+                                          sizeof c->sasl.user) < 0) {
+            pn_condition_format(pn_connection_condition(pc), "amqp:unauthorized-access",
+                                "anonymous access is not allowed from here; log in with SASL PLAIN");
+            pn_connection_open(pc);
+            pn_connection_close(pc);
+            sv_log(SV_LOG_WARNING, "connection %s: authentication failed for anonymous (no SASL)", c->peer);
+            return;
+        }
+        c->sasl.done = c->sasl.ok = true;
+    }
     if (c->refuse) {
         pn_condition_t *cond = pn_connection_condition(pc);
         pn_condition_set_name(cond, "amqp:resource-limit-exceeded");
@@ -550,6 +571,8 @@ static void on_link_open(amqp__conn *c, pn_link_t *link)
     if (c->nlinks >= c->cfg->max_links) {
         pn_condition_format(pn_link_condition(link), "amqp:resource-limit-exceeded",
                             "too many links on this connection (at most %u)", c->cfg->max_links);
+        pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
+        pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
         pn_link_open(link);
         pn_link_close(link);
         return;
@@ -573,8 +596,13 @@ static void on_link_close(amqp__conn *c, pn_link_t *link)
     if (!(pn_link_state(link) & PN_LOCAL_CLOSED))
         pn_link_close(link);
     /* Closed both ways: let proton free it (and its deliveries) once the
-     * detach is out; PN_LINK_FINAL then frees our context. */
-    pn_link_free(link);
+     * detach is out; PN_LINK_FINAL then frees our context. Once only: the
+     * link's own close and its session's may both come here. */
+    if (!l || !l->freed) {
+        if (l)
+            l->freed = true;
+        pn_link_free(link);
+    }
 }
 
 /* A delivery on a link we refused or closed: read and forget it. */
@@ -828,9 +856,10 @@ static int conn_init(sv_proc *self, void *arg)
         return -ENOMEM;
     }
     pn_transport_set_server(t);
-    /* Without this proton lets a client skip SASL and open unauthenticated;
-     * ANONYMOUS, where allowed, goes through SASL like any mechanism. */
-    pn_transport_require_auth(t, true);
+    /* A client that skips SASL (as proton-c clients do unless told
+     * otherwise) is an anonymous client: let in only where ANONYMOUS is,
+     * and checked as the anonymous user when it opens (on_remote_open). */
+    pn_transport_require_auth(t, !c->cfg->anonymous);
     pn_transport_set_max_frame(t, c->cfg->max_frame_size);
     pn_transport_set_idle_timeout(t, c->cfg->idle_timeout_ms);
     amqp__fv_init(&c->fv, c->cfg->max_frame_size);

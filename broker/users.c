@@ -116,6 +116,8 @@ int brk_authenticate(void *ctx, const char *mech, const char *user, const char *
 {
     (void)ctx;
     int rc = -EACCES;
+    if (strcmp(mech, "ANONYMOUS") != 0 && strcmp(mech, "PLAIN") != 0)
+        return -EACCES; /* only these two are checked here */
     pthread_rwlock_rdlock(&users_lock);
     const char *name = !strcmp(mech, "ANONYMOUS") ? anon_user : user;
     for (size_t i = 0; name && name[0] && i < nusers; i++) {

@@ -96,6 +96,38 @@ static void run_batch(sv__sched *s)
 
 static void on_wake(uv_async_t *h) { (void)h; /* the point was to return from poll */ }
 
+#define STOP_GRACE_MS 3000
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    /* Something never closed: close it without its callback (a small leak
+     * at exit beats a shutdown that hangs). */
+    uv_walk(t->loop, close_any, NULL);
+}
+
+/* The processes are gone, but handles they closed on their way out (a
+ * socket lingering to send its last frames) may still be closing: let
+ * them finish, so their owners' close callbacks free what they own. */
+static void drain_loop(sv__sched *s)
+{
+    uv_timer_t grace;
+    uv_close((uv_handle_t *)&s->wake, NULL);
+    uv_timer_init(&s->loop, &grace);
+    uv_timer_start(&grace, on_grace_over, STOP_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&grace); /* does not keep the loop alive by itself */
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    if (!uv_is_closing((uv_handle_t *)&grace))
+        uv_close((uv_handle_t *)&grace, NULL);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
 static void sched_main(void *arg)
 {
     sv__sched *s = arg;
@@ -134,6 +166,7 @@ static void sched_main(void *arg)
         s->in_uv = false;
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
     }
+    drain_loop(s);
     sv__tls_sched = NULL;
 }
 
@@ -201,9 +234,7 @@ void sv__sched_stop_all(void)
     }
     for (int i = 0; i < sv__n.nsched; i++) {
         sv__sched *s = &sv__n.sched[i];
-        uv_thread_join(&s->thread);
-        /* Processes are gone; close what is left (the wake handle, timers
-         * of processes that never cancelled) so the loop closes cleanly. */
+        uv_thread_join(&s->thread); /* it has drained its loop (drain_loop) */
         uv_walk(&s->loop, close_cb, NULL);
         uv_run(&s->loop, UV_RUN_DEFAULT);
         uv_loop_close(&s->loop);

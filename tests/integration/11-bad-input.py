@@ -52,11 +52,15 @@ class BadInput(unittest.TestCase):
         r.send(SASL_HEADER + os.urandom(64))
         self.assertTrue(r.closed(3), "the socket must not be left open and stuck")
 
-    def test_skipping_sasl_is_refused(self):
+    def test_skipping_sasl_is_anonymous_access(self):
+        # As proton-c clients do by default: allowed where ANONYMOUS is, as
+        # the anonymous user (guest, from this host). See Limits for the
+        # refusals.
         r = Raw(self.b.port)
-        r.send(AMQP_HEADER + r.frame(perf(OPEN, "sneaky")))
-        self.assertTrue(r.closed(3), "a client that skips authentication is let in")
-        self.b.wait_log("amqp:connection:policy-error")
+        r.send(AMQP_HEADER + r.frame(perf(OPEN, "no-sasl")))
+        self.assertEqual(r.read(), AMQP_HEADER)
+        self.assertEqual(r.expect(OPEN)[2], OPEN)
+        self.b.wait_log("(user guest, container no-sasl)")
 
     def assert_decode_error(self, r, text):
         close = r.expect(CLOSE)
@@ -182,7 +186,22 @@ class Limits(unittest.TestCase):
         with Broker(config=self.config("amqp = { anonymous = false; };")) as b:
             with self.assertRaises(Exception):
                 connect(b, allowed_mechs="ANONYMOUS")
+            r = Raw(b.port)  # and skipping SASL is no way around it
+            r.send(AMQP_HEADER + r.frame(perf(OPEN, "sneaky")))
+            self.assertTrue(r.closed(3), "a client that skips authentication is let in")
+            b.wait_log("amqp:connection:policy-error")
             connect(b, user="guest", password="guest").close()
+
+    def test_anonymous_user_must_exist(self):
+        conf = self.config('amqp = { anonymous_user = "ghost"; };')
+        with Broker(config=conf) as b:
+            with self.assertRaises(Exception) as e:
+                connect(b, allowed_mechs="ANONYMOUS")
+            self.assertIn("unauthorized-access", str(e.exception))
+            r = Raw(b.port)  # nor without SASL
+            r.send(AMQP_HEADER + r.frame(perf(OPEN, "no-sasl")))
+            close = r.expect(CLOSE)
+            self.assertEqual(condition_of(close), "amqp:unauthorized-access")
 
     def test_configured_users_replace_guest(self):
         conf = self.config('users = ( { name = "app"; password = "s3cret"; tags = "management"; } );')
