@@ -35,8 +35,8 @@ LIB      := $(BUILD)/libplexus.a
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BUILD)/tests/bench_runtime
+AMQP_BENCH := $(BUILD)/tests/amqp_bench
 
 PLEXUS := $(BINDIR)/plexus
 
@@ -77,6 +77,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/check_helpers.h
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
 
+# The AMQP benchmark is a plain proton client: it measures any broker.
+$(AMQP_BENCH): tests/bench/amqp_bench.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(shell pkg-config --libs libqpid-proton) -lpthread
+
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
@@ -103,9 +109,12 @@ asan: test-deps
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    all unit integration
 
-bench: deps
-	@$(MAKE) --no-print-directory $(BENCH_BIN) all
+# Figures, not tests: the runtime's, then the AMQP ones as ratios against a
+# direct client-to-client run (and RabbitMQ with BENCH_RABBITMQ=1).
+bench: test-deps
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(AMQP_BENCH) all
 	$(BENCH_BIN)
+	@PLEXUS_BIN=$(abspath $(PLEXUS)) AMQP_BENCH=$(abspath $(AMQP_BENCH)) /usr/bin/python3 tests/bench/run_bench.py
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)

@@ -59,6 +59,7 @@ static void declare(amqp__conn *c, amqp__link *l, const char *name, bool durable
         r.args.auto_delete = auto_delete;
     }
     r.owner = r.args.exclusive ? sv_self(c->self) : SV_PID_NONE;
+    r.scheduler = SV_SCHED_ON(sv_scheduler_of(c->self));
     l->step = STEP_DECLARE;
     if (amqp__call_manager(c, l, RT_REQ_DECLARE_QUEUE, &r, sizeof r) < 0)
         amqp__link_fail(l, "amqp:internal-error", "cannot reach the routing manager");

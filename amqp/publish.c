@@ -90,6 +90,7 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
                 return;
             }
             r.owner = r.args.exclusive ? sv_self(c->self) : SV_PID_NONE;
+            r.scheduler = SV_SCHED_ON(sv_scheduler_of(c->self));
             if (amqp__call_manager(c, l, RT_REQ_DECLARE_QUEUE, &r, sizeof r) < 0)
                 amqp__link_fail(l, "amqp:internal-error", "cannot reach the routing manager");
         } else {

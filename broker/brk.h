@@ -34,6 +34,7 @@ typedef struct brk_config {
     char node_name[BRK_NAME_MAX];     /* node.name */
     int schedulers;                   /* node.schedulers: 0 = one per core */
     uint32_t mailbox_size;            /* node.mailbox_size: default bound per process */
+    int busy_wait_us;                 /* node.busy_wait_us: an idle scheduler spins this long before sleeping */
     sv_log_level log_level;           /* log.level */
     amqp_config amqp;                 /* amqp.* (amqp.listen is "HOST:PORT") */
     char anonymous_user[BRK_NAME_MAX]; /* amqp.anonymous_user: who ANONYMOUS logs in as */

@@ -20,6 +20,7 @@ void brk_config_init(brk_config *c)
     snprintf(c->node_name, sizeof c->node_name, "plexus@localhost");
     c->schedulers = 0;
     c->mailbox_size = 4096;
+    c->busy_wait_us = 0; /* clients usually share the cores: see conf/plexus.conf */
     c->log_level = SV_LOG_INFO;
     amqp_config_init(&c->amqp);
     snprintf(c->anonymous_user, sizeof c->anonymous_user, "guest");
@@ -58,6 +59,7 @@ static const key schema[] = {
     STR("node", "name", node_name),
     INT("node", "schedulers", schedulers, 0, 256),
     INT("node", "mailbox_size", mailbox_size, 16, 1 << 24),
+    INT("node", "busy_wait_us", busy_wait_us, 0, 10000),
     {"log", "level", T_LEVEL, F(log_level), 0, 0, NULL},
     ADDR("amqp", "listen", amqp.listen),
     INT("amqp", "max_connections", amqp.max_connections, 1, 10000000),

@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sv_node_opts no = {.schedulers = cfg.schedulers, .mailbox_cap = cfg.mailbox_size, .spin_us = -1};
+    sv_node_opts no = {.schedulers = cfg.schedulers, .mailbox_cap = cfg.mailbox_size, .spin_us = cfg.busy_wait_us};
     if ((rc = sv_node_start(&no)) < 0) {
         fprintf(stderr, "plexus: cannot start the runtime: %s\n", strerror(-rc));
         return 1;

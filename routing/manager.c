@@ -94,8 +94,10 @@ static int owner_key(sv_pid p, uint64_t *k1, uint64_t *k2)
 
 static int queue_child_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
 {
+    const rt_queue *q = arg;
     sv_spawn_opts o = *opts;
     o.mailbox_cap = cfg.queue_mailbox;
+    o.scheduler = q->scheduler;
     return sv_spawn(sup, &rt__queue_ops, arg, &o, pid);
 }
 
@@ -160,6 +162,10 @@ static rt_queue *queue_new(const rt_req_queue *r)
     }
     q->args = r->args;
     q->owner = r->args.exclusive ? r->owner : SV_PID_NONE;
+    /* Beside the connection that declared it: a reply queue next to its
+     * consumer, a work queue next to whoever came first, so deliveries
+     * need no cross-thread wake-up. */
+    q->scheduler = r->scheduler > 0 && r->scheduler <= sv_node_schedulers() ? r->scheduler : SV_SCHED_ANY;
     atomic_init(&q->pid, NULL);
     return q;
 }

@@ -98,6 +98,7 @@ typedef struct rt_queue {
     char *name;
     rt_qargs args;
     sv_pid owner;                 /* exclusive owner (a connection), or none */
+    int scheduler;                /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
     _Atomic(sv_pid *) pid;        /* the queue process; swapped when it restarts */
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
@@ -200,6 +201,7 @@ typedef struct rt_req_queue {
     char name[RT_NAME_MAX + 1]; /* empty: generate one ("amq.gen-...") */
     rt_qargs args;
     sv_pid owner;               /* exclusive queues: the owning connection */
+    int scheduler;              /* where to run it (the declarer's: SV_SCHED_ON(i)); 0: anywhere */
     bool passive;               /* only check it exists */
     bool if_unused, if_empty;   /* delete */
     bool exists;                /* in the reply: it existed already */

@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""run_bench.py — `make bench`: the AMQP figures, as ratios measured in one run.
+
+Runs amqp_bench against a direct client-to-client transfer (no broker: the
+bound on this machine), against Plexus, and with BENCH_RABBITMQ=1 against
+Debian's RabbitMQ with its AMQP 1.0 plugin; then measures Plexus's memory
+with a 1 M message backlog (and how fast it drains) and with 10 000 idle
+connections. Prints what it measured; asserts nothing (tests do that).
+"""
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PLEXUS = os.environ.get("PLEXUS_BIN", os.path.join(ROOT, "bin", "plexus"))
+BENCH = os.environ.get("AMQP_BENCH", os.path.join(ROOT, "build", "tests", "amqp_bench"))
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse(out):
+    """RESULT lines -> list of dicts."""
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            rows.append(dict(kv.split("=", 1) for kv in line[7:].split()))
+    return rows
+
+
+def bench(target_args, *args, timeout=300):
+    cmd = [BENCH, *target_args, *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    rows = parse(p.stdout)
+    if p.returncode != 0 or not rows or any(r.get("status") != "ok" for r in rows):
+        print(f"  ! {' '.join(cmd)} failed:\n{p.stdout[-2000:]}{p.stderr[-2000:]}", file=sys.stderr)
+    return rows
+
+
+class Plexus:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="plexus-bench-")
+        self.port = free_port()
+        self.log = open(os.path.join(self.tmp, "log"), "w")
+        self.p = subprocess.Popen([PLEXUS, "--listen", f"127.0.0.1:{self.port}", "--admin",
+                                   f"127.0.0.1:{free_port()}", "--data-dir", os.path.join(self.tmp, "d"),
+                                   "--log-level", "warning"], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("plexus did not start")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(30)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def fig(rows, key):
+    return float(rows[0][key]) if rows else float("nan")
+
+
+def table(title, results, baseline, columns):
+    print(f"\n{title}")
+    head = f"  {'target':<22}" + "".join(f"{c[0]:>22}" for c in columns)
+    print(head)
+    for name, res in results.items():
+        cells = []
+        for label, key, fmt, lower_better in columns:
+            v, b = res.get(key), baseline.get(key)
+            if v is None or v != v:
+                cells.append(f"{'-':>22}")
+                continue
+            ratio = ""
+            if name != "direct" and b and b == b:
+                ratio = f" ({(b / v if lower_better else v / b):.0%})" if not lower_better else f" ({v / b:.1f}x)"
+            cells.append(f"{fmt.format(v) + ratio:>22}")
+        print(f"  {name:<22}" + "".join(cells))
+
+
+def measure(target):
+    n = 50000 if QUICK else 200000
+    big = 3000 if QUICK else 20000
+    out = {}
+    r = bench(target, "--mode", "throughput", "--size", "256", "--qos", "alo", "--count", str(n))
+    out["alo256"], out["alo256_p99"] = fig(r, "msgs_per_s"), fig(r, "p99_us")
+    r = bench(target, "--mode", "throughput", "--size", "256", "--qos", "amo", "--count", str(n))
+    out["amo256"] = fig(r, "msgs_per_s")
+    r = bench(target, "--mode", "throughput", "--size", "65536", "--qos", "alo", "--count", str(big), "--credit", "16")
+    out["alo64k"] = fig(r, "mb_per_s")
+    r = bench(target, "--mode", "reqrep", "--count", "2000" if QUICK else "10000")
+    out["rr_p50"], out["rr_p99"] = fig(r, "p50_us"), fig(r, "p99_us")
+    return out
+
+
+def measure_fanout(target):
+    r = bench(target, "--mode", "fanout", "--subscribers", "4", "--count", "20000" if QUICK else "100000")
+    return fig(r, "msgs_per_s")
+
+
+def backlog_and_drain(pl):
+    """Fill a queue with 1 M 256-byte messages (no consumer), note RSS, then
+    drain it: both rates should match if every queue operation is O(1)."""
+    n = 200000 if QUICK else 1000000
+    base = pl.rss_kib()
+    url = ["--url", f"amqp://127.0.0.1:{pl.port}"]
+    t0 = time.time()
+    fill = bench(url, "--mode", "fill", "--queue", "backlog", "--size", "256", "--count", str(n), timeout=900)
+    t1 = time.time()
+    rss = pl.rss_kib()
+    drain = bench(url, "--mode", "drain", "--queue", "backlog", "--size", "256", "--count", str(n), timeout=900)
+    t2 = time.time()
+    payload_kib = n * 256 / 1024
+    print(f"\nbacklog of {n} x 256 B messages in one queue")
+    print(f"  broker RSS growth: {(rss - base) / 1024:.0f} MiB for {payload_kib / 1024:.0f} MiB of payload "
+          f"({(rss - base) / payload_kib:.2f}x; target < 2x)")
+    fr = fig(fill, "msgs_per_s") if fill else n / (t1 - t0)
+    dr = fig(drain, "msgs_per_s") if drain else n / (t2 - t1)
+    print(f"  filled at {fr:,.0f} msgs/s, drained at {dr:,.0f} msgs/s")
+
+
+def idle_connections(pl, n):
+    """Open n idle AMQP connections (SASL and open done) and note RSS."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < n + 100:
+        print(f"\n{n} idle connections: skipped (open-files limit {hard})")
+        return
+    base = pl.rss_kib()
+    r = bench(["--url", f"amqp://127.0.0.1:{pl.port}"], "--mode", "idle", "--count", str(n), "--hold", "2",
+              timeout=600)
+    held = fig(r, "rss_kib") if r and "rss_kib" in r[0] else None
+    rss = pl.rss_kib() if held is None else held
+    print(f"\n{n} idle connections: broker RSS {rss / 1024:.0f} MiB, "
+          f"{(rss - base) / n:.1f} KiB each (target <= 32 KiB; RabbitMQ 4 ~120 KiB)")
+
+
+def rabbitmq():
+    """Starts Debian's rabbitmq-server with the AMQP 1.0 plugin; None if absent."""
+    if not shutil.which("rabbitmq-server"):
+        print("BENCH_RABBITMQ=1 but rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+        return None
+    subprocess.run(["rabbitmq-plugins", "enable", "--offline", "rabbitmq_amqp1_0"], capture_output=True)
+    p = subprocess.Popen(["rabbitmq-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+            time.sleep(2)
+            return p
+        except OSError:
+            time.sleep(0.5)
+    p.terminate()
+    return None
+
+
+def main():
+    print(f"AMQP benchmarks ({os.cpu_count()} cores; broker and clients share them)")
+    direct = ["--direct"]
+    results = {"direct": measure(direct)}
+    pl = Plexus()
+    try:
+        url = ["--url", f"amqp://127.0.0.1:{pl.port}"]
+        results["plexus"] = measure(url)
+        results["plexus"]["fanout"] = measure_fanout(url)
+        if os.environ.get("BENCH_RABBITMQ") == "1":
+            rq = rabbitmq()
+            if rq:
+                try:
+                    rurl = ["--url", "amqp://guest:guest@127.0.0.1:5672", "--addr-style", "rabbitmq310"]
+                    results["rabbitmq 3.10"] = measure(rurl)
+                    results["rabbitmq 3.10"]["fanout"] = measure_fanout(rurl)
+                finally:
+                    subprocess.run(["rabbitmqctl", "stop"], capture_output=True)
+                    rq.wait(60)
+        base = results["direct"]
+        table("throughput (ratio: of direct)", results, base,
+              [("256 B alo msgs/s", "alo256", "{:,.0f}", False), ("256 B amo msgs/s", "amo256", "{:,.0f}", False),
+               ("64 KiB alo MB/s", "alo64k", "{:,.0f}", False)])
+        table("latency (ratio: x direct)", results, base,
+              [("req/rep p50 us", "rr_p50", "{:.0f}", True), ("req/rep p99 us", "rr_p99", "{:.0f}", True),
+               ("p99 under load us", "alo256_p99", "{:,.0f}", True)])
+        print("\nfan-out to 4 subscribers")
+        for name, res in results.items():
+            if "fanout" in res:
+                print(f"  {name:<22}{res['fanout']:>14,.0f} deliveries/s")
+        if "rabbitmq 3.10" in results:
+            print(f"  plexus / rabbitmq: {results['plexus']['fanout'] / results['rabbitmq 3.10']['fanout']:.1f}x")
+        backlog_and_drain(pl)
+        idle_connections(pl, 2000 if QUICK else 10000)
+    finally:
+        pl.stop()
+
+
+if __name__ == "__main__":
+    main()
