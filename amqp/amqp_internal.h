@@ -88,6 +88,7 @@ typedef struct amqp__link {
     bool relay;           /* null target: each message names its own */
     uint32_t inflight;    /* routed, not yet confirmed by every queue */
     uint64_t avg_size;    /* moving average of message sizes, for byte-sized credit */
+    uint64_t paused_until; /* ms: a queue it feeds asked publishers to slow down */
     rt_msg *cur;          /* the delivery being read, if it spans frames */
     size_t cur_len, cur_cap;
     /* consumers (broker -> client) */
@@ -120,6 +121,7 @@ typedef struct amqp__conn {
     bool refuse;          /* over max_connections: say so in close */
     bool reading, writing, finished, counted, lingering;
     bool rejecting;       /* a bad frame came: closing, reading no more */
+    bool credit_held;     /* some publisher is owed credit (memory alarm, slow-down) */
     uv_shutdown_t shutreq;
     char *wbuf;           /* output the socket did not take at once */
     size_t wlen, wcap;
@@ -164,6 +166,8 @@ void amqp__pub_delivery(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
 void amqp__pub_confirm(amqp__conn *c, sv_msg *m);
 void amqp__pub_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
 void amqp__pub_closed(amqp__conn *c, amqp__link *l);
+/* Tops up credit on links it was held back from (alarm over, pause over). */
+void amqp__pub_refresh(amqp__conn *c);
 
 /* consume.c: links on which the client receives. */
 void amqp__con_attach(amqp__conn *c, pn_link_t *link);

@@ -30,6 +30,7 @@
 
 #define TICK_FLOOR_MS 100       /* however short the peer's idle timeout, no more empty frames than this */
 #define RETRY_MS 1              /* a full queue mailbox is tried again this soon */
+#define HELD_MS 5               /* held-back credit (alarm, slow-down) is reconsidered this often */
 #define WRITE_BACKLOG (4u << 20) /* stop reading while this much output waits for the socket */
 #define PUB_BATCH 256           /* publishes per batch message */
 #define SETTLE_BATCH 256
@@ -730,13 +731,15 @@ static void on_timer(uv_timer_t *t)
     sv_leave(c->self);
 }
 
-static void arm_timer(amqp__conn *c, bool retry)
+static void arm_timer(amqp__conn *c, bool retry, bool held)
 {
     uint64_t now = uv_now(c->tcp.loop), at = 0;
     if (c->deadline)
         at = c->deadline > now + TICK_FLOOR_MS ? c->deadline : now + TICK_FLOOR_MS;
     if (retry && (!at || now + RETRY_MS < at))
         at = now + RETRY_MS;
+    if (held && (!at || now + HELD_MS < at))
+        at = now + HELD_MS;
     if (at)
         uv_timer_start(&c->timer, on_timer, at - now, 0);
     else
@@ -764,6 +767,8 @@ static void conn_work(amqp__conn *c)
     if (c->finished)
         return;
     c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->tcp.loop));
+    if (c->credit_held)
+        amqp__pub_refresh(c);
     bool waiting;
     do { /* writing can raise events (transport closed): until quiet */
         pn_event_t *e;
@@ -790,7 +795,7 @@ static void conn_work(amqp__conn *c)
         read_stop(c); /* the client is not reading: stop making more to write */
     else
         read_start(c);
-    arm_timer(c, waiting);
+    arm_timer(c, waiting, c->credit_held);
 }
 
 /* ------------------------------------------------------------- process */

@@ -21,6 +21,8 @@
 #include "amqp/amqp_internal.h"
 
 #define BYTES_IN_FLIGHT (8u << 20) /* per link, on top of the message window */
+#define SLOW_DOWN_MS 5             /* how long a link pauses when a queue it feeds is behind */
+#define FIRST_CREDIT 32            /* before sizes are known: the window grows once confirms come back */
 #define MAX_FANOUT 4096            /* queues one message may reach */
 
 /* Keeps the link's credit plus what it has in flight at its window. */
@@ -28,7 +30,16 @@ static void pub_credit(amqp__conn *c, amqp__link *l)
 {
     if (!l->attached || l->closed || !l->link)
         return;
+    /* Held back: the queues hold too much (memory alarm), or a queue this
+     * link feeds has consumers and a backlog (it asked to slow down). The
+     * connection's timer tries again (amqp__pub_refresh). */
+    if (rt_memory_alarm() || l->paused_until > sv_now_ms()) {
+        c->credit_held = true;
+        return;
+    }
     uint32_t window = c->cfg->credit_window;
+    if (!l->avg_size && window > FIRST_CREDIT)
+        window = FIRST_CREDIT; /* one round trip, then the real window */
     if (l->avg_size) {
         uint64_t by_bytes = BYTES_IN_FLIGHT / l->avg_size;
         if (by_bytes < window)
@@ -316,10 +327,13 @@ void amqp__pub_confirm(amqp__conn *c, sv_msg *m)
     rt_confirm_batch *cb = SV_MSG_AS(m, rt_confirm_batch);
     if (!cb || m->len < sizeof *cb + cb->n * sizeof(rt_confirm))
         return;
+    uint64_t pause = cb->slow_down ? sv_now_ms() + SLOW_DOWN_MS : 0;
     for (uint32_t i = 0; i < cb->n; i++) {
         amqp__tag *t = sv_map_get(&c->tags, 0, cb->c[i].tag);
         if (!t)
             continue;
+        if (pause > t->l->paused_until)
+            t->l->paused_until = pause;
         t->outcome = worse(t->outcome, cb->c[i].outcome);
         if (--t->remaining == 0)
             tag_done(c, t);
@@ -337,4 +351,12 @@ void amqp__pub_closed(amqp__conn *c, amqp__link *l)
     rt_msg_unref(l->cur);
     l->cur = NULL;
     l->cur_len = 0;
+}
+
+void amqp__pub_refresh(amqp__conn *c)
+{
+    c->credit_held = false;
+    for (amqp__link *l = c->links; l; l = l->next)
+        if (l->kind == AMQP__PUB)
+            pub_credit(c, l);
 }

@@ -73,6 +73,7 @@ static const key schema[] = {
     BOOL("amqp", "auto_create_queues", amqp.auto_create_queues),
     INT("routing", "queue_mailbox", routing.queue_mailbox, 0, 1 << 24),
     INT("routing", "delivery_batch", routing.queue_max_batch, 1, 4096),
+    INT("routing", "memory_limit", routing.memory_limit, 0, 1LL << 50),
     ADDR("admin", "listen", admin_listen),
     STR("storage", "data_dir", data_dir),
 };

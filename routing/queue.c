@@ -50,6 +50,7 @@ typedef struct dl_pending {
 
 typedef struct queue {
     rt_queue *q;
+    int64_t held_delta;  /* bytes taken (+) and let go of (-) this turn, for rt__held_add */
     const rt_config *cfg;
     qent *ring;
     uint32_t cap, head, len;
@@ -196,6 +197,7 @@ static void dl_flush(sv_proc *self, queue *s)
 static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
 {
     const rt_qargs *a = &s->q->args;
+    s->held_delta -= (int64_t)m->buf.len; /* it leaves this queue, wherever it goes */
     rt_exchange *x = a->has_dlx && a->dlx[0] ? rt_exchange_find(a->dlx) : NULL;
     if (!a->has_dlx || (a->dlx[0] && !x)) {
         rt_msg_unref(m); /* no dead-letter exchange (or it is missing): dropped, as in RabbitMQ */
@@ -320,7 +322,9 @@ static void pump(sv_proc *self, queue *s)
         db->d[db->n++] = (rt_delivery){e.m, id, e.dc};
         c->credit--;
         atomic_fetch_add_explicit(&s->q->delivered, 1, memory_order_relaxed);
-        if (!c->presettled) {
+        if (c->presettled)
+            s->held_delta -= (int64_t)e.m->buf.len; /* at most once: gone now */
+        else {
             unacked *u = sv_map_put(&s->unacked, 0, id);
             if (u) {
                 u->e = e;
@@ -343,6 +347,7 @@ static void return_entry(queue *s, qent e)
 {
     if (push_front(s, e) < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: out of memory returning a message; it is lost", s->q->name);
+        s->held_delta -= (int64_t)e.m->buf.len;
         rt_msg_unref(e.m);
     }
 }
@@ -498,6 +503,7 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
             outcome = RT_REJECTED;
             rt_msg_unref(msg);
         } else {
+            s->held_delta += (int64_t)msg->buf.len;
             atomic_fetch_add_explicit(&s->q->published, 1, memory_order_relaxed);
             /* drop-head: the oldest make room for the newest. */
             while ((a->max_length >= 0 && s->len > (uint64_t)a->max_length) ||
@@ -527,6 +533,7 @@ static void on_settle(sv_proc *self, queue *s, sv_msg *m)
             continue; /* already returned (its consumer left) or settled twice */
         switch (st->outcome) {
         case RT_ACCEPTED:
+            s->held_delta -= (int64_t)u.e.m->buf.len;
             rt_msg_unref(u.e.m);
             atomic_fetch_add_explicit(&s->q->acked, 1, memory_order_relaxed);
             break;
@@ -568,9 +575,19 @@ static void on_credit(sv_proc *self, queue *s, sv_msg *m)
     }
 }
 
+static int queue_handle(sv_proc *self, queue *s, sv_msg *m);
+
 static int queue_info(sv_proc *self, sv_msg *m)
 {
     queue *s = sv_state(self);
+    int rc = queue_handle(self, s, m);
+    rt__held_add(s->held_delta);
+    s->held_delta = 0;
+    return rc;
+}
+
+static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
+{
     switch (m->tag) {
     case RT_Q_PUBLISH:
         on_publish(self, s, m);
@@ -645,13 +662,17 @@ static void queue_terminate(sv_proc *self, int reason)
         batch_free(c->batch);
         notify_gone(c->conn, c->id, why);
     }
+    int64_t gone = (int64_t)s->bytes;
     while (s->len)
         rt_msg_unref(pop_front(s).m);
     for (uint32_t i = 0; i < s->unacked.cap; i++) {
         unacked *u = sv_map_at(&s->unacked, i);
-        if (u)
+        if (u) {
+            gone += (int64_t)u->e.m->buf.len;
             rt_msg_unref(u->e.m);
+        }
     }
+    rt__held_add(s->held_delta - gone);
     sv_map_free(&s->unacked);
     for (uint32_t i = 0; i < s->ndl; i++)
         rt_msg_unref(s->dl[i].m);

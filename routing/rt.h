@@ -183,7 +183,14 @@ void rt_cleanup(void);
 typedef struct rt_config {
     uint32_t queue_mailbox;   /* mailbox bound of a queue process */
     uint32_t queue_max_batch; /* deliveries per batch to a consumer */
+    uint64_t memory_limit;    /* bytes of messages queues may hold; 0: 40% of RAM */
 } rt_config;
+
+/* Bytes of messages held by all queues (ready and unsettled), and whether
+ * that is over the memory limit: publishers then get no credit until it
+ * falls below 90% of it. Cheap; callable from any thread. */
+uint64_t rt_held_bytes(void);
+bool rt_memory_alarm(void);
 
 /* Requests to the manager (name "rt_manager"), answered with status 0 or a
  * negative code; from a process use sv_call_async with rt_req_*. */

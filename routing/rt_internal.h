@@ -33,5 +33,7 @@ void rt__queue_free(void *q);
 
 /* manager.c */
 const rt_config *rt__config(void);
+/* memory.c: queues report what they take and let go of, in batches. */
+void rt__held_add(int64_t bytes);
 
 #endif

@@ -84,5 +84,35 @@ class QueueLimits(unittest.TestCase):
         self.assertIn("x-overflow", str(e.exception))
 
 
+class MemoryAlarm(unittest.TestCase):
+    def test_publishers_block_over_the_memory_limit_and_resume_under_it(self):
+        import os
+        import tempfile
+        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        f.write("routing = { memory_limit = 1000000; };\n")
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        with Broker(config=f.name) as b:
+            c = connect(b, timeout=2)
+            s = sender(c, "/queues/hog")
+            body = b"m" * 200000
+            sent = 0
+            with self.assertRaises(Exception) as e:
+                for _ in range(200):  # 40 MB against a 1 MB limit: credit must stop
+                    s.send(Message(body=body))
+                    sent += 1
+            self.assertIn("Timeout", type(e.exception).__name__)
+            self.assertGreaterEqual(sent, 4)
+            self.assertLess(sent, 64)  # what credit was out when the alarm came
+            b.wait_log("memory alarm: queues hold")
+            other = connect(b)
+            got = receive_all(receiver(other, "/queues/hog", credit=50), idle=1)
+            self.assertGreaterEqual(len(got), sent)
+            b.wait_log("memory alarm cleared")
+            s2 = sender(other, "/queues/hog")
+            s2.send(Message(body=body))  # credit again
+            other.close()
+
+
 if __name__ == "__main__":
     main()
