@@ -167,6 +167,7 @@ static rt_queue *queue_new(const rt_req_queue *r)
      * need no cross-thread wake-up. */
     q->scheduler = r->scheduler > 0 && r->scheduler <= sv_node_schedulers() ? r->scheduler : SV_SCHED_ANY;
     atomic_init(&q->pid, NULL);
+    atomic_init(&q->refs, 1); /* the manager's */
     return q;
 }
 
@@ -243,7 +244,7 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
     int rc = start_process(self, mg, q, w);
     if (rc < 0) {
         free(w);
-        rt__queue_free(q);
+        rt__queue_unref(q);
         sv_reply_error(sv_from_of(req), rc);
     }
 }
@@ -253,6 +254,8 @@ static void started(manager *mg, uint64_t ref, int status)
     starting st;
     if (!sv_map_del(&mg->starting, 0, ref, &st))
         return;
+    if (status == -EEXIST)
+        status = 0; /* adopted while the queue supervisor was restarting it: it runs */
     if (status == 0 && (status = rt__dir_add(RT__QUEUES, st.q->name, st.q)) == 0)
         sv_log(SV_LOG_DEBUG, "queue %s declared", st.q->name);
     bool first = true;
@@ -267,7 +270,7 @@ static void started(manager *mg, uint64_t ref, int status)
     }
     if (status < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: its process did not start (%d)", st.q->name, status);
-        rt__queue_free(st.q);
+        rt__queue_unref(st.q);
     }
 }
 
@@ -333,12 +336,12 @@ static int delete_queue(sv_proc *self, manager *mg, rt_req_queue *r, sv_from fro
     uint64_t ref;
     if (!req || sv_call_async(self, sv_whereis(QUEUE_SUP_NAME), req, SUP_TIMEOUT_MS, &ref) < 0) {
         sv_msg_free(req);
-        sv_retire(q, rt__queue_free); /* no supervisor to ask: nothing runs it */
+        rt__queue_unref(q); /* no supervisor to ask: nothing runs it */
         return 0;
     }
     deleting *d = sv_map_put(&mg->deleting, 0, ref);
     if (!d) {
-        sv_retire(q, rt__queue_free);
+        rt__queue_unref(q);
         return 0;
     }
     d->q = q;
@@ -353,7 +356,7 @@ static void deleted(manager *mg, uint64_t ref)
     if (!sv_map_del(&mg->deleting, 0, ref, &d))
         return;
     sv_log(SV_LOG_DEBUG, "queue %s deleted", d.q->name);
-    sv_retire(d.q, rt__queue_free);
+    rt__queue_unref(d.q);
     if (d.reply)
         answer(d.from, NULL, 0);
 }
@@ -666,7 +669,7 @@ static bool adopt(rt_queue *q, void *ctx)
          * the directory still lists it. */
         rt__dir_remove(RT__QUEUES, q->name);
         if (start_process(a->self, a->mg, q, NULL) < 0)
-            sv_retire(q, rt__queue_free);
+            rt__queue_unref(q);
     }
     return true;
 }
@@ -719,12 +722,12 @@ static void manager_terminate(sv_proc *self, int reason)
             sv_reply_error(w->from, -ESHUTDOWN);
             free(w);
         }
-        rt__queue_free(st->q); /* never listed */
+        rt__queue_unref(st->q); /* never listed; its process, if it started, holds its own */
     }
     for (uint32_t i = 0; i < mg->deleting.cap; i++) {
         deleting *d = sv_map_at(&mg->deleting, i);
         if (d)
-            sv_retire(d->q, rt__queue_free);
+            rt__queue_unref(d->q);
     }
     sv_map_free(&mg->starting);
     sv_map_free(&mg->deleting);

@@ -645,6 +645,7 @@ static int queue_init(sv_proc *self, void *arg)
     s->unacked = SV_MAP_INIT(unacked);
     sv_set_state(self, s);
     sv_set_label(self, s->q->name);
+    atomic_fetch_add(&s->q->refs, 1); /* dropped in terminate */
     set_pid(s->q, sv_self(self));
     publish_stats(s);
     return 0;
@@ -683,6 +684,7 @@ static void queue_terminate(sv_proc *self, int reason)
     s->bytes = 0;
     s->active = 0;
     publish_stats(s);
+    rt__queue_unref(s->q);
     free(s);
 }
 
@@ -692,6 +694,12 @@ const sv_server_ops rt__queue_ops = {
     .handle_info = queue_info,
     .terminate = queue_terminate,
 };
+
+void rt__queue_unref(rt_queue *q)
+{
+    if (atomic_fetch_sub(&q->refs, 1) == 1)
+        sv_retire(q, rt__queue_free);
+}
 
 void rt__queue_free(void *p)
 {

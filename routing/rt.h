@@ -100,6 +100,7 @@ typedef struct rt_queue {
     sv_pid owner;                 /* exclusive owner (a connection), or none */
     int scheduler;                /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
     _Atomic(sv_pid *) pid;        /* the queue process; swapped when it restarts */
+    atomic_int refs;              /* the manager's, plus one per running queue process */
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;

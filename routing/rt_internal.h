@@ -30,6 +30,11 @@ rt_bindset *rt__bindset_filter(const rt_bindset *old, bool (*drop)(const rt_bind
 /* queue.c: a queue process's init takes its rt_queue record. */
 extern const sv_server_ops rt__queue_ops;
 void rt__queue_free(void *q);
+/* Drops a reference; the last one retires the record (readers may still
+ * hold it for the rest of their turn). The manager's reference goes when
+ * the queue leaves the directory, a process's when it ends: the record
+ * outlives both, whichever is last. */
+void rt__queue_unref(rt_queue *q);
 
 /* manager.c */
 const rt_config *rt__config(void);
