@@ -157,6 +157,8 @@ amqp__link *amqp__link_new(amqp__conn *c, pn_link_t *link, amqp__link_kind kind)
 /* A manager call for l; its reply goes to pub_reply / con_reply. */
 int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const void *req, size_t len);
 void amqp__link_unref(amqp__link *l);
+/* Refuses an attach that has no context (no memory, too many links). */
+void amqp__link_refuse(pn_link_t *link, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Refuses or ends a link with an AMQP error condition. */
 void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -286,33 +286,33 @@ void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m)
     ob_append(o, m);
 }
 
-rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
+/* The batch being filled in *slot, with room for one more entry: a full
+ * one is sealed into the line and a new one started. Batches begin with
+ * their entry count (rt_pub_batch, rt_settle_batch). */
+static void *ob_batch(amqp__conn *c, sv_pid pid, bool settle, uint32_t tag, size_t head, size_t each, uint32_t cap)
 {
     amqp__outbox *o = outbox(c, pid);
     if (!o)
         return NULL;
-    if (o->pub && ((rt_pub_batch *)(void *)o->pub->data)->n == PUB_BATCH)
+    sv_msg **slot = settle ? &o->settle : &o->pub;
+    if (*slot && *(uint32_t *)(void *)(*slot)->data == cap)
         ob_seal(o);
-    if (!o->pub) {
-        o->pub = sv_msg_new(RT_Q_PUBLISH, NULL, sizeof(rt_pub_batch) + PUB_BATCH * sizeof(rt_pub));
-        if (!o->pub)
-            return NULL;
-        ((rt_pub_batch *)(void *)o->pub->data)->want_confirm = true;
-    }
-    return (rt_pub_batch *)(void *)o->pub->data;
+    if (!*slot && !(*slot = sv_msg_new(tag, NULL, head + cap * each)))
+        return NULL;
+    return (*slot)->data;
+}
+
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
+{
+    rt_pub_batch *pb = ob_batch(c, pid, false, RT_Q_PUBLISH, sizeof(rt_pub_batch), sizeof(rt_pub), PUB_BATCH);
+    if (pb)
+        pb->want_confirm = true;
+    return pb;
 }
 
 rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid)
 {
-    amqp__outbox *o = outbox(c, pid);
-    if (!o)
-        return NULL;
-    if (o->settle && ((rt_settle_batch *)(void *)o->settle->data)->n == SETTLE_BATCH)
-        ob_seal(o);
-    if (!o->settle && !(o->settle = sv_msg_new(RT_Q_SETTLE, NULL,
-                                               sizeof(rt_settle_batch) + SETTLE_BATCH * sizeof(rt_settle))))
-        return NULL;
-    return (rt_settle_batch *)(void *)o->settle->data;
+    return ob_batch(c, pid, true, RT_Q_SETTLE, sizeof(rt_settle_batch), sizeof(rt_settle), SETTLE_BATCH);
 }
 
 /* The references a refused or abandoned message holds. */
@@ -442,6 +442,32 @@ void amqp__link_unref(amqp__link *l)
         link_free(l);
 }
 
+/* Answers an attach with a refusal: an attach with null source and
+ * target (proton sends an unconfigured terminus as an empty one, not null),
+ * then the detach that says why. */
+static void refuse(pn_link_t *link, const char *cond, const char *desc)
+{
+    pn_condition_t *pc = pn_link_condition(link);
+    pn_condition_set_name(pc, cond);
+    pn_condition_set_description(pc, desc);
+    if (pn_link_state(link) & PN_LOCAL_UNINIT) {
+        pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
+        pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
+        pn_link_open(link);
+    }
+    pn_link_close(link);
+}
+
+void amqp__link_refuse(pn_link_t *link, const char *cond, const char *fmt, ...)
+{
+    char desc[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(desc, sizeof desc, fmt, ap);
+    va_end(ap);
+    refuse(link, cond, desc);
+}
+
 void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
 {
     char desc[256];
@@ -453,18 +479,7 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
     l->closed = true;
     if (!l->link || was_closed)
         return;
-    pn_condition_t *pc = pn_link_condition(l->link);
-    pn_condition_set_name(pc, cond);
-    pn_condition_set_description(pc, desc);
-    if (pn_link_state(l->link) & PN_LOCAL_UNINIT) {
-        /* Refused: an attach with a null source and target (proton sends
-         * an unconfigured terminus as an empty one, not null), then the
-         * detach that says why. */
-        pn_terminus_set_type(pn_link_source(l->link), PN_UNSPECIFIED);
-        pn_terminus_set_type(pn_link_target(l->link), PN_UNSPECIFIED);
-        pn_link_open(l->link);
-    }
-    pn_link_close(l->link);
+    refuse(l->link, cond, desc);
     sv_log(SV_LOG_INFO, "connection %s: link '%s' refused or closed: %s: %s", l->c->peer, pn_link_name(l->link),
            cond, desc);
     if (l->kind == AMQP__PUB)
@@ -570,12 +585,8 @@ static void on_link_open(amqp__conn *c, pn_link_t *link)
     if (!(pn_link_state(link) & PN_LOCAL_UNINIT))
         return;
     if (c->nlinks >= c->cfg->max_links) {
-        pn_condition_format(pn_link_condition(link), "amqp:resource-limit-exceeded",
-                            "too many links on this connection (at most %u)", c->cfg->max_links);
-        pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
-        pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
-        pn_link_open(link);
-        pn_link_close(link);
+        amqp__link_refuse(link, "amqp:resource-limit-exceeded", "too many links on this connection (at most %u)",
+                          c->cfg->max_links);
         return;
     }
     if (pn_link_is_sender(link))

@@ -144,9 +144,7 @@ void amqp__con_attach(amqp__conn *c, pn_link_t *link)
 {
     amqp__link *l = amqp__link_new(c, link, AMQP__CON);
     if (!l) {
-        pn_condition_format(pn_link_condition(link), "amqp:internal-error", "out of memory");
-        pn_link_open(link);
-        pn_link_close(link);
+        amqp__link_refuse(link, "amqp:internal-error", "out of memory");
         return;
     }
     l->id = ++c->next_consumer;

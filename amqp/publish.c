@@ -67,9 +67,7 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
 {
     amqp__link *l = amqp__link_new(c, link, AMQP__PUB);
     if (!l) {
-        pn_condition_format(pn_link_condition(link), "amqp:internal-error", "out of memory");
-        pn_link_open(link);
-        pn_link_close(link);
+        amqp__link_refuse(link, "amqp:internal-error", "out of memory");
         return;
     }
     pn_terminus_t *rt = pn_link_remote_target(link);

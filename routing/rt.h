@@ -295,8 +295,8 @@ typedef struct rt_settle {
     bool elsewhere;  /* modified: undeliverable-here (not to this consumer again) */
 } rt_settle;
 typedef struct rt_settle_batch {
-    uint32_t consumer;
-    uint32_t n;
+    uint32_t n;        /* first, as in every batch */
+    uint32_t consumer; /* unused: a delivery id names its message */
     rt_settle s[];
 } rt_settle_batch;
 

@@ -3,10 +3,11 @@
 import os
 import signal
 import stat
+import subprocess
 import tempfile
 import unittest
 
-from harness import Broker, main, run
+from harness import PLEXUS, Broker, main, run
 
 
 class Lifecycle(unittest.TestCase):
@@ -30,9 +31,9 @@ class Lifecycle(unittest.TestCase):
         # Embedded defaults: no config file, data under ./var/plexus. Only
         # checked with --check-config, since the default port may be taken.
         with tempfile.TemporaryDirectory() as d:
-            code, out, _ = run("--check-config")
-            self.assertEqual(code, 0)
-            self.assertIn("embedded defaults", out)
+            p = subprocess.run([PLEXUS, "--check-config"], cwd=d, capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("embedded defaults", p.stdout)
 
     def test_unusable_data_dir_is_a_clear_error(self):
         with tempfile.TemporaryDirectory() as d:

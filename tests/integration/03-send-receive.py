@@ -2,27 +2,11 @@
 """03: sending and receiving on queues — order, bodies, properties, the
 ways to name a queue."""
 import json
-import unittest
 
-from harness import Broker, Message, connect, main, receive_all, receiver, sender
+from harness import BrokerTest, Message, main, receive_all, receiver, sender
 
 
-class SendReceive(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.b.stop() == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def setUp(self):
-        self.c = connect(self.b)
-
-    def tearDown(self):
-        self.c.close()
-
+class SendReceive(BrokerTest):
     def test_order_is_kept_on_one_link(self):
         s = sender(self.c, "/queues/order")
         for i in range(500):

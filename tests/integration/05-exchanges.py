@@ -1,12 +1,11 @@
 #!/usr/bin/python3
 """05: exchanges — direct, fanout, topic, headers, the default exchange,
 subject-keyed publishing, the anonymous relay, and unroutable messages."""
-import unittest
 
 from proton import Described, symbol
 from proton.reactor import Filter
 
-from harness import Broker, Message, connect, main, receive_all, receiver, sender
+from harness import BrokerTest, Message, main, receive_all, receiver, sender
 
 HEADERS = symbol("apache.org:legacy-amqp-headers-binding:map")
 
@@ -15,22 +14,7 @@ def bodies(rcv):
     return sorted(m.body for m in receive_all(rcv))
 
 
-class Exchanges(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.b.stop() == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def setUp(self):
-        self.c = connect(self.b)
-
-    def tearDown(self):
-        self.c.close()
-
+class Exchanges(BrokerTest):
     def send(self, address, *msgs):
         """Sends each message, returning the outcome of each (or the error)."""
         s = sender(self.c, address)

@@ -2,27 +2,11 @@
 """08: delivery outcomes and redelivery — accepted, released, modified
 (delivery-failed, undeliverable-here), rejected; unsettled messages of a
 link that detaches or a connection that drops come back counted."""
-import unittest
 
-from harness import Broker, Delivery, Message, Props, connect, main, receive_all, receiver, sender, settle
+from harness import BrokerTest, Delivery, Message, Props, connect, main, receive_all, receiver, sender, settle
 
 
-class Outcomes(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.b.stop() == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def setUp(self):
-        self.c = connect(self.b)
-
-    def tearDown(self):
-        self.c.close()
-
+class Outcomes(BrokerTest):
     def put(self, q, *bodies):
         s = sender(self.c, "/queues/" + q)
         for body in bodies:

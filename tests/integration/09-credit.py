@@ -1,27 +1,11 @@
 #!/usr/bin/python3
 """09: link credit — messages go out only against credit, drain is
 honoured both with messages waiting and with none."""
-import unittest
 
-from harness import Broker, Message, connect, main, receiver, sender
+from harness import BrokerTest, Message, main, receiver, sender
 
 
-class Credit(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.b.stop() == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def setUp(self):
-        self.c = connect(self.b)
-
-    def tearDown(self):
-        self.c.close()
-
+class Credit(BrokerTest):
     def wait_for(self, cond, timeout=5):
         """Runs the connection until cond() holds or timeout passes."""
         try:

@@ -5,25 +5,10 @@ dead-lettering."""
 import time
 import unittest
 
-from harness import Broker, Message, Props, connect, main, receive_all, receiver, send_outcomes, sender
+from harness import BrokerTest, config_file, Broker, Message, Props, connect, main, receive_all, receiver, send_outcomes, sender
 
 
-class QueueLimits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.b.stop() == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def setUp(self):
-        self.c = connect(self.b)
-
-    def tearDown(self):
-        self.c.close()
-
+class QueueLimits(BrokerTest):
     def test_reject_publish_refuses_with_resource_limit_exceeded(self):
         out = send_outcomes(self.b, "/queues/rp", [Message(body=i) for i in range(4)],
                             {"x-max-length": 2, "x-overflow": "reject-publish"})
@@ -86,13 +71,7 @@ class QueueLimits(unittest.TestCase):
 
 class MemoryAlarm(unittest.TestCase):
     def test_publishers_block_over_the_memory_limit_and_resume_under_it(self):
-        import os
-        import tempfile
-        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-        f.write("routing = { memory_limit = 1000000; };\n")
-        f.close()
-        self.addCleanup(os.unlink, f.name)
-        with Broker(config=f.name) as b:
+        with Broker(config=config_file(self, "routing = { memory_limit = 1000000; };\n")) as b:
             c = connect(b, timeout=2)
             s = sender(c, "/queues/hog")
             body = b"m" * 200000

@@ -5,12 +5,11 @@ oversized frames, bad logins, and the configured limits on connections and
 links. After each, the broker still serves."""
 import os
 import subprocess
-import tempfile
 import unittest
 
 from proton import uint
 
-from harness import (AMQP_HEADER, ATTACH, BEGIN, CLOSE, OPEN, SASL_HEADER, SASL_OUTCOME, Broker, Message, Raw,
+from harness import (config_file, AMQP_HEADER, ATTACH, BEGIN, CLOSE, OPEN, SASL_HEADER, SASL_OUTCOME, Broker, Message, Raw,
                      connect, main, perf, receiver, sender)
 
 
@@ -147,11 +146,7 @@ class BadInput(unittest.TestCase):
 
 class Limits(unittest.TestCase):
     def config(self, text):
-        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-        f.write(text)
-        f.close()
-        self.addCleanup(os.unlink, f.name)
-        return f.name
+        return config_file(self, text)
 
     def test_too_many_connections(self):
         with Broker(config=self.config("amqp = { max_connections = 2; };")) as b:

@@ -13,7 +13,7 @@ import unittest
 from proton import uint
 
 from harness import (ATTACH, BEGIN, FLOW, TRANSFER, Broker, Described, Message, Raw, connect, encode, main, perf,
-                     receive_all, receiver, sender, symbol, ulong)
+                     receive_all, receiver, sender, ulong)
 
 
 class VanishingPeer(unittest.TestCase):

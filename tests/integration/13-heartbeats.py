@@ -2,21 +2,15 @@
 """13: idle timeouts both ways — the broker closes a peer that went silent,
 keeps a quiet but live one open, and never floods a peer that asks for a
 tiny timeout with empty frames."""
-import os
-import tempfile
 import time
 import unittest
 
-from harness import CLOSE, Broker, Message, Raw, connect, main, receiver, sender
+from harness import config_file, CLOSE, Broker, Message, Raw, connect, main, receiver, sender
 
 
 class Heartbeats(unittest.TestCase):
     def config(self, text):
-        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-        f.write(text)
-        f.close()
-        self.addCleanup(os.unlink, f.name)
-        return f.name
+        return config_file(self, text)
 
     def test_silent_peer_is_closed_after_the_broker_idle_timeout(self):
         with Broker(config=self.config("amqp = { idle_timeout = 600; };")) as b:

@@ -96,12 +96,45 @@ def main():
     unittest.main(verbosity=2)
 
 
+def config_file(test, text):
+    """A configuration file holding text, removed when the test ends."""
+    f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+    f.write(text)
+    f.close()
+    test.addCleanup(os.unlink, f.name)
+    return f.name
+
+
+class BrokerTest(unittest.TestCase):
+    """One broker for the test class (which must stop cleanly, exit 0), one
+    AMQP connection (self.c) per test."""
+
+    broker_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker(*cls.broker_args).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.b.stop()
+        log = cls.b.log()
+        cls.b.tmp.cleanup()
+        assert code == 0, f"plexus exited {code}:\n{log}"
+
+    def setUp(self):
+        self.c = connect(self.b)
+
+    def tearDown(self):
+        self.c.close()
+
+
 # ----------------------------------------------------------- AMQP clients
 
 import itertools
 import uuid
 
-from proton import Delivery, Message, symbol  # noqa: E402  (Debian's python3-qpid-proton)
+from proton import Delivery, Message, symbol  # noqa: E402,F401  (re-exported for the tests)
 from proton.reactor import LinkOption  # noqa: E402
 from proton.utils import BlockingConnection  # noqa: E402
 
@@ -222,7 +255,6 @@ def send_outcomes(broker, address, messages, props=None):
 
 # ------------------------------------------------------ raw AMQP frames
 
-import socket  # noqa: E402
 import struct  # noqa: E402
 
 from proton import Data, Described, uint, ulong  # noqa: E402
