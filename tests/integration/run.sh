@@ -7,6 +7,31 @@ cd "$(dirname "$0")"
 : "${PLEXUS_BIN:?set PLEXUS_BIN to the broker binary}"
 export PLEXUS_BIN
 PY=/usr/bin/python3
+
+# The Node.js tests (*.js) drive the broker with rhea, pinned in
+# package-lock.json: a clean clone installs it here with `npm ci`.
+if ls [0-9][0-9]-*.js >/dev/null 2>&1; then
+    missing=""
+    command -v node >/dev/null 2>&1 || missing="$missing node"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+    if [ -n "$missing" ]; then
+        echo "run.sh: the *.js tests need Node.js 18 or later and npm; not found:$missing" >&2
+        echo "run.sh: install them with 'scripts/deps.sh test' as root, or 'apt-get install nodejs npm'" >&2
+        exit 1
+    fi
+    if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; then
+        echo "run.sh: the *.js tests need Node.js 18 or later (node:test); this is $(node --version)" >&2
+        exit 1
+    fi
+    if [ ! -d node_modules/rhea ]; then
+        echo "run.sh: installing the Node.js test dependencies (npm ci in tests/integration)"
+        if ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then
+            echo "run.sh: npm ci failed in $(pwd); the *.js tests cannot run" >&2
+            exit 1
+        fi
+    fi
+fi
+
 pass=0
 fail=0
 failed=""
