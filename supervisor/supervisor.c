@@ -51,6 +51,9 @@ typedef struct sup {
     sv_sup_flags flags;
     child *head, *tail;
     sv_map by_pid;      /* running child pid -> child */
+    sv_map by_id;       /* hash of child id -> child: thousands of connections */
+    uint32_t ncrashed;  /* children marked crashed, waiting for the plan to end */
+    bool id_clash;      /* two ids share a 128-bit hash (never, in practice): look ids up by walking */
     step *plan, *plan_tail;
     bool busy;           /* the plan's head step is under way */
     uint64_t kill_tref;  /* kill timer of a STOP under way */
@@ -86,8 +89,30 @@ static child *child_new(const sv_child_spec *spec)
     return c;
 }
 
+/* Two independent 64-bit hashes of an id: the key of by_id. */
+static void id_key(const char *id, uint64_t *k1, uint64_t *k2)
+{
+    uint64_t a = 1469598103934665603ULL, b = 0x9e3779b97f4a7c15ULL;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        a = (a ^ *p) * 1099511628211ULL;
+        b = (b + *p) * 0xff51afd7ed558ccdULL;
+        b ^= b >> 29;
+    }
+    *k1 = a | 1; /* never both zero: an empty slot */
+    *k2 = b;
+}
+
 static void child_append(sup *s, child *c)
 {
+    uint64_t k1, k2;
+    id_key(c->id, &k1, &k2);
+    sv__ent *e = sv_map_get(&s->by_id, k1, k2);
+    if (e && e->ptr != c)
+        s->id_clash = true;
+    else if ((e = sv_map_put(&s->by_id, k1, k2)))
+        e->ptr = c;
+    else
+        s->id_clash = true; /* out of memory: walking still finds it */
     c->prev = s->tail;
     if (s->tail)
         s->tail->next = c;
@@ -98,6 +123,15 @@ static void child_append(sup *s, child *c)
 
 static void child_remove(sup *s, child *c)
 {
+    uint64_t k1, k2;
+    id_key(c->id, &k1, &k2);
+    sv__ent *e = sv_map_get(&s->by_id, k1, k2);
+    if (e && e->ptr == c)
+        sv_map_del(&s->by_id, k1, k2, NULL);
+    if (c->crashed)
+        s->ncrashed--;
+    if (!sv_pid_is_none(c->pid))
+        sv_map_del(&s->by_pid, sv__pid_k1(c->pid), sv__pid_k2(c->pid), NULL);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -123,6 +157,13 @@ static void child_remove(sup *s, child *c)
     free(c);
 }
 
+static void mark_crashed(sup *s, child *c, bool on)
+{
+    if (c->crashed != on)
+        s->ncrashed += on ? 1 : (uint32_t)-1;
+    c->crashed = on;
+}
+
 static child *child_by_pid(sup *s, sv_pid pid)
 {
     sv__ent *e = sv_map_get(&s->by_pid, sv__pid_k1(pid), sv__pid_k2(pid));
@@ -131,10 +172,16 @@ static child *child_by_pid(sup *s, sv_pid pid)
 
 static child *child_by_id(sup *s, const char *id)
 {
-    for (child *c = s->head; c; c = c->next)
-        if (strcmp(c->id, id) == 0)
-            return c;
-    return NULL;
+    if (s->id_clash) {
+        for (child *c = s->head; c; c = c->next)
+            if (strcmp(c->id, id) == 0)
+                return c;
+        return NULL;
+    }
+    uint64_t k1, k2;
+    id_key(id, &k1, &k2);
+    sv__ent *e = sv_map_get(&s->by_id, k1, k2);
+    return e && strcmp(((child *)e->ptr)->id, id) == 0 ? e->ptr : NULL;
 }
 
 static void child_set_pid(sup *s, child *c, sv_pid pid)
@@ -266,7 +313,7 @@ static void start_failed(sv_proc *self, sup *s, child *c, int reason)
         step_done(self, s);
         return;
     }
-    c->crashed = true; /* a failed restart is another crash */
+    mark_crashed(s, c, true); /* a failed restart is another crash */
     c->crash_reason = reason;
     step_done(self, s);
 }
@@ -280,7 +327,7 @@ static void step_begin(sv_proc *self, sup *s)
         child *c = st->c;
         sv_spawn_opts opts = {.scheduler = SV_SCHED_ANY, .link = true, .ack = true, .label = c->id};
         sv_pid pid = SV_PID_NONE;
-        c->crashed = false;
+        mark_crashed(s, c, false);
         int rc = c->spec.start(self, &opts, c->spec.arg, &pid);
         if (rc < 0) {
             start_failed(self, s, c, rc);
@@ -338,11 +385,11 @@ static void plan_next(sv_proc *self, sup *s)
             s->initializing = false;
             sv_init_ack(self, 0);
         }
-        child *c = s->head;
+        child *c = s->ncrashed ? s->head : NULL;
         while (c && !c->crashed)
             c = c->next;
         if (c) {
-            c->crashed = false;
+            mark_crashed(s, c, false);
             handle_crash(self, s, c, c->crash_reason);
             continue;
         }
@@ -424,7 +471,7 @@ static void child_exited(sv_proc *self, sup *s, child *c, int reason)
     if (s->shutting_down)
         return;
     if (s->busy || s->plan) {
-        c->crashed = true; /* after the plan under way */
+        mark_crashed(s, c, true); /* after the plan under way */
         c->crash_reason = reason;
         return;
     }
@@ -649,6 +696,7 @@ static int sup_init(sv_proc *self, void *arg)
         return -ENOMEM;
     }
     s->by_pid = SV__TAB_INIT;
+    s->by_id = SV__TAB_INIT;
     s->name = a->name;
     a->name = NULL;
     s->flags = a->flags;
@@ -693,6 +741,7 @@ static void sup_free(sup *s)
         free(d);
     }
     sv_map_free(&s->by_pid);
+    sv_map_free(&s->by_id);
     free(s->restart_at);
     free(s->name);
     free(s);

@@ -17,6 +17,17 @@
  *   --direct    no broker: the bench listens itself and its own receivers
  *               accept the links, so the figures are the bound this machine
  *               and qpid-proton put on any broker.
+ *   fill        one producer puts N stamped messages into a queue nobody
+ *               consumes and waits until all are accepted (or, at-most-once,
+ *               sent and the broker has read them); msgs/s and MB/s.
+ *   drain       one consumer takes exactly N messages out of that queue, in
+ *               a later run of this program, granting credit for no more
+ *               than N; checks every seq 0..N-1 arrives once and in order,
+ *               under the fill run's nonce (taken from the first message).
+ *   idle        N connections that do SASL and open, nothing else, opened a
+ *               bounded number at a time; `READY connections=N` once all
+ *               are open, held for --hold seconds, then closed cleanly. For
+ *               measuring the broker's memory per connection from outside.
  *
  * How it is shaped:
  *   - One run is one fresh pn_proactor driven by --threads worker threads
@@ -75,7 +86,7 @@
 
 /* ------------------------------------------------------------ options */
 
-typedef enum { MODE_THROUGHPUT, MODE_FANOUT, MODE_REQREP } bench_mode;
+typedef enum { MODE_THROUGHPUT, MODE_FANOUT, MODE_REQREP, MODE_FILL, MODE_DRAIN, MODE_IDLE } bench_mode;
 typedef enum { STYLE_PLEXUS, STYLE_RABBITMQ310, STYLE_PLAIN } addr_style;
 typedef enum { QOS_ALO, QOS_AMO } qos_level;
 typedef enum { REPLY_AUTO, REPLY_ANON, REPLY_LINK } reply_via;
@@ -100,8 +111,9 @@ typedef struct options {
     char listen_host[256], listen_port[32];
     addr_style style;
     uint32_t credit, window;
-    double deadline_s, idle_s, connect_s;
+    double deadline_s, idle_s, connect_s, hold_s;
     int threads;
+    bool threads_set;
     const char *queue, *exchange, *key, *label;
     reply_via reply;
     reply_source rsource;
@@ -131,10 +143,11 @@ typedef enum {
     ROLE_CONSUMER,   /* throughput consumer, fanout subscriber */
     ROLE_RR_SERVER,  /* reqrep responder on a broker */
     ROLE_RR_CLIENT,
-    ROLE_DIRECT_PEER /* the listening side of --direct */
+    ROLE_DIRECT_PEER, /* the listening side of --direct */
+    ROLE_IDLE         /* idle mode: SASL and open, nothing else */
 } conn_role;
 
-static const char *role_name[] = {"producer", "consumer", "reqrep-server", "reqrep-client", "direct-peer"};
+static const char *role_name[] = {"producer", "consumer", "reqrep-server", "reqrep-client", "direct-peer", "idle"};
 
 typedef struct pending_reply { /* a reply waiting for credit on its link */
     pn_link_t *link;
@@ -163,7 +176,7 @@ typedef struct conn_ctx {
     bool done, injected;
 
     /* consumer */
-    uint64_t received;
+    uint64_t received, drained; /* drained: deliveries accepted (drain) */
     uint64_t *lat;
     size_t lat_n, lat_cap;
     char *buf;
@@ -209,9 +222,24 @@ struct bench {
                         * beyond what the report needs (dups counts them all) */
     uint64_t *base;    /* producer index -> first slot in seen[] */
 
-    /* per-message counters, atomic */
+    /* per-message counters, atomic; fill counts accepted (or, at-most-once,
+     * sent) messages in unique, idle the connections opened */
     uint64_t unique, dups, stale, bad;
-    uint64_t t_first_send;
+    uint64_t t_first_send; /* drain: when the receiver's attach was answered */
+    int threads;           /* proactor workers of this run */
+
+    /* drain: one consumer connection, so only its events touch these */
+    bool drain_stamp_known; /* the fill run's nonce (and size) taken from the first message */
+    uint64_t granted;       /* credit granted in all: never more than count */
+    uint64_t next_seq, out_of_order, extra;
+    char order_example[160];
+
+    /* idle (under lock) */
+    int idle_next, idle_opening; /* next index to connect, opens in flight */
+    uint64_t idle_closed;        /* closes the broker answered */
+    uint64_t t_ready, t_closed;  /* t_closed: fill at-most-once, the broker's close */
+    uint64_t close_grace_ns;     /* how long closes may take before we cut the rest */
+    uint64_t t_disconnect;       /* when that cut came */
 
     pthread_mutex_t lock; /* everything below */
     conn_ctx *conns;
@@ -243,11 +271,11 @@ static void finish_locked(bench *b)
     if (!b->t_end) b->t_end = b->t_finish;
     for (conn_ctx *c = b->conns; c; c = c->next)
         if (c->conn) pn_connection_wake(c->conn);
-    if (!b->any_open && !b->disconnected) {
-        /* nobody ever spoke AMQP to us: no close handshake to wait for */
-        b->disconnected = true;
-        pn_proactor_disconnect(b->proactor, NULL);
-    }
+    /* No pn_proactor_disconnect here, even when nobody ever spoke AMQP to
+     * us: proton 0.37's epoll proactor loses connections whose connect is
+     * still in flight when disconnect comes (no PN_TRANSPORT_CLOSED ever,
+     * so the run never ended). A refused connect closes by itself; one
+     * that hangs is cut by the tick after close_grace_ns. */
     maybe_stop_locked(b);
 }
 
@@ -289,10 +317,12 @@ static bool is_finishing(bench *b)
 }
 
 /* The run is complete when every expected delivery arrived once and every
- * producer is done (at-least-once: all its sends settled). */
+ * producer is done (at-least-once: all its sends settled). Fill expects
+ * its accepted messages; drain ends on its count of deliveries, idle after
+ * the hold (both elsewhere). */
 static void check_complete_locked(bench *b)
 {
-    if (b->finishing || b->mode == MODE_REQREP) return;
+    if (b->finishing || b->mode == MODE_REQREP || b->mode == MODE_DRAIN || b->mode == MODE_IDLE) return;
     if (__atomic_load_n(&b->unique, __ATOMIC_ACQUIRE) >= b->expected && b->producers_done >= b->n_producers) {
         b->t_end = now_ns();
         finish_locked(b);
@@ -543,6 +573,13 @@ static int ctx_connect_locked(bench *b, conn_ctx *c)
     setup_sasl(b, conn, t);
     if (b->o->max_frame) pn_transport_set_max_frame(t, b->o->max_frame);
 
+    if (c->role == ROLE_IDLE) { /* SASL and open: the least a client costs */
+        pn_connection_open(conn);
+        c->conn = conn;
+        b->live++;
+        pn_proactor_connect2(b->proactor, conn, t, b->connect_addr);
+        return 0;
+    }
     pn_session_t *s = pn_session(conn);
     if (!s) {
         pn_connection_free(conn);
@@ -574,6 +611,7 @@ static int ctx_connect_locked(bench *b, conn_ctx *c)
         c->receiver = make_receiver(b, s, name, b->named_reply, b->rsource == RSRC_DYNAMIC);
         break;
     case ROLE_DIRECT_PEER:
+    case ROLE_IDLE:
         break;
     }
     if ((c->role != ROLE_CONSUMER && c->role != ROLE_DIRECT_PEER && c->role != ROLE_RR_SERVER && !c->sender) ||
@@ -586,7 +624,12 @@ static int ctx_connect_locked(bench *b, conn_ctx *c)
     if (c->sender) pn_link_open(c->sender);
     if (c->receiver) {
         pn_link_open(c->receiver);
-        pn_link_flow(c->receiver, (int)b->credit);
+        uint32_t w = b->credit;
+        if (b->mode == MODE_DRAIN) { /* never credit beyond the count: the rest stays queued */
+            if (w > b->count) w = (uint32_t)b->count;
+            b->granted = w;
+        }
+        pn_link_flow(c->receiver, (int)w);
     }
     c->conn = conn;
     b->live++;
@@ -611,6 +654,41 @@ static void connect_role_locked(bench *b, conn_role role, int n)
             return;
         }
     }
+}
+
+/* idle: at most IDLE_OPENING opens in flight. Opening all N at once would
+ * overrun the broker's accept backlog (a dropped SYN costs a 1 s
+ * retransmit) and hold thousands of half-made transports; each open that
+ * completes starts the next. */
+#define IDLE_OPENING 256
+
+static void idle_connect_more_locked(bench *b)
+{
+    while (!b->finishing && b->idle_opening < IDLE_OPENING && (uint64_t)b->idle_next < b->count) {
+        conn_ctx *c = ctx_new_locked(b, ROLE_IDLE, b->idle_next);
+        if (!c || ctx_connect_locked(b, c) < 0) {
+            fail_locked(b, "out of memory creating idle connection %d", b->idle_next);
+            return;
+        }
+        b->idle_next++;
+        b->idle_opening++;
+    }
+}
+
+/* idle: the broker's open arrived on c; when it is the last, say READY. */
+static void idle_opened(bench *b, conn_ctx *c)
+{
+    (void)c;
+    pthread_mutex_lock(&b->lock);
+    b->idle_opening--;
+    uint64_t n = __atomic_add_fetch(&b->unique, 1, __ATOMIC_RELAXED);
+    if (n == b->count && !b->finishing) {
+        b->t_ready = b->t_end = now_ns();
+        printf("READY connections=%" PRIu64 "\n", n);
+        fflush(stdout);
+    }
+    idle_connect_more_locked(b);
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void start_producers_locked(bench *b)
@@ -664,8 +742,12 @@ static int send_stamped(bench *b, conn_ctx *c, pn_link_t *l, uint64_t seq)
         (b->size > STAMP_SIZE && pn_link_send(l, b->filler, b->size - STAMP_SIZE) < 0))
         return -EIO;
     pn_link_advance(l);
-    if (b->qos == QOS_AMO) pn_delivery_settle(d);
-    else c->inflight++;
+    if (b->qos == QOS_AMO) {
+        pn_delivery_settle(d);
+        if (b->mode == MODE_FILL) __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
+    } else {
+        c->inflight++;
+    }
     c->sent++;
     return 0;
 }
@@ -700,7 +782,10 @@ static void producer_disposition(bench *b, conn_ctx *c, pn_delivery_t *d)
     if (!settled && (st == 0 || st == PN_RECEIVED)) return; /* not an outcome yet */
     uint64_t seq = (uint64_t)(uintptr_t)pn_delivery_get_context(d) - 1;
     switch (st) {
-    case PN_ACCEPTED: c->accepted++; break;
+    case PN_ACCEPTED:
+        c->accepted++;
+        if (b->mode == MODE_FILL) __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
+        break;
     case PN_REJECTED: {
         char why[512];
         cond_text(pn_disposition_condition(pn_delivery_remote(d)), why, sizeof why);
@@ -722,6 +807,7 @@ static void producer_disposition(bench *b, conn_ctx *c, pn_delivery_t *d)
         /* settled with no outcome: the peer took it, count it as accepted */
         c->accepted++;
         c->no_outcome++;
+        if (b->mode == MODE_FILL) __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
         break;
     }
     pn_delivery_settle(d);
@@ -735,7 +821,14 @@ static void refill_credit(bench *b, pn_link_t *l)
 {
     /* grant in windows: one flow frame per half window, not per message */
     int w = (int)b->credit, cr = pn_link_credit(l);
-    if (cr <= w / 2) pn_link_flow(l, w - cr);
+    if (cr > w / 2) return;
+    int add = w - cr;
+    if (b->mode == MODE_DRAIN) { /* exactly count in all, so nothing more leaves the queue */
+        uint64_t left = b->count - b->granted;
+        if ((uint64_t)add > left) add = (int)left;
+        b->granted += (uint64_t)add;
+    }
+    if (add > 0) pn_link_flow(l, add);
 }
 
 static void note_bad(bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -768,6 +861,20 @@ static void consume_stamped(bench *b, conn_ctx *c, const uint8_t *p, size_t got,
         note_bad(b, "%s %d: body does not start with the bench stamp", role_name[c->role], c->index);
         return;
     }
+    if (b->mode == MODE_DRAIN) { /* the messages are an earlier run's: take its nonce */
+        if (!b->drain_stamp_known) {
+            b->drain_stamp_known = true;
+            b->nonce = st.nonce;
+            if (!b->size) b->size = st.size; /* no --size: the fill's */
+            if (b->o->verbose)
+                fprintf(stderr, "amqp_bench: drain: fill run nonce %08x, size %u\n", st.nonce, st.size);
+        } else if (st.nonce != b->nonce) {
+            note_bad(b, "consumer: a message of another fill run (nonce %08x after %08x): the queue holds more "
+                        "than one fill",
+                     st.nonce, b->nonce);
+            return;
+        }
+    }
     if (st.nonce != b->nonce) { /* left in the queue by an earlier run */
         __atomic_fetch_add(&b->stale, 1, __ATOMIC_RELAXED);
         return;
@@ -778,7 +885,16 @@ static void consume_stamped(bench *b, conn_ctx *c, const uint8_t *p, size_t got,
         return;
     }
     uint64_t slot;
-    if (b->mode == MODE_FANOUT) {
+    if (b->mode == MODE_DRAIN) {
+        if (st.producer != 0 || st.seq >= b->count) goto out_of_range;
+        slot = st.seq;
+        if (st.seq != b->next_seq && b->out_of_order++ == 0)
+            snprintf(b->order_example, sizeof b->order_example, "seq %" PRIu64 " arrived where %" PRIu64 " was next",
+                     st.seq, b->next_seq);
+        b->next_seq = st.seq + 1;
+        c->received++;
+        goto count;
+    } else if (b->mode == MODE_FANOUT) {
         if (st.producer != 0 || st.seq >= b->count) goto out_of_range;
         slot = (uint64_t)c->index * b->count + st.seq;
     } else {
@@ -793,6 +909,7 @@ static void consume_stamped(bench *b, conn_ctx *c, const uint8_t *p, size_t got,
         return;
     }
     c->received++;
+count:
     if (__atomic_fetch_add(&b->seen[slot], 1, __ATOMIC_RELAXED) == 0) {
         if (__atomic_add_fetch(&b->unique, 1, __ATOMIC_ACQ_REL) == b->expected) {
             pthread_mutex_lock(&b->lock);
@@ -819,10 +936,18 @@ static void consumer_delivery(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t
 {
     if (pn_delivery_aborted(d)) {
         pn_delivery_settle(d);
+        if (b->mode == MODE_DRAIN && b->granted) b->granted--; /* the message is still queued: ask again */
         refill_credit(b, l);
         return;
     }
     if (!pn_delivery_readable(d) || pn_delivery_partial(d)) return; /* wait for the rest */
+    if (b->mode == MODE_DRAIN && c->drained >= b->count) {
+        /* beyond the credit we granted: leave it in the queue */
+        b->extra++;
+        pn_link_advance(l);
+        settle_incoming(d, PN_RELEASED);
+        return;
+    }
     size_t total = pn_delivery_pending(d);
     /* read only as far as the stamp: a 64 KiB filler need not be copied */
     uint8_t head[2048];
@@ -850,6 +975,13 @@ static void consumer_delivery(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t
     }
     pn_link_advance(l);
     settle_incoming(d, PN_ACCEPTED);
+    if (b->mode == MODE_DRAIN && ++c->drained == b->count) {
+        pthread_mutex_lock(&b->lock);
+        b->t_end = now_ns();
+        finish_locked(b); /* the close follows the last disposition on the wire */
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
     refill_credit(b, l);
 }
 
@@ -1128,6 +1260,7 @@ static void on_link_remote_open(bench *b, conn_ctx *c, pn_link_t *l)
         return;
     }
     c->receiver_ready = true;
+    if (b->mode == MODE_DRAIN) __atomic_store_n(&b->t_first_send, now_ns(), __ATOMIC_RELAXED); /* the clock starts */
     link_ready(b, c);
 }
 
@@ -1157,6 +1290,7 @@ static void on_delivery(bench *b, conn_ctx *c, pn_event_t *e)
         else consumer_delivery(b, c, l, d);
         break;
     case ROLE_PRODUCER:
+    case ROLE_IDLE: /* no links of ours: nothing should arrive */
         settle_incoming(d, PN_REJECTED);
         break;
     }
@@ -1238,23 +1372,49 @@ static void on_tick(bench *b)
         } else if (!b->any_open && t - b->t_start >= (uint64_t)(b->o->connect_s * 1e9)) {
             b->conn_failed = true;
             fail_locked(b, "no AMQP open from %s within %.0f s", b->connect_addr, b->o->connect_s);
-        } else if (b->mode != MODE_REQREP && b->producers_started && b->producers_done >= b->n_producers &&
+        } else if (b->mode == MODE_IDLE) {
+            if (b->t_ready && t - b->t_ready >= (uint64_t)(b->o->hold_s * 1e9)) {
+                finish_locked(b); /* held long enough: close them all */
+            } else if (!b->t_ready && t - b->last_progress_ns >= (uint64_t)(b->o->connect_s * 1e9)) {
+                fail_locked(b, "no connection opened for %.0f s (%" PRIu64 " of %" PRIu64 " open, %d opening)",
+                            b->o->connect_s, u, b->count, b->idle_opening);
+            }
+        } else if (b->mode == MODE_FILL && b->any_open && b->producers_done < b->n_producers &&
                    t - b->last_progress_ns >= (uint64_t)(b->o->idle_s * 1e9)) {
+            fail_locked(b, "the broker took no message for %.1f s (%" PRIu64 " of %" PRIu64 " %s)", b->o->idle_s, u,
+                        b->expected, b->qos == QOS_ALO ? "accepted" : "sent");
+        } else if (b->mode != MODE_REQREP && b->mode != MODE_FILL && b->producers_started &&
+                   b->producers_done >= b->n_producers && t - b->last_progress_ns >= (uint64_t)(b->o->idle_s * 1e9)) {
             /* the producers are done and nothing arrives any more: stop and
              * let the exactly-once check name what is missing */
             b->t_end = b->last_progress_ns;
             b->idle_stop = true;
-            fail_locked(b, "nothing received for %.1f s after the producers finished (%" PRIu64 " of %" PRIu64
-                           " received)", b->o->idle_s, u, b->expected);
+            if (b->mode == MODE_DRAIN)
+                fail_locked(b, "nothing received for %.1f s (%" PRIu64 " of %" PRIu64 " received; does the queue "
+                               "hold that many?)", b->o->idle_s, u, b->expected);
+            else
+                fail_locked(b, "nothing received for %.1f s after the producers finished (%" PRIu64 " of %" PRIu64
+                               " received)", b->o->idle_s, u, b->expected);
         }
         if (b->o->verbose && t >= b->next_verbose_ns) {
-            fprintf(stderr, "amqp_bench: %" PRIu64 "/%" PRIu64 " received\n", u, b->expected);
+            fprintf(stderr, "amqp_bench: %" PRIu64 "/%" PRIu64 " %s\n", u, b->expected,
+                    b->mode == MODE_IDLE   ? "connections open"
+                    : b->mode == MODE_FILL ? (b->qos == QOS_ALO ? "accepted" : "sent")
+                                           : "received");
             b->next_verbose_ns = t + 1000000000ull;
         }
-    } else if (!b->disconnected && t - b->t_finish > 3000000000ull) {
+    } else if (!b->disconnected && t - b->t_finish > b->close_grace_ns) {
         /* a peer that does not answer our close: cut it */
         b->disconnected = true;
+        b->t_disconnect = t;
         pn_proactor_disconnect(b->proactor, NULL);
+    } else if (b->disconnected && !b->stopping && t - b->t_disconnect > 2000000000ull) {
+        /* connections the disconnect lost (see finish_locked): stop waiting
+         * for them; pn_proactor_free releases them */
+        fprintf(stderr, "amqp_bench: note: %d connection%s never reported closing; abandoning %s\n", b->live,
+                b->live == 1 ? "" : "s", b->live == 1 ? "it" : "them");
+        b->stopping = true;
+        pn_proactor_interrupt(b->proactor);
     }
     if (!b->stopping) pn_proactor_set_timeout(b->proactor, 100);
     pthread_mutex_unlock(&b->lock);
@@ -1306,6 +1466,7 @@ static void handle(bench *b, pn_event_t *e)
             __atomic_store_n(&b->any_open, true, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&b->lock);
         }
+        if (c->role == ROLE_IDLE) idle_opened(b, c);
         break;
     case PN_SESSION_REMOTE_OPEN: {
         pn_session_t *s = pn_event_session(e);
@@ -1357,6 +1518,14 @@ static void handle(bench *b, pn_event_t *e)
         break;
     case PN_CONNECTION_REMOTE_CLOSE:
         check_remote_close(b, c, "connection", pn_connection_remote_condition(conn));
+        if (is_finishing(b) && !pn_condition_is_set(pn_connection_remote_condition(conn)) &&
+            (c->role == ROLE_IDLE || b->mode == MODE_FILL)) {
+            /* the broker answered our close: it has read all we sent */
+            pthread_mutex_lock(&b->lock);
+            if (c->role == ROLE_IDLE) b->idle_closed++;
+            else b->t_closed = now_ns();
+            pthread_mutex_unlock(&b->lock);
+        }
         pn_connection_close(conn);
         break;
     case PN_TRANSPORT_CLOSED: {
@@ -1416,7 +1585,8 @@ static const char *style_name(addr_style s)
 
 static const char *mode_name(bench_mode m)
 {
-    return m == MODE_THROUGHPUT ? "throughput" : m == MODE_FANOUT ? "fanout" : "reqrep";
+    static const char *names[] = {"throughput", "fanout", "reqrep", "fill", "drain", "idle"};
+    return names[m];
 }
 
 static int queue_address(const options *o, const char *name, char *out, size_t n)
@@ -1502,18 +1672,97 @@ static double cpu_seconds(void)
 static void print_config(const bench *b, const char *label)
 {
     const options *o = b->o;
+    if (b->mode == MODE_IDLE) {
+        printf("== idle  target=%s  connections=%" PRIu64 "  hold=%g s  threads=%d  (at most %d opening at once)\n",
+               label, b->count, o->hold_s, b->threads, IDLE_OPENING);
+        fflush(stdout);
+        return;
+    }
+    if (b->mode == MODE_DRAIN) {
+        printf("== drain  target=%s  ", label);
+        if (b->size) printf("size=%zu B", b->size);
+        else printf("size=(the fill's)");
+        printf("  count=%" PRIu64 "  credit=%" PRIu64 "\n   address      receive %s\n", b->count,
+               b->credit < b->count ? (uint64_t)b->credit : b->count, b->source_addr);
+        fflush(stdout);
+        return;
+    }
     printf("== %s  target=%s  size=%zu B  qos=%s", mode_name(b->mode), label, b->size,
            b->qos == QOS_ALO ? "at-least-once" : "at-most-once");
     if (b->mode == MODE_THROUGHPUT)
         printf("  producers=%d consumers=%d", b->n_producers, o->direct ? b->n_producers : o->consumers);
     if (b->mode == MODE_FANOUT) printf("  subscribers=%d", o->subscribers);
-    printf("  count=%" PRIu64 "  credit=%u", b->count, b->credit);
+    if (b->mode == MODE_FILL) printf("  count=%" PRIu64, b->count); /* the broker grants the credit */
+    else printf("  count=%" PRIu64 "  credit=%u", b->count, b->credit);
     if (b->mode != MODE_REQREP && b->qos == QOS_ALO) printf("  window=%u", b->window);
+    if (b->mode == MODE_FILL) {
+        printf("\n   address      send %s (no consumer)\n", b->target_addr);
+        fflush(stdout);
+        return;
+    }
     printf("\n   address      send %s, receive %s\n", b->target_addr,
            b->mode == MODE_REQREP && b->rsource == RSRC_DYNAMIC ? "(dynamic reply source)"
            : b->mode == MODE_REQREP                             ? b->named_reply
                                                                 : b->source_addr);
     fflush(stdout);
+}
+
+/* idle: one descriptor a connection, and 64 spare for the proactor and
+ * stdio. Raises the soft limit to the hard one; fails the run, saying so,
+ * when even that is too few. */
+static int raise_nofile(bench *b)
+{
+    struct rlimit rl;
+    uint64_t need = b->count + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        snprintf(b->error, sizeof b->error, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    } else {
+        if (rl.rlim_cur < rl.rlim_max) {
+            struct rlimit want = {rl.rlim_max, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+        }
+        if (rl.rlim_cur == RLIM_INFINITY || need <= (uint64_t)rl.rlim_cur) return 0;
+        snprintf(b->error, sizeof b->error,
+                 "%" PRIu64 " connections need %" PRIu64 " open files (64 spare), but the limit is %" PRIu64
+                 " (hard limit %" PRIu64 "): lower --count or raise the hard limit (ulimit -Hn, limits.conf)",
+                 b->count, need, (uint64_t)rl.rlim_cur, (uint64_t)rl.rlim_max);
+    }
+    b->failed = true;
+    fprintf(stderr, "amqp_bench: error: %s\n", b->error);
+    return -1;
+}
+
+/* idle: how long opening took, and whether the broker answered every close. */
+static bool report_idle(bench *b, const char *label, double cpu)
+{
+    uint64_t n = b->count, opened = b->unique;
+    double open_s = b->t_ready ? (double)(b->t_ready - b->t_start) / 1e9 : 0;
+    bool ok = !b->failed && b->t_ready && b->idle_closed == n;
+    if (b->t_ready) {
+        printf("   opened       %" PRIu64 " connections in %.3f s (%.0f a second)\n", n, open_s,
+               open_s > 0 ? (double)n / open_s : 0);
+        if (b->t_finish > b->t_ready)
+            printf("   held         %.1f s, then closed: the broker answered %" PRIu64 " of %" PRIu64 " closes\n",
+                   (double)(b->t_finish - b->t_ready) / 1e9, b->idle_closed, n);
+    } else {
+        printf("   opened       %" PRIu64 " of %" PRIu64 " connections\n", opened, n);
+    }
+    printf("   client       %d thread%s, cpu %.2f s\n", b->threads, b->threads == 1 ? "" : "s", cpu);
+    if (!b->failed && b->t_ready && b->idle_closed < n) {
+        snprintf(b->error, sizeof b->error,
+                 "%" PRIu64 " connections had no answer to their close within %.0f s and were cut", n - b->idle_closed,
+                 (double)b->close_grace_ns / 1e9);
+        b->failed = true;
+        fprintf(stderr, "amqp_bench: error: %s\n", b->error);
+    }
+    if (b->failed) printf("   FAILED       %s\n", b->error);
+    printf("RESULT mode=idle target=%s connections=%" PRIu64 " open_s=%.3f hold_s=%g status=%s", label, n, open_s,
+           b->o->hold_s, ok ? "ok" : "FAIL");
+    if (!ok)
+        printf(" opened=%" PRIu64 " reason=%s", opened, b->conn_failed ? "connect" : b->timed_out ? "timeout" : "error");
+    printf("\n");
+    fflush(stdout);
+    return ok;
 }
 
 static run_result run_one(const options *o, bench_mode mode, size_t size, qos_level qos, uint64_t count)
@@ -1569,11 +1818,20 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
         goto out;
     }
 
-    b->n_producers = mode == MODE_THROUGHPUT ? o->producers : 1;
-    b->n_receivers = o->direct ? 0 : mode == MODE_THROUGHPUT ? o->consumers : mode == MODE_FANOUT ? o->subscribers : 1;
+    b->n_producers = mode == MODE_THROUGHPUT ? o->producers : mode == MODE_DRAIN || mode == MODE_IDLE ? 0 : 1;
+    b->n_receivers = o->direct ? 0
+                     : mode == MODE_THROUGHPUT                 ? o->consumers
+                     : mode == MODE_FANOUT                     ? o->subscribers
+                     : mode == MODE_FILL || mode == MODE_IDLE ? 0
+                                                               : 1;
     b->expected = mode == MODE_FANOUT ? count * (uint64_t)o->subscribers : count;
-    if (mode != MODE_REQREP) {
-        b->seen = calloc(b->expected ? b->expected : 1, 1);
+    if (mode == MODE_DRAIN && !o->size_set) b->size = 0; /* taken from the first message */
+    /* idle: one thread is plenty for connections that do nothing */
+    b->threads = mode == MODE_IDLE && !o->threads_set ? 1 : o->threads;
+    b->close_grace_ns = 3000000000ull + (mode == MODE_IDLE ? count * 1000000ull : 0); /* 1 ms a connection */
+    if (mode != MODE_REQREP && mode != MODE_IDLE) {
+        /* fill receives nothing: its seen[] stays empty and unread */
+        b->seen = calloc(b->expected && mode != MODE_FILL ? b->expected : 1, 1);
         b->base = calloc((size_t)b->n_producers + 1, sizeof *b->base);
         if (!b->seen || !b->base) {
             fprintf(stderr, "amqp_bench: out of memory for %" PRIu64 " receipts\n", b->expected);
@@ -1584,9 +1842,13 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
             b->base[i + 1] = b->base[i] + per + ((uint64_t)i < rem ? 1 : 0);
         }
     }
-    int rc = build_template(b);
+    int rc = mode == MODE_DRAIN || mode == MODE_IDLE ? 0 : build_template(b);
     if (rc) {
         fprintf(stderr, "amqp_bench: cannot build the message template (%d)\n", rc);
+        goto out;
+    }
+    if (mode == MODE_IDLE && raise_nofile(b) < 0) {
+        res.ok = report_idle(b, label, 0);
         goto out;
     }
     print_config(b, label);
@@ -1599,7 +1861,8 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
     double cpu0 = cpu_seconds();
     pthread_mutex_lock(&b->lock);
     b->t_start = b->last_progress_ns = now_ns();
-    b->deadline_ns = b->t_start + (uint64_t)(o->deadline_s * 1e9);
+    /* idle: --deadline bounds opening and closing; the hold comes on top */
+    b->deadline_ns = b->t_start + (uint64_t)((o->deadline_s + (mode == MODE_IDLE ? o->hold_s : 0)) * 1e9);
     pn_proactor_set_timeout(b->proactor, 100);
     if (o->direct) {
         char la[PN_MAX_ADDR];
@@ -1611,11 +1874,13 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
     } else {
         pn_proactor_addr(b->connect_addr, sizeof b->connect_addr, o->host, o->port);
         if (mode == MODE_REQREP) connect_role_locked(b, ROLE_RR_SERVER, 1);
+        else if (mode == MODE_IDLE) idle_connect_more_locked(b);
+        else if (mode == MODE_FILL) start_producers_locked(b); /* no receiver to wait for */
         else connect_role_locked(b, ROLE_CONSUMER, b->n_receivers);
     }
     pthread_mutex_unlock(&b->lock);
 
-    int nt = o->threads;
+    int nt = b->threads;
     pthread_t *th = calloc((size_t)nt, sizeof *th);
     int started = 0;
     if (th)
@@ -1629,6 +1894,12 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
     b->proactor = NULL;
 
     /* ---- the report: counters are final now, no thread runs */
+    if (mode == MODE_IDLE) {
+        res.ok = report_idle(b, label, cpu);
+        res.conn_failed = b->conn_failed;
+        goto out;
+    }
+    size = b->size; /* drain: the fill's */
     uint64_t sent = 0, accepted = 0, released = 0, no_outcome = 0;
     size_t nlat = 0;
     for (conn_ctx *c = b->conns; c; c = c->next) {
@@ -1655,12 +1926,15 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
 
     uint64_t t0 = b->t_first_send ? b->t_first_send : b->t_start;
     uint64_t t1 = b->t_end > t0 ? b->t_end : now_ns();
+    /* fill at-most-once: until the broker answered our close, so it has
+     * read every transfer; at-least-once: until the last acceptance */
+    if (mode == MODE_FILL && qos == QOS_AMO && b->t_closed > t0) t1 = b->t_closed;
     double secs = (double)(t1 - t0) / 1e9;
     if (secs <= 0) secs = 1e-9;
 
     /* exactly-once: every slot received once */
     uint64_t missing = 0, dup_slots = 0, first_missing = UINT64_MAX, first_dup = UINT64_MAX;
-    if (b->seen)
+    if (b->seen && mode != MODE_FILL) /* fill's seen[] is a placeholder */
         for (uint64_t i = 0; i < b->expected; i++) {
             if (b->seen[i] == 0) {
                 if (!missing++) first_missing = i;
@@ -1669,13 +1943,50 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
             }
         }
     bool verified = mode == MODE_REQREP ? (b->bad == 0 && b->unique == b->count)
+                    : mode == MODE_FILL ? true /* nothing received: the drain checks */
                                         : (missing == 0 && dup_slots == 0 && b->dups == 0 && b->bad == 0);
-    bool ok = !b->failed && verified;
+    bool in_order = mode != MODE_DRAIN || b->out_of_order == 0;
+    /* fill: every message accepted (or sent, and the broker read them) */
+    bool filled = mode != MODE_FILL || (b->unique == count && (qos == QOS_ALO || b->t_closed));
+    bool ok = !b->failed && verified && in_order && filled && b->extra == 0;
     bool checked = b->t_first_send != 0 || b->unique || b->bad;
 
     uint64_t got = b->unique;
+    if (mode == MODE_DRAIN) /* every delivery accepted, good or not */
+        for (conn_ctx *c = b->conns; c; c = c->next)
+            if (c->role == ROLE_CONSUMER) got = c->drained;
     double rate = (double)got / secs;
-    if (mode == MODE_THROUGHPUT) {
+    if (mode == MODE_FILL) {
+        if (qos == QOS_ALO)
+            printf("   messages     %" PRIu64 " sent, %" PRIu64 " accepted and queued (no consumer)\n", sent, accepted);
+        else
+            printf("   messages     %" PRIu64 " sent presettled; %s\n", sent,
+                   b->t_closed ? "the broker answered our close after reading them all"
+                               : "the broker did not answer our close (no telling what it read)");
+        if (released) printf("   released     %" PRIu64 " (sent again, after later ones: the queue is out of seq "
+                             "order now)\n", released);
+        if (no_outcome) printf("   no outcome   %" PRIu64 " settled by the peer without an outcome\n", no_outcome);
+        printf("   rate         %.0f msgs/s (first send to the last %s)\n", rate,
+               qos == QOS_ALO ? "acceptance" : "byte read by the broker");
+        printf("   bandwidth    %.1f MB/s (payload; 1 MB = 10^6 bytes)\n", rate * (double)size / 1e6);
+        if (!filled && !b->failed) {
+            snprintf(b->error, sizeof b->error, "only %" PRIu64 " of %" PRIu64 " messages %s", b->unique, count,
+                     qos == QOS_ALO ? "accepted" : "known to be read by the broker");
+            b->failed = true;
+            fprintf(stderr, "amqp_bench: error: %s\n", b->error);
+        }
+    } else if (mode == MODE_DRAIN) {
+        printf("   messages     %" PRIu64 " of %" PRIu64 " received and accepted", got, count);
+        if (b->drain_stamp_known) printf(" (fill run %08x, %zu B)", b->nonce, size);
+        printf("\n   rate         %.0f msgs/s (attach to the last message)\n", rate);
+        printf("   bandwidth    %.1f MB/s (payload; 1 MB = 10^6 bytes)\n", rate * (double)size / 1e6);
+        if (b->extra && !b->failed) {
+            snprintf(b->error, sizeof b->error,
+                     "the broker sent %" PRIu64 " messages beyond the credit granted (released again)", b->extra);
+            b->failed = true;
+            fprintf(stderr, "amqp_bench: error: %s\n", b->error);
+        }
+    } else if (mode == MODE_THROUGHPUT) {
         printf("   messages     %" PRIu64 " sent, %" PRIu64 " accepted%s, %" PRIu64 " received once\n", sent,
                qos == QOS_ALO ? accepted : 0, qos == QOS_ALO ? "" : " (presettled: no outcomes)", got);
         if (released) printf("   released     %" PRIu64 " (sent again)\n", released);
@@ -1697,10 +2008,15 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
     }
     if (checked) printf("   elapsed      %.3f s, client cpu %.2f s (%.0f%% of one core)\n", secs, cpu, 100.0 * cpu / secs);
     if (b->stale) printf("   stale        %" PRIu64 " messages from an earlier run drained and ignored\n", b->stale);
-    if (mode != MODE_REQREP && !checked) {
+    if (mode == MODE_DRAIN && !checked) {
+        printf("   exactly-once not checked: nothing was received\n");
+    } else if (mode != MODE_REQREP && mode != MODE_FILL && !checked) {
         printf("   exactly-once not checked: nothing was sent\n");
-    } else if (mode != MODE_REQREP) {
-        if (verified) {
+    } else if (mode != MODE_REQREP && mode != MODE_FILL) {
+        if (verified && mode == MODE_DRAIN) {
+            printf("   exactly-once ok: every seq 0..%" PRIu64 " received exactly once%s\n", count - 1,
+                   in_order ? ", in order" : "");
+        } else if (verified) {
             printf("   exactly-once ok: every %s received exactly once\n",
                    mode == MODE_FANOUT ? "(subscriber, seq)" : "(producer, seq)");
         } else {
@@ -1719,8 +2035,11 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
                     seq = firsts[f] - b->base[who];
                 }
                 size_t wl = strlen(where);
-                snprintf(where + wl, sizeof where - wl, "%s%s: %s %" PRIu64 " seq %" PRIu64, wl ? ", " : " (", what[f],
-                         unit, who, seq);
+                if (mode == MODE_DRAIN)
+                    snprintf(where + wl, sizeof where - wl, "%s%s: seq %" PRIu64, wl ? ", " : " (", what[f], seq);
+                else
+                    snprintf(where + wl, sizeof where - wl, "%s%s: %s %" PRIu64 " seq %" PRIu64, wl ? ", " : " (",
+                             what[f], unit, who, seq);
             }
             if (where[0]) strncat(where, ")", sizeof where - strlen(where) - 1);
             char msg[512];
@@ -1728,6 +2047,14 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
                      "*** EXACTLY-ONCE VIOLATED: %" PRIu64 " missing, %" PRIu64 " duplicated (%" PRIu64
                      " extra copies), %" PRIu64 " malformed%s ***",
                      missing, dup_slots, b->dups, b->bad, where);
+            printf("   %s\n", msg);
+            fprintf(stderr, "amqp_bench: %s\n", msg);
+            fflush(stdout);
+        }
+        if (!in_order) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "*** ORDER VIOLATED: %" PRIu64 " messages out of sequence, first %s ***",
+                     b->out_of_order, b->order_example);
             printf("   %s\n", msg);
             fprintf(stderr, "amqp_bench: %s\n", msg);
             fflush(stdout);
@@ -1743,15 +2070,18 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
     else if (mode == MODE_FANOUT)
         printf(" producers=1 subscribers=%d count=%" PRIu64 " deliveries_per_s=%.0f msgs_per_s=%.0f mb_per_s=%.1f",
                o->subscribers, count, rate, rate / (double)o->subscribers, rate * (double)size / 1e6);
+    else if (mode == MODE_FILL || mode == MODE_DRAIN)
+        printf(" count=%" PRIu64 " msgs_per_s=%.0f mb_per_s=%.1f", count, rate, rate * (double)size / 1e6);
     else
         printf(" round_trips=%" PRIu64 " rtt_per_s=%.0f", got, rate);
-    printf(" p50_us=%.1f p99_us=%.1f status=%s", p50, p99, ok ? "ok" : "FAIL");
+    if (mode != MODE_FILL && mode != MODE_DRAIN) printf(" p50_us=%.1f p99_us=%.1f", p50, p99);
+    printf(" status=%s", ok ? "ok" : "FAIL");
     if (!ok) /* one word, for scripts: why it failed */
-        printf(" reason=%s", b->conn_failed                  ? "connect"
-                             : b->timed_out                  ? "timeout"
-                             : !verified && !b->failed       ? "exactly-once"
-                             : !verified && b->idle_stop     ? "exactly-once"
-                                                             : "error");
+        printf(" reason=%s", b->conn_failed                           ? "connect"
+                             : b->timed_out                           ? "timeout"
+                             : !verified && (!b->failed || b->idle_stop) ? "exactly-once"
+                             : !in_order && (!b->failed || b->idle_stop) ? "order"
+                                                                       : "error");
     printf("\n");
     fflush(stdout);
     res.ok = ok;
@@ -1783,10 +2113,12 @@ static void usage(FILE *f)
             "\n"
             "  --url URL           broker, amqp://[user:password@]host[:port] (default amqp://127.0.0.1:5672);\n"
             "                      with a user SASL PLAIN is used, otherwise ANONYMOUS\n"
-            "  --mode M            throughput | fanout | reqrep | all (default all)\n"
-            "  --count N           messages (throughput/fanout) or round trips (reqrep); default by size:\n"
-            "                      throughput 200000 (fewer above 6 KiB, 20000 at 64 KiB), fanout a quarter of\n"
-            "                      that, reqrep 10000\n"
+            "  --mode M            throughput | fanout | reqrep | all (default all); or fill | drain | idle,\n"
+            "                      which are never part of `all` (see below)\n"
+            "  --count N           messages (throughput/fanout/fill/drain), round trips (reqrep) or\n"
+            "                      connections (idle); default by size: throughput and fill 200000 (fewer\n"
+            "                      above 6 KiB, 20000 at 64 KiB), fanout a quarter of that, reqrep 10000,\n"
+            "                      idle 1000; drain has no default\n"
             "  --size S            message body bytes, at least %d (default 256; `all` runs 256 and 65536)\n"
             "  --qos Q             alo (at-least-once: unsettled, only accepted count) | amo (presettled)\n"
             "                      (default alo; `all` runs both for 256 B)\n"
@@ -1809,7 +2141,8 @@ static void usage(FILE *f)
             "  --reply-source S    dynamic | named; default dynamic for plexus and --direct, named otherwise\n"
             "  --threads T         proactor worker threads (default: online cores)\n"
             "  --max-frame B       AMQP max frame size to offer (default: proton's, unlimited)\n"
-            "  --deadline SEC      give up on a run after SEC seconds (default 120)\n"
+            "  --hold SEC          idle: keep the connections open SEC seconds once all are (default 5)\n"
+            "  --deadline SEC      give up on a run after SEC seconds (default 120; idle: plus --hold)\n"
             "  --idle SEC          give up when nothing arrives for SEC after the producers finish (default 5)\n"
             "  --connect-timeout SEC  give up when no AMQP open arrives within SEC (default 10)\n"
             "  --label NAME        target name in the output (default: direct or the address style)\n"
@@ -1818,9 +2151,23 @@ static void usage(FILE *f)
             "  --verbose           progress on stderr\n"
             "  --help              this text\n"
             "\n"
+            "A queue's backlog and a broker's connections, to watch its memory from outside:\n"
+            "  --mode fill --queue NAME --count N --size S [--qos alo|amo] [--credit W]\n"
+            "                      one producer puts N messages into the queue (no consumer) and waits until\n"
+            "                      all are accepted (alo) or sent and read by the broker (amo); the broker\n"
+            "                      grants the credit, --credit W only sets the default --window (2 x W)\n"
+            "  --mode drain --queue NAME --count N [--credit W] [--size S]\n"
+            "                      one consumer accepts exactly N messages of an earlier fill (credit never\n"
+            "                      beyond N); every seq 0..N-1 must come once and in order, all with the\n"
+            "                      first message's run nonce (and --size, if given)\n"
+            "  --mode idle --count N [--hold SEC]\n"
+            "                      N connections, SASL and open only, at most %d opening at once; prints\n"
+            "                      `READY connections=N` once all are open, holds them SEC seconds, closes\n"
+            "                      them; one proactor thread unless --threads; needs N + 64 open files\n"
+            "\n"
             "Each run prints one line per figure and a final `RESULT key=value ...` line.\n"
             "Exit status: 0 all runs ok, 1 a run failed (error, timeout, exactly-once violation), 2 bad usage.\n",
-            STAMP_SIZE);
+            STAMP_SIZE, IDLE_OPENING);
 }
 
 static int parse_u64(const char *s, uint64_t *out, uint64_t min, uint64_t max)
@@ -1834,12 +2181,12 @@ static int parse_u64(const char *s, uint64_t *out, uint64_t min, uint64_t max)
     return 0;
 }
 
-static int parse_seconds(const char *s, double *out)
+static int parse_seconds(const char *s, double *out, bool zero_ok)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || v > 86400) return -1;
+    if (errno || end == s || *end || !(v > 0 || (zero_ok && v == 0)) || v > 86400) return -1;
     *out = v;
     return 0;
 }
@@ -1979,7 +2326,7 @@ enum {
     OPT_URL = 256, OPT_MODE, OPT_COUNT, OPT_SIZE, OPT_QOS, OPT_PRODUCERS, OPT_CONSUMERS, OPT_SUBSCRIBERS,
     OPT_DIRECT, OPT_LISTEN, OPT_STYLE, OPT_CREDIT, OPT_WINDOW, OPT_DEADLINE, OPT_IDLE, OPT_CONNECT, OPT_THREADS,
     OPT_QUEUE, OPT_EXCHANGE, OPT_KEY, OPT_LABEL, OPT_REPLY_VIA, OPT_REPLY_SOURCE, OPT_MAX_FRAME, OPT_INJECT, OPT_VERBOSE,
-    OPT_HELP
+    OPT_HOLD, OPT_HELP
 };
 
 static int parse_args(options *o, int argc, char **argv)
@@ -2011,6 +2358,7 @@ static int parse_args(options *o, int argc, char **argv)
         {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
         {"inject", required_argument, NULL, OPT_INJECT},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"hold", required_argument, NULL, OPT_HOLD},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -2024,6 +2372,7 @@ static int parse_args(options *o, int argc, char **argv)
     o->deadline_s = 120;
     o->idle_s = 5;
     o->connect_s = 10;
+    o->hold_s = 5;
     o->threads = cores > 0 && cores < 64 ? (int)cores : 2;
     o->queue = "amqp-bench";
     o->exchange = "amq.fanout";
@@ -2049,6 +2398,9 @@ static int parse_args(options *o, int argc, char **argv)
             if (!strcmp(a, "throughput")) o->mode = MODE_THROUGHPUT;
             else if (!strcmp(a, "fanout")) o->mode = MODE_FANOUT;
             else if (!strcmp(a, "reqrep")) o->mode = MODE_REQREP;
+            else if (!strcmp(a, "fill")) o->mode = MODE_FILL;
+            else if (!strcmp(a, "drain")) o->mode = MODE_DRAIN;
+            else if (!strcmp(a, "idle")) o->mode = MODE_IDLE;
             else if (!strcmp(a, "all")) o->mode_all = true;
             else goto bad;
             break;
@@ -2104,17 +2456,21 @@ static int parse_args(options *o, int argc, char **argv)
             o->window = (uint32_t)v;
             break;
         case OPT_DEADLINE:
-            if (parse_seconds(a, &o->deadline_s)) goto bad;
+            if (parse_seconds(a, &o->deadline_s, false)) goto bad;
             break;
         case OPT_IDLE:
-            if (parse_seconds(a, &o->idle_s)) goto bad;
+            if (parse_seconds(a, &o->idle_s, false)) goto bad;
             break;
         case OPT_CONNECT:
-            if (parse_seconds(a, &o->connect_s)) goto bad;
+            if (parse_seconds(a, &o->connect_s, false)) goto bad;
+            break;
+        case OPT_HOLD:
+            if (parse_seconds(a, &o->hold_s, true)) goto bad;
             break;
         case OPT_THREADS:
             if (parse_u64(a, &v, 1, 64)) goto bad;
             o->threads = (int)v;
+            o->threads_set = true;
             break;
         case OPT_QUEUE:
             if (!*a) goto bad;
@@ -2184,6 +2540,21 @@ int main(int argc, char **argv)
     if (rc == 1) return 0; /* --help */
     if (rc) return 2;
 
+    bool broker_only = !o.mode_all && (o.mode == MODE_FILL || o.mode == MODE_DRAIN || o.mode == MODE_IDLE);
+    if (broker_only && o.direct) {
+        fprintf(stderr, "amqp_bench: --mode %s measures a broker; it has no --direct form\n", mode_name(o.mode));
+        return 2;
+    }
+    if (!o.mode_all && o.mode == MODE_DRAIN) {
+        if (!o.count_set) {
+            fprintf(stderr, "amqp_bench: --mode drain needs --count: how many messages the fill put there\n");
+            return 2;
+        }
+        if (o.qos_set && o.qos == QOS_AMO) {
+            fprintf(stderr, "amqp_bench: --mode drain accepts every message; --qos amo does not apply\n");
+            return 2;
+        }
+    }
     if (!o.mode_all && o.mode == MODE_FANOUT) {
         if (o.direct) {
             fprintf(stderr, "amqp_bench: fanout needs a broker's exchange; it has no --direct form\n");
@@ -2214,7 +2585,7 @@ int main(int argc, char **argv)
 
     int failed = 0;
     for (int i = 0; i < np; i++) {
-        uint64_t n = o.count_set ? o.count : default_count(plan[i].mode, plan[i].size);
+        uint64_t n = o.count_set ? o.count : plan[i].mode == MODE_IDLE ? 1000 : default_count(plan[i].mode, plan[i].size);
         run_result r = run_one(&o, plan[i].mode, plan[i].size, plan[i].qos, n);
         if (!r.ok) failed++;
         if (r.conn_failed) {
