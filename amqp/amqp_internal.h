@@ -110,7 +110,10 @@ typedef struct amqp__link {
 typedef struct amqp__conn {
     sv_proc *self;
     const amqp_config *cfg;
-    uv_tcp_t tcp;
+    uv_loop_t *loop;
+    int fd;               /* the socket, non-blocking */
+    uv_poll_t poll;       /* readable/writable, as update_poll decides */
+    int events;           /* what poll watches now */
     uv_timer_t timer;
     int handles;          /* open libuv handles; the struct is freed with the last */
     pn_connection_driver_t d;
@@ -119,13 +122,12 @@ typedef struct amqp__conn {
     char peer[64];
     char name[96];        /* "peer -> local", for logs and the admin API */
     bool refuse;          /* over max_connections: say so in close */
-    bool reading, writing, finished, counted, lingering;
+    bool reading;         /* wants input */
+    bool writing;         /* proton has output the socket would not take: wait for writable */
+    bool finished, counted, lingering;
     bool rejecting;       /* a bad frame came: closing, reading no more */
     bool credit_held;     /* some publisher is owed credit (memory alarm, slow-down) */
-    uv_shutdown_t shutreq;
-    char *wbuf;           /* output the socket did not take at once */
-    size_t wlen, wcap;
-    uv_write_t wreq;
+    size_t wlen;          /* output waiting for the socket */
     uint64_t next_tag;
     sv_map tags;          /* amqp__tag */
     sv_map outboxes;      /* amqp__outbox */

@@ -12,6 +12,7 @@
  * the broker's back-pressure.
  */
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <proton/condition.h>
 #include <proton/connection.h>
@@ -43,11 +44,18 @@ static void conn_work(amqp__conn *c);
 
 /* ------------------------------------------------------------- handles */
 
+/* The socket is ours (read and written with read/write), watched with a
+ * uv_poll: proton's own buffers are the only buffers. Output the socket
+ * does not take stays in proton's buffer until the socket is writable
+ * again, so nothing is ever copied on its way out. */
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
 static void on_handle_closed(uv_handle_t *h)
 {
     amqp__conn *c = h->data;
     if (--c->handles == 0) {
-        free(c->wbuf);
+        close(c->fd); /* after the poll handle: libuv must not watch a closed fd */
         free(c);
     }
 }
@@ -59,8 +67,18 @@ static void close_handles(amqp__conn *c)
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     }
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->poll))
+        uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+}
+
+/* Watches the socket for what the connection can use now. */
+static void update_poll(amqp__conn *c)
+{
+    int ev = c->lingering ? UV_READABLE : (c->reading ? UV_READABLE : 0) | (c->writing ? UV_WRITABLE : 0);
+    if (ev == c->events)
+        return;
+    if (ev ? uv_poll_start(&c->poll, ev, on_poll) == 0 : uv_poll_stop(&c->poll) == 0)
+        c->events = ev;
 }
 
 /* A lingering close: after the last write, half-close and read (and drop)
@@ -68,21 +86,20 @@ static void close_handles(amqp__conn *c)
  * with unread input makes the kernel send RST, and the client may then
  * lose our last frames: the close that says why. */
 #define LINGER_MS 1000
-static char linger_sink[16384];
 
-static void linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void linger_input(amqp__conn *c)
 {
-    (void)h;
-    (void)hint;
-    *buf = uv_buf_init(linger_sink, sizeof linger_sink);
-}
-
-static void linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    (void)buf;
-    amqp__conn *c = s->data;
-    if (n < 0 && c->lingering)
-        close_handles(c); /* the client has gone too */
+    char sink[16384];
+    for (;;) {
+        ssize_t n = read(c->fd, sink, sizeof sink);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            close_handles(c); /* the client has gone too */
+        return;
+    }
 }
 
 static void linger_over(uv_timer_t *t)
@@ -92,152 +109,129 @@ static void linger_over(uv_timer_t *t)
         close_handles(c);
 }
 
-static void linger_shutdown(uv_shutdown_t *r, int status)
-{
-    amqp__conn *c = r->data;
-    if (status < 0 && c->lingering)
-        close_handles(c);
-}
-
 static void linger(amqp__conn *c)
 {
-    uv_stream_t *s = (uv_stream_t *)&c->tcp;
     c->lingering = true;
-    uv_read_stop(s);
-    c->shutreq.data = c;
-    if (uv_shutdown(&c->shutreq, s, linger_shutdown) < 0 || uv_read_start(s, linger_alloc, linger_read) < 0) {
+    if (shutdown(c->fd, SHUT_WR) < 0) {
         close_handles(c);
         return;
     }
+    update_poll(c);
     uv_timer_start(&c->timer, linger_over, LINGER_MS, 0);
 }
 
 /* ---------------------------------------------------------------- input */
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)hint;
-    amqp__conn *c = h->data;
-    pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->d);
-    *buf = uv_buf_init(rb.start, (unsigned)rb.size);
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-
 static void read_start(amqp__conn *c)
 {
-    if (!c->reading && !c->finished && !pn_connection_driver_read_closed(&c->d) &&
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (!c->finished && !c->rejecting && !pn_connection_driver_read_closed(&c->d))
         c->reading = true;
 }
 
-static void read_stop(amqp__conn *c)
-{
-    if (c->reading)
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
-}
+static void read_stop(amqp__conn *c) { c->reading = false; }
 
 static void close_with(amqp__conn *c, const char *cond, const char *desc);
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Proton never sees a bad frame; the client gets a close that says what
+ * was wrong (in SASL, where there is no close, an EOF). */
+static void reject_input(amqp__conn *c, const char *cond, const char *why)
 {
-    (void)buf;
-    amqp__conn *c = s->data;
-    if (c->finished)
-        return;
-    sv_enter(c->self);
-    const char *cond;
-    char why[200];
-    if (c->rejecting) {
-        /* after a bad frame: nothing more is read, just the close sent */
-    } else if (n > 0 && amqp__fv_feed(&c->fv, buf->base, (size_t)n, &cond, why, sizeof why) < 0) {
-        /* proton never sees the bad frame; the client gets a close that
-         * says what was wrong (in SASL, where there is no close, EOF). */
-        sv_log(SV_LOG_WARNING, "connection %s: %s: %s", c->peer, cond, why);
-        c->rejecting = true;
-        read_stop(c);
-        if (pn_connection_state(c->d.connection) & PN_REMOTE_ACTIVE) {
-            close_with(c, cond, why);
-        } else {
-            /* Before the client's open proton sends no close of ours, but
-             * its own error path does: condition on the transport, input
-             * ended. (In SASL, where there is no close, this is an EOF.) */
-            pn_connection_driver_errorf(&c->d, cond, "%s", why);
-            pn_connection_driver_read_close(&c->d);
-        }
-    } else if (n > 0) {
-        pn_connection_driver_read_done(&c->d, (size_t)n);
-    } else if (n == UV_ENOBUFS) {
-        read_stop(c); /* proton holds all it can; resumed after the next round */
-    } else if (n < 0) {
-        if (n != UV_EOF)
-            sv_log(SV_LOG_DEBUG, "connection %s: read: %s", c->peer, uv_strerror((int)n));
-        read_stop(c);
+    sv_log(SV_LOG_WARNING, "connection %s: %s: %s", c->peer, cond, why);
+    c->rejecting = true;
+    read_stop(c);
+    if (pn_connection_state(c->d.connection) & PN_REMOTE_ACTIVE) {
+        close_with(c, cond, why);
+    } else {
+        /* Before the client's open proton sends no close of ours, but its
+         * own error path does: the condition on the transport, input ended. */
+        pn_connection_driver_errorf(&c->d, cond, "%s", why);
         pn_connection_driver_read_close(&c->d);
     }
-    conn_work(c);
-    sv_leave(c->self);
+}
+
+/* Reads what the socket has, straight into proton's input buffer, each
+ * chunk checked by the frame validator first. */
+static void read_input(amqp__conn *c)
+{
+    for (int i = 0; i < 8 && c->reading; i++) {
+        pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->d);
+        if (!rb.size)
+            return; /* proton holds all it can take: the next round reads on */
+        ssize_t n = read(c->fd, rb.start, rb.size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            if (n < 0)
+                sv_log(SV_LOG_DEBUG, "connection %s: read: %s", c->peer, strerror(errno));
+            read_stop(c);
+            pn_connection_driver_read_close(&c->d);
+            return;
+        }
+        const char *cond;
+        char why[200];
+        if (amqp__fv_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why) < 0) {
+            reject_input(c, cond, why);
+            return;
+        }
+        pn_connection_driver_read_done(&c->d, (size_t)n);
+        if ((size_t)n < rb.size)
+            return; /* the socket is empty */
+    }
 }
 
 /* --------------------------------------------------------------- output */
 
-static void on_write(uv_write_t *r, int status)
-{
-    amqp__conn *c = r->data;
-    c->writing = false;
-    c->wlen = 0;
-    if (c->finished)
-        return;
-    sv_enter(c->self);
-    if (status < 0)
-        pn_connection_driver_write_close(&c->d);
-    conn_work(c);
-    sv_leave(c->self);
-}
-
-/* Writes what proton has for the socket: at once where it takes it, and the
- * rest from our own copy, one uv_write at a time. Proton compacts its
- * buffer on write_done, so the rest is copied before proton is told. */
+/* Writes what proton has for the socket, from proton's own buffer; what the
+ * socket does not take waits there until it is writable. */
 static void write_out(amqp__conn *c)
 {
-    while (!c->writing) {
+    c->writing = false;
+    for (;;) {
         pn_bytes_t wb = pn_connection_driver_write_buffer(&c->d);
         if (!wb.size)
             return;
-        uv_buf_t b = uv_buf_init((char *)wb.start, (unsigned)wb.size);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n == UV_EAGAIN || n == UV_ENOSYS)
-            n = 0;
+        ssize_t n = send(c->fd, wb.start, wb.size, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->writing = true;
+            c->wlen = wb.size;
+            return;
+        }
         if (n < 0) {
             pn_connection_driver_write_close(&c->d);
             return;
         }
-        if ((size_t)n == wb.size) {
-            pn_connection_driver_write_done(&c->d, wb.size);
-            continue;
-        }
-        size_t rest = wb.size - (size_t)n;
-        if (rest > c->wcap) {
-            char *nb = realloc(c->wbuf, rest);
-            if (!nb) {
-                pn_connection_driver_write_close(&c->d);
-                return;
-            }
-            c->wbuf = nb;
-            c->wcap = rest;
-        }
-        memcpy(c->wbuf, wb.start + n, rest);
-        pn_connection_driver_write_done(&c->d, wb.size); /* all of it: the rest is ours to send now */
-        c->wlen = rest;
-        b = uv_buf_init(c->wbuf, (unsigned)rest);
-        c->wreq.data = c;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-            pn_connection_driver_write_close(&c->d);
+        pn_connection_driver_write_done(&c->d, (size_t)n);
+        if ((size_t)n < wb.size) {
+            c->writing = true;
+            c->wlen = wb.size - (size_t)n;
             return;
         }
-        c->writing = true;
     }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    amqp__conn *c = p->data;
+    if (c->lingering) {
+        linger_input(c);
+        return;
+    }
+    if (c->finished)
+        return;
+    sv_enter(c->self);
+    if (status < 0) { /* the socket is broken */
+        read_stop(c);
+        pn_connection_driver_read_close(&c->d);
+        pn_connection_driver_write_close(&c->d);
+    } else if (events & UV_READABLE) {
+        read_input(c);
+    }
+    conn_work(c);
+    sv_leave(c->self);
 }
 
 /* -------------------------------------------------------------- outboxes */
@@ -744,7 +738,7 @@ static void on_timer(uv_timer_t *t)
 
 static void arm_timer(amqp__conn *c, bool retry, bool held)
 {
-    uint64_t now = uv_now(c->tcp.loop), at = 0;
+    uint64_t now = uv_now(c->loop), at = 0;
     if (c->deadline)
         at = c->deadline > now + TICK_FLOOR_MS ? c->deadline : now + TICK_FLOOR_MS;
     if (retry && (!at || now + RETRY_MS < at))
@@ -766,6 +760,8 @@ static void finish(amqp__conn *c)
         return;
     c->finished = true;
     read_stop(c);
+    c->writing = false;
+    update_poll(c); /* level-triggered: watch nothing until the lingering close */
     uv_timer_stop(&c->timer);
     pn_condition_t *cond = pn_transport_condition(c->d.transport);
     sv_log(SV_LOG_INFO, "connection %s closed%s%s", c->peer, pn_condition_is_set(cond) ? ": " : "",
@@ -777,7 +773,7 @@ static void conn_work(amqp__conn *c)
 {
     if (c->finished)
         return;
-    c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->tcp.loop));
+    c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->loop));
     if (c->credit_held)
         amqp__pub_refresh(c);
     bool waiting;
@@ -806,6 +802,7 @@ static void conn_work(amqp__conn *c)
         read_stop(c); /* the client is not reading: stop making more to write */
     else
         read_start(c);
+    update_poll(c);
     arm_timer(c, waiting, c->credit_held);
 }
 
@@ -813,11 +810,11 @@ static void conn_work(amqp__conn *c)
 
 static void describe_peer(amqp__conn *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
+    struct sockaddr_storage ss = {0};
+    socklen_t len = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
         c->sasl.peer = ss;
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
@@ -846,19 +843,21 @@ static int conn_init(sv_proc *self, void *arg)
     c->outboxes = SV_MAP_INIT(amqp__outbox);
     c->consumers = SV_MAP_INIT(amqp__ref);
     c->calls = SV_MAP_INIT(amqp__ref);
-    uv_loop_t *loop = sv_loop(self);
-    uv_tcp_init(loop, &c->tcp);
-    uv_timer_init(loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles = 2;
-    int rc = uv_tcp_open(&c->tcp, fd);
+    c->loop = sv_loop(self);
+    c->fd = fd;
+    int rc = uv_poll_init_socket(c->loop, &c->poll, fd);
     if (rc < 0) {
         close(fd);
-        close_handles(c);
+        free(c);
         return rc;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, 60);
+    uv_timer_init(c->loop, &c->timer);
+    c->poll.data = c->timer.data = c;
+    c->handles = 2;
+    int one = 1, idle = 60;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     describe_peer(c);
     c->counted = true;
     if (atomic_fetch_add(&amqp__nconns, 1) + 1 > c->cfg->max_connections)

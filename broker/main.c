@@ -7,6 +7,7 @@
  * both ways a node can end arrive through one mailbox.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,6 +56,16 @@ static int make_dirs(const char *path)
     return 0;
 }
 
+/* Message bodies come and go by the hundred thousand: keep freed memory
+ * instead of handing it back to the kernel and faulting it in again
+ * (page faults were 4% of a 64 KiB benchmark's profile). Memory still
+ * returns to the system above 256 MiB free. */
+static void tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 /* Every connection is a socket: take all the descriptors we may. */
 static void raise_fd_limit(void)
 {
@@ -82,6 +93,7 @@ int main(int argc, char **argv)
     sv_log_set_level(cfg.log_level);
 
     raise_fd_limit();
+    tune_malloc();
     brk_users_set(cfg.users, cfg.nusers, cfg.anonymous_user);
     int rc = make_dirs(cfg.data_dir);
     if (rc < 0) {
