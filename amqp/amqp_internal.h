@@ -128,6 +128,10 @@ typedef struct amqp__conn {
     bool rejecting;       /* a bad frame came: closing, reading no more */
     bool credit_held;     /* some publisher is owed credit (memory alarm, slow-down) */
     size_t wlen;          /* output waiting for the socket */
+    /* Deliveries from queues not yet handed to proton: fed as the socket
+     * drains, so proton (which copies each one) holds little at a time. */
+    struct amqp__out *out;
+    uint32_t out_head, out_len, out_cap;
     uint64_t next_tag;
     sv_map tags;          /* amqp__tag */
     sv_map outboxes;      /* amqp__outbox */
@@ -178,6 +182,9 @@ void amqp__con_attach(amqp__conn *c, pn_link_t *link);
 void amqp__con_flow(amqp__conn *c, amqp__link *l);
 void amqp__con_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
 void amqp__con_deliver(amqp__conn *c, sv_msg *m);
+/* Hands waiting deliveries to proton, up to about budget bytes. */
+void amqp__con_feed(amqp__conn *c, size_t budget);
+void amqp__con_free_out(amqp__conn *c);
 void amqp__con_drained(amqp__conn *c, sv_msg *m);
 void amqp__con_gone(amqp__conn *c, sv_msg *m);
 void amqp__con_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);

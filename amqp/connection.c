@@ -33,6 +33,7 @@
 #define RETRY_MS 1              /* a full queue mailbox is tried again this soon */
 #define HELD_MS 5               /* held-back credit (alarm, slow-down) is reconsidered this often */
 #define WRITE_BACKLOG (4u << 20) /* stop reading while this much output waits for the socket */
+#define FEED_BYTES (256u << 10)  /* deliveries handed to proton at a time, as the socket drains */
 #define PUB_BATCH 256           /* publishes per batch message */
 #define SETTLE_BATCH 256
 #define TAG_CLOSE 0x414d5101    /* from the admin API: close with a reason */
@@ -783,6 +784,11 @@ static void conn_work(amqp__conn *c)
             handle_event(c, e);
         waiting = flush_outboxes(c);
         write_out(c);
+        /* The socket took it all (or most): hand proton the next deliveries. */
+        if (c->out_len && (!c->writing || c->wlen < FEED_BYTES / 2)) {
+            amqp__con_feed(c, FEED_BYTES);
+            write_out(c);
+        }
         /* After a bad frame, once our close is out (proton has closed its
          * write side), input is over. */
         if (c->rejecting && !c->writing && pn_connection_driver_write_closed(&c->d) &&
@@ -793,7 +799,7 @@ static void conn_work(amqp__conn *c)
         if (pn_connection_driver_read_closed(&c->d) && !c->writing &&
             !pn_connection_driver_write_buffer(&c->d).size && !pn_connection_driver_write_closed(&c->d))
             pn_connection_driver_write_close(&c->d);
-    } while (pn_connection_driver_has_event(&c->d));
+    } while (pn_connection_driver_has_event(&c->d) || (c->out_len && !c->writing));
     if (pn_connection_driver_finished(&c->d) && !c->writing) {
         finish(c);
         return;
@@ -946,6 +952,7 @@ static void conn_terminate(sv_proc *self, int reason)
     }
     c->finished = true;
     free_outboxes(c);
+    amqp__con_free_out(c);
     for (uint32_t i = 0; i < c->tags.cap; i++) {
         amqp__tag *t = sv_map_at(&c->tags, i);
         (void)t; /* deliveries die with the driver; nothing else is held */

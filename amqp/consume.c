@@ -296,14 +296,52 @@ static amqp__link *consumer(amqp__conn *c, uint32_t id)
     return e && !e->l->closed && e->l->link ? e->l : NULL;
 }
 
+/* A delivery waiting to be handed to proton. */
+typedef struct amqp__out {
+    uint32_t consumer;
+    rt_delivery d;
+} amqp__out;
+
 void amqp__con_deliver(amqp__conn *c, sv_msg *m)
 {
     rt_deliver_batch *db = SV_MSG_AS(m, rt_deliver_batch);
     if (!db || m->len < sizeof *db + db->n * sizeof(rt_delivery))
         return;
-    amqp__link *l = consumer(c, db->consumer);
+    if (c->out_len + db->n > c->out_cap) {
+        /* Bounded by the credit the connection passed on to queues. */
+        uint32_t ncap = c->out_cap ? c->out_cap : 64;
+        while (ncap < c->out_len + db->n)
+            ncap *= 2;
+        amqp__out *nq = malloc(ncap * sizeof *nq);
+        if (!nq) {
+            for (uint32_t i = 0; i < db->n; i++)
+                rt_msg_unref(db->d[i].m); /* unsettled: the queue redelivers them when the link goes */
+            sv_log(SV_LOG_ERROR, "connection %s: out of memory; %u deliveries dropped", c->peer, db->n);
+            return;
+        }
+        for (uint32_t i = 0; i < c->out_len; i++)
+            nq[i] = c->out[(c->out_head + i) % c->out_cap];
+        free(c->out);
+        c->out = nq;
+        c->out_cap = ncap;
+        c->out_head = 0;
+    }
     for (uint32_t i = 0; i < db->n; i++) {
-        rt_delivery *d = &db->d[i];
+        c->out[(c->out_head + c->out_len) % c->out_cap] = (amqp__out){db->consumer, db->d[i]};
+        c->out_len++;
+        db->d[i].m = NULL; /* the reference moved to the queue of outgoing */
+    }
+}
+
+void amqp__con_feed(amqp__conn *c, size_t budget)
+{
+    size_t fed = 0;
+    while (c->out_len && fed < budget) {
+        amqp__out *o = &c->out[c->out_head];
+        c->out_head = (c->out_head + 1) % c->out_cap;
+        c->out_len--;
+        amqp__link *l = consumer(c, o->consumer);
+        rt_delivery *d = &o->d;
         if (l) {
             pn_delivery_t *dl = pn_delivery(l->link, pn_dtag((const char *)&d->id, sizeof d->id));
             char hdr[RT_HDR_MAX];
@@ -317,11 +355,23 @@ void amqp__con_deliver(amqp__conn *c, sv_msg *m)
                 pn_delivery_settle(dl);
             if (l->outstanding)
                 l->outstanding--;
+            fed += d->m->buf.len + hlen;
         }
         /* Without a link (it closed) the queue has these back already. */
         rt_msg_unref(d->m);
-        d->m = NULL;
     }
+}
+
+void amqp__con_free_out(amqp__conn *c)
+{
+    while (c->out_len) {
+        rt_msg_unref(c->out[c->out_head].d.m);
+        c->out_head = (c->out_head + 1) % c->out_cap;
+        c->out_len--;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
 }
 
 void amqp__con_drained(amqp__conn *c, sv_msg *m)
