@@ -155,8 +155,10 @@ extern atomic_uint amqp__nconns;
 void amqp__conn_configure(const amqp_config *cfg);
 /* Queues m for pid after anything already waiting for it (m is taken). */
 void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m);
-/* The publish / settle batch being filled for pid, with room for one more. */
-rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid);
+/* The publish / settle batch being filled for pid, with room for one more.
+ * A queue that does not confirm (rt_queue_confirms) counts its publishes
+ * accepted once its mailbox takes the batch. */
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid, bool confirms);
 rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid);
 /* A new link context for a proton link (one reference: proton's). */
 amqp__link *amqp__link_new(amqp__conn *c, pn_link_t *link, amqp__link_kind kind);
@@ -172,6 +174,8 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...) __at
 void amqp__pub_attach(amqp__conn *c, pn_link_t *link);
 void amqp__pub_delivery(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
 void amqp__pub_confirm(amqp__conn *c, sv_msg *m);
+/* The queue's mailbox took these publishes, and it confirms none. */
+void amqp__pub_taken(amqp__conn *c, const rt_pub *p, uint32_t n);
 void amqp__pub_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
 void amqp__pub_closed(amqp__conn *c, amqp__link *l);
 /* Tops up credit on links it was held back from (alarm over, pause over). */

@@ -297,11 +297,11 @@ static void *ob_batch(amqp__conn *c, sv_pid pid, bool settle, uint32_t tag, size
     return (*slot)->data;
 }
 
-rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid, bool confirms)
 {
     rt_pub_batch *pb = ob_batch(c, pid, false, RT_Q_PUBLISH, sizeof(rt_pub_batch), sizeof(rt_pub), PUB_BATCH);
     if (pb)
-        pb->want_confirm = true;
+        pb->want_confirm = confirms; /* one queue, one kind: the same for every entry */
     return pb;
 }
 
@@ -350,7 +350,18 @@ static bool flush_outboxes(amqp__conn *c)
         ob_seal(o);
         while (o->head) {
             sv_msg *m = o->head, *next = m->next;
+            /* Publishes the queue will not confirm are accepted once it has
+             * them: note their tags first, the batch is the queue's after. */
+            rt_pub taken[PUB_BATCH];
+            uint32_t ntaken = 0;
+            if (m->tag == RT_Q_PUBLISH && !((rt_pub_batch *)(void *)m->data)->want_confirm) {
+                rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
+                ntaken = pb->n;
+                memcpy(taken, pb->p, ntaken * sizeof *taken);
+            }
             int rc = sv_send(o->pid, m);
+            if (rc == 0 && ntaken)
+                amqp__pub_taken(c, taken, ntaken);
             if (rc == -EAGAIN) {
                 m->next = next; /* sv_send left it ours */
                 waiting = true;

@@ -221,8 +221,11 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     t->size = (uint32_t)m->buf.len;
     l->refs++;
     l->inflight++;
+    uint64_t now = 0;
     for (int i = 0; i < n; i++) {
-        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
+        if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + SLOW_DOWN_MS > l->paused_until)
+            l->paused_until = now + SLOW_DOWN_MS; /* consumed and behind: let consumers catch up */
+        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]), rt_queue_confirms(qs[i]));
         if (!pb) { /* out of memory: count this queue as not taking it */
             t->remaining--;
             t->outcome = RT_RELEASED;
@@ -325,15 +328,21 @@ void amqp__pub_confirm(amqp__conn *c, sv_msg *m)
     rt_confirm_batch *cb = SV_MSG_AS(m, rt_confirm_batch);
     if (!cb || m->len < sizeof *cb + cb->n * sizeof(rt_confirm))
         return;
-    uint64_t pause = cb->slow_down ? sv_now_ms() + SLOW_DOWN_MS : 0;
     for (uint32_t i = 0; i < cb->n; i++) {
         amqp__tag *t = sv_map_get(&c->tags, 0, cb->c[i].tag);
         if (!t)
             continue;
-        if (pause > t->l->paused_until)
-            t->l->paused_until = pause;
         t->outcome = worse(t->outcome, cb->c[i].outcome);
         if (--t->remaining == 0)
+            tag_done(c, t);
+    }
+}
+
+void amqp__pub_taken(amqp__conn *c, const rt_pub *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        amqp__tag *t = sv_map_get(&c->tags, 0, p[i].tag);
+        if (t && --t->remaining == 0)
             tag_done(c, t);
     }
 }

@@ -148,6 +148,7 @@ static void publish_stats(queue *s)
     atomic_store_explicit(&q->unacked, s->unacked.n, memory_order_relaxed);
     atomic_store_explicit(&q->bytes, s->bytes, memory_order_relaxed);
     atomic_store_explicit(&q->consumers, s->active, memory_order_relaxed);
+    atomic_store_explicit(&q->slow, s->active > 0 && s->len > SLOW_DOWN_READY, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------- dead letters */
@@ -514,7 +515,6 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
             cb->c[i] = (rt_confirm){pb->p[i].tag, outcome};
     }
     if (cm) {
-        cb->slow_down = s->active > 0 && s->len > SLOW_DOWN_READY;
         if (sv_send_owed(m->from, cm) < 0)
             sv_msg_free(cm);
     }

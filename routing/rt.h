@@ -101,6 +101,7 @@ typedef struct rt_queue {
     int scheduler;                /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
     _Atomic(sv_pid *) pid;        /* the queue process; swapped when it restarts */
     atomic_int refs;              /* the manager's, plus one per running queue process */
+    atomic_bool slow;             /* consumed and behind: publishers pause (see rt_queue_slow) */
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;
@@ -108,6 +109,21 @@ typedef struct rt_queue {
 
 /* The queue process's pid now (SV_PID_NONE while it restarts). */
 sv_pid rt_queue_pid(const rt_queue *q);
+/* Whether the queue must confirm each publish: only one that may refuse
+ * messages (reject-publish with a bound) has a verdict to give. Any other
+ * takes whatever its mailbox takes, so a publisher may count a message
+ * accepted once the queue's mailbox has it. (A queue that writes
+ * persistent messages to disk must confirm too, once they are synced.) */
+static inline bool rt_queue_confirms(const rt_queue *q)
+{
+    return q->args.overflow == RT_REJECT_PUBLISH && (q->args.max_length >= 0 || q->args.max_length_bytes >= 0);
+}
+/* Consumed, and a backlog past a few thousand: publishers to it should
+ * hold back for a moment, so producers do not run far ahead of consumers. */
+static inline bool rt_queue_slow(const rt_queue *q)
+{
+    return atomic_load_explicit(&((rt_queue *)q)->slow, memory_order_relaxed);
+}
 
 /* ---------------------------------------------------- exchanges, bindings */
 
@@ -271,7 +287,6 @@ typedef struct rt_confirm {
 } rt_confirm;
 typedef struct rt_confirm_batch {
     uint32_t n;
-    bool slow_down;   /* the queue is behind: hold back credit */
     rt_confirm c[];
 } rt_confirm_batch;
 
