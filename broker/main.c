@@ -59,7 +59,8 @@ static int make_dirs(const char *path)
 /* Message bodies come and go by the hundred thousand: keep freed memory
  * instead of handing it back to the kernel and faulting it in again
  * (page faults were 4% of a 64 KiB benchmark's profile). Memory still
- * returns to the system above 256 MiB free. */
+ * returns to the system above 256 MiB free. This tunes glibc's malloc, in
+ * builds without jemalloc (see the Makefile); jemalloc ignores it. */
 static void tune_malloc(void)
 {
     mallopt(M_MMAP_THRESHOLD, 16 << 20);

@@ -51,13 +51,13 @@ def bench(target_args, *args, timeout=300):
 
 
 class Plexus:
-    def __init__(self):
+    def __init__(self, *extra):
         self.tmp = tempfile.mkdtemp(prefix="plexus-bench-")
         self.port = free_port()
         self.log = open(os.path.join(self.tmp, "log"), "w")
         self.p = subprocess.Popen([PLEXUS, "--listen", f"127.0.0.1:{self.port}", "--admin",
                                    f"127.0.0.1:{free_port()}", "--data-dir", os.path.join(self.tmp, "d"),
-                                   "--log-level", "warning"], stdout=self.log, stderr=subprocess.STDOUT)
+                                   "--log-level", "warning", *extra], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -206,38 +206,41 @@ def rabbitmq():
 
 def main():
     print(f"AMQP benchmarks ({os.cpu_count()} cores; broker and clients share them)")
-    direct = ["--direct"]
-    results = {"direct": measure(direct)}
-    pl = Plexus()
-    try:
-        url = ["--url", f"amqp://127.0.0.1:{pl.port}"]
-        results["plexus"] = measure(url)
-        results["plexus"]["fanout"] = measure_fanout(url)
-        if os.environ.get("BENCH_RABBITMQ") == "1":
-            rq = rabbitmq()
-            if rq:
-                try:
-                    rurl = ["--url", "amqp://guest:guest@127.0.0.1:5672", "--addr-style", "rabbitmq310"]
-                    results["rabbitmq 3.10"] = measure(rurl)
-                    results["rabbitmq 3.10"]["fanout"] = measure_fanout(rurl)
-                finally:
-                    subprocess.run(["rabbitmqctl", "stop"], capture_output=True)
-                    rq.wait(60)
-        base = results["direct"]
-        table("throughput (ratio: of direct)", results, base,
-              [("256 B alo msgs/s", "alo256", "{:,.0f}", False), ("256 B amo msgs/s", "amo256", "{:,.0f}", False),
-               ("64 KiB alo MB/s", "alo64k", "{:,.0f}", False)])
-        table("latency (ratio: x direct)", results, base,
-              [("req/rep p50 us", "rr_p50", "{:.0f}", True), ("req/rep p99 us", "rr_p99", "{:.0f}", True),
-               ("p99 under load us", "alo256_p99", "{:,.0f}", True)])
-        print("\nfan-out to 4 subscribers")
-        for name, res in results.items():
-            if "fanout" in res:
-                print(f"  {name:<22}{res['fanout']:>14,.0f} deliveries/s")
-        if "rabbitmq 3.10" in results:
-            print(f"  plexus / rabbitmq: {results['plexus']['fanout'] / results['rabbitmq 3.10']['fanout']:.1f}x")
-    finally:
-        pl.stop()
+    results = {"direct": measure(["--direct"])}
+    # Plexus as `make run` starts it (one scheduler per core), then with one
+    # scheduler: where clients share the cores, that saves the cross-thread
+    # wake-ups a message makes between connections on different schedulers.
+    for name, extra in (("plexus", ()), ("plexus, 1 scheduler", ("--schedulers", "1"))):
+        pl = Plexus(*extra)
+        try:
+            url = ["--url", f"amqp://127.0.0.1:{pl.port}"]
+            results[name] = measure(url)
+            results[name]["fanout"] = measure_fanout(url)
+        finally:
+            pl.stop()
+    if os.environ.get("BENCH_RABBITMQ") == "1":
+        rq = rabbitmq()
+        if rq:
+            try:
+                rurl = ["--url", "amqp://guest:guest@127.0.0.1:5672", "--addr-style", "rabbitmq310"]
+                results["rabbitmq 3.10"] = measure(rurl)
+                results["rabbitmq 3.10"]["fanout"] = measure_fanout(rurl)
+            finally:
+                subprocess.run(["rabbitmqctl", "stop"], capture_output=True)
+                rq.wait(60)
+    base = results["direct"]
+    table("throughput (ratio: of direct)", results, base,
+          [("256 B alo msgs/s", "alo256", "{:,.0f}", False), ("256 B amo msgs/s", "amo256", "{:,.0f}", False),
+           ("64 KiB alo MB/s", "alo64k", "{:,.0f}", False)])
+    table("latency (ratio: x direct)", results, base,
+          [("req/rep p50 us", "rr_p50", "{:.0f}", True), ("req/rep p99 us", "rr_p99", "{:.0f}", True),
+           ("p99 under load us", "alo256_p99", "{:,.0f}", True)])
+    print("\nfan-out to 4 subscribers")
+    for name, res in results.items():
+        if "fanout" in res:
+            print(f"  {name:<22}{res['fanout']:>14,.0f} deliveries/s")
+    if "rabbitmq 3.10" in results:
+        print(f"  plexus / rabbitmq: {results['plexus']['fanout'] / results['rabbitmq 3.10']['fanout']:.1f}x")
     # Memory figures each on a fresh broker: one that has freed memory
     # keeps it (the allocator does not return it) and reuses it, which
     # would hide much of what a backlog or a connection costs.
