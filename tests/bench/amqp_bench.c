@@ -204,6 +204,7 @@ struct bench {
     reply_via reply;
     reply_source rsource;
     pn_proactor_t *proactor;
+    pn_proactor_t *peer_proactor; /* --direct: the listening side's, with its own thread */
     uint32_t nonce;
     char target_addr[512];  /* where producers (or the reqrep client) send */
     char source_addr[512];  /* where consumers (or the reqrep server) receive */
@@ -287,6 +288,7 @@ static void maybe_stop_locked(bench *b)
         b->stopping = true;
         pn_proactor_cancel_timeout(b->proactor);
         pn_proactor_disconnect(b->proactor, NULL);
+        if (b->peer_proactor) pn_proactor_disconnect(b->peer_proactor, NULL);
     }
 }
 
@@ -1408,6 +1410,7 @@ static void on_tick(bench *b)
         b->disconnected = true;
         b->t_disconnect = t;
         pn_proactor_disconnect(b->proactor, NULL);
+        if (b->peer_proactor) pn_proactor_disconnect(b->peer_proactor, NULL);
     } else if (b->disconnected && !b->stopping && t - b->t_disconnect > 2000000000ull) {
         /* connections the disconnect lost (see finish_locked): stop waiting
          * for them; pn_proactor_free releases them */
@@ -1415,6 +1418,7 @@ static void on_tick(bench *b)
                 b->live == 1 ? "" : "s", b->live == 1 ? "it" : "them");
         b->stopping = true;
         pn_proactor_interrupt(b->proactor);
+        if (b->peer_proactor) pn_proactor_interrupt(b->peer_proactor);
     }
     if (!b->stopping) pn_proactor_set_timeout(b->proactor, 100);
     pthread_mutex_unlock(&b->lock);
@@ -1552,11 +1556,17 @@ static void handle(bench *b, pn_event_t *e)
     }
 }
 
+typedef struct worker_arg {
+    bench *b;
+    pn_proactor_t *p;
+} worker_arg;
+
 static void *worker(void *arg)
 {
-    bench *b = arg;
+    bench *b = ((worker_arg *)arg)->b;
+    pn_proactor_t *p = ((worker_arg *)arg)->p;
     for (;;) {
-        pn_event_batch_t *batch = pn_proactor_wait(b->proactor);
+        pn_event_batch_t *batch = pn_proactor_wait(p);
         bool stop = false;
         pn_event_t *e;
         while ((e = pn_event_batch_next(batch))) {
@@ -1564,9 +1574,9 @@ static void *worker(void *arg)
             if (t == PN_PROACTOR_INACTIVE || t == PN_PROACTOR_INTERRUPT) stop = true;
             else handle(b, e);
         }
-        pn_proactor_done(b->proactor, batch);
+        pn_proactor_done(p, batch);
         if (stop) {
-            pn_proactor_interrupt(b->proactor); /* pass it on to the next worker */
+            pn_proactor_interrupt(p); /* pass it on to the next worker */
             return NULL;
         }
     }
@@ -1869,8 +1879,13 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
         pn_proactor_addr(la, sizeof la, o->listen_host, o->listen_port);
         snprintf(b->connect_addr, sizeof b->connect_addr, "%s", la);
         pn_listener_t *lis = pn_listener();
-        if (!lis) fail_locked(b, "out of memory creating the listener");
-        else pn_proactor_listen(b->proactor, lis, la, 16);
+        b->peer_proactor = pn_proactor();
+        if (!lis || !b->peer_proactor) {
+            if (lis) pn_listener_free(lis);
+            fail_locked(b, "out of memory creating the listener");
+        } else {
+            pn_proactor_listen(b->peer_proactor, lis, la, 16);
+        }
     } else {
         pn_proactor_addr(b->connect_addr, sizeof b->connect_addr, o->host, o->port);
         if (mode == MODE_REQREP) connect_role_locked(b, ROLE_RR_SERVER, 1);
@@ -1880,18 +1895,33 @@ static run_result run_one(const options *o, bench_mode mode, size_t size, qos_le
     }
     pthread_mutex_unlock(&b->lock);
 
-    int nt = b->threads;
+    /* --direct: the listening side has a proactor and a thread of its own,
+     * as a second process would, and the rest of --threads (at least one)
+     * drive the connecting side. With one proactor for both, one thread
+     * sometimes serves both ends back to back with the data hot in its
+     * cache, and the figures swing twofold from run to run. */
+    int nt = b->threads + (b->peer_proactor && b->threads < 2);
     pthread_t *th = calloc((size_t)nt, sizeof *th);
+    worker_arg main_arg = {b, b->proactor}, peer_arg = {b, b->peer_proactor};
     int started = 0;
     if (th)
         for (; started < nt - 1; started++)
-            if (pthread_create(&th[started], NULL, worker, b)) break;
-    worker(b); /* the main thread is a worker too */
+            if (pthread_create(&th[started], NULL, worker, started == 0 && b->peer_proactor ? &peer_arg : &main_arg))
+                break;
+    if (b->peer_proactor && started == 0) { /* no thread for the listener: nothing can run */
+        pthread_mutex_lock(&b->lock);
+        fail_locked(b, "cannot start a thread for the listening side");
+        pthread_mutex_unlock(&b->lock);
+    } else {
+        worker(&main_arg); /* the main thread is a worker too */
+    }
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
     free(th);
     double cpu = cpu_seconds() - cpu0;
     pn_proactor_free(b->proactor);
     b->proactor = NULL;
+    if (b->peer_proactor) pn_proactor_free(b->peer_proactor);
+    b->peer_proactor = NULL;
 
     /* ---- the report: counters are final now, no thread runs */
     if (mode == MODE_IDLE) {
@@ -2094,6 +2124,7 @@ out:
         ctx_free(c);
     }
     if (b->proactor) pn_proactor_free(b->proactor);
+    if (b->peer_proactor) pn_proactor_free(b->peer_proactor);
     free(b->prefix);
     free(b->filler);
     free(b->seen);
