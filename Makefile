@@ -78,7 +78,7 @@ $(PLEXUS): $(BUILD)/broker/main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $^ $(LDLIBS) $(MALLOC_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/check_helpers.h
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)

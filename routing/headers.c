@@ -236,3 +236,19 @@ void rt_hdrmatch_str(const rt_hdrmatch *m, char *buf, size_t len)
     if (used >= len && len)
         buf[len - 1] = '\0';
 }
+
+int rt_hdrmatch_put(const rt_hdrmatch *m, pn_data_t *out)
+{
+    char xm[16];
+    snprintf(xm, sizeof xm, "%s%s", m->any ? "any" : "all", m->with_x ? "-with-x" : "");
+    pn_data_put_map(out);
+    pn_data_enter(out);
+    pn_data_put_string(out, pn_bytes(7, "x-match"));
+    pn_data_put_string(out, pn_bytes(strlen(xm), xm));
+    for (int i = 0; i < m->n; i++) {
+        pn_data_put_string(out, pn_bytes(strlen(m->h[i].name), m->h[i].name));
+        pn_data_put_atom(out, m->h[i].value);
+    }
+    pn_data_exit(out);
+    return pn_data_errno(out) ? -ENOMEM : 0;
+}

@@ -635,6 +635,30 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
     return 0;
 }
 
+/* Purge (the admin API): the ready messages go, without dead-lettering,
+ * as in RabbitMQ; unsettled ones stay with their consumers. */
+static int queue_call(sv_proc *self, sv_msg *req)
+{
+    queue *s = sv_state(self);
+    if (req->tag != RT_Q_PURGE) {
+        sv_reply_error(sv_from_of(req), -ENOTSUP);
+        return 0;
+    }
+    uint64_t n = s->len;
+    while (s->len) {
+        rt_msg *m = pop_front(s).m;
+        s->held_delta -= (int64_t)m->buf.len;
+        rt_msg_unref(m);
+    }
+    rt__held_add(s->held_delta);
+    s->held_delta = 0;
+    publish_stats(s);
+    sv_msg *r = sv_msg_new(0, &n, sizeof n);
+    if (r)
+        sv_reply(sv_from_of(req), r);
+    return 0;
+}
+
 static int queue_init(sv_proc *self, void *arg)
 {
     queue *s = calloc(1, sizeof *s);
@@ -691,6 +715,7 @@ static void queue_terminate(sv_proc *self, int reason)
 const sv_server_ops rt__queue_ops = {
     .name = "queue",
     .init = queue_init,
+    .handle_call = queue_call,
     .handle_info = queue_info,
     .terminate = queue_terminate,
 };

@@ -172,6 +172,9 @@ void rt_hdrmatch_free(rt_hdrmatch *h);
 bool rt_hdrmatch_test(const rt_hdrmatch *h, struct pn_data_t *app_props);
 /* The arguments again, as "x-match=all,a=1" (for listings). */
 void rt_hdrmatch_str(const rt_hdrmatch *h, char *buf, size_t len);
+/* The arguments again, as the AMQP map they were given as (x-match
+ * first), written into out: for definitions and the admin API. */
+int rt_hdrmatch_put(const rt_hdrmatch *h, struct pn_data_t *out);
 
 /* -------------------------------------------------------------- directory */
 
@@ -267,6 +270,7 @@ enum {
     RT_Q_DELIVER,              /* queue -> conn: rt_deliver_batch */
     RT_Q_DRAINED,              /* queue -> conn: rt_credit (credit: what was left) */
     RT_Q_CONSUMER_GONE,        /* queue -> conn: rt_credit (consumer; status in msg: why) */
+    RT_Q_PURGE,                /* a call to the queue: drop its ready messages; reply: uint64_t how many */
 };
 
 typedef struct rt_pub {
@@ -325,5 +329,76 @@ typedef struct rt_deliver_batch {
     uint32_t n;
     rt_delivery d[];
 } rt_deliver_batch;
+
+/* ---------------------------------------------- JSON and AMQP values */
+
+/* JSON (jansson) values as AMQP values and back, for queue and binding
+ * arguments in definitions and for message headers in the admin API. */
+struct json_t;
+/* Writes v into d: strings as strings, integers as longs, reals as
+ * doubles, true/false, null, objects as maps with string keys, arrays as
+ * lists. -EINVAL (with a reason) for nesting deeper than 16. */
+int rt_json_put(struct pn_data_t *d, const struct json_t *v, char *err, size_t errlen);
+/* The value d is positioned on as JSON (a new reference; NULL when out of
+ * memory): numbers as numbers, strings and symbols as strings, binary as
+ * a string if it is UTF-8 and as base64 otherwise, timestamps as
+ * milliseconds, maps as objects (keys as text), lists and arrays as arrays. */
+struct json_t *rt_json_get(struct pn_data_t *d);
+
+/* ------------------------------------------------------------ definitions */
+
+/* The definitions of one broker (queues, exchanges, bindings) in
+ * RabbitMQ's definitions format, as `rabbitmqctl export_definitions` and
+ * the management API write them, so documents move between the two.
+ *
+ * Shared by the admin API (GET/POST /api/definitions) and durability
+ * (which persists definitions as this same document): export reads the
+ * lock-free directory, so call it from a process (a scheduler thread);
+ * parse is pure and turns a document into the manager's own requests
+ * (RT_REQ_DECLARE_EXCHANGE, RT_REQ_DECLARE_QUEUE, RT_REQ_BIND payloads),
+ * which the caller applies in that order with rt_call or sv_call_async.
+ * Exclusive queues belong to a connection and are never exported; the
+ * built-in amq.* exchanges and the default exchange are not either. The
+ * arrays are sorted by name (bindings by source, destination, key), so two
+ * brokers with the same definitions export the same document. */
+typedef struct rt_def_bind {
+    rt_req_bind *req; /* the RT_REQ_BIND payload: the struct, then req->args_len bytes of arguments */
+    size_t len;       /* sizeof *req + req->args_len */
+} rt_def_bind;
+
+typedef struct rt_defs {
+    rt_req_exchange *exchanges;
+    size_t nexchanges;
+    rt_req_queue *queues;
+    size_t nqueues;
+    rt_def_bind *bindings;
+    size_t nbindings;
+} rt_defs;
+
+/* {"queues": [...], "exchanges": [...], "bindings": [...]}, with vhost "/"
+ * in each entry; durable_only leaves out transient queues and exchanges and
+ * the bindings that touch them. NULL when out of memory. */
+struct json_t *rt_definitions_export(bool durable_only);
+/* Reads the "queues", "exchanges" and "bindings" arrays of doc (each may
+ * be missing; other keys are ignored, so a whole RabbitMQ export is fine).
+ * -EINVAL with a reason naming the entry ("queues[2].arguments: ...") in
+ * err; on success *out holds the requests, freed with rt_defs_free. */
+int rt_definitions_parse(const struct json_t *doc, rt_defs *out, char *err, size_t errlen);
+void rt_defs_free(rt_defs *d);
+/* One entry of a document as its request (the admin API's PUT and POST
+ * bodies are such entries). name, if not NULL, stands in for the entry's
+ * "name" (it comes from the URL); where prefixes the reasons in err. */
+int rt_queue_req_json(const struct json_t *o, const char *name, rt_req_queue *r, const char *where, char *err,
+                      size_t errlen);
+int rt_exchange_req_json(const struct json_t *o, const char *name, rt_req_exchange *r, const char *where, char *err,
+                         size_t errlen);
+/* out->req is allocated (free it); its arguments are encoded after it. */
+int rt_binding_req_json(const struct json_t *o, rt_def_bind *out, const char *where, char *err, size_t errlen);
+
+/* One queue, exchange or binding as its definitions entry (new reference). */
+struct json_t *rt_queue_json(const char *name, const rt_qargs *a);
+struct json_t *rt_qargs_json(const rt_qargs *a); /* the "arguments" object */
+struct json_t *rt_exchange_json(const rt_exchange *x);
+struct json_t *rt_binding_json(const char *source, const rt_binding *b);
 
 #endif

@@ -9,29 +9,7 @@
 #include <proton/codec.h>
 #include <unistd.h>
 
-#include "check_helpers.h"
-#include "routing/rt.h"
-
-static sv_pid routing;
-
-static void setup(void)
-{
-    node_setup();
-    sv_spawn_opts o = {.link = true, .ack = true, .scheduler = SV_SCHED_ANY};
-    ck_assert_int_eq(rt_start_fn(T, &o, NULL, &routing), 0);
-    sv_msg *m = recv_match(SV_MSG_ACK, 0, 0, routing, 3000);
-    ck_assert_msg(m != NULL, "the routing subtree did not start");
-    sv_msg_free(m);
-}
-
-static void teardown(void)
-{
-    uint64_t ref = sv_monitor(T, routing);
-    sv_exit(T, routing, SV_SHUTDOWN);
-    expect_down(ref, 5000);
-    node_teardown();
-    rt_cleanup();
-}
+#include "routing_helpers.h"
 
 static void queue(const char *name)
 {
@@ -329,7 +307,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("routing/bindings");
     TCase *tc = tcase_create("bindings");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, routing_up, routing_down);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_builtin_exchanges_exist_and_are_reserved);
     tcase_add_test(tc, test_default_exchange_routes_by_queue_name_and_takes_no_bindings);
