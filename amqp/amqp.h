@@ -78,4 +78,32 @@ int amqp_listen_port(void);
 /* Connections open now. */
 uint32_t amqp_connections(void);
 
+/* ------------------------------------------------- connections, observed */
+
+/* One open connection as the admin API lists it (RabbitMQ's field names
+ * where they apply). */
+typedef struct amqp_conn_info {
+    char name[160];          /* "127.0.0.1:40112 -> 127.0.0.1:5672": unique while open */
+    sv_pid pid;              /* its process */
+    char user[128];          /* who logged in ("" until the client's open) */
+    char container[128];     /* the client's container id */
+    char auth_mechanism[16]; /* PLAIN, ANONYMOUS, or "" (no SASL: anonymous) */
+    char peer_host[64];
+    int peer_port;
+    char host[64];
+    int port;
+    int64_t connected_at;    /* ms since the epoch */
+    bool opened;             /* the AMQP open was accepted */
+    uint32_t links;
+    uint64_t recv_oct, send_oct; /* bytes read and written */
+    uint64_t recv_cnt, send_cnt; /* messages received from publishers, sent to consumers */
+} amqp_conn_info;
+
+/* From any thread: fills up to max entries, returns how many connections
+ * are open (may exceed max; counters are as of each one's last round). */
+int amqp_conn_list(amqp_conn_info *out, int max);
+/* Closes the connection of that name with amqp:connection:forced and the
+ * reason as its description (the client sees it). -ENOENT if none. */
+int amqp_conn_close(const char *name, const char *reason);
+
 #endif

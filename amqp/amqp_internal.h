@@ -107,6 +107,27 @@ typedef struct amqp__link {
     struct amqp__link *prev, *next; /* every link of the connection */
 } amqp__link;
 
+/* registry.c: the table of open connections (for amqp_conn_list). */
+#define AMQP__TAG_CLOSE 0x414d5101 /* to a connection: close, the payload is the reason */
+
+typedef struct amqp__counts {
+    uint64_t recv_oct, send_oct, recv_cnt, send_cnt;
+    uint32_t links;
+} amqp__counts;
+
+typedef struct amqp__reg {
+    struct amqp__reg *prev, *next;
+    amqp_conn_info info; /* strings and fixed fields: under the table's lock */
+    atomic_uint_fast64_t recv_oct, send_oct, recv_cnt, send_cnt;
+    atomic_uint links;
+} amqp__reg;
+
+void amqp__reg_add(amqp__reg *r, sv_pid pid, const char *name);
+void amqp__reg_remove(amqp__reg *r);
+void amqp__reg_opened(amqp__reg *r, const char *user, const char *container, const char *mech);
+/* The connection's own counts, published once per round. */
+void amqp__reg_flush(amqp__reg *r, const amqp__counts *n);
+
 typedef struct amqp__conn {
     sv_proc *self;
     const amqp_config *cfg;
@@ -120,7 +141,7 @@ typedef struct amqp__conn {
     amqp__fv fv;
     amqp__sasl sasl;
     char peer[64];
-    char name[96];        /* "peer -> local", for logs and the admin API */
+    char name[160];       /* "peer -> local", for logs and the admin API */
     bool refuse;          /* over max_connections: say so in close */
     bool reading;         /* wants input */
     bool writing;         /* proton has output the socket would not take: wait for writable */
@@ -142,6 +163,8 @@ typedef struct amqp__conn {
     uint32_t nlinks;
     uint64_t deadline;    /* proton's next tick, ms */
     bool retry_armed;
+    amqp__reg reg;        /* its entry in the table of open connections */
+    amqp__counts counts;  /* bytes and messages, kept here, published to reg each round */
 } amqp__conn;
 
 /* address.c */

@@ -36,7 +36,6 @@
 #define FEED_BYTES (256u << 10)  /* deliveries handed to proton at a time, as the socket drains */
 #define PUB_BATCH 256           /* publishes per batch message */
 #define SETTLE_BATCH 256
-#define TAG_CLOSE 0x414d5101    /* from the admin API: close with a reason */
 
 atomic_uint amqp__nconns;
 static const amqp_config *conn_cfg;
@@ -177,6 +176,7 @@ static void read_input(amqp__conn *c)
             return;
         }
         pn_connection_driver_read_done(&c->d, (size_t)n);
+        c->counts.recv_oct += (uint64_t)n;
         if ((size_t)n < rb.size)
             return; /* the socket is empty */
     }
@@ -206,6 +206,7 @@ static void write_out(amqp__conn *c)
             return;
         }
         pn_connection_driver_write_done(&c->d, (size_t)n);
+        c->counts.send_oct += (uint64_t)n;
         if ((size_t)n < wb.size) {
             c->writing = true;
             c->wlen = wb.size - (size_t)n;
@@ -582,6 +583,7 @@ static void on_remote_open(amqp__conn *c, pn_connection_t *pc)
         return;
     }
     pn_connection_open(pc);
+    amqp__reg_opened(&c->reg, c->sasl.user, pn_connection_remote_container(pc), c->sasl.mech);
     sv_log(SV_LOG_INFO, "connection %s open (user %s, container %s)", c->peer, c->sasl.user[0] ? c->sasl.user : "-",
            pn_connection_remote_container(pc) ? pn_connection_remote_container(pc) : "-");
 }
@@ -821,29 +823,46 @@ static void conn_work(amqp__conn *c)
         read_start(c);
     update_poll(c);
     arm_timer(c, waiting, c->credit_held);
+    c->counts.links = c->nlinks;
+    amqp__reg_flush(&c->reg, &c->counts);
 }
 
 /* ------------------------------------------------------------- process */
 
+/* host and port of a socket address, as text. */
+static void addr_str(const struct sockaddr_storage *ss, char *host, size_t hlen, int *port)
+{
+    snprintf(host, hlen, "?");
+    *port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hlen);
+        *port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hlen);
+        *port = ntohs(a->sin6_port);
+    }
+}
+
+/* Names the connection as RabbitMQ does, "peer -> local", for logs and
+ * the admin API. */
 static void describe_peer(amqp__conn *c)
 {
-    struct sockaddr_storage ss = {0};
-    socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+    struct sockaddr_storage ss = {0}, ls = {0};
+    socklen_t len = sizeof ss, llen = sizeof ls;
+    amqp_conn_info *i = &c->reg.info;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
         c->sasl.peer = ss;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        }
-    }
-    snprintf(c->peer, sizeof c->peer, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+    addr_str(&ss, i->peer_host, sizeof i->peer_host, &i->peer_port);
+    if (getsockname(c->fd, (struct sockaddr *)&ls, &llen) < 0)
+        ls.ss_family = AF_UNSPEC;
+    addr_str(&ls, i->host, sizeof i->host, &i->port);
+    const char *fmt = ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d";
+    snprintf(c->peer, sizeof c->peer, fmt, i->peer_host, i->peer_port);
+    char local[80];
+    snprintf(local, sizeof local, ls.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", i->host, i->port);
+    snprintf(c->name, sizeof c->name, "%s -> %s", c->peer, local);
 }
 
 static int conn_init(sv_proc *self, void *arg)
@@ -876,6 +895,7 @@ static int conn_init(sv_proc *self, void *arg)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     describe_peer(c);
+    amqp__reg_add(&c->reg, sv_self(self), c->name);
     c->counted = true;
     if (atomic_fetch_add(&amqp__nconns, 1) + 1 > c->cfg->max_connections)
         c->refuse = true;
@@ -935,7 +955,7 @@ static int conn_info(sv_proc *self, sv_msg *m)
     case RT_Q_CONSUMER_GONE:
         amqp__con_gone(c, m);
         break;
-    case TAG_CLOSE: {
+    case AMQP__TAG_CLOSE: { /* from the admin API */
         char reason[256];
         snprintf(reason, sizeof reason, "%.*s", (int)m->len, (char *)m->data);
         close_with(c, "amqp:connection:forced", reason);
@@ -962,6 +982,7 @@ static void conn_terminate(sv_proc *self, int reason)
         sv_log(SV_LOG_WARNING, "connection %s ended: %s", c->peer, sv_reason_str(reason, rb, sizeof rb));
     }
     c->finished = true;
+    amqp__reg_remove(&c->reg);
     free_outboxes(c);
     amqp__con_free_out(c);
     for (uint32_t i = 0; i < c->tags.cap; i++) {

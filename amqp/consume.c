@@ -351,6 +351,7 @@ void amqp__con_feed(amqp__conn *c, size_t budget)
                 pn_link_send(l->link, hdr, hlen);
             pn_link_send(l->link, (const char *)d->m->buf.data + off, d->m->buf.len - off);
             pn_link_advance(l->link);
+            c->counts.send_cnt++;
             if (l->presettled)
                 pn_delivery_settle(dl);
             if (l->outstanding)

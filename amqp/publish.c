@@ -296,6 +296,7 @@ void amqp__pub_delivery(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
         return;
     }
     l->avg_size = l->avg_size ? (l->avg_size * 7 + len) / 8 : len;
+    c->counts.recv_cnt++;
     publish(c, l, d, m);
 }
 

@@ -146,6 +146,26 @@ uint32_t sv_mailbox_len(sv_pid pid)
     return n;
 }
 
+int sv_process_info(sv_pid pid, sv_proc_info *out)
+{
+    sv__slot *s = sv_pid_is_local(pid) ? sv__table_slot(pid.index) : NULL;
+    if (!s)
+        return -ESRCH;
+    int rc = -ESRCH;
+    pthread_mutex_lock(&s->lock);
+    sv_proc *p = s->proc;
+    if (p && s->gen == pid.gen) {
+        /* ops and sched are set before a process is published in its
+         * slot and never change: safe to read under the slot lock. */
+        out->behaviour = p->ops && p->ops->name ? p->ops->name : p->cond ? "inbox" : "process";
+        out->mailbox = atomic_load_explicit(&p->count, memory_order_relaxed);
+        out->scheduler = p->sched ? p->sched->index : -1;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 bool sv_is_alive(sv_pid pid)
 {
     if (!sv_pid_is_local(pid))

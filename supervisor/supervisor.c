@@ -16,7 +16,14 @@
 
 #include "sv_internal.h"
 
-enum { TAG_START_CHILD = 0x53560001, TAG_TERMINATE_CHILD, TAG_WHICH_CHILDREN, TAG_KILL_TIMER, TAG_DELETE_CHILD };
+enum {
+    TAG_START_CHILD = 0x53560001,
+    TAG_TERMINATE_CHILD,
+    TAG_WHICH_CHILDREN,
+    TAG_KILL_TIMER,
+    TAG_DELETE_CHILD,
+    TAG_SUP_INFO,
+};
 
 typedef struct child {
     sv_child_spec spec; /* spec.id points to id */
@@ -555,7 +562,12 @@ static void reply_children(sup *s, sv_msg *req)
         out[i].pid = c->pid;
         out[i].restarts = c->restarts;
         out[i].is_supervisor = c->spec.is_supervisor;
-        out[i].mailbox = sv_pid_is_none(c->pid) ? 0 : sv_mailbox_len(c->pid);
+        out[i].restart = c->spec.restart;
+        sv_proc_info pi;
+        if (!sv_pid_is_none(c->pid) && sv_process_info(c->pid, &pi) == 0) {
+            out[i].mailbox = pi.mailbox;
+            out[i].behaviour = pi.behaviour;
+        }
     }
     sv_reply(sv_from_of(req), r);
 }
@@ -620,6 +632,18 @@ static int sup_handle_call(sv_proc *self, sv_msg *req)
     sup *s = sv_state(self);
     if (req->tag == TAG_WHICH_CHILDREN) {
         reply_children(s, req);
+        return 0;
+    }
+    if (req->tag == TAG_SUP_INFO) {
+        sv_sup_info info = {.flags = s->flags, .restarts = s->restarts_total};
+        snprintf(info.name, sizeof info.name, "%s", s->name);
+        for (child *c = s->head; c; c = c->next)
+            info.children++;
+        sv_msg *r = sv_msg_new(0, &info, sizeof info);
+        if (r)
+            sv_reply(sv_from_of(req), r);
+        else
+            sv_reply_error(sv_from_of(req), -ENOMEM);
         return 0;
     }
     if (req->tag != TAG_START_CHILD && req->tag != TAG_TERMINATE_CHILD && req->tag != TAG_DELETE_CHILD) {
@@ -890,4 +914,21 @@ int sv_sup_which_children(sv_proc *inbox, sv_pid sup_pid, sv_child_info *out, in
     }
     sv_msg_free(r);
     return n;
+}
+
+int sv_sup_get_info(sv_proc *inbox, sv_pid sup_pid, sv_sup_info *out, int timeout_ms)
+{
+    sv_msg *req = sv_msg_new(TAG_SUP_INFO, NULL, 0), *r;
+    if (!req)
+        return -ENOMEM;
+    int rc = sv_call(inbox, sup_pid, req, timeout_ms, &r);
+    if (rc < 0)
+        return rc;
+    const sv_sup_info *info = SV_MSG_AS(r, sv_sup_info);
+    if (info)
+        *out = *info;
+    else
+        rc = -EPROTO;
+    sv_msg_free(r);
+    return rc;
 }

@@ -374,9 +374,21 @@ typedef struct sv_child_info {
     uint32_t restarts;
     bool is_supervisor;
     uint32_t mailbox; /* queued messages at the time of the query */
+    const char *behaviour; /* its sv_server_ops name (static), NULL when not running */
+    sv_restart restart;
 } sv_child_info;
 /* Fills up to max entries, returns how many children there are (may exceed max). */
 int sv_sup_which_children(sv_proc *inbox, sv_pid sup, sv_child_info *out, int max, int timeout_ms);
+
+/* A supervisor as the admin API shows it (like OTP's count_children plus
+ * the flags): for observing a live tree. */
+typedef struct sv_sup_info {
+    char name[64];
+    sv_sup_flags flags;
+    uint64_t restarts; /* children restarted since it started */
+    uint32_t children;
+} sv_sup_info;
+int sv_sup_get_info(sv_proc *inbox, sv_pid sup, sv_sup_info *out, int timeout_ms);
 
 /* ------------------------------------------------------------------- node */
 
@@ -401,6 +413,15 @@ typedef struct sv_node_stats {
 } sv_node_stats;
 void sv_node_get_stats(sv_node_stats *st);
 uint32_t sv_mailbox_len(sv_pid pid); /* queued messages of a local process, 0 if none */
+
+/* What the runtime knows of a live local process, for observers (the
+ * admin API's tree); a snapshot that may be stale at once. */
+typedef struct sv_proc_info {
+    const char *behaviour; /* its sv_server_ops name (static), "inbox" for an inbox */
+    uint32_t mailbox;      /* ordinary messages queued */
+    int scheduler;         /* index, -1 for an inbox */
+} sv_proc_info;
+int sv_process_info(sv_pid pid, sv_proc_info *out); /* -ESRCH if it is not running here */
 
 /* -------------------------------------------------------------------- log */
 

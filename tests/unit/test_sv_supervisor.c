@@ -108,6 +108,43 @@ START_TEST(test_one_for_one_restarts_only_the_crashed_child_with_new_pid)
 }
 END_TEST
 
+START_TEST(test_introspection_shows_behaviours_restarts_and_flags)
+{
+    sv_pid sup = start_sup(SV_ONE_FOR_ONE, 3, three, 3);
+    sv_pid k[3];
+    children(sup, k, 3);
+    sv_proc_info pi;
+    ck_assert_int_eq(sv_process_info(k[0], &pi), 0);
+    ck_assert_str_eq(pi.behaviour, "counter");
+    ck_assert_int_ge(pi.scheduler, 0);
+    ck_assert_int_eq(sv_process_info(sv_self(T), &pi), 0);
+    ck_assert_str_eq(pi.behaviour, "inbox");
+    ck_assert_int_eq(pi.scheduler, -1);
+    ck_assert_int_eq(sv_process_info(sup, &pi), 0);
+    ck_assert_str_eq(pi.behaviour, "supervisor");
+
+    sv_sup_info si;
+    ck_assert_int_eq(sv_sup_get_info(T, sup, &si, 1000), 0);
+    ck_assert_uint_eq(si.restarts, 0);
+    ck_assert_uint_eq(si.children, 3);
+    ck_assert_int_eq(si.flags.strategy, SV_ONE_FOR_ONE);
+    ck_assert_int_eq(si.flags.intensity, 3);
+    crash(k[2]);
+    wait_restarted(sup, 2, k[2]);
+    ck_assert_int_eq(sv_sup_get_info(T, sup, &si, 1000), 0);
+    ck_assert_uint_eq(si.restarts, 1);
+    sv_child_info info[3];
+    ck_assert_int_eq(sv_sup_which_children(T, sup, info, 3, 1000), 3);
+    ck_assert_str_eq(info[2].behaviour, "counter");
+    ck_assert_int_eq(info[2].restart, SV_PERMANENT);
+
+    uint64_t ref = sv_monitor(T, k[0]);
+    sv_exit(T, k[0], SV_KILL);
+    expect_down(ref, 1000);
+    ck_assert_int_eq(sv_process_info(k[0], &pi), -ESRCH);
+}
+END_TEST
+
 START_TEST(test_restarted_child_restores_its_persisted_count)
 {
     sv_pid sup = start_sup(SV_ONE_FOR_ONE, 3, three, 3);
@@ -370,6 +407,7 @@ static Suite *sup_suite(void)
     tcase_add_test(tc, test_children_start_in_order_and_stop_in_reverse);
     tcase_add_test(tc, test_one_for_one_restarts_only_the_crashed_child_with_new_pid);
     tcase_add_test(tc, test_restarted_child_restores_its_persisted_count);
+    tcase_add_test(tc, test_introspection_shows_behaviours_restarts_and_flags);
     tcase_add_test(tc, test_one_for_all_restarts_every_child_in_order);
     tcase_add_test(tc, test_rest_for_one_restarts_the_child_and_those_after_it);
     tcase_add_test(tc, test_intensity_exceeded_ends_the_supervisor_and_its_children);
