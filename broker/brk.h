@@ -40,6 +40,10 @@ typedef struct brk_config {
     char anonymous_user[BRK_NAME_MAX]; /* amqp.anonymous_user: who ANONYMOUS logs in as */
     rt_config routing;                /* routing.* */
     char admin_listen[BRK_ADDR_MAX];  /* admin.listen */
+    uint32_t admin_max_connections;   /* admin.max_connections: open HTTP connections at most */
+    uint64_t admin_max_body;          /* admin.max_body: request bodies larger are refused (413) */
+    int admin_timeout_s;              /* admin.timeout: idle HTTP connections are closed after this */
+    int admin_threads;                /* admin.threads: HTTP server threads */
     char data_dir[PATH_MAX];          /* storage.data_dir */
     brk_user users[BRK_MAX_USERS];    /* users = ( {...}, ... ) */
     size_t nusers;
@@ -55,9 +59,11 @@ typedef enum brk_cli_action { BRK_CLI_RUN, BRK_CLI_EXIT_OK, BRK_CLI_ERROR } brk_
  * file). Prints --help / --version itself; on error, err holds one line. */
 brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, size_t errlen);
 
-/* Starts the node's top supervisor ("plexus") linked to inbox; waits for
- * its ACK. c must outlive the node. */
-int brk_tree_start(sv_proc *inbox, brk_config *c, sv_pid *root);
+/* Starts the node's top supervisor ("plexus", registered under that
+ * name) linked to inbox; waits for its ACK. c must outlive the node.
+ * extra: subtrees of the layers above the broker (the admin API), started
+ * after the broker's own; main() passes them, as broker/ cannot know them. */
+int brk_tree_start(sv_proc *inbox, brk_config *c, const sv_child_spec *extra, size_t nextra, sv_pid *root);
 
 /* Users (users.c). */
 int brk_password_hash(const char *password, char *out, size_t len); /* len >= BRK_HASH_MAX */
@@ -68,5 +74,30 @@ void brk_users_free(void);
 /* An amqp_auth_fn: PLAIN against the users, ANONYMOUS as anonymous_user. */
 int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,
                      const struct sockaddr *peer, char *user_out, size_t user_len);
+/* A password login from peer (the admin API's basic auth): 0 and the
+ * user's tags ("administrator,management"), or -EACCES. Any thread. */
+int brk_user_login(const char *user, const char *password, const struct sockaddr *peer, char *tags, size_t len);
+/* Whether a comma-separated tags string holds tag. */
+bool brk_tags_have(const char *tags, const char *tag);
+/* The users now, as a copy the caller frees. */
+int brk_users_get(brk_user **out, size_t *n);
+/* Adds or replaces (by name) one user; new logins see it at once.
+ * -ENOSPC past BRK_MAX_USERS. */
+int brk_user_put(const brk_user *u);
+int brk_user_delete(const char *name); /* -ENOENT */
+
+/* Users as the "users" array of RabbitMQ's definitions document (name,
+ * password_hash, hashing_algorithm, tags; plus Plexus's loopback_only),
+ * sorted by name. Shared by the admin API and durability, which persists
+ * users in this same form. NULL when out of memory. */
+struct json_t *brk_users_export(void);
+/* One entry as a user: a definitions entry, or a PUT /api/users/NAME body
+ * with name given (from the URL) and "password" allowed instead of
+ * "password_hash" (hashed here). tags: a comma-separated string or an
+ * array of administrator, management, monitoring, policymaker,
+ * impersonator, or none. -EINVAL with a reason in err. */
+int brk_user_from_json(const struct json_t *o, const char *name, brk_user *out, char *err, size_t len);
+/* The "users" array of a document (missing: none): *out is allocated. */
+int brk_users_parse(const struct json_t *doc, brk_user **out, size_t *n, char *err, size_t len);
 
 #endif

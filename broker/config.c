@@ -27,6 +27,10 @@ void brk_config_init(brk_config *c)
     c->routing.queue_mailbox = 0;
     c->routing.queue_max_batch = 256;
     snprintf(c->admin_listen, sizeof c->admin_listen, "127.0.0.1:15672");
+    c->admin_max_connections = 64;
+    c->admin_max_body = 16u << 20;
+    c->admin_timeout_s = 30;
+    c->admin_threads = 2;
     snprintf(c->data_dir, sizeof c->data_dir, "./var/plexus");
     /* The default user, as in RabbitMQ: guest/guest, from this host only. */
     brk_user *g = &c->users[0];
@@ -75,6 +79,10 @@ static const key schema[] = {
     INT("routing", "delivery_batch", routing.queue_max_batch, 1, 4096),
     INT("routing", "memory_limit", routing.memory_limit, 0, 1LL << 50),
     ADDR("admin", "listen", admin_listen),
+    INT("admin", "max_connections", admin_max_connections, 1, 100000),
+    INT("admin", "max_body", admin_max_body, 1024, 1LL << 32),
+    INT("admin", "timeout", admin_timeout_s, 1, 3600),
+    INT("admin", "threads", admin_threads, 1, 64),
     STR("storage", "data_dir", data_dir),
 };
 #define NKEYS (sizeof schema / sizeof schema[0])

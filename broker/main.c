@@ -121,7 +121,7 @@ int main(int argc, char **argv)
     pthread_create(&st, NULL, signal_thread, &sig);
 
     sv_pid root;
-    if ((rc = brk_tree_start(inbox, &cfg, &root)) < 0) {
+    if ((rc = brk_tree_start(inbox, &cfg, NULL, 0, &root)) < 0) {
         char rb[96];
         sv_log(SV_LOG_ERROR, "plexus: the supervision tree did not start: %s", sv_reason_str(rc, rb, sizeof rb));
         goto out;

@@ -111,28 +111,99 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
-int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,
-                     const struct sockaddr *peer, char *user_out, size_t user_len)
+/* Checks a password login; the caller holds users_lock. */
+static const brk_user *login(const char *name, const char *password, bool anonymous, const struct sockaddr *peer)
 {
-    (void)ctx;
-    int rc = -EACCES;
-    if (strcmp(mech, "ANONYMOUS") != 0 && strcmp(mech, "PLAIN") != 0)
-        return -EACCES; /* only these two are checked here */
-    pthread_rwlock_rdlock(&users_lock);
-    const char *name = !strcmp(mech, "ANONYMOUS") ? anon_user : user;
     for (size_t i = 0; name && name[0] && i < nusers; i++) {
         const brk_user *u = &users[i];
         if (strcmp(u->name, name) != 0)
             continue;
-        bool ok = !strcmp(mech, "ANONYMOUS") || (password && brk_password_check(password, u->hash));
+        bool ok = anonymous || (password && brk_password_check(password, u->hash));
         if (ok && u->loopback_only && !is_loopback(peer))
             ok = false; /* like RabbitMQ's guest: only from this host */
-        if (ok) {
-            snprintf(user_out, user_len, "%s", u->name);
-            rc = 0;
-        }
-        break;
+        return ok ? u : NULL;
     }
+    return NULL;
+}
+
+int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,
+                     const struct sockaddr *peer, char *user_out, size_t user_len)
+{
+    (void)ctx;
+    bool anonymous = !strcmp(mech, "ANONYMOUS");
+    if (!anonymous && strcmp(mech, "PLAIN") != 0)
+        return -EACCES; /* only these two are checked here */
+    pthread_rwlock_rdlock(&users_lock);
+    const brk_user *u = login(anonymous ? anon_user : user, password, anonymous, peer);
+    if (u)
+        snprintf(user_out, user_len, "%s", u->name);
+    pthread_rwlock_unlock(&users_lock);
+    return u ? 0 : -EACCES;
+}
+
+int brk_user_login(const char *user, const char *password, const struct sockaddr *peer, char *tags, size_t len)
+{
+    pthread_rwlock_rdlock(&users_lock);
+    const brk_user *u = login(user, password, false, peer);
+    if (u)
+        snprintf(tags, len, "%s", u->tags);
+    pthread_rwlock_unlock(&users_lock);
+    return u ? 0 : -EACCES;
+}
+
+bool brk_tags_have(const char *tags, const char *tag)
+{
+    size_t n = strlen(tag);
+    for (const char *p = tags; (p = strstr(p, tag)); p += n)
+        if ((p == tags || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return true;
+    return false;
+}
+
+int brk_users_get(brk_user **out, size_t *n)
+{
+    pthread_rwlock_rdlock(&users_lock);
+    *n = nusers;
+    *out = malloc((nusers ? nusers : 1) * sizeof **out);
+    if (*out && nusers)
+        memcpy(*out, users, nusers * sizeof **out);
+    pthread_rwlock_unlock(&users_lock);
+    return *out ? 0 : -ENOMEM;
+}
+
+int brk_user_put(const brk_user *u)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&users_lock);
+    size_t i = 0;
+    while (i < nusers && strcmp(users[i].name, u->name) != 0)
+        i++;
+    if (i == nusers) {
+        brk_user *grown = nusers < BRK_MAX_USERS ? realloc(users, (nusers + 1) * sizeof *users) : NULL;
+        if (!grown)
+            rc = nusers < BRK_MAX_USERS ? -ENOMEM : -ENOSPC;
+        else {
+            users = grown;
+            nusers++;
+        }
+    }
+    if (rc == 0)
+        users[i] = *u; /* logins from now on see it; open connections keep theirs */
+    pthread_rwlock_unlock(&users_lock);
+    return rc;
+}
+
+int brk_user_delete(const char *name)
+{
+    int rc = -ENOENT;
+    pthread_rwlock_wrlock(&users_lock);
+    for (size_t i = 0; i < nusers; i++)
+        if (!strcmp(users[i].name, name)) {
+            memmove(&users[i], &users[i + 1], (nusers - i - 1) * sizeof *users);
+            nusers--;
+            rc = 0;
+            break;
+        }
     pthread_rwlock_unlock(&users_lock);
     return rc;
 }

@@ -124,6 +124,10 @@ START_TEST(test_config_defaults_are_the_documented_ones)
     ck_assert_uint_eq(C->routing.queue_mailbox, 0);
     ck_assert_uint_eq(C->routing.queue_max_batch, 256);
     ck_assert_str_eq(C->admin_listen, "127.0.0.1:15672");
+    ck_assert_uint_eq(C->admin_max_connections, 64);
+    ck_assert_uint_eq(C->admin_max_body, 16u << 20);
+    ck_assert_int_eq(C->admin_timeout_s, 30);
+    ck_assert_int_eq(C->admin_threads, 2);
     ck_assert_str_eq(C->data_dir, "./var/plexus");
 }
 END_TEST
@@ -178,7 +182,8 @@ START_TEST(test_config_every_key_is_applied)
                   "  auto_create_queues = false;\n"
                   "};\n"
                   "routing = { queue_mailbox = 64; delivery_batch = 4096; };\n"
-                  "admin = { listen = \"0.0.0.0:8080\"; };\n"
+                  "admin = { listen = \"0.0.0.0:8080\"; max_connections = 5; max_body = 4294967296L;\n"
+                  "          timeout = 7; threads = 3; };\n"
                   "storage = { data_dir = \"/var/lib/plexus\"; };\n");
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_str_eq(C->node_name, "plexus@box");
@@ -198,6 +203,10 @@ START_TEST(test_config_every_key_is_applied)
     ck_assert_uint_eq(C->routing.queue_mailbox, 64);
     ck_assert_uint_eq(C->routing.queue_max_batch, 4096);
     ck_assert_str_eq(C->admin_listen, "0.0.0.0:8080");
+    ck_assert_uint_eq(C->admin_max_connections, 5);
+    ck_assert_uint_eq(C->admin_max_body, UINT64_C(1) << 32);
+    ck_assert_int_eq(C->admin_timeout_s, 7);
+    ck_assert_int_eq(C->admin_threads, 3);
     ck_assert_str_eq(C->data_dir, "/var/lib/plexus");
     ck_assert_uint_eq(C->nusers, 1); /* no users section: the default guest stays */
 }
@@ -263,6 +272,10 @@ START_TEST(test_config_out_of_range_names_key_bounds_and_line)
     refused_at("amqp = { max_links = 65536; };\n", 1, "amqp.max_links", NULL);
     refused_at("routing = { delivery_batch = 4097; };\n", 1, "routing.delivery_batch", NULL);
     refused_at("routing = { queue_mailbox = -1; };\n", 1, "routing.queue_mailbox", NULL);
+    refused_at("admin = { max_connections = 0; };\n", 1, "admin.max_connections", NULL);
+    refused_at("admin = { max_body = 1023; };\n", 1, "admin.max_body", "1024", NULL);
+    refused_at("admin = { timeout = 0; };\n", 1, "admin.timeout", NULL);
+    refused_at("admin = { threads = 65; };\n", 1, "admin.threads", "64", NULL);
 }
 END_TEST
 
