@@ -13,7 +13,7 @@ VERSION := 0.1.0
 CC      ?= cc
 BUILD   ?= build
 BINDIR  ?= bin
-PKGS    := libuv libqpid-proton jansson libconfig libcrypto
+PKGS    := libuv libqpid-proton jansson libconfig libcrypto libmicrohttpd
 OPT     ?= -O2
 SAN     ?=
 XCFLAGS := -std=gnu11 -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -33,10 +33,12 @@ MALLOC_LIBS ?= $(shell pkg-config --libs jemalloc 2>/dev/null)
 SV_SRC   := $(wildcard supervisor/*.c)
 RT_SRC   := $(wildcard routing/*.c)
 AMQP_SRC := $(wildcard amqp/*.c)
-ADM_SRC  := $(filter-out admin/plexusctl.c,$(wildcard admin/*.c))
+ADM_SRC  := $(filter-out admin/plexusctl.c admin/ctl_%.c,$(wildcard admin/*.c))
 BRK_SRC  := $(filter-out broker/main.c,$(wildcard broker/*.c))
 LIB_SRC  := $(SV_SRC) $(RT_SRC) $(AMQP_SRC) $(ADM_SRC) $(BRK_SRC)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The dashboard's files, built into the broker (admin/www.S).
+WWW      := $(wildcard admin/www/*)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/admin/www.o
 LIB      := $(BUILD)/libplexus.a
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -45,6 +47,11 @@ BENCH_BIN  := $(BUILD)/tests/bench_runtime
 AMQP_BENCH := $(BUILD)/tests/amqp_bench
 
 PLEXUS := $(BINDIR)/plexus
+# plexusctl talks HTTP with libcurl: a client library that does TLS, proxies
+# and auth properly, and that scripts' users already trust.
+CTL     := $(BINDIR)/plexusctl
+CTL_SRC := admin/plexusctl.c $(wildcard admin/ctl_*.c)
+CTL_LIBS = $(shell pkg-config --libs libcurl jansson 2>/dev/null)
 
 # Quiet by default; `make V=1` shows the commands.
 ifeq ($(V),1)
@@ -56,7 +63,7 @@ endif
 .PHONY: all run test unit integration asan bench deps test-deps clean format
 .DELETE_ON_ERROR:
 
-all: $(PLEXUS)
+all: $(PLEXUS) $(CTL)
 
 deps:
 	@scripts/deps.sh build
@@ -68,6 +75,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC    $<"
 	$(Q)$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/admin/www.o: admin/www.S $(WWW)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  AS    $<"
+	$(Q)$(CC) $(SAN) -c $< -o $@
+
+$(CTL): $(CTL_SRC) admin/ctl.h
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) $(shell pkg-config --cflags libcurl 2>/dev/null) -o $@ $(CTL_SRC) $(CTL_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -102,8 +119,8 @@ run: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(PLEXUS)
-	@PLEXUS_BIN=$(abspath $(PLEXUS)) tests/integration/run.sh
+integration: $(PLEXUS) $(CTL)
+	@PLEXUS_BIN=$(abspath $(PLEXUS)) PLEXUSCTL_BIN=$(abspath $(CTL)) tests/integration/run.sh
 
 test: test-deps
 	@$(MAKE) --no-print-directory all unit integration

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "admin/adm.h"
 #include "broker/brk.h"
 
 enum { TAG_SIGNAL = 0x504c5801 };
@@ -120,14 +121,18 @@ int main(int argc, char **argv)
     pthread_t st;
     pthread_create(&st, NULL, signal_thread, &sig);
 
+    /* The admin API is a layer above the broker: main, not the broker's
+     * tree, names it. Temporary: if it gives up, messages keep flowing. */
+    const sv_child_spec admin = {.id = "admin", .start = adm_start_fn, .arg = &cfg, .restart = SV_TEMPORARY,
+                                 .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true};
     sv_pid root;
-    if ((rc = brk_tree_start(inbox, &cfg, NULL, 0, &root)) < 0) {
+    if ((rc = brk_tree_start(inbox, &cfg, &admin, 1, &root)) < 0) {
         char rb[96];
         sv_log(SV_LOG_ERROR, "plexus: the supervision tree did not start: %s", sv_reason_str(rc, rb, sizeof rb));
         goto out;
     }
-    sv_log(SV_LOG_INFO, "plexus %s node %s started: amqp on port %d, %d schedulers, data in %s", PLEXUS_VERSION,
-           cfg.node_name, amqp_listen_port(), sv_node_schedulers(), cfg.data_dir);
+    sv_log(SV_LOG_INFO, "plexus %s node %s started: amqp on port %d, admin on port %d, %d schedulers, data in %s",
+           PLEXUS_VERSION, cfg.node_name, amqp_listen_port(), adm_listen_port(), sv_node_schedulers(), cfg.data_dir);
 
     bool stopping = false;
     for (;;) {
@@ -163,6 +168,7 @@ int main(int argc, char **argv)
 out:
     pthread_cancel(st);
     pthread_join(st, NULL);
+    adm_cleanup(); /* HTTP requests still in flight talk to processes: before the node stops */
     sv_inbox_close(inbox);
     sv_node_stop();
     rt_cleanup();

@@ -2,14 +2,15 @@
 # deps.sh PROFILE — make sure the Debian packages Plexus needs are installed.
 #
 #   build  what `make` needs to compile bin/plexus and the unit tests
-#   test   build + what the integration tests drive the broker with
+#   test   build + what the integration tests drive the broker with (chromium:
+#          the dashboard's browser test; wrk: the admin API's load figures)
 #
 # As root, missing packages are installed with apt-get; otherwise the one
 # apt-get line that would install them is printed and the script fails.
 set -eu
 
-build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev check"
-test="$build python3 python3-qpid-proton libqpid-proton11-dev-examples nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
+build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev libmicrohttpd-dev libcurl4-openssl-dev check"
+test="$build python3 python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -1,0 +1,101 @@
+/* api_definitions.c — GET and POST /api/definitions: every exchange,
+ * queue, binding and user as one document, in RabbitMQ's format.
+ *
+ * The document is routing's (rt_definitions_export) and the broker's
+ * (brk_users_export) put together; importing parses all of it first and
+ * applies nothing if any entry is wrong, then applies users, exchanges,
+ * queues and bindings in that order through the same manager requests a
+ * client's declarations use. Like RabbitMQ's import, it adds and updates;
+ * it never deletes what the document does not mention.
+ */
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "admin/adm_internal.h"
+
+static void read_definitions(adm__reader *rd, void *ctx)
+{
+    (void)rd;
+    *(json_t **)ctx = rt_definitions_export(false);
+}
+
+void adm__definitions_get(adm_req *q, adm_resp *r)
+{
+    json_t *doc = NULL;
+    int rc = adm__read(q, read_definitions, &doc);
+    json_t *users = doc ? brk_users_export() : NULL;
+    json_t *perms = users ? json_array() : NULL;
+    if (rc < 0 || !perms) {
+        json_decref(doc);
+        json_decref(users);
+        adm__fail_rc(r, rc < 0 ? rc : -ENOMEM, "the definitions");
+        return;
+    }
+    /* One vhost and no permission model yet: every user may do anything
+     * there, which is what RabbitMQ needs to be told to import it so. */
+    size_t i;
+    json_t *u;
+    json_array_foreach(users, i, u)
+    {
+        json_array_append_new(perms, json_pack("{s:O, s:s, s:s, s:s, s:s}", "user", json_object_get(u, "name"), "vhost",
+                                               "/", "configure", ".*", "write", ".*", "read", ".*"));
+    }
+    json_object_set_new(doc, "product_name", json_string("Plexus"));
+    json_object_set_new(doc, "product_version", json_string(PLEXUS_VERSION));
+    json_object_set_new(doc, "users", users);
+    json_object_set_new(doc, "vhosts", json_pack("[{s:s}]", "name", "/"));
+    json_object_set_new(doc, "permissions", perms);
+    adm__ok(r, doc);
+}
+
+/* Applies one request; on failure a 400 (or the call's status) naming it. */
+static bool apply(adm_req *q, adm_resp *r, rt_req_kind kind, const void *req, size_t len, const char *what,
+                  const char *name)
+{
+    int rc = rt_call(q->inbox, kind, req, len, NULL, 0, ADM_CALL_MS);
+    if (rc == 0)
+        return true;
+    char w[RT_NAME_MAX + 64];
+    snprintf(w, sizeof w, "%s %s", what, name);
+    adm__fail_rc(r, rc, w);
+    return false;
+}
+
+void adm__definitions_post(adm_req *q, adm_resp *r)
+{
+    json_t *doc = adm__body_object(q, r);
+    if (!doc)
+        return;
+    rt_defs d;
+    brk_user *users = NULL;
+    size_t nusers = 0;
+    char err[400];
+    int rc = rt_definitions_parse(doc, &d, err, sizeof err);
+    if (rc == 0 && (rc = brk_users_parse(doc, &users, &nusers, err, sizeof err)) < 0)
+        rt_defs_free(&d);
+    json_decref(doc);
+    if (rc < 0) {
+        adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", err);
+        return;
+    }
+    bool ok = true;
+    for (size_t i = 0; ok && i < nusers; i++)
+        if ((rc = brk_user_put(&users[i])) < 0) {
+            adm__fail_rc(r, rc, users[i].name);
+            ok = false;
+        }
+    for (size_t i = 0; ok && i < d.nexchanges; i++)
+        ok = apply(q, r, RT_REQ_DECLARE_EXCHANGE, &d.exchanges[i], sizeof d.exchanges[i], "exchange",
+                   d.exchanges[i].name);
+    for (size_t i = 0; ok && i < d.nqueues; i++)
+        ok = apply(q, r, RT_REQ_DECLARE_QUEUE, &d.queues[i], sizeof d.queues[i], "queue", d.queues[i].name);
+    for (size_t i = 0; ok && i < d.nbindings; i++)
+        ok = apply(q, r, RT_REQ_BIND, d.bindings[i].req, d.bindings[i].len, "binding from",
+                   d.bindings[i].req->source);
+    free(users);
+    rt_defs_free(&d);
+    if (ok)
+        adm__no_content(r);
+}

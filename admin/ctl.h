@@ -1,0 +1,4 @@
+/* ctl.h — plexusctl internals. */
+#ifndef PLEXUS_CTL_H
+#define PLEXUS_CTL_H
+#endif

@@ -1,0 +1,410 @@
+/* http.c — the HTTP server (libmicrohttpd) and the process that owns it.
+ *
+ * The server runs a small pool of its own threads (admin.threads) with
+ * epoll; each thread opens an inbox the first time it serves a request,
+ * so handlers can call processes, and closes it when the thread ends.
+ * Every request is bounded: connections (admin.max_connections), idle
+ * time (admin.timeout) and body size (admin.max_body: a declared length
+ * over it is refused with 413 before the body is read, a chunked body as
+ * soon as it grows past it).
+ *
+ * Stopping must not block a scheduler: an HTTP thread may be waiting on a
+ * process of that very scheduler. So terminate only quiesces the server
+ * (the port is free at once for a restarted process) and hands it to a
+ * reaper thread, which waits for requests in flight and frees it;
+ * adm_cleanup joins the reapers before the node goes away.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/adm_internal.h"
+
+typedef struct server {
+    struct MHD_Daemon *d;
+    const brk_config *cfg;
+} server;
+
+/* One request's state across the handler's calls (headers, body chunks, end). */
+typedef struct request {
+    char *body;
+    size_t len, cap;
+    bool too_large;
+} request;
+
+static atomic_int bound_port;
+
+int adm_listen_port(void) { return atomic_load(&bound_port); }
+
+/* ------------------------------------------------------- thread inboxes */
+
+static pthread_key_t inbox_key;
+static pthread_once_t inbox_once = PTHREAD_ONCE_INIT;
+
+static void close_inbox(void *p) { sv_inbox_close(p); }
+static void make_key(void) { pthread_key_create(&inbox_key, close_inbox); }
+
+static sv_proc *thread_inbox(void)
+{
+    pthread_once(&inbox_once, make_key);
+    sv_proc *p = pthread_getspecific(inbox_key);
+    if (!p && (p = sv_inbox_open()))
+        pthread_setspecific(inbox_key, p);
+    return p;
+}
+
+/* --------------------------------------------------------------- replies */
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, adm_resp *r, bool www_auth)
+{
+    struct MHD_Response *resp;
+    if (r->json) {
+        char *text = json_dumps(r->json, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(r->json);
+        r->json = NULL;
+        if (!text)
+            return MHD_NO;
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(text);
+        r->type = "application/json";
+    } else if (r->text) {
+        resp = MHD_create_response_from_buffer(r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(r->text);
+    } else {
+        resp = MHD_create_response_from_buffer(r->static_text ? r->text_len : 0, (void *)r->static_text,
+                                               MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp)
+        return MHD_NO;
+    if (r->type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    if (r->allow[0] && r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (www_auth)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"Plexus\"");
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *error, const char *reason)
+{
+    adm_resp r = {0};
+    adm__fail(&r, status, error, "%s", reason);
+    return send_resp(c, &r, false);
+}
+
+/* ------------------------------------------------------------- requests */
+
+/* Logs in with basic auth; the tags go to q. Fills r on refusal. */
+static bool authenticate(struct MHD_Connection *c, adm_req *q, adm_resp *r, bool *www_auth)
+{
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(c, &pass);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    int rc = user && pass ? brk_user_login(user, pass, ci ? ci->client_addr : NULL, q->tags, sizeof q->tags)
+                          : -EACCES;
+    if (rc == 0)
+        snprintf(q->user, sizeof q->user, "%s", user);
+    else
+        /* Browsers prompt on WWW-Authenticate; the dashboard sends its own
+         * credentials and must get a plain 401 back, so only a request
+         * without any gets the challenge. */
+        *www_auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) == NULL;
+    if (rc < 0)
+        adm__fail(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "login failed%s",
+                  user ? " (wrong user or password, or this user may only log in from this host)" : "");
+    MHD_free(user);
+    MHD_free(pass);
+    return rc == 0;
+}
+
+/* Splits the path after /api/ into percent-decoded segments. */
+static bool split(char *path, adm_req *q, adm_resp *r)
+{
+    size_t n = strlen(path);
+    if (n && path[n - 1] == '/')
+        path[n - 1] = '\0'; /* /api/queues/ is /api/queues */
+    q->nsegs = 0;
+    for (char *p = path; *p || q->nsegs == 0;) {
+        char *end = strchr(p, '/');
+        if (end)
+            *end = '\0';
+        if (q->nsegs == ADM_MAX_SEGS) {
+            adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");
+            return false;
+        }
+        if (adm__pct_decode(p, false) < 0) {
+            adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "bad percent-encoding in the path");
+            return false;
+        }
+        q->segs[q->nsegs++] = p;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return true;
+}
+
+static enum MHD_Result serve(server *s, struct MHD_Connection *c, const char *url, const char *method, request *x)
+{
+    adm_resp r = {0};
+    bool www_auth = false, get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    bool api = !strncmp(url, "/api/", 5) || !strcmp(url, "/api");
+    bool metrics = !strcmp(url, "/metrics");
+    if (!api && !metrics) {
+        if (get && adm__static(url, &r))
+            return send_resp(c, &r, false);
+        return send_error(c, MHD_HTTP_NOT_FOUND, "not_found", get ? "no such page" : "no such path");
+    }
+    adm_req q = {.conn = c, .method = method, .body = x->body ? x->body : "", .body_len = x->len, .cfg = s->cfg};
+    if (!authenticate(c, &q, &r, &www_auth))
+        return send_resp(c, &r, www_auth);
+    bool allowed = brk_tags_have(q.tags, "administrator") || (metrics && brk_tags_have(q.tags, "monitoring"));
+    if (!allowed)
+        return send_error(c, MHD_HTTP_FORBIDDEN, "not_authorised",
+                          metrics ? "this needs the administrator or monitoring tag" : "this needs the administrator tag");
+    if (!(q.inbox = thread_inbox()))
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "the broker is not running");
+    if (metrics) {
+        if (get)
+            adm__metrics(&q, &r);
+        else {
+            snprintf(r.allow, sizeof r.allow, "GET");
+            adm__fail(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "only GET is allowed here");
+        }
+        return send_resp(c, &r, false);
+    }
+    char path[2048];
+    if (strlen(url) >= sizeof path)
+        return send_error(c, MHD_HTTP_URI_TOO_LONG, "bad_request", "the path is too long");
+    snprintf(path, sizeof path, "%s", url[4] ? url + 5 : "");
+    if (split(path, &q, &r))
+        adm__route(&q, &r);
+    return send_resp(c, &r, false);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **state)
+{
+    (void)version;
+    server *s = cls;
+    request *x = *state;
+    if (!x) { /* headers only, so far */
+        if (!(x = calloc(1, sizeof *x)))
+            return MHD_NO;
+        *state = x;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg->admin_max_body) {
+            x->too_large = true;
+            char why[96];
+            snprintf(why, sizeof why, "the body is larger than %llu bytes (admin.max_body)",
+                     (unsigned long long)s->cfg->admin_max_body);
+            return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", why); /* before reading it */
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (x->too_large)
+            return MHD_YES;
+        if (x->len + n > s->cfg->admin_max_body) {
+            x->too_large = true; /* chunked, without a length: found out as it comes */
+            free(x->body);
+            x->body = NULL;
+            x->len = x->cap = 0;
+            return MHD_YES;
+        }
+        if (x->len + n + 1 > x->cap) {
+            size_t cap = x->cap ? x->cap : 4096;
+            while (cap < x->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(x->body, cap);
+            if (!nb)
+                return MHD_NO;
+            x->body = nb;
+            x->cap = cap;
+        }
+        memcpy(x->body + x->len, upload, n);
+        x->len += n;
+        x->body[x->len] = '\0';
+        return MHD_YES;
+    }
+    if (x->too_large) {
+        char why[96];
+        snprintf(why, sizeof why, "the body is larger than %llu bytes (admin.max_body)",
+                 (unsigned long long)s->cfg->admin_max_body);
+        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", why);
+    }
+    return serve(s, c, url, method, x);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode why)
+{
+    (void)cls;
+    (void)c;
+    (void)why;
+    request *x = *state;
+    if (x) {
+        free(x->body);
+        free(x);
+    }
+    *state = NULL;
+}
+
+/* The router decodes each path segment itself (see router.c). */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    sv_log(SV_LOG_WARNING, "admin http: %s", line);
+}
+
+/* ---------------------------------------------------------------- reapers */
+
+typedef struct reaper {
+    pthread_t thread;
+    struct reaper *next;
+} reaper;
+
+static pthread_mutex_t reapers_lock = PTHREAD_MUTEX_INITIALIZER;
+static reaper *reapers;
+
+static void *reap(void *arg)
+{
+    server *s = arg;
+    MHD_stop_daemon(s->d); /* waits for the requests in flight, which use s */
+    free(s);
+    return NULL;
+}
+
+void adm__reap_all(void)
+{
+    pthread_mutex_lock(&reapers_lock);
+    reaper *r = reapers;
+    reapers = NULL;
+    pthread_mutex_unlock(&reapers_lock);
+    while (r) {
+        reaper *next = r->next;
+        pthread_join(r->thread, NULL);
+        free(r);
+        r = next;
+    }
+}
+
+void adm_cleanup(void) { adm__reap_all(); }
+
+/* ---------------------------------------------------------------- process */
+
+static int resolve(const char *listen, struct sockaddr_storage *ss)
+{
+    char host[BRK_ADDR_MAX];
+    int port;
+    if (amqp_hostport_parse(listen, host, sizeof host, &port) < 0)
+        return -EINVAL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return -EADDRNOTAVAIL;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    return 0;
+}
+
+static int http_init(sv_proc *self, void *arg)
+{
+    const brk_config *cfg = arg;
+    struct sockaddr_storage ss = {0};
+    int rc = resolve(cfg->admin_listen, &ss);
+    if (rc < 0) {
+        sv_log(SV_LOG_ERROR, "admin: cannot listen on %s: %s", cfg->admin_listen, strerror(-rc));
+        return rc;
+    }
+    server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->cfg = cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    errno = 0;
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)cfg->admin_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)cfg->admin_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
+    if (!s->d) {
+        rc = errno ? -errno : -EADDRINUSE;
+        sv_log(SV_LOG_ERROR, "admin: cannot serve HTTP on %s: %s", cfg->admin_listen, strerror(-rc));
+        free(s);
+        return rc;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    atomic_store(&bound_port, di ? di->port : 0);
+    sv_set_state(self, s);
+    sv_trap_exit(self, true); /* so a shutdown runs terminate */
+    sv_log(SV_LOG_INFO, "admin API on port %d", adm_listen_port());
+    return 0;
+}
+
+static int http_info(sv_proc *self, sv_msg *m)
+{
+    if (m->kind == SV_MSG_EXIT)
+        sv_stop(self, m->status); /* the supervisor asks: stop */
+    return 0;
+}
+
+static void http_terminate(sv_proc *self, int reason)
+{
+    (void)reason;
+    server *s = sv_state(self);
+    if (!s)
+        return;
+    atomic_store(&bound_port, 0);
+    MHD_socket fd = MHD_quiesce_daemon(s->d); /* no new connections from here on */
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    reaper *r = malloc(sizeof *r);
+    if (r && pthread_create(&r->thread, NULL, reap, s) == 0) {
+        pthread_mutex_lock(&reapers_lock);
+        r->next = reapers;
+        reapers = r;
+        pthread_mutex_unlock(&reapers_lock);
+    } else {
+        free(r);
+        sv_log(SV_LOG_WARNING, "admin: no thread to stop the HTTP server; it is left running");
+    }
+}
+
+const sv_server_ops adm__http_ops = {
+    .name = "adm_http",
+    .init = http_init,
+    .handle_info = http_info,
+    .terminate = http_terminate,
+};

@@ -1,0 +1,2 @@
+#include "admin/ctl.h"
+int main(void) { return 0; }

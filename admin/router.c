@@ -1,0 +1,98 @@
+/* router.c — which handler answers a method and path.
+ *
+ * Paths are matched segment by segment against a table, with "*" for a
+ * segment that is a name; each segment is percent-decoded on its own,
+ * after splitting, so a vhost "/" (%2F) or a queue named "a/b" (a%2Fb)
+ * stays one segment. (libmicrohttpd is told not to decode the path: it
+ * would decode %2F before we split.) A path that exists with another
+ * method is a 405 that names the methods it takes; one that does not is a
+ * 404.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin/adm_internal.h"
+
+typedef struct route {
+    const char *method;
+    const char *pattern;
+    adm_handler fn;
+} route;
+
+static const route routes[] = {
+    {"GET", "overview", adm__overview},
+    {"GET", "nodes", adm__nodes},
+    {"GET", "supervisors", adm__supervisors},
+    {"GET", "whoami", adm__whoami},
+    {"GET", "queues", adm__queues_list},
+    {"GET", "queues/*", adm__queues_list},
+    {"GET", "queues/*/*", adm__queue_get},
+    {"PUT", "queues/*/*", adm__queue_put},
+    {"DELETE", "queues/*/*", adm__queue_delete},
+    {"DELETE", "queues/*/*/contents", adm__queue_purge},
+    {"POST", "queues/*/*/get", adm__queue_fetch},
+    {"GET", "exchanges", adm__exchanges_list},
+    {"GET", "exchanges/*", adm__exchanges_list},
+    {"GET", "exchanges/*/*", adm__exchange_get},
+    {"PUT", "exchanges/*/*", adm__exchange_put},
+    {"DELETE", "exchanges/*/*", adm__exchange_delete},
+    {"POST", "exchanges/*/*/publish", adm__exchange_publish},
+    {"GET", "bindings", adm__bindings_list},
+    {"GET", "bindings/*", adm__bindings_list},
+    {"GET", "bindings/*/e/*/q/*", adm__bindings_between},
+    {"POST", "bindings/*/e/*/q/*", adm__binding_post},
+    {"GET", "bindings/*/e/*/q/*/*", adm__binding_get},
+    {"DELETE", "bindings/*/e/*/q/*/*", adm__binding_delete},
+    {"GET", "bindings/*/e/*/e/*", adm__bindings_between},
+    {"POST", "bindings/*/e/*/e/*", adm__binding_post},
+    {"GET", "bindings/*/e/*/e/*/*", adm__binding_get},
+    {"DELETE", "bindings/*/e/*/e/*/*", adm__binding_delete},
+    {"GET", "connections", adm__connections_list},
+    {"GET", "connections/*", adm__connection_get},
+    {"DELETE", "connections/*", adm__connection_delete},
+    {"GET", "users", adm__users_list},
+    {"GET", "users/*", adm__user_get},
+    {"PUT", "users/*", adm__user_put},
+    {"DELETE", "users/*", adm__user_delete},
+    {"GET", "definitions", adm__definitions_get},
+    {"POST", "definitions", adm__definitions_post},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* Whether the request's segments fit the pattern ("*" stands for any one segment). */
+static bool matches(const char *pattern, adm_req *q)
+{
+    int i = 0;
+    for (const char *p = pattern; *p; i++) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (i >= q->nsegs)
+            return false;
+        if (!(n == 1 && *p == '*') && (strlen(q->segs[i]) != n || strncmp(q->segs[i], p, n) != 0))
+            return false;
+        p += n + (end ? 1 : 0);
+    }
+    return i == q->nsegs;
+}
+
+void adm__route(adm_req *q, adm_resp *r)
+{
+    const char *method = strcmp(q->method, "HEAD") == 0 ? "GET" : q->method;
+    r->allow[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!matches(routes[i].pattern, q))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            routes[i].fn(q, r);
+            return;
+        }
+        size_t used = strlen(r->allow);
+        snprintf(r->allow + used, sizeof r->allow - used, "%s%s", used ? ", " : "", routes[i].method);
+    }
+    if (r->allow[0])
+        adm__fail(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "%s is not allowed here (allowed: %s)",
+                  q->method, r->allow);
+    else
+        adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");
+}
