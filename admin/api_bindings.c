@@ -179,6 +179,10 @@ void adm__binding_post(adm_req *q, adm_resp *r)
     if (!between(q, r, &l))
         return;
     json_decref(l.arr);
+    if (!l.source[0]) {
+        adm__fail_rc(r, -EPERM, "the default exchange");
+        return;
+    }
     json_t *body = adm__body_object(q, r);
     if (!body)
         return;
