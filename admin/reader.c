@@ -20,11 +20,16 @@
 
 enum { TAG_READ = 0x41444d01, TAG_SAMPLE };
 
+typedef struct counts {
+    uint64_t publish, deliver, ack;
+} counts;
+
 typedef struct sample {
     uint64_t k1, k2; /* hashes of the queue's name */
-    uint64_t publish, deliver, ack;
+    counts seen;     /* as last added to the totals */
+    counts at_tick;  /* as at the last timed sample: rates are from these */
     adm__rates rates;
-    uint64_t gen; /* the sample that last saw the queue */
+    uint64_t gen;    /* the timed sample that last saw the queue */
 } sample;
 
 struct adm__reader {
@@ -55,10 +60,6 @@ static void name_key(const char *s, uint64_t *k1, uint64_t *k2)
  * queue is a new one of the same name. */
 static uint64_t delta(uint64_t now, uint64_t before) { return now >= before ? now - before : now; }
 
-typedef struct counts {
-    uint64_t publish, deliver, ack;
-} counts;
-
 static counts counts_of(const rt_queue *q)
 {
     return (counts){atomic_load_explicit(&((rt_queue *)q)->published, memory_order_relaxed),
@@ -68,10 +69,12 @@ static counts counts_of(const rt_queue *q)
 
 typedef struct sampling {
     adm__reader *rd;
-    double secs;
+    double secs; /* since the last timed sample; 0: only bring the totals up to date */
     adm__rates sum;
 } sampling;
 
+/* Adds what the queue did since it was last seen to the totals and, on a
+ * timed sample, sets its rates. */
 static bool sample_queue(rt_queue *q, void *ctx)
 {
     sampling *sp = ctx;
@@ -80,20 +83,23 @@ static bool sample_queue(rt_queue *q, void *ctx)
     name_key(q->name, &k1, &k2);
     sample *e = sv_map_get(&rd->queues, k1, k2);
     if (!e && !(e = sv_map_put(&rd->queues, k1, k2)))
-        return true; /* out of memory: this queue has no rates for now */
+        return true; /* out of memory: this queue is not counted for now */
     counts c = counts_of(q);
-    uint64_t dp = delta(c.publish, e->publish), dd = delta(c.deliver, e->deliver), da = delta(c.ack, e->ack);
-    rd->totals.publish += dp;
-    rd->totals.deliver += dd;
-    rd->totals.ack += da;
-    e->publish = c.publish;
-    e->deliver = c.deliver;
-    e->ack = c.ack;
-    e->rates = (adm__rates){dp / sp->secs, dd / sp->secs, da / sp->secs};
-    sp->sum.publish += e->rates.publish;
-    sp->sum.deliver += e->rates.deliver;
-    sp->sum.ack += e->rates.ack;
-    e->gen = rd->gen;
+    rd->totals.publish += delta(c.publish, e->seen.publish);
+    rd->totals.deliver += delta(c.deliver, e->seen.deliver);
+    rd->totals.ack += delta(c.ack, e->seen.ack);
+    e->seen = c;
+    if (sp->secs > 0) {
+        e->rates = (adm__rates){delta(c.publish, e->at_tick.publish) / sp->secs,
+                                delta(c.deliver, e->at_tick.deliver) / sp->secs, delta(c.ack, e->at_tick.ack) / sp->secs};
+        e->at_tick = c;
+        e->gen = rd->gen;
+        sp->sum.publish += e->rates.publish;
+        sp->sum.deliver += e->rates.deliver;
+        sp->sum.ack += e->rates.ack;
+    } else if (!e->gen) {
+        e->gen = rd->gen; /* new since the last tick: not gone at the next */
+    }
     return true;
 }
 
@@ -134,33 +140,13 @@ adm__rates adm__queue_rates(adm__reader *rd, const rt_queue *q)
     return e ? e->rates : (adm__rates){0, 0, 0};
 }
 
-typedef struct totaling {
-    adm__reader *rd;
-    adm__totals t;
-} totaling;
-
-static bool add_unsampled(rt_queue *q, void *ctx)
-{
-    totaling *tt = ctx;
-    uint64_t k1, k2;
-    name_key(q->name, &k1, &k2);
-    sample *e = sv_map_get(&tt->rd->queues, k1, k2);
-    sample zero = {0};
-    if (!e)
-        e = &zero;
-    counts c = counts_of(q);
-    tt->t.publish += delta(c.publish, e->publish);
-    tt->t.deliver += delta(c.deliver, e->deliver);
-    tt->t.ack += delta(c.ack, e->ack);
-    return true;
-}
-
 adm__totals adm__message_totals(adm__reader *rd)
 {
-    /* Exact now, not as of the last sample: what happened since is added. */
-    totaling tt = {rd, rd->totals};
-    rt_queue_each(add_unsampled, &tt);
-    return tt.t;
+    /* Exact now, not as of the last tick; and kept, so a queue deleted
+     * before the next tick keeps its messages in the totals. */
+    sampling sp = {rd, 0, {0, 0, 0}};
+    rt_queue_each(sample_queue, &sp);
+    return rd->totals;
 }
 
 static void arm(adm__reader *rd)
