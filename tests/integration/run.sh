@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 export PLEXUS_BIN
 PY=/usr/bin/python3
 
-# The Node.js tests (*.js) drive the broker with rhea, pinned in
+# The Node.js tests (*.js) drive the broker with rhea (and the dashboard
+# with playwright-core and Debian's chromium), pinned in
 # package-lock.json: a clean clone installs it here with `npm ci`.
 if ls [0-9][0-9]-*.js >/dev/null 2>&1; then
     missing=""
@@ -23,7 +24,7 @@ if ls [0-9][0-9]-*.js >/dev/null 2>&1; then
         echo "run.sh: the *.js tests need Node.js 18 or later (node:test); this is $(node --version)" >&2
         exit 1
     fi
-    if [ ! -d node_modules/rhea ]; then
+    if [ ! -d node_modules/rhea ] || [ ! -d node_modules/playwright-core ]; then
         echo "run.sh: installing the Node.js test dependencies (npm ci in tests/integration)"
         if ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then
             echo "run.sh: npm ci failed in $(pwd); the *.js tests cannot run" >&2
