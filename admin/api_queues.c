@@ -99,7 +99,8 @@ int adm__queue_snapshot(adm_req *q, adm__qsnap **out, size_t *n)
         qlist_free(&l);
         return rc < 0 ? rc : -ENOMEM;
     }
-    qsort(l.v, l.n, sizeof *l.v, by_name);
+    if (l.n)
+        qsort(l.v, l.n, sizeof *l.v, by_name);
     *out = l.v;
     *n = l.n;
     return 0;

@@ -540,6 +540,12 @@ typedef struct start_req {
     char id[];
 } start_req;
 
+/* The answer to which_children: the count, then the entries, aligned. */
+typedef struct children_reply {
+    int n;
+    sv_child_info c[];
+} children_reply;
+
 static void reply_children(sup *s, sv_msg *req)
 {
     int max = req->len >= sizeof(int) ? *(int *)(void *)req->data : 0;
@@ -549,13 +555,13 @@ static void reply_children(sup *s, sv_msg *req)
     for (child *c = s->head; c; c = c->next)
         n++;
     int fill = n < max ? n : max;
-    sv_msg *r = sv_msg_new(0, NULL, sizeof(int) + (size_t)fill * sizeof(sv_child_info));
+    sv_msg *r = sv_msg_new(0, NULL, offsetof(children_reply, c) + (size_t)fill * sizeof(sv_child_info));
     if (!r) {
         sv_reply_error(sv_from_of(req), -ENOMEM);
         return;
     }
     memcpy(r->data, &n, sizeof n);
-    sv_child_info *out = (sv_child_info *)(void *)(r->data + sizeof(int));
+    sv_child_info *out = ((children_reply *)(void *)r->data)->c;
     int i = 0;
     for (child *c = s->head; c && i < fill; c = c->next, i++) {
         snprintf(out[i].id, sizeof out[i].id, "%s", c->id);
@@ -906,11 +912,11 @@ int sv_sup_which_children(sv_proc *inbox, sv_pid sup_pid, sv_child_info *out, in
     if (rc < 0)
         return rc;
     int n = 0;
-    if (r->len >= sizeof(int)) {
+    if (r->len >= offsetof(children_reply, c)) {
         memcpy(&n, r->data, sizeof n);
-        size_t have = (r->len - sizeof(int)) / sizeof(sv_child_info);
+        size_t have = (r->len - offsetof(children_reply, c)) / sizeof(sv_child_info);
         if (out && have)
-            memcpy(out, r->data + sizeof(int), have * sizeof(sv_child_info));
+            memcpy(out, r->data + offsetof(children_reply, c), have * sizeof(sv_child_info));
     }
     sv_msg_free(r);
     return n;
