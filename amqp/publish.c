@@ -33,7 +33,7 @@ static void pub_credit(amqp__conn *c, amqp__link *l)
     /* Held back: the queues hold too much (memory alarm), or a queue this
      * link feeds has consumers and a backlog (it asked to slow down). The
      * connection's timer tries again (amqp__pub_refresh). */
-    if (rt_memory_alarm() || l->paused_until > sv_now_ms()) {
+    if (rt_alarm() || l->paused_until > sv_now_ms()) {
         c->credit_held = true;
         return;
     }
@@ -225,13 +225,15 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     for (int i = 0; i < n; i++) {
         if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + SLOW_DOWN_MS > l->paused_until)
             l->paused_until = now + SLOW_DOWN_MS; /* consumed and behind: let consumers catch up */
-        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]), rt_queue_confirms(qs[i]));
+        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
         if (!pb) { /* out of memory: count this queue as not taking it */
             t->remaining--;
             t->outcome = RT_RELEASED;
             continue;
         }
-        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag};
+        bool confirm = rt_queue_confirms(qs[i], m);
+        pb->confirms += confirm;
+        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag, confirm};
     }
     if (presettled)
         pn_delivery_settle(d);

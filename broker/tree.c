@@ -1,13 +1,13 @@
 /* tree.c — the node's top supervision tree.
  *
  *   plexus (one_for_one)
- *   ├── routing     (rest_for_one): queue supervisor, routing manager
+ *   ├── routing     (rest_for_one): message store, queue supervisor, routing manager
  *   └── listeners   (rest_for_one): connections supervisor, AMQP listener
  *
  * Routing starts first: by the time the listener accepts a client, the
  * manager and the built-in exchanges are there. Each subtree restarts on
  * its own; only when the top supervisor itself gives up does the node stop.
- * (Store, admin and cluster subtrees join as they are built; see DESIGN.md.)
+ * (Admin and cluster subtrees join as they are built; see DESIGN.md.)
  */
 #include <errno.h>
 
@@ -16,6 +16,7 @@
 int brk_tree_start(sv_proc *inbox, brk_config *c, sv_pid *root)
 {
     c->amqp.auth = brk_authenticate;
+    c->routing.data_dir = c->data_dir;
     c->amqp.container_id = c->node_name;
     const sv_child_spec kids[] = {
         {.id = "routing", .start = rt_start_fn, .arg = &c->routing, .restart = SV_PERMANENT,
