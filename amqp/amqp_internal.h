@@ -62,6 +62,7 @@ typedef struct amqp__tag {
     uint32_t remaining; /* queues yet to confirm */
     uint32_t size;
     uint8_t outcome;    /* the worst so far */
+    uint8_t why;        /* rt_why of a rejection */
 } amqp__tag;
 
 typedef enum { AMQP__PUB, AMQP__CON } amqp__link_kind;

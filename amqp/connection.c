@@ -330,7 +330,7 @@ static void fail_publishes(amqp__conn *c, sv_msg *m)
     rt_confirm_batch *cb = (rt_confirm_batch *)(void *)conf->data;
     cb->n = pb->n;
     for (uint32_t i = 0; i < pb->n; i++)
-        cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED};
+        cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED, RT_WHY_NONE};
     amqp__pub_confirm(c, conf);
     sv_msg_free(conf);
 }

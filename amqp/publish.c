@@ -218,6 +218,7 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     t->l = l;
     t->remaining = (uint32_t)n;
     t->outcome = RT_ACCEPTED;
+    t->why = RT_WHY_NONE;
     t->size = (uint32_t)m->buf.len;
     l->refs++;
     l->inflight++;
@@ -313,6 +314,9 @@ static void tag_done(amqp__conn *c, amqp__tag *t)
     if (t->d) {
         if (t->outcome == RT_ACCEPTED)
             settle_now(t->d, PN_ACCEPTED, NULL, NULL);
+        else if (t->outcome == RT_REJECTED && t->why == RT_WHY_STORE)
+            settle_now(t->d, PN_REJECTED, "amqp:resource-limit-exceeded",
+                       "the message store cannot take it (disk full or failing); try again later");
         else if (t->outcome == RT_REJECTED)
             settle_now(t->d, PN_REJECTED, "amqp:resource-limit-exceeded", "a queue is full (overflow reject-publish)");
         else
@@ -334,6 +338,8 @@ void amqp__pub_confirm(amqp__conn *c, sv_msg *m)
         amqp__tag *t = sv_map_get(&c->tags, 0, cb->c[i].tag);
         if (!t)
             continue;
+        if (cb->c[i].outcome == RT_REJECTED && t->outcome != RT_REJECTED)
+            t->why = cb->c[i].why;
         t->outcome = worse(t->outcome, cb->c[i].outcome);
         if (--t->remaining == 0)
             tag_done(c, t);

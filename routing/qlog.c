@@ -76,11 +76,14 @@ static qseg *seg_find(qlog *l, uint32_t no)
     return lo < l->nsegs && l->segs[lo].no == no ? &l->segs[lo] : NULL;
 }
 
-static void seg_live(qlog *l, uint32_t no, int delta)
+/* A message's latest record joins (+1) or leaves (-1) segment no. */
+static void seg_live(qlog *l, uint32_t no, int delta, uint32_t rlen)
 {
     qseg *g = seg_find(l, no);
-    if (g)
-        g->live = (uint32_t)((int64_t)g->live + delta);
+    if (!g)
+        return;
+    g->live = (uint32_t)((int64_t)g->live + delta);
+    g->live_bytes = delta > 0 ? g->live_bytes + rlen : g->live_bytes - (g->live_bytes >= rlen ? rlen : g->live_bytes);
 }
 
 static rt__wop *new_op(qlog *l)
@@ -108,7 +111,7 @@ static int place(queue *s, uint32_t size, uint32_t *seg, uint32_t *off)
     rt__wop *o = new_op(l);
     o->type = 0;
     o->seg = no;
-    l->segs[l->nsegs++] = (qseg){no, 0};
+    l->segs[l->nsegs++] = (qseg){no, 0, 0};
     l->tail_seg = no;
     l->tail_off = RT__SEG_HDR;
     rt__wop *mk = new_op(l);
@@ -153,7 +156,7 @@ static int log_msg(queue *s, qent *e, rt_msg *m)
     e->seg = seg;
     e->off = off;
     e->rlen = (uint32_t)size;
-    seg_live(l, seg, +1);
+    seg_live(l, seg, +1, e->rlen);
     return 0;
 }
 
@@ -300,7 +303,7 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
         if (m->len >= sizeof *c + (size_t)c->nsegs * sizeof(uint32_t) &&
             rt__grow((void **)&l->segs, &l->capsegs, c->nsegs, sizeof *l->segs) == 0) {
             for (uint32_t i = 0; i < c->nsegs; i++)
-                l->segs[i] = (qseg){segs[i], 0};
+                l->segs[i] = (qseg){segs[i], 0, 0};
             l->nsegs = c->nsegs;
             if (c->nsegs)
                 l->next_seg = segs[c->nsegs - 1] + 1;
@@ -308,7 +311,7 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
         for (uint32_t i = 0; i < s->len; i++) {
             qent *e = &s->ring[(s->head + i) & (s->cap - 1)];
             if (e->seg)
-                seg_live(l, e->seg, +1);
+                seg_live(l, e->seg, +1, e->rlen);
         }
         if (c->next_seq > s->next_seq)
             s->next_seq = c->next_seq - 1; /* the queue hands out ++next_seq */
@@ -380,7 +383,7 @@ static void unlog(queue *s, uint64_t seq, rt_msg *back)
     }
     rt_msg_unref(back);
     if (e && e->seg) {
-        seg_live(l, e->seg, -1);
+        seg_live(l, e->seg, -1, e->rlen);
         e->seg = 0;
     }
 }
@@ -403,7 +406,7 @@ static void on_synced(sv_proc *self, queue *s, sv_msg *m)
     if (y->status == 0) {
         if (done.mark > l->mark_durable)
             l->mark_durable = done.mark;
-        rt__q_send_confirms(s, done.conf, done.nconf, RT_ACCEPTED);
+        rt__q_send_confirms(s, done.conf, done.nconf, RT_ACCEPTED, RT_WHY_NONE);
     } else {
         /* Not on disk: its publishers hear so; its messages stay, in memory
          * only (they may already be with consumers). Writing resumes on a
@@ -413,7 +416,7 @@ static void on_synced(sv_proc *self, queue *s, sv_msg *m)
                    s->q->name, strerror(-y->status));
         l->failed = true;
         l->reset_at = (int64_t)sv_now_ms() + RETRY_MS;
-        rt__q_send_confirms(s, done.conf, done.nconf, RT_REJECTED);
+        rt__q_send_confirms(s, done.conf, done.nconf, RT_REJECTED, RT_WHY_STORE);
         if (m->len >= sizeof *y + (size_t)y->n * sizeof(rt__back))
             for (uint32_t i = 0; i < y->n; i++)
                 unlog(s, y->back[i].seq, y->back[i].m);
@@ -521,7 +524,7 @@ void rt__qlog_gone(queue *s, const qent *e)
     qlog *l = &s->log;
     if (!l->on || !e->seg)
         return;
-    seg_live(l, e->seg, -1);
+    seg_live(l, e->seg, -1, e->rlen);
     if (rt__grow((void **)&l->acks, &l->capacks, l->nacks + 1, sizeof *l->acks) == 0)
         l->acks[l->nacks++] = e->seq;
     /* out of memory: the message comes back after a restart, as delivered once more */
@@ -572,14 +575,13 @@ static void tidy_segments(queue *s)
         memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
         l->nsegs--;
     }
-    if (l->gc_wait) {
-        l->gc_wait--;
-        return;
-    }
-    if (l->nsegs < COMPACT_SEGS || l->segs[0].live > COMPACT_MAX_LIVE)
+    /* only a mostly settled segment is worth writing again: a backlog's
+     * segments are full of live messages and stay as they are */
+    if (l->tail_seg < l->gc_after || l->nsegs < COMPACT_SEGS || l->segs[0].live > COMPACT_MAX_LIVE ||
+        l->segs[0].live_bytes * 4 > l->seg_size)
         return;
     uint32_t old = l->segs[0].no;
-    l->gc_wait = 64; /* whatever happens, not again for a while */
+    l->gc_after = l->tail_seg + 2; /* whatever happens, not again before two more segments */
     /* the live messages of the oldest segment: all must be in memory */
     for (uint32_t i = 0; i < s->len; i++) {
         qent *e = &s->ring[(s->head + i) & (s->cap - 1)];
@@ -590,7 +592,7 @@ static void tidy_segments(queue *s)
     for (uint32_t i = 0; i < s->len; i++) {
         qent *e = &s->ring[(s->head + i) & (s->cap - 1)];
         if (e->seg == old) {
-            seg_live(l, old, -1);
+            seg_live(l, old, -1, e->rlen);
             if (log_msg(s, e, e->m) < 0)
                 return;
             moved++;
@@ -599,7 +601,7 @@ static void tidy_segments(queue *s)
     for (uint32_t i = 0; i < s->unacked.cap; i++) {
         unacked *u = sv_map_at(&s->unacked, i);
         if (u && u->e.seg == old) {
-            seg_live(l, old, -1);
+            seg_live(l, old, -1, u->e.rlen);
             if (log_msg(s, &u->e, u->e.m) < 0)
                 return;
             moved++;
@@ -679,7 +681,7 @@ void rt__qlog_flush(sv_proc *self, queue *s)
             /* Nothing was written: as if the write had failed. */
             sv_msg_free(w);
             sv_log(SV_LOG_ERROR, "queue %s: cannot send its records to the store (%s)", s->q->name, strerror(-rc));
-            rt__q_send_confirms(s, l->conf, l->nconf, RT_REJECTED);
+            rt__q_send_confirms(s, l->conf, l->nconf, RT_REJECTED, RT_WHY_STORE);
             l->nconf = 0;
             for (uint32_t i = 0; i < l->nops; i++) {
                 if (l->ops[i].type == RT__REC_MSG)
@@ -712,10 +714,10 @@ void rt__qlog_close(queue *s)
      * hear "released" (the message may be on disk after all: a duplicate
      * then, never a loss). */
     for (uint32_t i = 0; i < l->nwaits; i++) {
-        rt__q_send_confirms(s, l->waits[i].conf, l->waits[i].nconf, RT_RELEASED);
+        rt__q_send_confirms(s, l->waits[i].conf, l->waits[i].nconf, RT_RELEASED, RT_WHY_NONE);
         free(l->waits[i].conf);
     }
-    rt__q_send_confirms(s, l->conf, l->nconf, RT_RELEASED);
+    rt__q_send_confirms(s, l->conf, l->nconf, RT_RELEASED, RT_WHY_NONE);
     sv_msg *c = sv_msg_new(RT__S_CLOSE, &(rt__s_seg){l->slog, 0}, sizeof(rt__s_seg));
     if (!c || rt__store_send(l->store, c) < 0) {
         sv_msg_free(c);

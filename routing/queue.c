@@ -488,7 +488,7 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
     for (uint32_t i = 0; i < pb->n; i++) {
         rt_msg *msg = pb->p[i].m;
         pb->p[i].m = NULL; /* taken: the batch's references are ours now */
-        uint8_t outcome = RT_ACCEPTED;
+        uint8_t outcome = RT_ACCEPTED, why = RT_WHY_NONE;
         bool full = (a->max_length >= 0 && s->len >= (uint64_t)a->max_length) ||
                     (a->max_length_bytes >= 0 && s->bytes + msg->buf.len > (uint64_t)a->max_length_bytes);
         qent e = {.m = msg, .seq = s->next_seq + 1, .expires = expiry_of(s, msg, now), .dc = msg->delivery_count,
@@ -496,10 +496,12 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
         int logged = 0;
         if ((full && a->overflow == RT_REJECT_PUBLISH) || push_back(s, e) < 0) {
             outcome = RT_REJECTED;
+            why = RT_WHY_FULL;
             rt_msg_unref(msg);
         } else if ((logged = rt__qlog_publish(s, last_entry(s), m->from, pb->p[i].tag, pb->p[i].confirm)) < 0) {
             pop_back(s); /* the log cannot take it: refused */
             outcome = RT_REJECTED;
+            why = RT_WHY_STORE;
             rt_msg_unref(msg);
         } else {
             s->next_seq++;
@@ -512,7 +514,7 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
                 drop_entry(self, s, pop_front(s), true);
         }
         if (cb && pb->p[i].confirm && logged != 1) /* 1: confirmed once it is on disk */
-            cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, outcome};
+            cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, outcome, why};
     }
     if (cm && cb->n) {
         if (sv_send_owed(m->from, cm) < 0)
@@ -523,7 +525,7 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
     pump(self, s);
 }
 
-void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome)
+void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, uint8_t why)
 {
     (void)s;
     /* one batch per run of the same publisher (they come in runs) */
@@ -535,7 +537,7 @@ void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome)
         if (cm) {
             rt_confirm_batch *cb = (rt_confirm_batch *)(void *)cm->data;
             for (uint32_t k = i; k < j; k++)
-                cb->c[cb->n++] = (rt_confirm){c[k].tag, outcome};
+                cb->c[cb->n++] = (rt_confirm){c[k].tag, outcome, why};
             if (sv_send_owed(c[i].to, cm) < 0)
                 sv_msg_free(cm);
         }
@@ -569,7 +571,7 @@ static void discard(sv_msg *m)
             for (uint32_t i = 0; i < pb->n; i++) {
                 rt_msg_unref(pb->p[i].m);
                 if (cb && pb->p[i].confirm)
-                    cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, RT_RELEASED};
+                    cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, RT_RELEASED, RT_WHY_NONE};
             }
             if (cm) {
                 if (sv_send_owed(m->from, cm) < 0)

@@ -45,7 +45,8 @@ typedef struct dl_pending {
 
 typedef struct qseg {
     uint32_t no;
-    uint32_t live; /* messages whose latest record is in it */
+    uint32_t live;       /* messages whose latest record is in it */
+    uint64_t live_bytes; /* and their records' bytes */
 } qseg;
 
 typedef struct qconf {
@@ -99,7 +100,7 @@ typedef struct qlog {
     int64_t reset_at;   /* failed: when to try writing again */
     sv_msg *deferred, *deferred_tail; /* what arrived while loading */
     uint64_t corrupt;
-    uint32_t gc_wait;   /* turns until compaction is considered again */
+    uint32_t gc_after;  /* compaction is considered again once the tail segment gets here */
 } qlog;
 
 typedef struct queue {
@@ -127,7 +128,7 @@ typedef struct queue {
 int rt__q_push_back(queue *s, qent e);
 void rt__q_pump(sv_proc *self, queue *s);
 int rt__q_handle(sv_proc *self, queue *s, sv_msg *m);
-void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome);
+void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, uint8_t why);
 /* A message the queue will not handle (it is ending): frees it, releasing
  * what it carries. */
 void rt__q_drop_msg(queue *s, sv_msg *m);

@@ -295,9 +295,13 @@ typedef struct rt_pub_batch {
 
 typedef enum rt_outcome { RT_ACCEPTED, RT_REJECTED, RT_RELEASED, RT_MODIFIED } rt_outcome;
 
+/* Why a publish was refused. */
+typedef enum rt_why { RT_WHY_NONE, RT_WHY_FULL, RT_WHY_STORE } rt_why;
+
 typedef struct rt_confirm {
     uint64_t tag;
-    uint8_t outcome;  /* rt_outcome: RT_ACCEPTED, or RT_REJECTED (queue full) */
+    uint8_t outcome;  /* rt_outcome: RT_ACCEPTED, RT_RELEASED, or RT_REJECTED (see why) */
+    uint8_t why;      /* rt_why: RT_WHY_FULL (reject-publish), RT_WHY_STORE (cannot be logged) */
 } rt_confirm;
 typedef struct rt_confirm_batch {
     uint32_t n;
