@@ -346,45 +346,33 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
     rt__q_pump(self, s);
 }
 
-/* Finds a ready entry by seq (near the head: read-backs and failures are
- * about the oldest messages). */
-static qent *find_ready(queue *s, uint64_t seq)
-{
-    for (uint32_t i = 0; i < s->len; i++) {
-        qent *e = &s->ring[(s->head + i) & (s->cap - 1)];
-        if (e->seq == seq)
-            return e;
-    }
-    return NULL;
-}
-
-/* A message whose record did not reach the disk: in memory only from now
- * on (back is the write's reference to it, which the queue takes back if
- * it held only the record). */
+/* A message whose record did not reach the disk. Its publisher hears
+ * "rejected", so a ready one leaves the queue; one already with a
+ * consumer stays there, in memory only. back is the write's reference. */
 static void unlog(queue *s, uint64_t seq, rt_msg *back)
 {
     qlog *l = &s->log;
-    qent *e = find_ready(s, seq);
-    bool ready = e != NULL;
-    if (!e) {
-        for (uint32_t i = 0; i < s->unacked.cap && !e; i++) {
-            unacked *u = sv_map_at(&s->unacked, i);
-            if (u && u->e.seq == seq)
-                e = &u->e;
-        }
-    }
-    if (e && !e->m && back) {
-        e->m = back; /* it was on disk only */
-        s->held_delta += e->size;
-        l->npaged--;
-        back = NULL;
-    } else if (e && ready && e->seg && e->m) {
-        l->mem_ready -= l->mem_ready >= e->size ? e->size : l->mem_ready;
-    }
     rt_msg_unref(back);
-    if (e && e->seg) {
-        seg_live(l, e->seg, -1, e->rlen);
-        e->seg = 0;
+    qent e;
+    if (rt__q_remove_ready(s, seq, &e)) {
+        if (e.seg)
+            seg_live(l, e.seg, -1, e.rlen);
+        if (e.m) {
+            s->held_delta -= e.size;
+            if (e.seg)
+                l->mem_ready -= l->mem_ready >= e.size ? e.size : l->mem_ready;
+            rt_msg_unref(e.m);
+        } else if (e.rlen) {
+            l->npaged--;
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < s->unacked.cap; i++) {
+        unacked *u = sv_map_at(&s->unacked, i);
+        if (u && u->e.seq == seq && u->e.seg) {
+            seg_live(l, u->e.seg, -1, u->e.rlen);
+            u->e.seg = 0;
+        }
     }
 }
 
@@ -392,36 +380,36 @@ static void on_synced(sv_proc *self, queue *s, sv_msg *m)
 {
     qlog *l = &s->log;
     rt__s_synced *y = SV_MSG_AS(m, rt__s_synced);
-    if (!y || !l->nwaits)
+    if (!y)
         return;
-    /* answers come in the order of the writes */
-    uint32_t w = 0;
-    while (w < l->nwaits && l->waits[w].token != y->token)
-        w++;
-    if (w == l->nwaits)
-        return;
-    qwait done = l->waits[w];
-    memmove(&l->waits[w], &l->waits[w + 1], (l->nwaits - w - 1) * sizeof *l->waits);
-    l->nwaits--;
-    if (y->status == 0) {
-        if (done.mark > l->mark_durable)
-            l->mark_durable = done.mark;
-        rt__q_send_confirms(s, done.conf, done.nconf, RT_ACCEPTED, RT_WHY_NONE);
-    } else {
-        /* Not on disk: its publishers hear so; its messages stay, in memory
-         * only (they may already be with consumers). Writing resumes on a
-         * new segment a little later. */
+    if (y->status < 0) {
+        /* Not on disk: its messages stay, in memory only (they may already
+         * be with consumers); writing resumes on a new segment a little
+         * later. (A write nobody waits for is answered too, when it fails.) */
         if (!l->failed)
             sv_log(SV_LOG_ERROR, "queue %s: its log cannot be written (%s); persistent messages are refused",
                    s->q->name, strerror(-y->status));
         l->failed = true;
         l->reset_at = (int64_t)sv_now_ms() + RETRY_MS;
-        rt__q_send_confirms(s, done.conf, done.nconf, RT_REJECTED, RT_WHY_STORE);
         if (m->len >= sizeof *y + (size_t)y->n * sizeof(rt__back))
             for (uint32_t i = 0; i < y->n; i++)
                 unlog(s, y->back[i].seq, y->back[i].m);
     }
-    free(done.conf);
+    /* answers come in the order of the writes */
+    uint32_t w = 0;
+    while (w < l->nwaits && l->waits[w].token != y->token)
+        w++;
+    if (w < l->nwaits) {
+        qwait done = l->waits[w];
+        memmove(&l->waits[w], &l->waits[w + 1], (l->nwaits - w - 1) * sizeof *l->waits);
+        l->nwaits--;
+        if (y->status == 0 && done.mark > l->mark_durable)
+            l->mark_durable = done.mark;
+        /* its publishers hear whether it is on disk */
+        rt__q_send_confirms(s, done.conf, done.nconf, y->status == 0 ? RT_ACCEPTED : RT_REJECTED,
+                            y->status == 0 ? RT_WHY_NONE : RT_WHY_STORE);
+        free(done.conf);
+    }
     rt__q_pump(self, s);
 }
 
@@ -552,6 +540,9 @@ bool rt__qlog_may_deliver(queue *s, const qent *e)
     qlog *l = &s->log;
     if (!l->on || !e->seg || e->seq <= l->mark_durable)
         return true;
+    if (l->failed)
+        return true; /* the log cannot record it: serving reads matters more (a crash now may
+                      * bring this message back unmarked) */
     if (l->mark_asked < e->seq + MARK_LEASE / 2) {
         l->mark_asked = e->seq + MARK_LEASE;
         log_small(s, RT__REC_MARK, 0, 0, l->mark_asked);

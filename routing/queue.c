@@ -75,6 +75,22 @@ static int push_back(queue *s, qent e)
 
 int rt__q_push_back(queue *s, qent e) { return push_back(s, e); }
 
+bool rt__q_remove_ready(queue *s, uint64_t seq, qent *out)
+{
+    for (uint32_t i = 0; i < s->len; i++) {
+        qent *e = &s->ring[(s->head + i) & (s->cap - 1)];
+        if (e->seq != seq)
+            continue;
+        *out = *e;
+        for (uint32_t j = i; j + 1 < s->len; j++) /* rare (a failed write): the later ones move up */
+            s->ring[(s->head + j) & (s->cap - 1)] = s->ring[(s->head + j + 1) & (s->cap - 1)];
+        s->len--;
+        s->bytes -= out->size;
+        return true;
+    }
+    return false;
+}
+
 static int push_front(queue *s, qent e)
 {
     if (make_room(s) < 0)

@@ -126,6 +126,9 @@ typedef struct queue {
 
 /* queue.c, for qlog.c */
 int rt__q_push_back(queue *s, qent e);
+/* Takes the ready message seq out of the queue, wherever it is; false if
+ * it is not there (delivered, or gone). */
+bool rt__q_remove_ready(queue *s, uint64_t seq, qent *out);
 void rt__q_pump(sv_proc *self, queue *s);
 int rt__q_handle(sv_proc *self, queue *s, sv_msg *m);
 void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, uint8_t why);
