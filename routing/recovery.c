@@ -237,7 +237,8 @@ static int list_segments(const char *dir, uint32_t **out, uint32_t *n)
         segs[k++] = seg;
     }
     closedir(d);
-    qsort(segs, k, sizeof *segs, cmp_seg);
+    if (k)
+        qsort(segs, k, sizeof *segs, cmp_seg);
     *out = segs;
     *n = (uint32_t)k;
     return 0;
@@ -267,9 +268,13 @@ static int keep_meta(const char *dir, const char *meta, size_t len)
 /* Filters s->e down to the live messages, in seq order; returns how many. */
 static size_t settle_index(scan *s)
 {
+    if (!s->ne)
+        return 0;
     qsort(s->e, s->ne, sizeof *s->e, cmp_ent);
-    qsort(s->acks, s->nacks, sizeof *s->acks, cmp_u64);
-    qsort(s->dcs, s->ndcs, sizeof *s->dcs, cmp_dcount);
+    if (s->nacks)
+        qsort(s->acks, s->nacks, sizeof *s->acks, cmp_u64);
+    if (s->ndcs)
+        qsort(s->dcs, s->ndcs, sizeof *s->dcs, cmp_dcount);
     size_t out = 0, ai = 0, di = 0;
     for (size_t i = 0; i < s->ne; i++) {
         rt__lent e = s->e[i];
