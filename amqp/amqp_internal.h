@@ -62,6 +62,7 @@ typedef struct amqp__tag {
     uint32_t remaining; /* queues yet to confirm */
     uint32_t size;
     uint8_t outcome;    /* the worst so far */
+    uint8_t why;        /* rt_why of a rejection */
 } amqp__tag;
 
 typedef enum { AMQP__PUB, AMQP__CON } amqp__link_kind;
@@ -179,9 +180,9 @@ void amqp__conn_configure(const amqp_config *cfg);
 /* Queues m for pid after anything already waiting for it (m is taken). */
 void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m);
 /* The publish / settle batch being filled for pid, with room for one more.
- * A queue that does not confirm (rt_queue_confirms) counts its publishes
- * accepted once its mailbox takes the batch. */
-rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid, bool confirms);
+ * Entries the queue will not confirm (rt_queue_confirms) count as accepted
+ * once its mailbox takes the batch. */
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid);
 rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid);
 /* A new link context for a proton link (one reference: proton's). */
 amqp__link *amqp__link_new(amqp__conn *c, pn_link_t *link, amqp__link_kind kind);

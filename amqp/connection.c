@@ -298,12 +298,9 @@ static void *ob_batch(amqp__conn *c, sv_pid pid, bool settle, uint32_t tag, size
     return (*slot)->data;
 }
 
-rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid, bool confirms)
+rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
 {
-    rt_pub_batch *pb = ob_batch(c, pid, false, RT_Q_PUBLISH, sizeof(rt_pub_batch), sizeof(rt_pub), PUB_BATCH);
-    if (pb)
-        pb->want_confirm = confirms; /* one queue, one kind: the same for every entry */
-    return pb;
+    return ob_batch(c, pid, false, RT_Q_PUBLISH, sizeof(rt_pub_batch), sizeof(rt_pub), PUB_BATCH);
 }
 
 rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid)
@@ -334,7 +331,7 @@ static void fail_publishes(amqp__conn *c, sv_msg *m)
     rt_confirm_batch *cb = (rt_confirm_batch *)(void *)conf->data;
     cb->n = pb->n;
     for (uint32_t i = 0; i < pb->n; i++)
-        cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED};
+        cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED, RT_WHY_NONE};
     amqp__pub_confirm(c, conf);
     sv_msg_free(conf);
 }
@@ -355,10 +352,11 @@ static bool flush_outboxes(amqp__conn *c)
              * them: note their tags first, the batch is the queue's after. */
             rt_pub taken[PUB_BATCH];
             uint32_t ntaken = 0;
-            if (m->tag == RT_Q_PUBLISH && !((rt_pub_batch *)(void *)m->data)->want_confirm) {
+            if (m->tag == RT_Q_PUBLISH) {
                 rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
-                ntaken = pb->n;
-                memcpy(taken, pb->p, ntaken * sizeof *taken);
+                for (uint32_t k = 0; k < pb->n && pb->confirms < pb->n; k++)
+                    if (!pb->p[k].confirm)
+                        taken[ntaken++] = pb->p[k];
             }
             int rc = sv_send(o->pid, m);
             if (rc == 0 && ntaken)
@@ -937,11 +935,22 @@ static void close_with(amqp__conn *c, const char *cond, const char *desc)
     }
 }
 
+/* Deliveries the connection will never hand on: their references go. */
+static void conn_discard(sv_msg *m)
+{
+    rt_deliver_batch *db = m->tag == RT_Q_DELIVER ? SV_MSG_AS(m, rt_deliver_batch) : NULL;
+    if (db && m->len >= sizeof *db + (size_t)db->n * sizeof(rt_delivery))
+        for (uint32_t i = 0; i < db->n; i++)
+            rt_msg_unref(db->d[i].m);
+}
+
 static int conn_info(sv_proc *self, sv_msg *m)
 {
     amqp__conn *c = sv_state(self);
-    if (c->finished)
+    if (c->finished) {
+        conn_discard(m); /* the queue gets them back when it hears we are gone */
         return 0;
+    }
     switch (m->tag) {
     case RT_Q_DELIVER:
         amqp__con_deliver(c, m);
@@ -1008,6 +1017,7 @@ const sv_server_ops amqp__conn_ops = {
     .init = conn_init,
     .handle_info = conn_info,
     .terminate = conn_terminate,
+    .discard = conn_discard,
 };
 
 int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)

@@ -33,7 +33,7 @@ static void pub_credit(amqp__conn *c, amqp__link *l)
     /* Held back: the queues hold too much (memory alarm), or a queue this
      * link feeds has consumers and a backlog (it asked to slow down). The
      * connection's timer tries again (amqp__pub_refresh). */
-    if (rt_memory_alarm() || l->paused_until > sv_now_ms()) {
+    if (rt_alarm() || l->paused_until > sv_now_ms()) {
         c->credit_held = true;
         return;
     }
@@ -218,6 +218,7 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     t->l = l;
     t->remaining = (uint32_t)n;
     t->outcome = RT_ACCEPTED;
+    t->why = RT_WHY_NONE;
     t->size = (uint32_t)m->buf.len;
     l->refs++;
     l->inflight++;
@@ -225,13 +226,15 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     for (int i = 0; i < n; i++) {
         if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + SLOW_DOWN_MS > l->paused_until)
             l->paused_until = now + SLOW_DOWN_MS; /* consumed and behind: let consumers catch up */
-        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]), rt_queue_confirms(qs[i]));
+        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
         if (!pb) { /* out of memory: count this queue as not taking it */
             t->remaining--;
             t->outcome = RT_RELEASED;
             continue;
         }
-        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag};
+        bool confirm = rt_queue_confirms(qs[i], m);
+        pb->confirms += confirm;
+        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag, confirm};
     }
     if (presettled)
         pn_delivery_settle(d);
@@ -312,6 +315,9 @@ static void tag_done(amqp__conn *c, amqp__tag *t)
     if (t->d) {
         if (t->outcome == RT_ACCEPTED)
             settle_now(t->d, PN_ACCEPTED, NULL, NULL);
+        else if (t->outcome == RT_REJECTED && t->why == RT_WHY_STORE)
+            settle_now(t->d, PN_REJECTED, "amqp:resource-limit-exceeded",
+                       "the message store cannot take it (disk full or failing); try again later");
         else if (t->outcome == RT_REJECTED)
             settle_now(t->d, PN_REJECTED, "amqp:resource-limit-exceeded", "a queue is full (overflow reject-publish)");
         else
@@ -333,6 +339,8 @@ void amqp__pub_confirm(amqp__conn *c, sv_msg *m)
         amqp__tag *t = sv_map_get(&c->tags, 0, cb->c[i].tag);
         if (!t)
             continue;
+        if (cb->c[i].outcome == RT_REJECTED && t->outcome != RT_REJECTED)
+            t->why = cb->c[i].why;
         t->outcome = worse(t->outcome, cb->c[i].outcome);
         if (--t->remaining == 0)
             tag_done(c, t);

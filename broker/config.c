@@ -32,6 +32,10 @@ void brk_config_init(brk_config *c)
     c->admin_timeout_s = 30;
     c->admin_threads = 2;
     snprintf(c->data_dir, sizeof c->data_dir, "./var/plexus");
+    c->routing.store_threads = 2;
+    c->routing.segment_size = 16u << 20;
+    c->routing.queue_window = 8u << 20;
+    c->routing.disk_free_limit = 50u << 20;
     /* The default user, as in RabbitMQ: guest/guest, from this host only. */
     brk_user *g = &c->users[0];
     snprintf(g->name, sizeof g->name, "guest");
@@ -84,6 +88,10 @@ static const key schema[] = {
     INT("admin", "timeout", admin_timeout_s, 1, 3600),
     INT("admin", "threads", admin_threads, 1, 64),
     STR("storage", "data_dir", data_dir),
+    INT("storage", "threads", routing.store_threads, 1, 16),
+    INT("storage", "segment_size", routing.segment_size, 1 << 16, 1LL << 31),
+    INT("storage", "queue_window", routing.queue_window, 1 << 16, 1LL << 40),
+    INT("storage", "disk_free_limit", routing.disk_free_limit, 0, 1LL << 50),
 };
 #define NKEYS (sizeof schema / sizeof schema[0])
 #define SECTIONS "node, log, amqp, routing, admin, storage, users"

@@ -110,6 +110,7 @@ int main(int argc, char **argv)
     sigaddset(&sig.set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit makes writes fail (EFBIG), not the broker die */
 
     sv_node_opts no = {.schedulers = cfg.schedulers, .mailbox_cap = cfg.mailbox_size, .spin_us = cfg.busy_wait_us};
     if ((rc = sv_node_start(&no)) < 0) {

@@ -1,14 +1,14 @@
 /* tree.c — the node's top supervision tree.
  *
  *   plexus (one_for_one)
- *   ├── routing     (rest_for_one): queue supervisor, routing manager
+ *   ├── routing     (rest_for_one): message store, queue supervisor, routing manager
  *   ├── listeners   (rest_for_one): connections supervisor, AMQP listener
  *   └── admin       (given by main: the HTTP API, a layer above the broker)
  *
  * Routing starts first: by the time the listener accepts a client, the
  * manager and the built-in exchanges are there. Each subtree restarts on
  * its own; only when the top supervisor itself gives up does the node stop.
- * (Store and cluster subtrees join as they are built; see DESIGN.md.)
+ * (The cluster subtree joins when it is built; see DESIGN.md.)
  */
 #include <errno.h>
 #include <string.h>
@@ -22,6 +22,7 @@ int brk_tree_start(sv_proc *inbox, brk_config *c, const sv_child_spec *extra, si
     if (nextra > MAX_EXTRA)
         return -EINVAL;
     c->amqp.auth = brk_authenticate;
+    c->routing.data_dir = c->data_dir;
     c->amqp.container_id = c->node_name;
     sv_child_spec kids[2 + MAX_EXTRA] = {
         {.id = "routing", .start = rt_start_fn, .arg = &c->routing, .restart = SV_PERMANENT,

@@ -9,10 +9,16 @@
  * the directory, not the manager's memory, is the truth.
  *
  *   routing (rest_for_one)
+ *   ├── store            (the message store's threads: disk I/O of durable queues)
  *   ├── queue supervisor (one_for_one, one child per queue)
  *   └── manager          (restarted with the queues, restarts their processes)
+ *
+ * Durable queues are found again at boot from their logs' directories
+ * (each holds a queue.meta naming the queue and its arguments).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <proton/codec.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,12 +356,26 @@ static int delete_queue(sv_proc *self, manager *mg, rt_req_queue *r, sv_from fro
     return 1; /* answered later */
 }
 
+/* A deleted durable queue's log goes too: asked of the same store thread
+ * the queue used, after its last requests. */
+static void forget_log(const char *name)
+{
+    char dir[4096];
+    if (rt__queue_dir(name, dir, sizeof dir) < 0)
+        return;
+    sv_msg *m = sv_msg_new(RT__S_DESTROY, dir, strlen(dir) + 1);
+    if (m && rt__store_send(rt__store_pid(name), m) < 0)
+        sv_msg_free(m);
+}
+
 static void deleted(manager *mg, uint64_t ref)
 {
     deleting d;
     if (!sv_map_del(&mg->deleting, 0, ref, &d))
         return;
     sv_log(SV_LOG_DEBUG, "queue %s deleted", d.q->name);
+    if (d.q->args.durable && !d.q->args.exclusive)
+        forget_log(d.q->name);
     rt__queue_unref(d.q);
     if (d.reply)
         answer(d.from, NULL, 0);
@@ -648,6 +668,88 @@ static int manager_info(sv_proc *self, sv_msg *m)
     return 0;
 }
 
+static bool booted; /* durable queues were found again (once per node start) */
+
+/* One queue.meta: the queue it describes, as a declare would give it. */
+static int read_meta(const char *path, rt_req_queue *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc)
+        return -EBADMSG;
+    memset(r, 0, sizeof *r);
+    rt_qargs_init(&r->args);
+    r->args.durable = true;
+    int rc = 0;
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    if (!name || !name[0] || strlen(name) > RT_NAME_MAX)
+        rc = -EBADMSG;
+    else
+        snprintf(r->name, sizeof r->name, "%s", name);
+    r->args.auto_delete = json_is_true(json_object_get(doc, "auto_delete"));
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        if (rc < 0 || strncmp(key, "x-", 2) != 0)
+            continue;
+        char err[160];
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+            rc = rt_qargs_set(&r->args, key, NULL, json_integer_value(v), true, err, sizeof err);
+        else if (json_is_string(v))
+            rc = rt_qargs_set(&r->args, key, json_string_value(v), 0, false, err, sizeof err);
+        if (rc < 0)
+            sv_log(SV_LOG_WARNING, "%s: %s", path, err);
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* Declares again every durable queue that has a log in the data
+ * directory. This reads a few small files on the manager's scheduler, at
+ * boot, before any client is let in; the logs themselves are read by the
+ * store threads as each queue starts. */
+static void recover_queues(sv_proc *self, manager *mg)
+{
+    const char *data = rt__store_dir();
+    if (!data)
+        return;
+    char qdir[4096];
+    snprintf(qdir, sizeof qdir, "%s/queues", data);
+    DIR *d = opendir(qdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    unsigned n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096 + 300];
+        snprintf(path, sizeof path, "%s/%s/queue.meta", qdir, e->d_name);
+        rt_req_queue r;
+        if (read_meta(path, &r) < 0) {
+            sv_log(SV_LOG_WARNING, "store: %s/%s has no readable queue.meta; left alone", qdir, e->d_name);
+            continue;
+        }
+        char expect[4096];
+        if (rt__queue_dir(r.name, expect, sizeof expect) == 0 && strcmp(strrchr(expect, '/') + 1, e->d_name) != 0) {
+            sv_log(SV_LOG_WARNING, "store: %s/%s describes queue %s, whose log lives elsewhere; left alone", qdir,
+                   e->d_name, r.name);
+            continue;
+        }
+        rt_queue *q = queue_new(&r);
+        if (!q || start_process(self, mg, q, NULL) < 0) {
+            sv_log(SV_LOG_ERROR, "queue %s: cannot start it again", r.name);
+            if (q)
+                rt__queue_unref(q);
+            continue;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n)
+        sv_log(SV_LOG_INFO, "%u durable queue%s found in %s", n, n == 1 ? "" : "s", qdir);
+}
+
 typedef struct adopt_ctx {
     sv_proc *self;
     manager *mg;
@@ -704,6 +806,10 @@ static int manager_init(sv_proc *self, void *arg)
     }
     adopt_ctx a = {self, mg};
     rt_queue_each(adopt, &a);
+    if (!booted) { /* at boot; a restarted manager adopts what the directory lists instead */
+        booted = true;
+        recover_queues(self, mg);
+    }
     return 0;
 }
 
@@ -762,7 +868,15 @@ static int manager_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_
     return sv_spawn(sup, &manager_ops, arg, opts, pid);
 }
 
+static int store_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
+{
+    (void)arg;
+    return rt__store_start(sup, opts, &cfg, pid);
+}
+
+/* The store first: queues need it to load their logs, and it stops last. */
 static const sv_child_spec routing_children[] = {
+    {.id = "store", .start = store_start, .restart = SV_PERMANENT, .shutdown_ms = SV_SHUTDOWN_INFINITY},
     {.id = "queues", .start = queue_sup_start, .restart = SV_PERMANENT, .shutdown_ms = SV_SHUTDOWN_INFINITY,
      .is_supervisor = true},
     {.id = "manager", .start = manager_start, .restart = SV_PERMANENT, .shutdown_ms = 5000},
@@ -776,8 +890,16 @@ int rt_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
         if (!cfg.queue_max_batch)
             cfg.queue_max_batch = 256;
     }
+    if (!cfg.segment_size)
+        cfg.segment_size = 16u << 20;
+    if (!cfg.queue_window)
+        cfg.queue_window = 8u << 20;
     sv_sup_flags f = {SV_REST_FOR_ONE, 10, 10000};
-    return sv_sup_spawn(sup, "routing", f, routing_children, 2, opts, pid);
+    return sv_sup_spawn(sup, "routing", f, routing_children, 3, opts, pid);
 }
 
-void rt_cleanup(void) { rt__dir_clear(rt__queue_free, rt__exchange_free); }
+void rt_cleanup(void)
+{
+    rt__dir_clear(rt__queue_free, rt__exchange_free);
+    booted = false;
+}

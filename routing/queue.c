@@ -5,67 +5,23 @@
  * consumer and not yet settled sit in a hash map by delivery id. Consumers
  * are served round robin, only against the credit their connection passed
  * on, in batches (one message per consumer per turn, not one per delivery).
- * Publishes arrive in batches too and are answered with one confirm each,
- * which is also how publishers are paced. Deliveries, confirms and notices
- * go out with sv_send_owed: the connection asked for each of them.
+ * Publishes arrive in batches; a queue that confirms them (see
+ * rt_queue_confirms) answers each batch once, at once or, for persistent
+ * messages on a durable queue, once they are on disk. Deliveries, confirms
+ * and notices go out with sv_send_owed: the connection asked for each.
+ *
+ * A durable queue also keeps a log (qlog.c): every change to its
+ * persistent messages is recorded at the end of the turn that made it.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "routing/rt_internal.h"
+#include "routing/queue_state.h"
 
 #define SLOW_DOWN_READY 4096 /* with consumers attached, a backlog past this paces publishers */
 #define MAX_DL_PENDING 65536 /* dead letters waiting for room before they are dropped */
-
-typedef struct qent {
-    rt_msg *m;
-    uint64_t seq;    /* enqueue order, kept across redeliveries */
-    int64_t expires; /* ms on the monotonic clock, 0: never */
-    uint32_t dc;     /* delivery count */
-    uint32_t avoid;  /* consumer slot + 1 that must not get it again (undeliverable-here) */
-} qent;
-
-typedef struct unacked {
-    uint64_t k1, k2; /* k2: delivery id */
-    qent e;
-    uint32_t slot; /* consumer slot + 1 */
-} unacked;
-
-typedef struct consumer {
-    sv_pid conn;
-    uint32_t id;
-    uint32_t credit;
-    uint64_t mref;
-    bool presettled;
-    bool used;
-    sv_msg *batch; /* deliveries gathered this turn; holds one reference per message */
-} consumer;
-
-typedef struct dl_pending {
-    sv_pid to;
-    rt_msg *m;
-} dl_pending;
-
-typedef struct queue {
-    rt_queue *q;
-    int64_t held_delta;  /* bytes taken (+) and let go of (-) this turn, for rt__held_add */
-    const rt_config *cfg;
-    qent *ring;
-    uint32_t cap, head, len;
-    uint64_t bytes; /* of ready messages */
-    uint64_t next_seq, next_id;
-    sv_map unacked;
-    consumer *cons;
-    uint32_t ncons, rr, active;
-    bool had_consumer, deleting;
-    uint64_t ttl_tref;
-    int64_t ttl_at;
-    dl_pending *dl;
-    uint32_t ndl;
-    uint64_t dl_tref;
-} queue;
 
 enum { TAG_TTL = 0x52515401, TAG_DL_RETRY };
 
@@ -113,8 +69,26 @@ static int push_back(queue *s, qent e)
         return -ENOMEM;
     s->ring[(s->head + s->len) & (s->cap - 1)] = e;
     s->len++;
-    s->bytes += e.m->buf.len;
+    s->bytes += e.size;
     return 0;
+}
+
+int rt__q_push_back(queue *s, qent e) { return push_back(s, e); }
+
+bool rt__q_remove_ready(queue *s, uint64_t seq, qent *out)
+{
+    for (uint32_t i = 0; i < s->len; i++) {
+        qent *e = &s->ring[(s->head + i) & (s->cap - 1)];
+        if (e->seq != seq)
+            continue;
+        *out = *e;
+        for (uint32_t j = i; j + 1 < s->len; j++) /* rare (a failed write): the later ones move up */
+            s->ring[(s->head + j) & (s->cap - 1)] = s->ring[(s->head + j + 1) & (s->cap - 1)];
+        s->len--;
+        s->bytes -= out->size;
+        return true;
+    }
+    return false;
 }
 
 static int push_front(queue *s, qent e)
@@ -124,7 +98,7 @@ static int push_front(queue *s, qent e)
     s->head = (s->head - 1) & (s->cap - 1);
     s->ring[s->head] = e;
     s->len++;
-    s->bytes += e.m->buf.len;
+    s->bytes += e.size;
     return 0;
 }
 
@@ -135,7 +109,7 @@ static qent pop_front(queue *s)
     qent e = s->ring[s->head];
     s->head = (s->head + 1) & (s->cap - 1);
     s->len--;
-    s->bytes -= e.m->buf.len;
+    s->bytes -= e.size;
     if (s->cap > 64 && s->len * 4 < s->cap)
         ring_resize(s, s->cap / 2); /* a failed shrink keeps the big ring */
     return e;
@@ -160,7 +134,6 @@ static int send_one(sv_pid to, rt_msg *m)
         return -ENOMEM;
     rt_pub_batch *pb = (rt_pub_batch *)(void *)b->data;
     pb->n = 1;
-    pb->want_confirm = false;
     pb->p[0].m = m;
     int rc = sv_send(to, b);
     if (rc < 0)
@@ -231,6 +204,24 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
     rt_msg_unref(m);
 }
 
+/* A ready or unsettled message leaves the queue unconsumed: on record, and
+ * to the dead-letter exchange. One on disk only cannot be dead-lettered
+ * without reading it back: it is dropped (said once per queue). */
+static void drop_entry(sv_proc *self, queue *s, qent e, bool ready)
+{
+    rt__qlog_gone(s, &e);
+    if (ready)
+        rt__qlog_ready_mem(s, &e, false);
+    if (e.m) {
+        dead_letter(self, s, e.m);
+        return;
+    }
+    if (s->q->args.has_dlx && !s->warned_paged_dl) {
+        s->warned_paged_dl = true;
+        sv_log(SV_LOG_WARNING, "queue %s: messages dropped while on disk only are not dead-lettered", s->q->name);
+    }
+}
+
 /* ------------------------------------------------------------------- TTL */
 
 static void arm_ttl(sv_proc *self, queue *s)
@@ -257,7 +248,7 @@ static void expire_head(sv_proc *self, queue *s)
     int64_t now = now_ms();
     qent *h;
     while ((h = peek(s)) && h->expires && h->expires <= now)
-        dead_letter(self, s, pop_front(s).m);
+        drop_entry(self, s, pop_front(s), true);
 }
 
 static int64_t expiry_of(const queue *s, const rt_msg *m, int64_t now)
@@ -308,6 +299,15 @@ static void pump(sv_proc *self, queue *s)
     uint32_t passed = 0; /* consumers passed over in a row */
     expire_head(self, s);
     while (s->len && s->ncons && passed < s->ncons) {
+        qent *h = peek(s);
+        if (!h->m) {
+            if (h->rlen)
+                break; /* on disk only: it is being read back */
+            drop_entry(self, s, pop_front(s), true); /* could not be read back */
+            continue;
+        }
+        if (!rt__qlog_may_deliver(s, h))
+            break; /* its delivery is being put on record */
         s->rr = (s->rr + 1) % s->ncons;
         consumer *c = &s->cons[s->rr];
         if (!c->used || !c->credit || peek(s)->avoid == s->rr + 1) {
@@ -319,22 +319,22 @@ static void pump(sv_proc *self, queue *s)
             break;
         passed = 0;
         qent e = pop_front(s);
+        rt__qlog_ready_mem(s, &e, false);
         uint64_t id = ++s->next_id;
         db->d[db->n++] = (rt_delivery){e.m, id, e.dc};
         c->credit--;
         atomic_fetch_add_explicit(&s->q->delivered, 1, memory_order_relaxed);
-        if (c->presettled)
-            s->held_delta -= (int64_t)e.m->buf.len; /* at most once: gone now */
-        else {
-            unacked *u = sv_map_put(&s->unacked, 0, id);
-            if (u) {
-                u->e = e;
-                u->e.m = rt_msg_ref(e.m);
-                u->slot = s->rr + 1;
-            } else {
+        unacked *u = c->presettled ? NULL : sv_map_put(&s->unacked, 0, id);
+        if (u) {
+            u->e = e;
+            u->e.m = rt_msg_ref(e.m);
+            u->slot = s->rr + 1;
+        } else {
+            if (!c->presettled)
                 sv_log(SV_LOG_WARNING, "queue %s: out of memory tracking a delivery; sent at most once",
                        s->q->name);
-            }
+            s->held_delta -= (int64_t)e.size; /* at most once: gone now */
+            rt__qlog_gone(s, &e);
         }
         expire_head(self, s);
     }
@@ -348,9 +348,12 @@ static void return_entry(queue *s, qent e)
 {
     if (push_front(s, e) < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: out of memory returning a message; it is lost", s->q->name);
-        s->held_delta -= (int64_t)e.m->buf.len;
+        s->held_delta -= (int64_t)e.size;
+        rt__qlog_gone(s, &e);
         rt_msg_unref(e.m);
+        return;
     }
+    rt__qlog_ready_mem(s, &e, true);
 }
 
 static int cmp_seq_desc(const void *a, const void *b)
@@ -390,6 +393,7 @@ static void return_unsettled(queue *s, uint32_t slot)
         back[i] = u.e;
         back[i].dc++;
         back[i].avoid = 0;
+        rt__qlog_dcount(s, &back[i]);
     }
     qsort(back, n, sizeof *back, cmp_seq_desc);
     for (uint32_t i = 0; i < n; i++)
@@ -478,6 +482,14 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
 
 /* --------------------------------------------------------------- handlers */
 
+static qent *last_entry(queue *s) { return &s->ring[(s->head + s->len - 1) & (s->cap - 1)]; }
+
+static void pop_back(queue *s)
+{
+    s->len--;
+    s->bytes -= s->ring[(s->head + s->len) & (s->cap - 1)].size;
+}
+
 static void on_publish(sv_proc *self, queue *s, sv_msg *m)
 {
     rt_pub_batch *pb = SV_MSG_AS(m, rt_pub_batch);
@@ -485,40 +497,111 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
         return;
     sv_msg *cm = NULL;
     rt_confirm_batch *cb = NULL;
-    if (pb->want_confirm && (cm = sv_msg_new(RT_Q_CONFIRM, NULL, sizeof *cb + pb->n * sizeof(rt_confirm)))) {
+    if (pb->confirms && (cm = sv_msg_new(RT_Q_CONFIRM, NULL, sizeof *cb + pb->n * sizeof(rt_confirm))))
         cb = (rt_confirm_batch *)(void *)cm->data;
-        cb->n = pb->n;
-    }
     const rt_qargs *a = &s->q->args;
     int64_t now = now_ms();
     for (uint32_t i = 0; i < pb->n; i++) {
         rt_msg *msg = pb->p[i].m;
         pb->p[i].m = NULL; /* taken: the batch's references are ours now */
-        uint8_t outcome = RT_ACCEPTED;
+        uint8_t outcome = RT_ACCEPTED, why = RT_WHY_NONE;
         bool full = (a->max_length >= 0 && s->len >= (uint64_t)a->max_length) ||
                     (a->max_length_bytes >= 0 && s->bytes + msg->buf.len > (uint64_t)a->max_length_bytes);
-        if (full && a->overflow == RT_REJECT_PUBLISH) {
+        qent e = {.m = msg, .seq = s->next_seq + 1, .expires = expiry_of(s, msg, now), .dc = msg->delivery_count,
+                  .size = (uint32_t)msg->buf.len};
+        int logged = 0;
+        if ((full && a->overflow == RT_REJECT_PUBLISH) || push_back(s, e) < 0) {
             outcome = RT_REJECTED;
+            why = RT_WHY_FULL;
             rt_msg_unref(msg);
-        } else if (push_back(s, (qent){msg, ++s->next_seq, expiry_of(s, msg, now), msg->delivery_count, 0}) < 0) {
+        } else if ((logged = rt__qlog_publish(s, last_entry(s), m->from, pb->p[i].tag, pb->p[i].confirm)) < 0) {
+            pop_back(s); /* the log cannot take it: refused */
             outcome = RT_REJECTED;
+            why = RT_WHY_STORE;
             rt_msg_unref(msg);
         } else {
-            s->held_delta += (int64_t)msg->buf.len;
+            s->next_seq++;
+            if (last_entry(s)->m)
+                s->held_delta += (int64_t)e.size; /* else only its record stays */
             atomic_fetch_add_explicit(&s->q->published, 1, memory_order_relaxed);
             /* drop-head: the oldest make room for the newest. */
             while ((a->max_length >= 0 && s->len > (uint64_t)a->max_length) ||
                    (a->max_length_bytes >= 0 && s->bytes > (uint64_t)a->max_length_bytes && s->len))
-                dead_letter(self, s, pop_front(s).m);
+                drop_entry(self, s, pop_front(s), true);
         }
-        if (cb)
-            cb->c[i] = (rt_confirm){pb->p[i].tag, outcome};
+        if (cb && pb->p[i].confirm && logged != 1) /* 1: confirmed once it is on disk */
+            cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, outcome, why};
     }
-    if (cm) {
+    if (cm && cb->n) {
         if (sv_send_owed(m->from, cm) < 0)
             sv_msg_free(cm);
+    } else {
+        sv_msg_free(cm);
     }
     pump(self, s);
+}
+
+void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, uint8_t why)
+{
+    (void)s;
+    /* one batch per run of the same publisher (they come in runs) */
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i;
+        while (j < n && sv_pid_eq(c[j].to, c[i].to))
+            j++;
+        sv_msg *cm = sv_msg_new(RT_Q_CONFIRM, NULL, sizeof(rt_confirm_batch) + (j - i) * sizeof(rt_confirm));
+        if (cm) {
+            rt_confirm_batch *cb = (rt_confirm_batch *)(void *)cm->data;
+            for (uint32_t k = i; k < j; k++)
+                cb->c[cb->n++] = (rt_confirm){c[k].tag, outcome, why};
+            if (sv_send_owed(c[i].to, cm) < 0)
+                sv_msg_free(cm);
+        }
+        i = j;
+    }
+}
+
+/* What a message the queue never handled carries: message references, and
+ * confirms its publisher waits for ("released": not taken, try again). */
+static void discard(sv_msg *m)
+{
+    if (m->tag == RT__S_LOADED && m->len >= sizeof(rt__s_loaded)) {
+        rt__s_loaded *c = (rt__s_loaded *)(void *)m->data;
+        for (uint32_t i = 0; !c->last && i < c->n && m->len >= sizeof *c + (size_t)c->n * sizeof(rt__lent); i++)
+            rt_msg_unref(c->e[i].m);
+    } else if (m->tag == RT__S_READ_DONE && m->len >= sizeof(rt__s_read)) {
+        rt__s_read *r = (rt__s_read *)(void *)m->data;
+        for (uint32_t i = 0; i < r->n && m->len >= sizeof *r + (size_t)r->n * sizeof(rt__rent); i++)
+            rt_msg_unref(r->e[i].m);
+    } else if (m->tag == RT__S_SYNCED && m->len >= sizeof(rt__s_synced)) {
+        rt__s_synced *y = (rt__s_synced *)(void *)m->data;
+        for (uint32_t i = 0; i < y->n && m->len >= sizeof *y + (size_t)y->n * sizeof(rt__back); i++)
+            rt_msg_unref(y->back[i].m);
+    } else if (m->tag == RT_Q_PUBLISH && m->len >= sizeof(rt_pub_batch)) {
+        rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
+        if (m->len >= sizeof *pb + pb->n * sizeof(rt_pub)) {
+            sv_msg *cm = pb->confirms
+                             ? sv_msg_new(RT_Q_CONFIRM, NULL, sizeof(rt_confirm_batch) + pb->n * sizeof(rt_confirm))
+                             : NULL;
+            rt_confirm_batch *cb = cm ? (rt_confirm_batch *)(void *)cm->data : NULL;
+            for (uint32_t i = 0; i < pb->n; i++) {
+                rt_msg_unref(pb->p[i].m);
+                if (cb && pb->p[i].confirm)
+                    cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, RT_RELEASED, RT_WHY_NONE};
+            }
+            if (cm) {
+                if (sv_send_owed(m->from, cm) < 0)
+                    sv_msg_free(cm);
+            }
+        }
+    }
+}
+
+void rt__q_drop_msg(queue *s, sv_msg *m)
+{
+    (void)s;
+    discard(m);
+    sv_msg_free(m);
 }
 
 static void on_settle(sv_proc *self, queue *s, sv_msg *m)
@@ -533,7 +616,8 @@ static void on_settle(sv_proc *self, queue *s, sv_msg *m)
             continue; /* already returned (its consumer left) or settled twice */
         switch (st->outcome) {
         case RT_ACCEPTED:
-            s->held_delta -= (int64_t)u.e.m->buf.len;
+            s->held_delta -= (int64_t)u.e.size;
+            rt__qlog_gone(s, &u.e);
             rt_msg_unref(u.e.m);
             atomic_fetch_add_explicit(&s->q->acked, 1, memory_order_relaxed);
             break;
@@ -541,14 +625,16 @@ static void on_settle(sv_proc *self, queue *s, sv_msg *m)
             return_entry(s, u.e); /* unchanged */
             break;
         case RT_MODIFIED:
-            if (st->failed)
+            if (st->failed) {
                 u.e.dc++;
+                rt__qlog_dcount(s, &u.e);
+            }
             if (st->elsewhere)
                 u.e.avoid = u.slot;
             return_entry(s, u.e);
             break;
         default: /* rejected */
-            dead_letter(self, s, u.e.m);
+            drop_entry(self, s, u.e, false);
             break;
         }
     }
@@ -580,11 +666,17 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m);
 static int queue_info(sv_proc *self, sv_msg *m)
 {
     queue *s = sv_state(self);
-    int rc = queue_handle(self, s, m);
+    int rc = 0;
+    if (!rt__qlog_defer(s, m) && !rt__qlog_handle(self, s, m))
+        rc = queue_handle(self, s, m);
+    rt__qlog_flush(self, s); /* the turn's records go to disk */
     rt__held_add(s->held_delta);
     s->held_delta = 0;
     return rc;
 }
+
+int rt__q_handle(sv_proc *self, queue *s, sv_msg *m) { return queue_handle(self, s, m); }
+void rt__q_pump(sv_proc *self, queue *s) { pump(self, s); }
 
 static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
 {
@@ -644,12 +736,21 @@ static int queue_call(sv_proc *self, sv_msg *req)
         sv_reply_error(sv_from_of(req), -ENOTSUP);
         return 0;
     }
+    if (s->log.loading) {
+        sv_reply_error(sv_from_of(req), -EAGAIN); /* its log is still being read back */
+        return 0;
+    }
     uint64_t n = s->len;
     while (s->len) {
-        rt_msg *m = pop_front(s).m;
-        s->held_delta -= (int64_t)m->buf.len;
-        rt_msg_unref(m);
+        qent e = pop_front(s);
+        rt__qlog_gone(s, &e); /* settled on record: a restart does not bring it back */
+        rt__qlog_ready_mem(s, &e, false);
+        if (e.m) { /* else it was on disk only */
+            s->held_delta -= (int64_t)e.m->buf.len;
+            rt_msg_unref(e.m);
+        }
     }
+    rt__qlog_flush(self, s);
     rt__held_add(s->held_delta);
     s->held_delta = 0;
     publish_stats(s);
@@ -670,6 +771,10 @@ static int queue_init(sv_proc *self, void *arg)
     sv_set_state(self, s);
     sv_set_label(self, s->q->name);
     atomic_fetch_add(&s->q->refs, 1); /* dropped in terminate */
+    int rc = rt__qlog_init(self, s); /* a durable queue reads its log back first */
+    if (rc < 0)
+        sv_log(SV_LOG_ERROR, "queue %s: its log cannot be opened (%s); it works in memory only", s->q->name,
+               strerror(-rc));
     set_pid(s->q, sv_self(self));
     publish_stats(s);
     return 0;
@@ -687,13 +792,17 @@ static void queue_terminate(sv_proc *self, int reason)
         batch_free(c->batch);
         notify_gone(c->conn, c->id, why);
     }
-    int64_t gone = (int64_t)s->bytes;
-    while (s->len)
-        rt_msg_unref(pop_front(s).m);
+    rt__qlog_close(s); /* what the turn logged goes to disk; the log stays for a restart */
+    int64_t gone = 0;
+    while (s->len) {
+        qent e = pop_front(s);
+        gone += e.m ? (int64_t)e.size : 0;
+        rt_msg_unref(e.m);
+    }
     for (uint32_t i = 0; i < s->unacked.cap; i++) {
         unacked *u = sv_map_at(&s->unacked, i);
         if (u) {
-            gone += (int64_t)u->e.m->buf.len;
+            gone += (int64_t)u->e.size;
             rt_msg_unref(u->e.m);
         }
     }
@@ -718,6 +827,7 @@ const sv_server_ops rt__queue_ops = {
     .handle_call = queue_call,
     .handle_info = queue_info,
     .terminate = queue_terminate,
+    .discard = discard,
 };
 
 void rt__queue_unref(rt_queue *q)

@@ -105,18 +105,20 @@ typedef struct rt_queue {
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;
+    atomic_uint_fast64_t corrupt; /* damaged places found in its log at the last recovery */
 } rt_queue;
 
 /* The queue process's pid now (SV_PID_NONE while it restarts). */
 sv_pid rt_queue_pid(const rt_queue *q);
-/* Whether the queue must confirm each publish: only one that may refuse
- * messages (reject-publish with a bound) has a verdict to give. Any other
- * takes whatever its mailbox takes, so a publisher may count a message
- * accepted once the queue's mailbox has it. (A queue that writes
- * persistent messages to disk must confirm too, once they are synced.) */
-static inline bool rt_queue_confirms(const rt_queue *q)
+/* Whether the queue confirms a publish of m: one that may refuse messages
+ * (reject-publish with a bound) has a verdict to give, and a durable one
+ * confirms a persistent message once it is on disk. Otherwise the queue
+ * takes whatever its mailbox takes, so a publisher may count m accepted
+ * once the queue's mailbox has it. */
+static inline bool rt_queue_confirms(const rt_queue *q, const rt_msg *m)
 {
-    return q->args.overflow == RT_REJECT_PUBLISH && (q->args.max_length >= 0 || q->args.max_length_bytes >= 0);
+    return (m->durable && q->args.durable && !q->args.exclusive) ||
+           (q->args.overflow == RT_REJECT_PUBLISH && (q->args.max_length >= 0 || q->args.max_length_bytes >= 0));
 }
 /* Consumed, and a backlog past a few thousand: publishers to it should
  * hold back for a moment, so producers do not run far ahead of consumers. */
@@ -204,6 +206,13 @@ typedef struct rt_config {
     uint32_t queue_mailbox;   /* mailbox bound of a queue process */
     uint32_t queue_max_batch; /* deliveries per batch to a consumer */
     uint64_t memory_limit;    /* bytes of messages queues may hold; 0: 40% of RAM */
+    /* The message store (storage.*): durable queues keep their persistent
+     * messages in data_dir/queues (NULL: no store, nothing survives). */
+    const char *data_dir;
+    int store_threads;        /* disk I/O threads */
+    uint64_t segment_size;    /* bytes per log segment file */
+    uint64_t queue_window;    /* bytes of a durable queue's backlog kept in memory */
+    uint64_t disk_free_limit; /* below this much free space: the disk alarm */
 } rt_config;
 
 /* Bytes of messages held by all queues (ready and unsettled), and whether
@@ -211,6 +220,10 @@ typedef struct rt_config {
  * falls below 90% of it. Cheap; callable from any thread. */
 uint64_t rt_held_bytes(void);
 bool rt_memory_alarm(void);
+/* The disk holding the data directory is (nearly) full: publishers get no
+ * credit until there is room again. */
+bool rt_disk_alarm(void);
+static inline bool rt_alarm(void) { return rt_memory_alarm() || rt_disk_alarm(); }
 
 /* Requests to the manager (name "rt_manager"), answered with status 0 or a
  * negative code; from a process use sv_call_async with rt_req_*. */
@@ -276,18 +289,23 @@ enum {
 typedef struct rt_pub {
     rt_msg *m;
     uint64_t tag; /* the publisher's own reference, echoed in the confirm */
+    bool confirm; /* it wants one (rt_queue_confirms): else accepted once sent */
 } rt_pub;
 typedef struct rt_pub_batch {
     uint32_t n;
-    bool want_confirm;
+    uint32_t confirms; /* how many entries want a confirm */
     rt_pub p[];
 } rt_pub_batch;
 
 typedef enum rt_outcome { RT_ACCEPTED, RT_REJECTED, RT_RELEASED, RT_MODIFIED } rt_outcome;
 
+/* Why a publish was refused. */
+typedef enum rt_why { RT_WHY_NONE, RT_WHY_FULL, RT_WHY_STORE } rt_why;
+
 typedef struct rt_confirm {
     uint64_t tag;
-    uint8_t outcome;  /* rt_outcome: RT_ACCEPTED, or RT_REJECTED (queue full) */
+    uint8_t outcome;  /* rt_outcome: RT_ACCEPTED, RT_RELEASED, or RT_REJECTED (see why) */
+    uint8_t why;      /* rt_why: RT_WHY_FULL (reject-publish), RT_WHY_STORE (cannot be logged) */
 } rt_confirm;
 typedef struct rt_confirm_batch {
     uint32_t n;

@@ -2,6 +2,8 @@
 #ifndef PLEXUS_RT_INTERNAL_H
 #define PLEXUS_RT_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "routing/rt.h"
 
 enum { RT__QUEUES, RT__EXCHANGES };
@@ -35,6 +37,158 @@ void rt__queue_free(void *q);
  * the queue leaves the directory, a process's when it ends: the record
  * outlives both, whichever is last. */
 void rt__queue_unref(rt_queue *q);
+
+/* logfmt.c: the on-disk form of a durable queue's log (see there). */
+#define RT__SEG_HDR 16   /* segment header bytes */
+#define RT__REC_HDR 8    /* record header: length, CRC */
+#define RT__MSG_FIXED 24 /* MSG payload bytes before the routing key */
+enum { RT__REC_MSG = 1, RT__REC_ACK, RT__REC_DCOUNT, RT__REC_MARK };
+typedef struct rt__rec {
+    uint8_t type;
+    uint32_t dc;      /* MSG, DCOUNT */
+    uint64_t seq;     /* MSG, DCOUNT */
+    int64_t expires;  /* MSG: ms since the epoch, 0: never */
+    uint64_t mark, next_seq; /* MARK */
+    uint32_t n;       /* ACK: how many seqs (rt__rec_ack_at) */
+    const unsigned char *acks;
+    const char *rkey; /* MSG: routing key (not NUL-terminated) */
+    uint16_t rkey_len;
+    const unsigned char *msg; /* MSG: the encoded message */
+    uint32_t msg_len;
+} rt__rec;
+void rt__seg_header(unsigned char out[RT__SEG_HDR], uint32_t segno);
+int rt__seg_header_check(const unsigned char *buf, size_t len, uint32_t *segno);
+size_t rt__rec_msg_size(size_t rkey_len, size_t msg_len);
+size_t rt__rec_ack_size(uint32_t n);
+size_t rt__rec_dcount_size(void);
+size_t rt__rec_mark_size(void);
+/* Encoders write a whole record at out and return its size; a MSG record's
+ * message bytes are not copied: rt__rec_msg_head writes the record up to
+ * them (its return value) and the caller writes msg right after. */
+size_t rt__rec_msg_head(unsigned char *out, uint64_t seq, uint32_t dc, int64_t expires, const char *rkey,
+                        uint16_t rkey_len, const void *msg, uint32_t msg_len);
+size_t rt__rec_ack(unsigned char *out, const uint64_t *seqs, uint32_t n);
+size_t rt__rec_dcount(unsigned char *out, uint64_t seq, uint32_t dc);
+size_t rt__rec_mark(unsigned char *out, uint64_t mark, uint64_t next_seq);
+/* The record at buf: its size (> 0); 0 if avail holds only part of one;
+ * -EBADMSG if it is not a record (bad length, CRC or type). */
+ssize_t rt__rec_decode(const unsigned char *buf, size_t avail, rt__rec *r);
+uint64_t rt__rec_ack_at(const rt__rec *r, uint32_t i);
+
+/* store.c, recovery.c: the message store's threads (see store.c). A
+ * queue's log is an rt__slog that the queue creates, hands to its store
+ * thread with RT__S_LOAD, and gives up with RT__S_CLOSE; in between only
+ * that thread touches it. */
+#define RT__READ_FDS 4
+typedef struct rt__slog rt__slog;
+enum {
+    RT__S_LOAD = 0x52530001, /* rt__s_load: open the log, answer with RT__S_LOADED chunks */
+    RT__S_WRITE,             /* rt__s_write: append; RT__S_SYNCED once durable (if asked) or failed */
+    RT__S_READ,              /* rt__s_read: messages back, RT__S_READ_DONE */
+    RT__S_UNLINK,            /* rt__s_seg: delete a segment */
+    RT__S_RESET,             /* rt__s_seg: after a failure, writes may go on (a new segment first) */
+    RT__S_CLOSE,             /* rt__s_seg: sync and free the log */
+    RT__S_DESTROY,           /* NUL-terminated directory: remove it and what is in it */
+    RT__S_FILE,              /* rt__s_file: replace a file atomically */
+    RT__S_STOP,
+    RT__S_LOADED,            /* store -> queue: rt__s_loaded */
+    RT__S_SYNCED,            /* store -> queue: rt__s_synced */
+    RT__S_READ_DONE,         /* store -> queue: rt__s_read, entries filled */
+};
+typedef struct rt__wop {
+    uint8_t type;      /* RT__REC_*, or 0: start segment `seg` */
+    uint32_t seg;
+    uint64_t off;      /* where the record goes (checked against the log's end) */
+    uint32_t dc;
+    uint64_t seq;
+    int64_t expires;   /* ms since the epoch */
+    uint64_t mark, next_seq;
+    rt_msg *m;         /* MSG: a reference the store drops once written (or gives back on failure) */
+    uint64_t *acks;    /* ACK: malloc'd, freed by the store */
+    uint32_t nacks;
+} rt__wop;
+typedef struct rt__s_write {
+    rt__slog *log;
+    uint64_t token; /* echoed in the answer */
+    bool sync;      /* answer once it is on disk */
+    uint32_t n;
+    rt__wop ops[];
+} rt__s_write;
+typedef struct rt__back {
+    uint64_t seq;
+    rt_msg *m;
+} rt__back;
+typedef struct rt__s_synced {
+    uint64_t token;
+    int status;     /* 0: durable; else the error, and the MSG records' messages come back */
+    rt__slog *log;
+    uint32_t n;
+    rt__back back[];
+} rt__s_synced;
+typedef struct rt__rent {
+    uint64_t seq, off;
+    uint32_t seg, len; /* the whole record */
+    int status;
+    rt_msg *m;         /* filled by the store */
+} rt__rent;
+typedef struct rt__s_read {
+    rt__slog *log;
+    uint64_t token;
+    uint32_t n;
+    rt__rent e[];
+} rt__s_read;
+typedef struct rt__s_seg {
+    rt__slog *log;
+    uint32_t seg;
+} rt__s_seg;
+typedef struct rt__s_file {
+    char path[4096];
+    uint32_t len;
+    unsigned char data[];
+} rt__s_file;
+typedef struct rt__s_load {
+    rt__slog *log;
+    uint64_t window;   /* bytes of messages to read into memory, from the head */
+    uint32_t meta_len; /* the queue's definition, kept as queue.meta beside its log */
+    char meta[];
+} rt__s_load;
+typedef struct rt__lent {
+    uint64_t seq, off;
+    int64_t expires;   /* ms since the epoch, 0: never */
+    uint32_t seg, len; /* the record */
+    uint32_t size;     /* the message's bytes */
+    uint32_t dc;
+    bool bumped;       /* dc went up at recovery (the queue logs the new count) */
+    rt_msg *m;         /* read for the first window; NULL: on disk only */
+} rt__lent;
+typedef struct rt__s_loaded {
+    int status;
+    bool last;         /* the last chunk: n == 0, and nsegs segment numbers follow in e's place */
+    uint32_t n;
+    uint64_t next_seq, mark, corrupt;
+    uint32_t nsegs;
+    rt__lent e[];
+} rt__s_loaded;
+
+int rt__store_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
+const char *rt__store_dir(void);              /* the data directory; NULL: no store */
+sv_pid rt__store_pid(const char *queue_name); /* the thread for this queue; none: no store */
+int rt__store_send(sv_pid store, sv_msg *m);  /* owed: the store's input is bounded by credit */
+rt__slog *rt__slog_new(const char *dir);
+void rt__slog_free_unused(rt__slog *l);       /* one never handed to a store thread */
+const char *rt__slog_dir(const rt__slog *l);
+int rt__slog_open_dir(rt__slog *l);
+void rt__seg_path(char *out, size_t len, const char *dir, uint32_t seg);
+int rt__file_replace(const char *path, const void *data, size_t len);
+void rt__read_entries(rt__s_read *r);
+void rt__recover(sv_msg *load_req);
+int rt__msg_from_rec(const rt__rec *r, rt_msg **out);
+/* The directory of a durable queue's log: data_dir/queues/<hash of name>. */
+int rt__queue_dir(const char *name, char *out, size_t len);
+
+/* Makes room for need elements of size bytes in *p (capacity *cap,
+ * doubled as it grows). -ENOMEM leaves both as they were. */
+int rt__grow(void **p, size_t *cap, size_t need, size_t size);
 
 /* manager.c */
 const rt_config *rt__config(void);

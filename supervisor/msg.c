@@ -67,3 +67,5 @@ void sv_msg_free(sv_msg *m)
     sv_buf_unref(m->buf);
     free(m);
 }
+
+void sv_take(sv_msg *m) { m->flags |= SV__F_TAKEN; }

@@ -372,7 +372,8 @@ void sv__proc_notify_exit(sv_proc *p, int reason)
 }
 
 /* Answers what was still queued: a link or monitor that arrived too late
- * learns of the exit as if it had been in place. */
+ * learns of the exit as if it had been in place; other messages go to the
+ * process's discard callback, if it has one. */
 static void drain(sv_proc *p, sv__mq *q, int reason)
 {
     sv_msg *m;
@@ -381,6 +382,8 @@ static void drain(sv_proc *p, sv__mq *q, int reason)
             sv__send_system(m->from, p, SV__SIG_EXIT, 0, reason, SV__F_LINKED);
         else if (m->kind == SV__SIG_MONITOR)
             sv__send_system(m->from, p, SV_MSG_DOWN, m->ref, reason, 0);
+        else if (m->kind < SV_MSG__SIGNAL && p->ops && p->ops->discard)
+            p->ops->discard(m);
         sv_msg_free(m);
     }
 }
@@ -496,7 +499,10 @@ void sv__proc_run(sv_proc *p)
             dispatch(p, m);
             p->sched->messages++;
         }
-        sv_msg_free(m);
+        if (m->flags & SV__F_TAKEN)
+            m->flags &= (uint16_t)~SV__F_TAKEN; /* the handler's now */
+        else
+            sv_msg_free(m);
         if (p->stop_pending)
             goto die;
     }

@@ -123,6 +123,10 @@ typedef struct sv_msg {
  * leave them zeroed). NULL when out of memory. */
 sv_msg *sv_msg_new(uint32_t tag, const void *data, size_t len);
 void sv_msg_free(sv_msg *m); /* NULL is fine; drops the buf reference */
+/* Called by a handler on the message it was given: it keeps m after it
+ * returns (to handle later, say), and frees or sends it on itself. m->next
+ * is then the handler's to use. */
+void sv_take(sv_msg *m);
 /* The inline payload as a T*, or NULL if it is too short to hold one. */
 #define SV_MSG_AS(m, T) ((m)->len >= sizeof(T) ? (T *)(void *)(m)->data : (T *)NULL)
 
@@ -163,6 +167,11 @@ typedef struct sv_server_ops {
     int (*handle_cast)(sv_proc *self, sv_msg *m);
     int (*handle_info)(sv_proc *self, sv_msg *m); /* INFO, EXIT, DOWN, REPLY, ACK, timers */
     void (*terminate)(sv_proc *self, int reason);
+    /* Optional: for each message still in the mailbox when the process has
+     * ended (after terminate), releases what the message carries beyond
+     * its own memory (references, answers owed to its sender). The runtime
+     * frees m afterwards. */
+    void (*discard)(sv_msg *m);
 } sv_server_ops;
 
 #define SV_INIT_DEFER 1

@@ -120,6 +120,7 @@ typedef struct options {
     uint32_t max_frame;
     inject_fault inject;
     bool verbose;
+    bool persistent; /* header durable=true: brokers keep such messages on disk */
 } options;
 
 /* The stamp at the start of every body (native byte order: only this
@@ -1619,6 +1620,7 @@ static int build_template(bench *b)
     pn_message_t *m = pn_message();
     if (!m) return -ENOMEM;
     pn_message_set_inferred(m, true); /* a binary body is a data section */
+    pn_message_set_durable(m, b->o->persistent);
     pn_data_put_binary(pn_message_body(m), pn_bytes(b->size, b->filler));
     size_t cap = b->size + 256;
     char *buf = NULL;
@@ -1697,7 +1699,7 @@ static void print_config(const bench *b, const char *label)
         fflush(stdout);
         return;
     }
-    printf("== %s  target=%s  size=%zu B  qos=%s", mode_name(b->mode), label, b->size,
+    printf("== %s%s  target=%s  size=%zu B  qos=%s", mode_name(b->mode), o->persistent ? " (persistent)" : "", label, b->size,
            b->qos == QOS_ALO ? "at-least-once" : "at-most-once");
     if (b->mode == MODE_THROUGHPUT)
         printf("  producers=%d consumers=%d", b->n_producers, o->direct ? b->n_producers : o->consumers);
@@ -2180,6 +2182,7 @@ static void usage(FILE *f)
             "  --inject F          test the exactly-once check: producer 0 sends its middle message twice\n"
             "                      (dup) or not at all (skip); the run must then FAIL\n"
             "  --verbose           progress on stderr\n"
+            "  --persistent        send persistent messages (header durable=true; throughput, fanout, fill)\n"
             "  --help              this text\n"
             "\n"
             "A queue's backlog and a broker's connections, to watch its memory from outside:\n"
@@ -2356,7 +2359,7 @@ static uint64_t default_count(bench_mode m, size_t size)
 enum {
     OPT_URL = 256, OPT_MODE, OPT_COUNT, OPT_SIZE, OPT_QOS, OPT_PRODUCERS, OPT_CONSUMERS, OPT_SUBSCRIBERS,
     OPT_DIRECT, OPT_LISTEN, OPT_STYLE, OPT_CREDIT, OPT_WINDOW, OPT_DEADLINE, OPT_IDLE, OPT_CONNECT, OPT_THREADS,
-    OPT_QUEUE, OPT_EXCHANGE, OPT_KEY, OPT_LABEL, OPT_REPLY_VIA, OPT_REPLY_SOURCE, OPT_MAX_FRAME, OPT_INJECT, OPT_VERBOSE,
+    OPT_QUEUE, OPT_EXCHANGE, OPT_KEY, OPT_LABEL, OPT_REPLY_VIA, OPT_REPLY_SOURCE, OPT_MAX_FRAME, OPT_INJECT, OPT_VERBOSE, OPT_PERSISTENT,
     OPT_HOLD, OPT_HELP
 };
 
@@ -2389,6 +2392,7 @@ static int parse_args(options *o, int argc, char **argv)
         {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
         {"inject", required_argument, NULL, OPT_INJECT},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"persistent", no_argument, NULL, OPT_PERSISTENT},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -2536,6 +2540,7 @@ static int parse_args(options *o, int argc, char **argv)
             else goto bad;
             break;
         case OPT_VERBOSE: o->verbose = true; break;
+        case OPT_PERSISTENT: o->persistent = true; break;
         case OPT_HELP: usage(stdout); return 1;
         case ':':
             fprintf(stderr, "amqp_bench: %s needs a value (see --help)\n", argv[optind - 1]);

@@ -209,6 +209,7 @@ class _Outcomes(MessagingHandler):
         super().__init__(auto_settle=True)
         self.url, self.address, self.messages, self.props = url, address, list(messages), props
         self.results = [None] * len(self.messages)
+        self.descriptions = [None] * len(self.messages)
         self.pending = len(self.messages)
         self.index, self.sent = {}, 0
 
@@ -226,7 +227,9 @@ class _Outcomes(MessagingHandler):
     def _done(self, event, state):
         # Dispositions may arrive in any order: place each by its delivery.
         cond = event.delivery.remote.condition
-        self.results[self.index[event.delivery.tag]] = (state, cond.name if cond else None)
+        i = self.index[event.delivery.tag]
+        self.results[i] = (state, cond.name if cond else None)
+        self.descriptions[i] = cond.description if cond else None
         self.pending -= 1
         if not self.pending:
             event.connection.close()
@@ -245,12 +248,13 @@ class _Outcomes(MessagingHandler):
         event.connection.close()
 
 
-def send_outcomes(broker, address, messages, props=None):
+def send_outcomes(broker, address, messages, props=None, descriptions=False):
     """Sends messages on one link and returns [(outcome, condition name)]
-    in order, as the broker settled them."""
+    in order, as the broker settled them (with descriptions: and the
+    conditions' descriptions, as a second list)."""
     h = _Outcomes(broker.url, address, messages, props)
     Container(h).run()
-    return h.results
+    return (h.results, h.descriptions) if descriptions else h.results
 
 
 # ------------------------------------------------------ raw AMQP frames

@@ -1,6 +1,7 @@
 /* test_sv_runtime.c — processes, pids, mailboxes, calls, links, monitors,
  * timers and buffers of the actor runtime (supervisor/). */
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "check_helpers.h"
@@ -689,6 +690,102 @@ START_TEST(test_thousands_of_processes_leave_nothing_behind)
 }
 END_TEST
 
+/* ------------------------------------------------- sv_take and discard */
+
+/* keeper: holds every info with tag 1 (sv_take) until one with tag 2, then
+ * sends them all back to the test in order; a message still in its mailbox
+ * when it ends goes to discard, which counts it. */
+static atomic_int discarded;
+typedef struct keeper {
+    sv_msg *head, *tail;
+} keeper;
+static int keeper_init(sv_proc *self, void *arg)
+{
+    (void)arg;
+    keeper *k = calloc(1, sizeof *k);
+    if (!k)
+        return -ENOMEM;
+    sv_set_state(self, k);
+    return 0;
+}
+static int keeper_info(sv_proc *self, sv_msg *m)
+{
+    keeper *k = sv_state(self);
+    if (m->tag == 1) {
+        sv_take(m);
+        m->next = NULL;
+        if (k->tail)
+            k->tail->next = m;
+        else
+            k->head = m;
+        k->tail = m;
+    } else if (m->tag == 2) {
+        for (sv_msg *h = k->head, *next; h; h = next) {
+            next = h->next;
+            h->next = NULL;
+            if (sv_send(m->from, h) < 0) /* kept messages are sent on as they are */
+                sv_msg_free(h);
+        }
+        k->head = k->tail = NULL;
+    } else if (m->tag == 3) {
+        usleep(200000); /* while it sleeps, more arrive; then it stops */
+        sv_stop(self, SV_NORMAL);
+    }
+    return 0;
+}
+static void keeper_term(sv_proc *self, int reason)
+{
+    (void)reason;
+    keeper *k = sv_state(self);
+    for (sv_msg *h = k->head, *next; h; h = next) {
+        next = h->next;
+        sv_msg_free(h);
+    }
+    free(k);
+}
+static void keeper_discard(sv_msg *m)
+{
+    if (m->tag == 7)
+        atomic_fetch_add(&discarded, 1);
+}
+static const sv_server_ops keeper_ops = {.name = "keeper", .init = keeper_init, .handle_info = keeper_info,
+                                         .terminate = keeper_term, .discard = keeper_discard};
+
+START_TEST(test_taken_messages_outlive_their_turn)
+{
+    sv_pid k;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ANY};
+    ck_assert_int_eq(sv_start(T, &keeper_ops, NULL, &o, 2000, &k), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(sv_send_tag(k, 1, &i, sizeof i), 0);
+    ck_assert_int_eq(sv_send_tag(k, 2, NULL, 0), 0);
+    for (int i = 0; i < 5; i++) {
+        sv_msg *m = recv_match(SV_MSG_INFO, 1, 0, SV_PID_NONE, 2000);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(*(int *)m->data, i); /* intact, and in order */
+        sv_msg_free(m);
+    }
+    uint64_t ref = sv_monitor(T, k);
+    sv_exit(T, k, SV_SHUTDOWN);
+    expect_down(ref, 2000);
+}
+END_TEST
+
+START_TEST(test_unhandled_messages_are_discarded_when_a_process_ends)
+{
+    atomic_store(&discarded, 0);
+    sv_pid k;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ANY};
+    ck_assert_int_eq(sv_start(T, &keeper_ops, NULL, &o, 2000, &k), 0);
+    uint64_t ref = sv_monitor(T, k);
+    ck_assert_int_eq(sv_send_tag(k, 3, NULL, 0), 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(sv_send_tag(k, 7, NULL, 0), 0); /* still queued when it stops */
+    expect_down(ref, 2000);
+    ck_assert_int_eq(atomic_load(&discarded), 10);
+}
+END_TEST
+
 START_TEST(test_node_stop_ends_processes_still_running)
 {
     sv_pid none = SV_PID_NONE;
@@ -741,6 +838,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_registered_name_follows_the_process);
     tcase_add_test(tc, test_thousands_of_processes_leave_nothing_behind);
     tcase_add_test(tc, test_node_stop_ends_processes_still_running);
+    tcase_add_test(tc, test_taken_messages_outlive_their_turn);
+    tcase_add_test(tc, test_unhandled_messages_are_discarded_when_a_process_ends);
     suite_add_tcase(s, tc);
 
     TCase *small = tcase_create("small-mailbox");

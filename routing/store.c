@@ -1,0 +1,852 @@
+/* store.c — the message store's threads: all disk I/O of durable queues.
+ *
+ * Queue processes run on schedulers, which must never wait for a disk, so a
+ * queue sends its log's writes, reads and deletions here as messages and
+ * carries on. Each store thread serves the logs of the queues hashed to it
+ * (so one queue's requests are carried out in the order it sent them), in
+ * rounds: it takes every request that has arrived and carries each out in
+ * order, then makes the round's writes durable with one fdatasync per log
+ * written, and only then answers the writes that asked to be told. However
+ * many publishers a queue has, that is one sync per queue per round: group
+ * commit, with rounds as long as a sync takes.
+ *
+ * The threads are plain threads with inboxes (requests are runtime
+ * messages); the "store" server process under the routing supervisor
+ * starts them in its init and stops them in its terminate, after the
+ * queues (routing is rest_for_one: the store starts first and stops last).
+ *
+ * A write that fails (disk full, I/O error) is cut back off the file, and
+ * every later write to that log fails too until its queue, told so, resets
+ * it onto a fresh segment: a log never has a hole. A full disk also raises
+ * the disk alarm (publishers get no credit) until free space is back.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include "routing/rt_internal.h"
+
+#define MAX_THREADS 16
+#define ROUND_MAX 4096    /* requests per round at most, so answers are not held back for long */
+#define IOV_BATCH 512     /* iovecs per pwritev */
+#define CHECK_EVERY_MS 1000
+
+struct rt__slog {
+    char *dir;       /* the queue's directory */
+    int dirfd;
+    uint32_t seg;    /* the segment written to (0: none open) */
+    int fd;
+    uint64_t tail;   /* its size */
+    struct {
+        uint32_t seg;
+        int fd;
+    } rd[RT__READ_FDS];
+    int failed;      /* the first write error since the last reset, 0: none */
+    bool need_sync, dir_dirty, in_round;
+    int round_err;   /* this round's sync failed with it */
+    uint32_t *unlinks; /* segments to delete once the round's writes are synced */
+    uint32_t nunlinks, capunlinks;
+    rt__slog *next_in_round;
+};
+
+typedef struct store_thread {
+    pthread_t th;
+    int index;
+    bool running;
+    _Atomic(sv_pid *) pid; /* its inbox, once open */
+    sv_msg *answers;       /* sync answers held until the round's syncs are done */
+    rt__slog *round;       /* logs written this round */
+} store_thread;
+
+static store_thread threads[MAX_THREADS];
+static atomic_int nthreads;
+static char data_dir[PATH_MAX];
+static uint64_t disk_free_limit;
+static atomic_bool disk_alarm;
+
+bool rt_disk_alarm(void) { return atomic_load_explicit(&disk_alarm, memory_order_relaxed); }
+
+static void set_disk_alarm(bool on, uint64_t free_bytes)
+{
+    if (atomic_exchange(&disk_alarm, on) != on)
+        sv_log(SV_LOG_WARNING, on ? "disk alarm: %llu MiB free in %s (limit %llu MiB); publishers are blocked"
+                                  : "disk alarm cleared: %llu MiB free in %s (limit %llu MiB); publishers resume",
+               (unsigned long long)(free_bytes >> 20), data_dir, (unsigned long long)(disk_free_limit >> 20));
+}
+
+static void check_disk(void)
+{
+    struct statvfs v;
+    if (statvfs(data_dir, &v) < 0)
+        return;
+    uint64_t free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+    set_disk_alarm(free_bytes < disk_free_limit, free_bytes);
+}
+
+const char *rt__store_dir(void) { return data_dir[0] ? data_dir : NULL; }
+
+int rt__queue_dir(const char *name, char *out, size_t len)
+{
+    /* Names may hold any character and run to 255 bytes: the directory is
+     * named by a hash (queue.meta inside says whose it is). */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!data_dir[0] || !EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) || mdlen < 16)
+        return -EINVAL;
+    int n = snprintf(out, len, "%s/queues/", data_dir);
+    for (int i = 0; i < 16 && n >= 0 && (size_t)n + 3 <= len; i++)
+        n += snprintf(out + n, len - (size_t)n, "%02x", md[i]);
+    return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+sv_pid rt__store_pid(const char *queue_name)
+{
+    int n = atomic_load(&nthreads);
+    if (!n)
+        return SV_PID_NONE;
+    uint32_t h = 2166136261u; /* FNV-1a: any spread will do */
+    for (const unsigned char *p = (const unsigned char *)queue_name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    sv_pid *pid = atomic_load(&threads[h % (uint32_t)n].pid);
+    return pid ? *pid : SV_PID_NONE;
+}
+
+int rt__grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *np = realloc(*p, ncap * size);
+    if (!np)
+        return -ENOMEM;
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ files */
+
+static int sync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int rt__file_replace(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = write_all(fd, data, len);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    return sync_dir_of(path);
+}
+
+static int remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+            rc = -errno;
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
+        rc = -errno;
+    if (rc == 0)
+        rc = sync_dir_of(dir);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- logs */
+
+rt__slog *rt__slog_new(const char *dir)
+{
+    rt__slog *l = calloc(1, sizeof *l);
+    if (!l || !(l->dir = strdup(dir))) {
+        free(l);
+        return NULL;
+    }
+    l->dirfd = l->fd = -1;
+    for (int i = 0; i < RT__READ_FDS; i++)
+        l->rd[i].fd = -1;
+    return l;
+}
+
+static void slog_free(rt__slog *l)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    if (l->dirfd >= 0)
+        close(l->dirfd);
+    for (int i = 0; i < RT__READ_FDS; i++)
+        if (l->rd[i].fd >= 0)
+            close(l->rd[i].fd);
+    free(l->unlinks);
+    free(l->dir);
+    free(l);
+}
+
+const char *rt__slog_dir(const rt__slog *l) { return l->dir; }
+
+void rt__slog_free_unused(rt__slog *l)
+{
+    if (l)
+        slog_free(l);
+}
+
+void rt__seg_path(char *out, size_t len, const char *dir, uint32_t seg) { snprintf(out, len, "%s/%08x.seg", dir, seg); }
+
+/* The descriptor to read segment seg with (the tail's, or a cached one). */
+static int read_fd(rt__slog *l, uint32_t seg)
+{
+    if (seg == l->seg && l->fd >= 0)
+        return l->fd;
+    for (int i = 0; i < RT__READ_FDS; i++)
+        if (l->rd[i].fd >= 0 && l->rd[i].seg == seg)
+            return l->rd[i].fd;
+    char path[PATH_MAX + 16];
+    rt__seg_path(path, sizeof path, l->dir, seg);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int victim = (int)(seg % RT__READ_FDS);
+    if (l->rd[victim].fd >= 0)
+        close(l->rd[victim].fd);
+    l->rd[victim].seg = seg;
+    l->rd[victim].fd = fd;
+    return fd;
+}
+
+static void forget_read_fd(rt__slog *l, uint32_t seg)
+{
+    for (int i = 0; i < RT__READ_FDS; i++)
+        if (l->rd[i].fd >= 0 && l->rd[i].seg == seg) {
+            close(l->rd[i].fd);
+            l->rd[i].fd = -1;
+        }
+}
+
+static void join_round(store_thread *t, rt__slog *l)
+{
+    if (!l->in_round) {
+        l->in_round = true;
+        l->next_in_round = t->round;
+        t->round = l;
+    }
+}
+
+/* Starts segment seg: a new file with its header; the directory entry is
+ * synced with the round. */
+static int open_segment(store_thread *t, rt__slog *l, uint32_t seg)
+{
+    if (l->fd >= 0) {
+        /* the old tail stays readable through the read cache; sync it first
+         * if this round wrote to it */
+        if (l->need_sync && fdatasync(l->fd) < 0)
+            return -errno;
+        close(l->fd);
+        l->fd = -1;
+    }
+    char path[PATH_MAX + 16];
+    rt__seg_path(path, sizeof path, l->dir, seg);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    unsigned char hdr[RT__SEG_HDR];
+    rt__seg_header(hdr, seg);
+    int rc = write_all(fd, hdr, sizeof hdr);
+    if (rc < 0) {
+        close(fd);
+        unlink(path);
+        return rc;
+    }
+    forget_read_fd(l, seg);
+    l->fd = fd;
+    l->seg = seg;
+    l->tail = RT__SEG_HDR;
+    l->dir_dirty = true;
+    join_round(t, l);
+    return 0;
+}
+
+/* Encodes ops[from..to) (one segment's, contiguous) and writes them with
+ * as few pwritev calls as the iovec limit allows. Small records go through
+ * a scratch buffer; message bytes are written from the messages. */
+static int write_run(rt__slog *l, rt__wop *ops, uint32_t from, uint32_t to)
+{
+    size_t scratch_len = 0;
+    for (uint32_t i = from; i < to; i++) {
+        rt__wop *o = &ops[i];
+        scratch_len += o->type == RT__REC_MSG ? rt__rec_msg_size(o->m->rkey ? strlen(o->m->rkey) : 0, 0)
+                       : o->type == RT__REC_ACK ? rt__rec_ack_size(o->nacks)
+                       : o->type == RT__REC_DCOUNT ? rt__rec_dcount_size()
+                                                   : rt__rec_mark_size();
+    }
+    unsigned char *scratch = malloc(scratch_len ? scratch_len : 1);
+    if (!scratch)
+        return -ENOMEM;
+    struct iovec iov[IOV_BATCH];
+    int niov = 0;
+    size_t used = 0, batch_bytes = 0;
+    uint64_t at = l->tail;
+    int rc = 0;
+    for (uint32_t i = from; i < to && rc == 0; i++) {
+        rt__wop *o = &ops[i];
+        unsigned char *p = scratch + used;
+        size_t n, body = 0;
+        if (o->type == RT__REC_MSG) {
+            const char *rk = o->m->rkey;
+            body = o->m->buf.len;
+            n = rt__rec_msg_head(p, o->seq, o->dc, o->expires, rk, (uint16_t)(rk ? strlen(rk) : 0), o->m->buf.data,
+                                 (uint32_t)body);
+        } else if (o->type == RT__REC_ACK) {
+            n = rt__rec_ack(p, o->acks, o->nacks);
+        } else if (o->type == RT__REC_DCOUNT) {
+            n = rt__rec_dcount(p, o->seq, o->dc);
+        } else {
+            n = rt__rec_mark(p, o->mark, o->next_seq);
+        }
+        used += n;
+        if (o->off != at + batch_bytes) {
+            sv_log(SV_LOG_ERROR, "store: %s: record for offset %llu, but the log ends at %llu", l->dir,
+                   (unsigned long long)o->off, (unsigned long long)(at + batch_bytes));
+            rc = -EIO;
+            break;
+        }
+        iov[niov++] = (struct iovec){p, n};
+        batch_bytes += n;
+        if (body) {
+            iov[niov++] = (struct iovec){o->m->buf.data, body};
+            batch_bytes += body;
+        }
+        if (niov >= IOV_BATCH - 1 || i + 1 == to) {
+            /* one pwritev; a short write goes on where it stopped */
+            struct iovec *v = iov;
+            int nv = niov;
+            uint64_t pos = at;
+            size_t left = batch_bytes;
+            while (left && rc == 0) {
+                ssize_t w = pwritev(l->fd, v, nv, (off_t)pos);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    rc = w < 0 ? -errno : -EIO;
+                    break;
+                }
+                pos += (uint64_t)w;
+                left -= (size_t)w;
+                while (nv && (size_t)w >= v->iov_len) {
+                    w -= (ssize_t)v->iov_len;
+                    v++;
+                    nv--;
+                }
+                if (nv && w) {
+                    v->iov_base = (char *)v->iov_base + w;
+                    v->iov_len -= (size_t)w;
+                }
+            }
+            if (rc == 0) {
+                at += batch_bytes;
+                l->tail = at;
+            }
+            niov = 0;
+            batch_bytes = 0;
+        }
+    }
+    free(scratch);
+    return rc;
+}
+
+/* What a failed write gives back: the messages of its MSG records. */
+static sv_msg *failure_answer(const rt__s_write *w, int status)
+{
+    uint32_t nm = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        nm += w->ops[i].type == RT__REC_MSG;
+    sv_msg *a = sv_msg_new(RT__S_SYNCED, NULL, sizeof(rt__s_synced) + nm * sizeof(rt__back));
+    if (!a)
+        return NULL;
+    rt__s_synced *s = (rt__s_synced *)(void *)a->data;
+    s->token = w->token;
+    s->status = status;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->ops[i].type == RT__REC_MSG)
+            s->back[s->n++] = (rt__back){w->ops[i].seq, w->ops[i].m};
+    return a;
+}
+
+static void free_ops(rt__s_write *w, bool msgs)
+{
+    for (uint32_t i = 0; i < w->n; i++) {
+        if (msgs && w->ops[i].m)
+            rt_msg_unref(w->ops[i].m);
+        free(w->ops[i].acks);
+    }
+}
+
+static void on_write(store_thread *t, sv_msg *req)
+{
+    rt__s_write *w = (rt__s_write *)(void *)req->data;
+    rt__slog *l = w->log;
+    int rc = l->failed;
+    for (uint32_t i = 0; i < w->n && rc == 0;) {
+        rt__wop *o = &w->ops[i];
+        if (o->type == 0) { /* a new segment */
+            rc = open_segment(t, l, o->seg);
+            i++;
+            continue;
+        }
+        if (o->seg != l->seg || l->fd < 0) {
+            sv_log(SV_LOG_ERROR, "store: %s: write to segment %u, but %u is open", l->dir, o->seg, l->seg);
+            rc = -EIO;
+            break;
+        }
+        uint32_t j = i;
+        while (j < w->n && w->ops[j].type != 0)
+            j++;
+        uint64_t before = l->tail;
+        rc = write_run(l, w->ops, i, j);
+        if (rc < 0 && l->fd >= 0 && ftruncate(l->fd, (off_t)before) == 0)
+            l->tail = before; /* cut the torn part off: the log ends where it did */
+        i = j;
+        l->need_sync = true;
+        join_round(t, l);
+    }
+    if (rc < 0) {
+        if (!l->failed)
+            sv_log(SV_LOG_ERROR, "store: %s: cannot write: %s", l->dir, strerror(-rc));
+        l->failed = rc;
+        if (rc == -ENOSPC || rc == -EDQUOT)
+            set_disk_alarm(true, 0);
+        sv_msg *a = failure_answer(w, rc);
+        free_ops(w, a == NULL);
+        if (a && sv_send_owed(req->from, a) < 0) {
+            rt__s_synced *s = (rt__s_synced *)(void *)a->data;
+            for (uint32_t i = 0; i < s->n; i++)
+                rt_msg_unref(s->back[i].m);
+            sv_msg_free(a);
+        }
+        return;
+    }
+    free_ops(w, true);
+    if (w->sync) {
+        sv_msg *a = sv_msg_new(RT__S_SYNCED, NULL, sizeof(rt__s_synced));
+        if (a) {
+            rt__s_synced *s = (rt__s_synced *)(void *)a->data;
+            s->token = w->token;
+            s->log = l;
+            a->from = req->from; /* where it goes, once the round is synced */
+            a->next = t->answers;
+            t->answers = a;
+        }
+    }
+}
+
+/* Reads entries back in place: each becomes a message again, or gets a
+ * status. */
+void rt__read_entries(rt__s_read *r)
+{
+    rt__slog *l = r->log;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        rt__rent *e = &r->e[i];
+        e->m = NULL;
+        int fd = read_fd(l, e->seg);
+        if (fd < 0) {
+            e->status = fd;
+            continue;
+        }
+        if (e->len > cap) {
+            unsigned char *nb = realloc(buf, e->len);
+            if (!nb) {
+                e->status = -ENOMEM;
+                continue;
+            }
+            buf = nb;
+            cap = e->len;
+        }
+        ssize_t got = pread(fd, buf, e->len, (off_t)e->off);
+        rt__rec rec;
+        if (got != (ssize_t)e->len || rt__rec_decode(buf, e->len, &rec) != (ssize_t)e->len ||
+            rec.type != RT__REC_MSG || rec.seq != e->seq) {
+            e->status = got < 0 ? -errno : -EBADMSG;
+            continue;
+        }
+        e->status = rt__msg_from_rec(&rec, &e->m);
+    }
+    free(buf);
+}
+
+static void on_read(sv_msg *req)
+{
+    rt__s_read *r = (rt__s_read *)(void *)req->data;
+    rt__read_entries(r);
+    sv_msg *a = sv_msg_new(RT__S_READ_DONE, req->data, req->len);
+    if (!a || sv_send_owed(req->from, a) < 0) {
+        for (uint32_t i = 0; i < r->n; i++)
+            rt_msg_unref(r->e[i].m);
+        sv_msg_free(a);
+    }
+}
+
+/* A segment goes only after the round's writes are on disk: the records
+ * that made it unneeded (ACKs, copies written by compaction) may be in
+ * them. */
+static void on_unlink(store_thread *t, rt__slog *l, uint32_t seg)
+{
+    if (seg == l->seg)
+        return; /* never the one being written */
+    if (l->nunlinks == l->capunlinks) {
+        uint32_t ncap = l->capunlinks ? l->capunlinks * 2 : 8;
+        uint32_t *nu = realloc(l->unlinks, ncap * sizeof *nu);
+        if (!nu)
+            return; /* it stays; the queue forgets it, a restart deletes it */
+        l->unlinks = nu;
+        l->capunlinks = ncap;
+    }
+    l->unlinks[l->nunlinks++] = seg;
+    join_round(t, l);
+}
+
+static void do_unlinks(rt__slog *l)
+{
+    for (uint32_t i = 0; i < l->nunlinks; i++) {
+        forget_read_fd(l, l->unlinks[i]);
+        char path[PATH_MAX + 16];
+        rt__seg_path(path, sizeof path, l->dir, l->unlinks[i]);
+        if (unlink(path) < 0 && errno != ENOENT)
+            sv_log(SV_LOG_WARNING, "store: cannot delete %s: %s", path, strerror(errno));
+    }
+    if (l->nunlinks && l->dirfd >= 0)
+        fsync(l->dirfd);
+    l->nunlinks = 0;
+}
+
+static void on_file(sv_msg *req)
+{
+    rt__s_file *f = (rt__s_file *)(void *)req->data;
+    if (req->len < sizeof *f || req->len < sizeof *f + f->len)
+        return;
+    f->path[sizeof f->path - 1] = '\0';
+    int rc = rt__file_replace(f->path, f->data, f->len);
+    if (rc < 0)
+        sv_log(SV_LOG_ERROR, "store: cannot write %s: %s", f->path, strerror(-rc));
+}
+
+/* Ends the round: sync what was written, then answer. */
+static void finish_round(store_thread *t)
+{
+    for (rt__slog *l = t->round; l; l = l->next_in_round) {
+        l->in_round = false;
+        int rc = 0;
+        if (l->need_sync && l->fd >= 0 && fdatasync(l->fd) < 0)
+            rc = -errno;
+        if (rc == 0 && l->dir_dirty && fsync(l->dirfd) < 0)
+            rc = -errno;
+        l->need_sync = l->dir_dirty = false;
+        l->round_err = rc;
+        if (rc == 0)
+            do_unlinks(l);
+        if (rc < 0) {
+            sv_log(SV_LOG_ERROR, "store: %s: cannot sync: %s", l->dir, strerror(-rc));
+            if (!l->failed)
+                l->failed = rc; /* what the sync covered may not be on disk */
+        }
+    }
+    /* answers in the order the writes came */
+    sv_msg *rev = NULL;
+    for (sv_msg *a = t->answers, *next; a; a = next) {
+        next = a->next;
+        a->next = rev;
+        rev = a;
+    }
+    t->answers = NULL;
+    for (sv_msg *a = rev, *next; a; a = next) {
+        next = a->next;
+        a->next = NULL;
+        sv_pid to = a->from;
+        rt__s_synced *s = (rt__s_synced *)(void *)a->data;
+        s->status = s->log->round_err;
+        if (sv_send_owed(to, a) < 0)
+            sv_msg_free(a); /* the queue is gone */
+    }
+    for (rt__slog *l = t->round, *next; l; l = next) {
+        next = l->next_in_round;
+        l->round_err = 0;
+    }
+    t->round = NULL;
+}
+
+static void drop_answers(store_thread *t, const rt__slog *l)
+{
+    sv_msg **pp = &t->answers;
+    while (*pp) {
+        sv_msg *a = *pp;
+        if (((rt__s_synced *)(void *)a->data)->log == l) {
+            *pp = a->next;
+            sv_msg_free(a);
+        } else {
+            pp = &a->next;
+        }
+    }
+}
+
+static void handle(store_thread *t, sv_msg *m, bool *stop)
+{
+    switch (m->tag) {
+    case RT__S_WRITE:
+        if (m->len >= sizeof(rt__s_write))
+            on_write(t, m);
+        break;
+    case RT__S_READ:
+        if (m->len >= sizeof(rt__s_read))
+            on_read(m);
+        break;
+    case RT__S_LOAD:
+        if (m->len >= sizeof(rt__s_load))
+            rt__recover(m);
+        break;
+    case RT__S_UNLINK: {
+        rt__s_seg *u = (rt__s_seg *)(void *)m->data;
+        if (m->len >= sizeof *u)
+            on_unlink(t, u->log, u->seg);
+        break;
+    }
+    case RT__S_RESET: {
+        rt__s_seg *u = (rt__s_seg *)(void *)m->data;
+        if (m->len >= sizeof *u) {
+            u->log->failed = 0;
+            if (u->log->fd >= 0) {
+                close(u->log->fd); /* the next write opens a fresh segment */
+                u->log->fd = -1;
+                u->log->seg = 0;
+            }
+        }
+        break;
+    }
+    case RT__S_CLOSE: {
+        rt__s_seg *u = (rt__s_seg *)(void *)m->data;
+        if (m->len >= sizeof *u) {
+            rt__slog *l = u->log;
+            drop_answers(t, l); /* its queue is gone: nobody to tell */
+            if (l->in_round) { /* sync it now: it leaves the round */
+                rt__slog **pp = &t->round;
+                while (*pp != l)
+                    pp = &(*pp)->next_in_round;
+                *pp = l->next_in_round;
+                if ((l->need_sync && l->fd >= 0 && fdatasync(l->fd) < 0) || (l->dir_dirty && fsync(l->dirfd) < 0))
+                    l->nunlinks = 0; /* not synced: keep what the writes may need */
+                do_unlinks(l);
+            }
+            slog_free(l);
+        }
+        break;
+    }
+    case RT__S_DESTROY: {
+        m->data[m->len ? m->len - 1 : 0] = '\0';
+        int rc = remove_tree((const char *)m->data);
+        if (rc < 0)
+            sv_log(SV_LOG_WARNING, "store: cannot remove %s: %s", (const char *)m->data, strerror(-rc));
+        break;
+    }
+    case RT__S_FILE:
+        on_file(m);
+        break;
+    case RT__S_STOP:
+        *stop = true;
+        break;
+    }
+}
+
+int rt__slog_open_dir(rt__slog *l)
+{
+    if (l->dirfd >= 0)
+        return 0;
+    if (mkdir(l->dir, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    l->dirfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (l->dirfd < 0)
+        return -errno;
+    return sync_dir_of(l->dir);
+}
+
+static void *store_main(void *arg)
+{
+    store_thread *t = arg;
+    sv_proc *inbox = sv_inbox_open();
+    sv_pid *pid = inbox ? malloc(sizeof *pid) : NULL;
+    if (!pid) {
+        sv_log(SV_LOG_ERROR, "store: thread %d cannot open its inbox", t->index);
+        sv_inbox_close(inbox);
+        return NULL;
+    }
+    *pid = sv_self(inbox);
+    atomic_store(&t->pid, pid);
+    uint64_t next_check = 0;
+    bool stop = false;
+    while (!stop) {
+        sv_msg *m = sv_recv(inbox, CHECK_EVERY_MS, NULL, NULL);
+        for (int n = 0; m && n < ROUND_MAX; n++) {
+            handle(t, m, &stop);
+            sv_msg_free(m);
+            m = n + 1 < ROUND_MAX ? sv_recv(inbox, 0, NULL, NULL) : NULL;
+        }
+        finish_round(t);
+        if (t->index == 0 && sv_now_ms() >= next_check) {
+            check_disk();
+            next_check = sv_now_ms() + CHECK_EVERY_MS;
+        }
+    }
+    atomic_store(&t->pid, NULL);
+    sv_inbox_close(inbox);
+    sv_retire(pid, free);
+    return NULL;
+}
+
+/* ------------------------------------------------------- the store process */
+
+static int store_init(sv_proc *self, void *arg)
+{
+    const rt_config *c = arg;
+    (void)self;
+    if (!c || !c->data_dir || !c->data_dir[0]) {
+        nthreads = 0; /* no data directory: durable queues are kept in memory only */
+        sv_log(SV_LOG_WARNING, "store: no data directory; durable queues will not survive a restart");
+        return 0;
+    }
+    snprintf(data_dir, sizeof data_dir, "%s", c->data_dir);
+    disk_free_limit = c->disk_free_limit;
+    char qdir[PATH_MAX + 16];
+    snprintf(qdir, sizeof qdir, "%s/queues", data_dir);
+    if (mkdir(qdir, 0750) < 0 && errno != EEXIST) {
+        sv_log(SV_LOG_ERROR, "store: cannot create %s: %s", qdir, strerror(errno));
+        return -errno;
+    }
+    int want = c->store_threads > 0 ? c->store_threads : 1;
+    if (want > MAX_THREADS)
+        want = MAX_THREADS;
+    check_disk();
+    for (int i = 0; i < want; i++) {
+        store_thread *t = &threads[i];
+        *t = (store_thread){.index = i};
+        atomic_init(&t->pid, NULL);
+        if (pthread_create(&t->th, NULL, store_main, t) != 0) {
+            sv_log(SV_LOG_ERROR, "store: cannot start thread %d", i);
+            break;
+        }
+        t->running = true;
+        nthreads = i + 1;
+    }
+    if (!nthreads)
+        return -EAGAIN;
+    /* wait until every inbox is open, so queues can send at once */
+    for (int tries = 0; tries < 10000; tries++) {
+        int ready = 0;
+        for (int i = 0; i < nthreads; i++)
+            ready += atomic_load(&threads[i].pid) != NULL;
+        if (ready == nthreads)
+            return 0;
+        usleep(100);
+    }
+    return -ETIMEDOUT;
+}
+
+static void store_terminate(sv_proc *self, int reason)
+{
+    (void)self;
+    (void)reason;
+    int n = nthreads;
+    nthreads = 0; /* queues started from now on find no store */
+    for (int i = 0; i < n; i++) {
+        store_thread *t = &threads[i];
+        if (!t->running)
+            continue;
+        sv_pid *pid = atomic_load(&t->pid);
+        if (pid) {
+            sv_msg *stop = sv_msg_new(RT__S_STOP, NULL, 0);
+            if (stop && sv_send_owed(*pid, stop) < 0)
+                sv_msg_free(stop);
+        }
+        pthread_join(t->th, NULL);
+        t->running = false;
+    }
+}
+
+static int store_info(sv_proc *self, sv_msg *m)
+{
+    (void)self;
+    (void)m;
+    return 0;
+}
+
+static const sv_server_ops store_ops = {
+    .name = "store",
+    .init = store_init,
+    .handle_info = store_info,
+    .terminate = store_terminate,
+};
+
+int rt__store_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
+{
+    return sv_spawn(sup, &store_ops, arg, opts, pid);
+}
+
+int rt__store_send(sv_pid store, sv_msg *m)
+{
+    if (sv_pid_is_none(store))
+        return -ESRCH;
+    return sv_send_owed(store, m);
+}
