@@ -15,9 +15,11 @@
 #include <openssl/evp.h>
 #include <proton/codec.h>
 #include <proton/message.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin/adm_internal.h"
 
@@ -182,6 +184,48 @@ static void read_route(adm__reader *rd, void *ctx)
         c->pids[i] = rt_queue_pid(qs[i]);
 }
 
+/* The confirms of one HTTP publish: tags base + i, i < 2^16. */
+typedef struct confirm_wait {
+    uint64_t base;
+    int waiting, accepted, full, store;
+} confirm_wait;
+
+static bool is_confirm(const sv_msg *m, void *ctx)
+{
+    (void)ctx;
+    return m->tag == RT_Q_CONFIRM;
+}
+
+/* true once every queue answered. A confirm left over from a request that
+ * timed out carries another base: it is dropped here, so none pile up. */
+static bool wait_confirms(sv_proc *inbox, confirm_wait *w)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (w->waiting > 0) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = ADM_CALL_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        sv_msg *m = left > 0 ? sv_recv(inbox, (int)left, is_confirm, NULL) : NULL;
+        if (!m)
+            return false;
+        const rt_confirm_batch *cb = (const rt_confirm_batch *)(const void *)m->data;
+        for (uint32_t i = 0; m->len >= sizeof *cb && i < cb->n && sizeof *cb + (i + 1) * sizeof cb->c[0] <= m->len; i++) {
+            if ((cb->c[i].tag >> 16) != (w->base >> 16))
+                continue; /* a late answer to an earlier request */
+            w->waiting--;
+            if (cb->c[i].outcome == RT_ACCEPTED)
+                w->accepted++;
+            else if (cb->c[i].why == RT_WHY_STORE)
+                w->store++;
+            else
+                w->full++;
+        }
+        sv_msg_free(m);
+    }
+    return true;
+}
+
 void adm__exchange_publish(adm_req *q, adm_resp *r)
 {
     if (!adm__vhost_ok(q->segs[1], r))
@@ -215,30 +259,42 @@ void adm__exchange_publish(adm_req *q, adm_resp *r)
     sv_pid pids[256];
     route_ctx c = {!strcmp(q->segs[2], "amq.default") ? "" : q->segs[2], keybuf, m, pids, 0, 256, 0};
     rc = adm__read(q, read_route, &c);
-    int routed = 0, full = 0;
+    /* Each queue confirms, so the answer says the message is there (on
+     * disk, for a persistent message in a durable queue): a script that
+     * publishes and then reads the queue finds it. */
+    static _Atomic uint64_t pub_seq;
+    confirm_wait w = {(atomic_fetch_add(&pub_seq, 1) + 1) << 16, 0, 0, 0, 0};
+    int full = 0;
     for (int i = 0; rc == 0 && c.rc == 0 && i < c.n; i++) {
         sv_msg *b = sv_msg_new(RT_Q_PUBLISH, NULL, sizeof(rt_pub_batch) + sizeof(rt_pub));
         if (!b)
             break;
         rt_pub_batch *pb = (rt_pub_batch *)(void *)b->data;
         pb->n = 1;
-        pb->p[0] = (rt_pub){rt_msg_ref(m), 0};
+        pb->confirms = 1;
+        pb->p[0] = (rt_pub){rt_msg_ref(m), w.base + (uint64_t)i, true};
         int src = sv_send(pids[i], b);
         if (src < 0) {
             rt_msg_unref(m);
             sv_msg_free(b);
             full += src == -EAGAIN;
         } else {
-            routed++;
+            w.waiting++;
         }
     }
     rt_msg_unref(m);
+    bool answered = wait_confirms(q->inbox, &w);
     if (rc < 0 || c.rc < 0)
         adm__fail_rc(r, rc < 0 ? rc : c.rc, "exchange");
-    else if (!routed && full)
+    else if (!answered)
+        adm__fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "timeout", "no queue answered in time; the message may be there or not");
+    else if (!w.accepted && w.store)
+        adm__fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "resource_alarm",
+                  "the message store cannot take it (disk full or failing); try again later");
+    else if (!w.accepted && (full || w.full))
         adm__fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "resource_limit", "the queues are full; try again");
     else
-        adm__ok(r, json_pack("{s:b}", "routed", routed > 0));
+        adm__ok(r, json_pack("{s:b}", "routed", w.accepted > 0));
 }
 
 /* ----------------------------------------------------------------- get */

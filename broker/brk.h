@@ -70,6 +70,13 @@ int brk_password_hash(const char *password, char *out, size_t len); /* len >= BR
 bool brk_password_check(const char *password, const char *hash);
 bool brk_hash_valid(const char *hash);
 int brk_users_set(const brk_user *list, size_t n, const char *anonymous_user);
+/* Users changed at run time are kept in DATA/users.json. load: if that
+ * file exists, its users replace the configuration's (1; 0: no file;
+ * -EINVAL with the file and the problem in err); either way later changes
+ * are saved there. save: writes the users now (brk_user_put and
+ * brk_user_delete call it); 0 or the error. */
+int brk_users_load(const char *data_dir, const char *anonymous_user, char *err, size_t len);
+int brk_users_save(void);
 void brk_users_free(void);
 /* An amqp_auth_fn: PLAIN against the users, ANONYMOUS as anonymous_user. */
 int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,

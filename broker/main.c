@@ -7,14 +7,18 @@
  * both ways a node can end arrive through one mailbox.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <unistd.h>
 
 #include "admin/adm.h"
 #include "broker/brk.h"
@@ -78,6 +82,39 @@ static void raise_fd_limit(void)
     }
 }
 
+/* One broker per data directory: two would write the same logs. The lock
+ * (flock on DATA/.lock) goes with the process, however it ends; the file
+ * names the holder for the error message. Returns 0, or -1 after saying why. */
+static int lock_data_dir(const char *dir)
+{
+    char path[4096 + 8];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr, "plexus: data directory %s: cannot open %s: %s\n", dir, path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char holder[32] = "";
+        ssize_t n = read(fd, holder, sizeof holder - 1);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            fprintf(stderr, "plexus: data directory %s is in use by another broker%s%s%s; give each broker its own --data-dir\n",
+                    dir, holder[0] ? " (pid " : "", holder, holder[0] ? ")" : "");
+        else
+            fprintf(stderr, "plexus: data directory %s: cannot lock %s: %s\n", dir, path, strerror(e));
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        sv_log(SV_LOG_WARNING, "data directory %s: cannot write the pid into %s: %s", dir, path, strerror(errno));
+    return 0; /* fd stays open (and locked) until the process ends */
+}
+
 static brk_config cfg; /* outlives the node: processes keep pointers into it */
 
 int main(int argc, char **argv)
@@ -102,6 +139,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "plexus: data directory %s: %s\n", cfg.data_dir, strerror(-rc));
         return 1;
     }
+    if (lock_data_dir(cfg.data_dir) < 0)
+        return 1;
+    if ((rc = brk_users_load(cfg.data_dir, cfg.anonymous_user, err, sizeof err)) < 0) {
+        fprintf(stderr, "plexus: %s\n", err);
+        return 1;
+    }
+    if (rc == 1)
+        sv_log(SV_LOG_INFO, "users from %s/users.json (changed at run time; they take the place of the configured ones)",
+               cfg.data_dir);
 
     /* Before any thread exists, so every thread inherits the mask. */
     sig_ctx sig;

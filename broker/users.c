@@ -190,7 +190,7 @@ int brk_user_put(const brk_user *u)
     if (rc == 0)
         users[i] = *u; /* logins from now on see it; open connections keep theirs */
     pthread_rwlock_unlock(&users_lock);
-    return rc;
+    return rc < 0 ? rc : brk_users_save();
 }
 
 int brk_user_delete(const char *name)
@@ -205,5 +205,5 @@ int brk_user_delete(const char *name)
             break;
         }
     pthread_rwlock_unlock(&users_lock);
-    return rc;
+    return rc < 0 ? rc : brk_users_save();
 }

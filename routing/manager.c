@@ -14,7 +14,9 @@
  *   └── manager          (restarted with the queues, restarts their processes)
  *
  * Durable queues are found again at boot from their logs' directories
- * (each holds a queue.meta naming the queue and its arguments).
+ * (each holds a queue.meta naming the queue and its arguments); durable
+ * exchanges and bindings from DATA/definitions.json, which the manager
+ * rewrites a moment after each change to them.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "routing/rt_internal.h"
 
@@ -58,10 +61,23 @@ typedef struct owner {
     uint64_t mref;
 } owner;
 
+/* A binding from the definitions file waiting for its durable queue to
+ * start again (at boot, queues come back asynchronously). */
+typedef struct pending_bind {
+    rt_def_bind b;
+    struct pending_bind *next;
+} pending_bind;
+
 typedef struct manager {
     sv_map starting, deleting, owners;
     uint64_t gen; /* for generated queue names */
+    bool defs_dirty;          /* durable definitions changed since the file was written */
+    uint64_t save_tref;       /* the coalescing timer, while one is armed */
+    pending_bind *pending;    /* while not empty the file is not rewritten: it holds these */
 } manager;
+
+enum { TAG_SAVE_DEFS = 0x524d0001 };
+#define SAVE_DELAY_MS 20 /* declarations in a burst make one write */
 
 sv_pid rt_manager(void) { return sv_whereis(MANAGER_NAME); }
 
@@ -87,6 +103,25 @@ static void answer(sv_from to, const void *data, size_t len)
     sv_msg *r = sv_msg_new(0, data, len);
     if (r)
         sv_reply(to, r);
+}
+
+static void save_defs(manager *mg);
+
+/* Durable definitions changed: the definitions file is written again
+ * shortly after (one write for a burst of declarations). */
+static void defs_changed(sv_proc *self, manager *mg)
+{
+    if (!rt__store_dir())
+        return;
+    mg->defs_dirty = true;
+    if (mg->save_tref || mg->pending)
+        return;
+    sv_msg *t = sv_msg_new(TAG_SAVE_DEFS, NULL, 0);
+    if (!t || sv_send_after(self, SAVE_DELAY_MS, sv_self(self), t, &mg->save_tref) < 0) {
+        sv_msg_free(t);
+        mg->save_tref = 0;
+        save_defs(mg); /* no timer: now */
+    }
 }
 
 static int owner_key(sv_pid p, uint64_t *k1, uint64_t *k2)
@@ -255,7 +290,9 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
     }
 }
 
-static void started(manager *mg, uint64_t ref, int status)
+static void restore_bindings(sv_proc *self, manager *mg, const char *queue, bool up);
+
+static void started(sv_proc *self, manager *mg, uint64_t ref, int status)
 {
     starting st;
     if (!sv_map_del(&mg->starting, 0, ref, &st))
@@ -274,9 +311,14 @@ static void started(manager *mg, uint64_t ref, int status)
         first = false;
         free(w);
     }
+    bool durable = st.q->args.durable && !st.q->args.exclusive;
+    if (mg->pending)
+        restore_bindings(self, mg, st.q->name, status == 0);
     if (status < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: its process did not start (%d)", st.q->name, status);
         rt__queue_unref(st.q);
+    } else if (durable) {
+        defs_changed(self, mg);
     }
 }
 
@@ -338,6 +380,8 @@ static int delete_queue(sv_proc *self, manager *mg, rt_req_queue *r, sv_from fro
     rt__dir_remove(RT__QUEUES, q->name);
     unbind_all u = {binds_queue, q->name};
     rt_exchange_each(unbind_each, &u);
+    if (q->args.durable && !q->args.exclusive)
+        defs_changed(self, mg);
     sv_msg *req = sv_sup_terminate_child_req(q->name, true);
     uint64_t ref;
     if (!req || sv_call_async(self, sv_whereis(QUEUE_SUP_NAME), req, SUP_TIMEOUT_MS, &ref) < 0) {
@@ -424,38 +468,38 @@ static void owner_down(sv_proc *self, manager *mg, sv_pid pid)
 
 static bool reserved(const char *name) { return !name[0] || !strncmp(name, "amq.", 4); }
 
-static void declare_exchange(sv_msg *req)
+/* 1: created, 0: there already, or an error. */
+static int exchange_declare(rt_req_exchange *r)
 {
-    rt_req_exchange *r = SV_MSG_AS(req, rt_req_exchange);
-    if (!r || (unsigned)r->type > RT_HEADERS) {
-        sv_reply_error(sv_from_of(req), -EINVAL);
-        return;
-    }
+    if ((unsigned)r->type > RT_HEADERS)
+        return -EINVAL;
     r->name[RT_NAME_MAX] = '\0';
     rt_exchange *x = rt_exchange_find(r->name);
-    if (x) {
-        /* Redeclaring with another type is a precondition failure. */
-        if (!r->passive && x->type != r->type)
-            sv_reply_error(sv_from_of(req), -EEXIST);
-        else
-            answer(sv_from_of(req), NULL, 0);
-        return;
-    }
-    if (r->passive) {
-        sv_reply_error(sv_from_of(req), -ENOENT);
-        return;
-    }
-    if (reserved(r->name)) {
-        sv_reply_error(sv_from_of(req), -EPERM);
-        return;
-    }
+    if (x) /* redeclaring with another type is a precondition failure */
+        return !r->passive && x->type != r->type ? -EEXIST : 0;
+    if (r->passive)
+        return -ENOENT;
+    if (reserved(r->name))
+        return -EPERM;
     x = rt__exchange_new(r->name, r->type, r->durable, r->auto_delete, r->internal);
     if (!x || rt__dir_add(RT__EXCHANGES, x->name, x) < 0) {
         if (x)
             rt__exchange_free(x);
-        sv_reply_error(sv_from_of(req), -ENOMEM);
+        return -ENOMEM;
+    }
+    return 1;
+}
+
+static void declare_exchange(sv_proc *self, manager *mg, sv_msg *req)
+{
+    rt_req_exchange *r = SV_MSG_AS(req, rt_req_exchange);
+    int rc = r ? exchange_declare(r) : -EINVAL;
+    if (rc < 0) {
+        sv_reply_error(sv_from_of(req), rc);
         return;
     }
+    if (rc == 1 && r->durable)
+        defs_changed(self, mg);
     answer(sv_from_of(req), NULL, 0);
 }
 
@@ -491,7 +535,7 @@ static int exchange_remove(const char *name)
     return 0;
 }
 
-static void delete_exchange(sv_msg *req)
+static void delete_exchange(sv_proc *self, manager *mg, sv_msg *req)
 {
     rt_req_exchange *r = SV_MSG_AS(req, rt_req_exchange);
     if (!r) {
@@ -507,23 +551,25 @@ static void delete_exchange(sv_msg *req)
         if (has_bindings(x) || d.found)
             rc = -EBUSY;
     }
+    bool durable = x && x->durable;
     if (rc == 0)
         rc = exchange_remove(r->name);
-    if (rc < 0)
+    if (rc < 0) {
         sv_reply_error(sv_from_of(req), rc);
-    else
-        answer(sv_from_of(req), NULL, 0);
+        return;
+    }
+    if (durable)
+        defs_changed(self, mg);
+    answer(sv_from_of(req), NULL, 0);
 }
 
 /* ------------------------------------------------------------- bindings */
 
-static int parse_binding(sv_msg *req, rt_req_bind **out, rt_exchange **x, rt_hdrmatch **hm)
+static int parse_binding(rt_req_bind *b, size_t len, rt_exchange **x, rt_hdrmatch **hm)
 {
-    rt_req_bind *b = SV_MSG_AS(req, rt_req_bind);
-    if (!b || req->len < sizeof *b + b->args_len)
+    if (!b || len < sizeof *b + b->args_len)
         return -EINVAL;
     b->source[RT_NAME_MAX] = b->dest[RT_NAME_MAX] = b->key[RT_NAME_MAX] = '\0';
-    *out = b;
     *x = rt_exchange_find(b->source);
     if (!*x)
         return b->source[0] ? -ENOENT : -EPERM; /* the default exchange takes no bindings */
@@ -549,50 +595,60 @@ static int parse_binding(sv_msg *req, rt_req_bind **out, rt_exchange **x, rt_hdr
     return rc;
 }
 
-static void bind(sv_msg *req)
+/* 1: bound, 0: bound already, or an error. *durable: whether it is a
+ * binding the definitions file keeps (from a durable exchange). */
+static int binding_add(rt_req_bind *b, size_t len, bool *durable)
 {
-    rt_req_bind *b;
     rt_exchange *x;
     rt_hdrmatch *hm = NULL;
-    int rc = parse_binding(req, &b, &x, &hm);
-    if (rc < 0) {
-        sv_reply_error(sv_from_of(req), rc);
-        return;
-    }
+    int rc = parse_binding(b, len, &x, &hm);
+    if (rc < 0)
+        return rc;
+    *durable = x->durable;
     rt_binding *nb = rt__binding_new(b->key, b->dest, b->to_exchange, hm);
     if (!nb) {
         rt_hdrmatch_free(hm);
-        sv_reply_error(sv_from_of(req), -ENOMEM);
-        return;
+        return -ENOMEM;
     }
     rt_bindset *old = atomic_load(&x->bindings);
     for (uint32_t i = 0; old && i < old->n; i++) {
         if (rt__binding_same(old->b[i], nb)) { /* binding twice is binding once */
             rt__binding_free(nb);
-            answer(sv_from_of(req), NULL, 0);
-            return;
+            return 0;
         }
     }
     rt_bindset *nbs = rt__bindset_add(old, nb);
     if (!nbs) {
         rt__binding_free(nb);
-        sv_reply_error(sv_from_of(req), -ENOMEM);
-        return;
+        return -ENOMEM;
     }
     atomic_store_explicit(&x->bindings, nbs, memory_order_release);
     if (old)
         sv_retire(old, free);
+    return 1;
+}
+
+static void bind(sv_proc *self, manager *mg, sv_msg *req)
+{
+    bool durable = false;
+    int rc = binding_add(SV_MSG_AS(req, rt_req_bind), req->len, &durable);
+    if (rc < 0) {
+        sv_reply_error(sv_from_of(req), rc);
+        return;
+    }
+    if (rc == 1 && durable)
+        defs_changed(self, mg);
     answer(sv_from_of(req), NULL, 0);
 }
 
 static bool same_as(const rt_binding *b, const void *probe) { return rt__binding_same(b, probe); }
 
-static void unbind(sv_msg *req)
+static void unbind(sv_proc *self, manager *mg, sv_msg *req)
 {
-    rt_req_bind *b;
-    rt_exchange *x;
+    rt_req_bind *b = SV_MSG_AS(req, rt_req_bind);
+    rt_exchange *x = NULL;
     rt_hdrmatch *hm = NULL;
-    int rc = parse_binding(req, &b, &x, &hm);
+    int rc = parse_binding(b, req->len, &x, &hm);
     if (rc == -ENOENT && b && (x = rt_exchange_find(b->source)) && x->type != RT_HEADERS)
         rc = 0; /* the destination may be gone already; its bindings went with it */
     if (rc < 0) {
@@ -611,6 +667,8 @@ static void unbind(sv_msg *req)
         sv_reply_error(sv_from_of(req), -ENOENT);
         return;
     }
+    if (x->durable)
+        defs_changed(self, mg);
     if (x->auto_delete && !has_bindings(x))
         exchange_remove(x->name); /* its last binding went */
     answer(sv_from_of(req), NULL, 0);
@@ -639,16 +697,16 @@ static int manager_call(sv_proc *self, sv_msg *req)
         return 0;
     }
     case RT_REQ_DECLARE_EXCHANGE:
-        declare_exchange(req);
+        declare_exchange(self, mg, req);
         return 0;
     case RT_REQ_DELETE_EXCHANGE:
-        delete_exchange(req);
+        delete_exchange(self, mg, req);
         return 0;
     case RT_REQ_BIND:
-        bind(req);
+        bind(self, mg, req);
         return 0;
     case RT_REQ_UNBIND:
-        unbind(req);
+        unbind(self, mg, req);
         return 0;
     default:
         sv_reply_error(sv_from_of(req), -ENOTSUP);
@@ -660,10 +718,13 @@ static int manager_info(sv_proc *self, sv_msg *m)
 {
     manager *mg = sv_state(self);
     if (m->kind == SV_MSG_REPLY) {
-        started(mg, m->ref, m->status);
+        started(self, mg, m->ref, m->status);
         deleted(mg, m->ref);
     } else if (m->kind == SV_MSG_DOWN) {
         owner_down(self, mg, m->from);
+    } else if (m->tag == TAG_SAVE_DEFS) {
+        mg->save_tref = 0;
+        save_defs(mg);
     }
     return 0;
 }
@@ -750,6 +811,129 @@ static void recover_queues(sv_proc *self, manager *mg)
         sv_log(SV_LOG_INFO, "%u durable queue%s found in %s", n, n == 1 ? "" : "s", qdir);
 }
 
+/* ---------------------------------------------------- definitions file */
+
+/* DATA/definitions.json: the durable exchanges, queues and bindings in
+ * RabbitMQ's definitions format (rt_definitions_export), rewritten whole,
+ * atomically, by a store thread a moment after each change. Queues come
+ * back from their own logs (queue.meta), not from this file: a queue is
+ * durable from its first message, a file written a moment later could be
+ * behind. The file brings back the exchanges and the bindings. */
+static void save_defs(manager *mg)
+{
+    const char *data = rt__store_dir();
+    if (!mg->defs_dirty || mg->pending || !data)
+        return;
+    json_t *doc = rt_definitions_export(true);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    size_t len = text ? strlen(text) : 0;
+    sv_msg *m = text ? sv_msg_new(RT__S_FILE, NULL, sizeof(rt__s_file) + len) : NULL;
+    if (m) {
+        rt__s_file *f = (rt__s_file *)(void *)m->data;
+        snprintf(f->path, sizeof f->path, "%s/" RT_DEFS_FILE, data);
+        f->len = (uint32_t)len;
+        memcpy(f->data, text, len);
+        if (rt__store_send(rt__store_pid(RT_DEFS_FILE), m) < 0) {
+            sv_msg_free(m);
+            m = NULL;
+        }
+    }
+    free(text);
+    if (!m) {
+        sv_log(SV_LOG_ERROR, "cannot write %s/%s (out of memory or no store); tried again at the next change", data,
+               RT_DEFS_FILE);
+        return;
+    }
+    mg->defs_dirty = false;
+}
+
+/* Queue `queue` started (up) or could not: the bindings to it that the
+ * definitions file held are made, or dropped. */
+static void restore_bindings(sv_proc *self, manager *mg, const char *queue, bool up)
+{
+    for (pending_bind **pp = &mg->pending; *pp;) {
+        pending_bind *p = *pp;
+        if (strcmp(p->b.req->dest, queue) != 0) {
+            pp = &p->next;
+            continue;
+        }
+        bool durable;
+        int rc = up ? binding_add(p->b.req, p->b.len, &durable) : -ENOENT;
+        if (rc < 0)
+            sv_log(SV_LOG_WARNING, "%s: binding from %s to queue %s not restored: %s", RT_DEFS_FILE,
+                   p->b.req->source, queue, strerror(-rc));
+        *pp = p->next;
+        free(p->b.req);
+        free(p);
+    }
+    if (!mg->pending && mg->defs_dirty)
+        defs_changed(self, mg);
+}
+
+/* At boot, after the durable queues were started again: the exchanges and
+ * bindings of the definitions file. A binding to a queue waits for that
+ * queue's process (restore_bindings). */
+static void restore_defs(manager *mg)
+{
+    const char *data = rt__store_dir();
+    if (!data)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" RT_DEFS_FILE, data);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc) {
+        if (access(path, F_OK) == 0) { /* written atomically, so this is damage from outside: keep it for a person */
+            char bad[4096 + 8];
+            snprintf(bad, sizeof bad, "%s.bad", path);
+            sv_log(SV_LOG_ERROR, "%s: line %d: %s; exchanges and bindings not restored (file moved to %s)", path,
+                   jerr.line, jerr.text, bad);
+            rename(path, bad);
+        }
+        return;
+    }
+    rt_defs d;
+    char err[400];
+    int rc = rt_definitions_parse(doc, &d, err, sizeof err);
+    json_decref(doc);
+    if (rc < 0) {
+        sv_log(SV_LOG_ERROR, "%s: %s; exchanges and bindings not restored", path, err);
+        return;
+    }
+    unsigned nx = 0, nb = 0;
+    for (size_t i = 0; i < d.nexchanges; i++) {
+        d.exchanges[i].passive = false;
+        if ((rc = exchange_declare(&d.exchanges[i])) < 0)
+            sv_log(SV_LOG_WARNING, "%s: exchange %s not restored: %s", path, d.exchanges[i].name, strerror(-rc));
+        nx += rc == 1;
+    }
+    for (size_t i = 0; i < d.nbindings; i++) {
+        rt_def_bind *b = &d.bindings[i];
+        bool durable;
+        if (!b->req->to_exchange && !rt_queue_find(b->req->dest)) {
+            pending_bind *p = find_starting(mg, b->req->dest) ? malloc(sizeof *p) : NULL;
+            if (!p) {
+                sv_log(SV_LOG_WARNING, "%s: binding from %s to queue %s not restored: no such durable queue", path,
+                       b->req->source, b->req->dest);
+                continue;
+            }
+            *p = (pending_bind){*b, mg->pending};
+            mg->pending = p;
+            b->req = NULL; /* the pending list has it */
+            nb++;
+        } else if ((rc = binding_add(b->req, b->len, &durable)) < 0) {
+            sv_log(SV_LOG_WARNING, "%s: binding from %s to %s not restored: %s", path, b->req->source, b->req->dest,
+                   strerror(-rc));
+        } else {
+            nb++;
+        }
+    }
+    rt_defs_free(&d);
+    sv_log(SV_LOG_INFO, "%u exchange%s and %u binding%s restored from %s", nx, nx == 1 ? "" : "s", nb,
+           nb == 1 ? "" : "s", path);
+}
+
 typedef struct adopt_ctx {
     sv_proc *self;
     manager *mg;
@@ -809,6 +993,7 @@ static int manager_init(sv_proc *self, void *arg)
     if (!booted) { /* at boot; a restarted manager adopts what the directory lists instead */
         booted = true;
         recover_queues(self, mg);
+        restore_defs(mg);
     }
     return 0;
 }
@@ -834,6 +1019,13 @@ static void manager_terminate(sv_proc *self, int reason)
         deleting *d = sv_map_at(&mg->deleting, i);
         if (d)
             rt__queue_unref(d->q);
+    }
+    if (mg->save_tref)
+        save_defs(mg); /* a change still waiting for its write */
+    for (pending_bind *p = mg->pending, *next; p; p = next) {
+        next = p->next;
+        free(p->b.req);
+        free(p);
     }
     sv_map_free(&mg->starting);
     sv_map_free(&mg->deleting);

@@ -262,7 +262,7 @@ static int keep_meta(const char *dir, const char *meta, size_t len)
                 return 0;
         }
     }
-    return rt__file_replace(path, meta, len);
+    return rt_file_replace(path, meta, len);
 }
 
 /* Filters s->e down to the live messages, in seq order; returns how many. */

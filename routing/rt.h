@@ -363,6 +363,12 @@ int rt_json_put(struct pn_data_t *d, const struct json_t *v, char *err, size_t e
  * milliseconds, maps as objects (keys as text), lists and arrays as arrays. */
 struct json_t *rt_json_get(struct pn_data_t *d);
 
+/* Replaces the file at path with data, atomically and durably (a
+ * temporary file, fsync, rename, fsync of the directory): after a crash
+ * the file holds the old or the new contents, whole. Blocks on the disk:
+ * not for a scheduler thread (the store and the admin API use it). */
+int rt_file_replace(const char *path, const void *data, size_t len);
+
 /* ------------------------------------------------------------ definitions */
 
 /* The definitions of one broker (queues, exchanges, bindings) in

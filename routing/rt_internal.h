@@ -172,6 +172,7 @@ typedef struct rt__s_loaded {
 
 int rt__store_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
 const char *rt__store_dir(void);              /* the data directory; NULL: no store */
+#define RT_DEFS_FILE "definitions.json"       /* in the data directory: durable exchanges and bindings */
 sv_pid rt__store_pid(const char *queue_name); /* the thread for this queue; none: no store */
 int rt__store_send(sv_pid store, sv_msg *m);  /* owed: the store's input is bounded by credit */
 rt__slog *rt__slog_new(const char *dir);
@@ -179,7 +180,6 @@ void rt__slog_free_unused(rt__slog *l);       /* one never handed to a store thr
 const char *rt__slog_dir(const rt__slog *l);
 int rt__slog_open_dir(rt__slog *l);
 void rt__seg_path(char *out, size_t len, const char *dir, uint32_t seg);
-int rt__file_replace(const char *path, const void *data, size_t len);
 void rt__read_entries(rt__s_read *r);
 void rt__recover(sv_msg *load_req);
 int rt__msg_from_rec(const rt__rec *r, rt_msg **out);

@@ -168,7 +168,7 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int rt__file_replace(const char *path, const void *data, size_t len)
+int rt_file_replace(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -581,7 +581,7 @@ static void on_file(sv_msg *req)
     if (req->len < sizeof *f || req->len < sizeof *f + f->len)
         return;
     f->path[sizeof f->path - 1] = '\0';
-    int rc = rt__file_replace(f->path, f->data, f->len);
+    int rc = rt_file_replace(f->path, f->data, f->len);
     if (rc < 0)
         sv_log(SV_LOG_ERROR, "store: cannot write %s: %s", f->path, strerror(-rc));
 }

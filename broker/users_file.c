@@ -1,0 +1,66 @@
+/* users_file.c — users changed through the admin API survive a restart.
+ *
+ * DATA/users.json holds the users as the "users" array of a definitions
+ * document (brk_users_export: names, salted hashes, tags), rewritten whole
+ * and atomically after each change. It exists only once users were
+ * changed at run time; from then on it, not the configuration file, says
+ * who the users are (as with RabbitMQ, whose configured default user is
+ * created on a new node only).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/brk.h"
+
+#define USERS_FILE "users.json"
+
+static char path[4096]; /* empty: nothing is saved (no data directory given) */
+static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int brk_users_load(const char *data_dir, const char *anonymous_user, char *err, size_t len)
+{
+    snprintf(path, sizeof path, "%s/%s", data_dir, USERS_FILE);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc) {
+        if (access(path, F_OK) != 0)
+            return 0; /* users never changed here: the configuration's apply */
+        snprintf(err, len, "%s: line %d: %s", path, jerr.line, jerr.text);
+        return -EINVAL;
+    }
+    json_t *wrap = json_is_array(doc) ? json_pack("{s:O}", "users", doc) : json_incref(doc);
+    json_decref(doc);
+    brk_user *list = NULL;
+    size_t n = 0;
+    char why[400];
+    int rc = wrap ? brk_users_parse(wrap, &list, &n, why, sizeof why) : -ENOMEM;
+    json_decref(wrap);
+    if (rc < 0) {
+        snprintf(err, len, "%s: %s", path, rc == -ENOMEM ? "out of memory" : why);
+        return rc;
+    }
+    rc = brk_users_set(list, n, anonymous_user);
+    free(list);
+    return rc < 0 ? rc : 1;
+}
+
+int brk_users_save(void)
+{
+    if (!path[0])
+        return 0;
+    pthread_mutex_lock(&save_lock); /* exports and writes in turn: the last write holds the last change */
+    json_t *users = brk_users_export();
+    char *text = users ? json_dumps(users, JSON_INDENT(2)) : NULL;
+    json_decref(users);
+    int rc = text ? rt_file_replace(path, text, strlen(text)) : -ENOMEM;
+    pthread_mutex_unlock(&save_lock);
+    free(text);
+    if (rc < 0)
+        sv_log(SV_LOG_ERROR, "cannot save the users in %s: %s", path, strerror(-rc));
+    return rc;
+}
