@@ -131,6 +131,14 @@ void adm__metrics(adm_req *q, adm_resp *r)
     emit(&o, "plexus_message_bytes_held %llu\n", (unsigned long long)rt_held_bytes());
     family(&o, "plexus_memory_alarm", "gauge", "1 while the memory alarm holds publishers back.");
     emit(&o, "plexus_memory_alarm %d\n", rt_memory_alarm() ? 1 : 0);
+    family(&o, "plexus_disk_alarm", "gauge", "1 while the data directory's disk is below storage.disk_free_limit.");
+    emit(&o, "plexus_disk_alarm %d\n", rt_disk_alarm() ? 1 : 0);
+    rt_store_stat st;
+    rt_store_stats(&st);
+    family(&o, "plexus_store_syncs_total", "counter", "fdatasync calls on queue logs (one per log per group commit).");
+    emit(&o, "plexus_store_syncs_total %llu\n", (unsigned long long)st.syncs);
+    family(&o, "plexus_store_written_bytes_total", "counter", "Bytes written to queue logs.");
+    emit(&o, "plexus_store_written_bytes_total %llu\n", (unsigned long long)st.bytes_written);
     family(&o, "plexus_processes", "gauge", "Actor processes alive.");
     emit(&o, "plexus_processes %llu\n", (unsigned long long)ps.processes);
     family(&o, "plexus_processes_spawned_total", "counter", "Actor processes started since the node started.");

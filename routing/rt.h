@@ -363,6 +363,13 @@ int rt_json_put(struct pn_data_t *d, const struct json_t *v, char *err, size_t e
  * milliseconds, maps as objects (keys as text), lists and arrays as arrays. */
 struct json_t *rt_json_get(struct pn_data_t *d);
 
+/* The message store's work since the node started: log syncs
+ * (fdatasync) and bytes written to logs. */
+typedef struct rt_store_stat {
+    uint64_t syncs, bytes_written;
+} rt_store_stat;
+void rt_store_stats(rt_store_stat *out);
+
 /* Replaces the file at path with data, atomically and durably (a
  * temporary file, fsync, rename, fsync of the directory): after a crash
  * the file holds the old or the new contents, whole. Blocks on the disk:

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,24 @@ int rt__grow(void **p, size_t *cap, size_t need, size_t size)
 }
 
 /* ------------------------------------------------------------------ files */
+
+/* What the store did, for /metrics and the benchmark: syncs of logs, and
+ * bytes written to them (records and segment headers). */
+static _Atomic uint64_t n_syncs, n_written;
+
+void rt_store_stats(rt_store_stat *out)
+{
+    out->syncs = atomic_load_explicit(&n_syncs, memory_order_relaxed);
+    out->bytes_written = atomic_load_explicit(&n_written, memory_order_relaxed);
+}
+
+static int data_sync(int fd)
+{
+    if (fdatasync(fd) < 0)
+        return -1;
+    atomic_fetch_add_explicit(&n_syncs, 1, memory_order_relaxed);
+    return 0;
+}
 
 static int sync_dir_of(const char *path)
 {
@@ -294,7 +313,7 @@ static int open_segment(store_thread *t, rt__slog *l, uint32_t seg)
     if (l->fd >= 0) {
         /* the old tail stays readable through the read cache; sync it first
          * if this round wrote to it */
-        if (l->need_sync && fdatasync(l->fd) < 0)
+        if (l->need_sync && data_sync(l->fd) < 0)
             return -errno;
         close(l->fd);
         l->fd = -1;
@@ -385,6 +404,7 @@ static int write_run(rt__slog *l, rt__wop *ops, uint32_t from, uint32_t to)
                     rc = w < 0 ? -errno : -EIO;
                     break;
                 }
+                atomic_fetch_add_explicit(&n_written, (uint64_t)w, memory_order_relaxed);
                 pos += (uint64_t)w;
                 left -= (size_t)w;
                 while (nv && (size_t)w >= v->iov_len) {
@@ -592,7 +612,7 @@ static void finish_round(store_thread *t)
     for (rt__slog *l = t->round; l; l = l->next_in_round) {
         l->in_round = false;
         int rc = 0;
-        if (l->need_sync && l->fd >= 0 && fdatasync(l->fd) < 0)
+        if (l->need_sync && l->fd >= 0 && data_sync(l->fd) < 0)
             rc = -errno;
         if (rc == 0 && l->dir_dirty && fsync(l->dirfd) < 0)
             rc = -errno;
@@ -687,7 +707,7 @@ static void handle(store_thread *t, sv_msg *m, bool *stop)
                 while (*pp != l)
                     pp = &(*pp)->next_in_round;
                 *pp = l->next_in_round;
-                if ((l->need_sync && l->fd >= 0 && fdatasync(l->fd) < 0) || (l->dir_dirty && fsync(l->dirfd) < 0))
+                if ((l->need_sync && l->fd >= 0 && data_sync(l->fd) < 0) || (l->dir_dirty && fsync(l->dirfd) < 0))
                     l->nunlinks = 0; /* not synced: keep what the writes may need */
                 do_unlinks(l);
             }

@@ -541,6 +541,12 @@ static pn_link_t *make_sender(bench *b, pn_session_t *s, const char *name, const
     pn_link_t *l = pn_sender(s, name);
     if (!l) return NULL;
     pn_terminus_set_address(pn_link_target(l), target); /* NULL: anonymous relay */
+    /* Persistent runs ask for a durable terminus: RabbitMQ 3's AMQP 1.0
+     * plugin declares /queue/Q durable only then (Plexus's named queues
+     * are durable either way). Both ends ask alike, or RabbitMQ refuses
+     * the second declare as inequivalent. */
+    if (b->o->persistent && target)
+        pn_terminus_set_durability(pn_link_target(l), PN_DELIVERIES);
     pn_link_set_snd_settle_mode(l, b->qos == QOS_AMO ? PN_SND_SETTLED : PN_SND_UNSETTLED);
     pn_link_set_rcv_settle_mode(l, PN_RCV_FIRST);
     return l;
@@ -552,6 +558,8 @@ static pn_link_t *make_receiver(bench *b, pn_session_t *s, const char *name, con
     if (!l) return NULL;
     if (dynamic) pn_terminus_set_dynamic(pn_link_source(l), true);
     else pn_terminus_set_address(pn_link_source(l), source);
+    if (b->o->persistent && !dynamic)
+        pn_terminus_set_durability(pn_link_source(l), PN_DELIVERIES);
     pn_link_set_snd_settle_mode(l, b->qos == QOS_AMO ? PN_SND_SETTLED : PN_SND_UNSETTLED);
     pn_link_set_rcv_settle_mode(l, PN_RCV_FIRST);
     return l;

@@ -8,6 +8,7 @@ with a 1 M message backlog (and how fast it drains) and with 10 000 idle
 connections, each on a fresh broker. Prints what it measured; asserts
 nothing (tests do that).
 """
+import base64
 import os
 import re
 import resource
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PLEXUS = os.environ.get("PLEXUS_BIN", os.path.join(ROOT, "bin", "plexus"))
@@ -55,9 +57,10 @@ class Plexus:
     def __init__(self, *extra):
         self.tmp = tempfile.mkdtemp(prefix="plexus-bench-")
         self.port = free_port()
+        self.admin_port = free_port()
         self.log = open(os.path.join(self.tmp, "log"), "w")
         self.p = subprocess.Popen([PLEXUS, "--listen", f"127.0.0.1:{self.port}", "--admin",
-                                   f"127.0.0.1:{free_port()}", "--data-dir", os.path.join(self.tmp, "d"),
+                                   f"127.0.0.1:{self.admin_port}", "--data-dir", os.path.join(self.tmp, "d"),
                                    "--log-level", "warning", *extra], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -67,6 +70,15 @@ class Plexus:
             except OSError:
                 time.sleep(0.05)
         raise SystemExit("plexus did not start")
+
+    def store_stats(self):
+        """(log syncs, bytes written to logs) so far, from /metrics."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}/metrics",
+                                     headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+        get = lambda name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+        return get("plexus_store_syncs_total"), get("plexus_store_written_bytes_total")
 
     def rss_kib(self):
         with open(f"/proc/{self.p.pid}/status") as f:
@@ -137,6 +149,61 @@ def measure_fanout(target):
     d, = median_of(target, ("deliveries_per_s",), "--mode", "fanout", "--subscribers", "4",
                    "--count", "20000" if QUICK else "100000")
     return d
+
+
+PERSISTENT = [(256, 1), (256, 8), (4096, 1), (4096, 8)]
+
+
+def disk_write_bytes(pid):
+    """Bytes the process has sent to storage (/proc/PID/io), or None."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            return int(re.search(r"^write_bytes: (\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
+def measure_persistent(target, pid, stats=None):
+    """Persistent messages (durable=true) into a durable queue, confirmed:
+    the publisher counts a message once the broker accepted it, which for
+    both brokers means it is on disk. One consumer drains as it goes. Per
+    (size, producers): msgs/s, and from the broker's side the bytes it
+    wrote to disk per message and (Plexus) the log syncs per second."""
+    out = {}
+    for size, producers in PERSISTENT:
+        n = (50000 if size <= 256 else 20000) if QUICK else (300000 if size <= 256 else 100000)
+        runs = []
+        for i in range(REPEAT):
+            s0, w0, t0 = stats() if stats else None, disk_write_bytes(pid), time.time()
+            rows = bench(target, "--mode", "throughput", "--persistent", "--qos", "alo", "--size", str(size),
+                         "--producers", str(producers), "--count", str(n),
+                         "--queue", f"persist-{size}-{producers}-{i}", "--deadline", "300")
+            dt, w1, s1 = time.time() - t0, disk_write_bytes(pid), stats() if stats else None
+            if not ok(rows):
+                continue
+            rate = float(rows[0]["msgs_per_s"])
+            syncs = (s1[0] - s0[0]) / dt if stats else float("nan")  # over the whole run, set-up included
+            per_msg = (w1 - w0) / n if w0 is not None and w1 is not None else float("nan")
+            runs.append((rate, syncs, per_msg))
+        if runs:
+            runs.sort()
+            out[(size, producers)] = runs[len(runs) // 2]
+    return out
+
+
+def print_persistent(results):
+    print("\npersistent messages, confirmed (1 consumer; disk bytes: /proc/PID/io write_bytes per message)")
+    print(f"  {'target':<22}{'size':>7}{'producers':>11}{'msgs/s':>12}{'MB/s':>8}{'syncs/s':>10}{'disk B/msg':>12}")
+    for name, res in results.items():
+        for (size, producers), (rate, syncs, per_msg) in sorted(res.items()):
+            sy = f"{syncs:,.0f}" if syncs == syncs else "-"
+            pm = f"{per_msg:,.0f}" if per_msg == per_msg else "-"
+            print(f"  {name:<22}{size:>7}{producers:>11}{rate:>12,.0f}{rate * size / 1e6:>8.1f}{sy:>10}{pm:>12}")
+    if "plexus" in results and "rabbitmq 3.10" in results:
+        for key in PERSISTENT:
+            p, r = results["plexus"].get(key), results["rabbitmq 3.10"].get(key)
+            if p and r:
+                print(f"  plexus / rabbitmq, {key[0]} B x {key[1]}: {p[0] / r[0]:.1f}x")
 
 
 def ok(rows):
@@ -227,16 +294,21 @@ def rabbitmq():
 def main():
     print(f"AMQP benchmarks ({os.cpu_count()} cores; broker and clients share them; "
           f"each figure the median of {REPEAT} run{'s' if REPEAT > 1 else ''})")
-    results = {"direct": measure(["--direct"])}
+    results = {} if os.environ.get("BENCH_ONLY") == "persistent" else {"direct": measure(["--direct"])}
     # Plexus as `make run` starts it (one scheduler per core), then with one
     # scheduler: where clients share the cores, that saves the cross-thread
     # wake-ups a message makes between connections on different schedulers.
+    persistent = {}
+    only_persistent = os.environ.get("BENCH_ONLY") == "persistent"
     for name, extra in (("plexus", ()), ("plexus, 1 scheduler", ("--schedulers", "1"))):
         pl = Plexus(*extra)
         try:
             url = ["--url", f"amqp://127.0.0.1:{pl.port}"]
-            results[name] = measure(url)
-            results[name]["fanout"] = measure_fanout(url)
+            if not only_persistent:
+                results[name] = measure(url)
+                results[name]["fanout"] = measure_fanout(url)
+            if name == "plexus":
+                persistent[name] = measure_persistent(url, pl.p.pid, pl.store_stats)
         finally:
             pl.stop()
     if os.environ.get("BENCH_RABBITMQ") == "1":
@@ -244,11 +316,21 @@ def main():
         if rq:
             try:
                 rurl = ["--url", "amqp://guest:guest@127.0.0.1:5672", "--addr-style", "rabbitmq310"]
-                results["rabbitmq 3.10"] = measure(rurl)
-                results["rabbitmq 3.10"]["fanout"] = measure_fanout(rurl)
+                if not only_persistent:
+                    results["rabbitmq 3.10"] = measure(rurl)
+                    results["rabbitmq 3.10"]["fanout"] = measure_fanout(rurl)
+                beam = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
+                persistent["rabbitmq 3.10"] = measure_persistent(rurl, int(beam[0]) if beam else -1)
+                durable = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name", "durable"],
+                                         capture_output=True, text=True).stdout
+                if "persist-" in durable and "false" in durable:
+                    print("  ! RabbitMQ declared the persistent benchmark's queues non-durable:\n" + durable)
             finally:
                 subprocess.run(["rabbitmqctl", "stop"], capture_output=True)
                 rq.wait(60)
+    if only_persistent:
+        print_persistent(persistent)
+        return
     base = results["direct"]
     table("throughput (ratio: of direct)", results, base,
           [("256 B alo msgs/s", "alo256", "{:,.0f}", False), ("256 B amo msgs/s", "amo256", "{:,.0f}", False),
@@ -262,6 +344,7 @@ def main():
             print(f"  {name:<22}{res['fanout']:>14,.0f} deliveries/s")
     if "rabbitmq 3.10" in results:
         print(f"  plexus / rabbitmq: {results['plexus']['fanout'] / results['rabbitmq 3.10']['fanout']:.1f}x")
+    print_persistent(persistent)
     # Memory figures each on a fresh broker: one that has freed memory
     # keeps it (the allocator does not return it) and reuses it, which
     # would hide much of what a backlog or a connection costs.

@@ -88,6 +88,13 @@ class Metrics(BrokerTest):
         self.assertEqual(value(after, "plexus_queue_messages_acknowledged_total", **q), 2)
         self.assertEqual(value(after, "plexus_queue_messages_ready", **q), 3)
         self.assertEqual(value(after, "plexus_queue_consumers", **q), 0)
+        # A persistent message in a durable queue: accepted after its sync.
+        sender(self.c, "/queues/metrics.durable").send(Message(body="p" * 1000, durable=True))
+        stored = self.scrape()
+        self.assertGreater(value(stored, "plexus_store_syncs_total"), value(after, "plexus_store_syncs_total"))
+        self.assertGreaterEqual(value(stored, "plexus_store_written_bytes_total"),
+                                value(after, "plexus_store_written_bytes_total") + 1000)
+        self.assertEqual(value(stored, "plexus_disk_alarm"), 0)
         r = receiver(self.c, '/queues/metric"q\\uoted', credit=1)
         r.receive(timeout=5)
         self.assertEqual(value(self.scrape(), "plexus_queue_consumers", **q), 1)
