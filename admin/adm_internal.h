@@ -109,6 +109,7 @@ typedef struct adm__qsnap {
     rt_qargs args;
     sv_pid pid;
     uint64_t ready, unacked, consumers, bytes, published, delivered, acked;
+    uint64_t damage; /* damaged places its log had at the last recovery */
     adm__rates rates;
 } adm__qsnap;
 int adm__queue_snapshot(adm_req *q, adm__qsnap **out, size_t *n);

@@ -53,6 +53,7 @@ static bool snap_queue(rt_queue *q, adm__reader *rd, qlist *l)
     s->published = atomic_load_explicit(&q->published, memory_order_relaxed);
     s->delivered = atomic_load_explicit(&q->delivered, memory_order_relaxed);
     s->acked = atomic_load_explicit(&q->acked, memory_order_relaxed);
+    s->damage = atomic_load_explicit(&q->corrupt, memory_order_relaxed);
     s->rates = adm__queue_rates(rd, q);
     l->n++;
     return true;
@@ -120,11 +121,12 @@ static json_t *queue_json(const qsnap *s, const char *node)
     if (!o)
         return NULL;
     json_t *more = json_pack(
-        "{s:b, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "exclusive", s->args.exclusive, "node", node, "state",
+        "{s:b, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "exclusive", s->args.exclusive, "node", node, "state",
         running ? "running" : "restarting", "pid", running ? sv_pid_str(s->pid, pb, sizeof pb) : "", "messages",
         (json_int_t)(s->ready + s->unacked), "messages_ready", (json_int_t)s->ready, "messages_unacknowledged",
         (json_int_t)s->unacked, "consumers", (json_int_t)s->consumers, "message_bytes_ready", (json_int_t)s->bytes,
-        "memory", (json_int_t)(s->bytes + (s->ready + s->unacked) * MSG_OVERHEAD + 512), "message_stats",
+        "memory", (json_int_t)(s->bytes + (s->ready + s->unacked) * MSG_OVERHEAD + 512), "log_damage",
+        (json_int_t)s->damage, "message_stats",
         adm__message_stats(s->published, s->delivered, s->acked, s->rates));
     if (!more || json_object_update_new(o, more) < 0) {
         json_decref(o);

@@ -26,6 +26,7 @@ import threading
 import time
 import unittest
 
+from admin_api import Api
 from harness import Broker, Message, Props, config_file, connect, main, receive_all, receiver, send_outcomes, sender
 
 
@@ -155,6 +156,37 @@ class TornTail(unittest.TestCase):
             self.assertIn("torn write", b.log())
         self.assertEqual(got, list(range(50)))
         self.assertLessEqual(os.path.getsize(segs[-1]) if os.path.exists(segs[-1]) else 0, size)
+
+
+class Damage(unittest.TestCase):
+    def test_damage_inside_a_log_is_skipped_counted_and_shown(self):
+        data = tempfile.mkdtemp(prefix="plexus-damage-")
+        self.addCleanup(shutil.rmtree, data, True)
+        b = Broker(data_dir=data).start()
+        c = connect(b)
+        s = sender(c, "/queues/damaged")
+        for i in range(50):
+            s.send(Message(body=body(i), durable=True))
+        c.close()
+        b.stop(signal.SIGKILL)
+        b.tmp.cleanup()
+        segs = sorted(glob.glob(os.path.join(data, "queues", "*", "*.seg")))
+        size = os.path.getsize(segs[-1])
+        with open(segs[-1], "r+b") as f:  # scribble over the middle of the log
+            f.seek(size // 2)
+            f.write(b"\xde\xad" * 20)
+        with Broker(data_dir=data) as b:
+            c = connect(b)
+            got = [ident(m) for m in receive_all(receiver(c, "/queues/damaged", credit=100))]
+            c.close()
+            self.assertIn("damaged bytes", b.log())
+            q = Api(b.admin_port).get("/api/queues/%2F/damaged")[1]
+            self.assertGreaterEqual(q["log_damage"], 1)
+        # what is intact is served, in order; what was hit is not invented
+        self.assertEqual(got, sorted(got))
+        self.assertGreaterEqual(len(got), 45)
+        self.assertLess(len(got), 50)
+        self.assertTrue(set(got) <= set(range(50)))
 
 
 class CleanRestart(unittest.TestCase):
