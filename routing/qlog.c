@@ -247,12 +247,12 @@ int rt__qlog_init(sv_proc *self, queue *s)
     return 0;
 }
 
-bool rt__qlog_defer(queue *s, sv_msg *m)
+bool rt__qlog_defer(sv_proc *self, queue *s, sv_msg *m)
 {
     qlog *l = &s->log;
     if (!l->loading || m->tag == RT__S_LOADED || m->tag == RT__S_SYNCED || m->tag == RT__S_READ_DONE)
         return false;
-    sv_take(m);
+    sv_hold(self, m); /* still counted in the mailbox bound: publishers meet it while the log loads */
     m->next = NULL;
     if (l->deferred_tail)
         l->deferred_tail->next = m;
@@ -339,6 +339,7 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
     while (d) {
         sv_msg *next = d->next;
         d->next = NULL;
+        sv_unhold(self, d);
         rt__q_handle(self, s, d);
         sv_msg_free(d);
         d = next;

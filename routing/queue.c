@@ -667,7 +667,7 @@ static int queue_info(sv_proc *self, sv_msg *m)
 {
     queue *s = sv_state(self);
     int rc = 0;
-    if (!rt__qlog_defer(s, m) && !rt__qlog_handle(self, s, m))
+    if (!rt__qlog_defer(self, s, m) && !rt__qlog_handle(self, s, m))
         rc = queue_handle(self, s, m);
     rt__qlog_flush(self, s); /* the turn's records go to disk */
     rt__held_add(s->held_delta);

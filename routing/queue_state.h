@@ -139,7 +139,7 @@ void rt__q_drop_msg(queue *s, sv_msg *m);
 /* qlog.c: a durable queue's log (see there). All no-ops without one. */
 int rt__qlog_init(sv_proc *self, queue *s);
 /* While loading, messages other than the store's wait: true if m was kept. */
-bool rt__qlog_defer(queue *s, sv_msg *m);
+bool rt__qlog_defer(sv_proc *self, queue *s, sv_msg *m);
 /* The store's answers; false if m is not one. */
 bool rt__qlog_handle(sv_proc *self, queue *s, sv_msg *m);
 /* A persistent message joins the queue: logs it (and may leave only its

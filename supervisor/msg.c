@@ -69,3 +69,20 @@ void sv_msg_free(sv_msg *m)
 }
 
 void sv_take(sv_msg *m) { m->flags |= SV__F_TAKEN; }
+
+void sv_hold(sv_proc *self, sv_msg *m)
+{
+    sv_take(m);
+    if (!(m->flags & SV__F_SYSTEM) && !(m->flags & SV__F_HELD)) {
+        m->flags |= SV__F_HELD;
+        atomic_fetch_add_explicit(&self->count, 1, memory_order_relaxed);
+    }
+}
+
+void sv_unhold(sv_proc *self, sv_msg *m)
+{
+    if (m->flags & SV__F_HELD) {
+        m->flags &= (uint16_t)~SV__F_HELD;
+        atomic_fetch_sub_explicit(&self->count, 1, memory_order_relaxed);
+    }
+}

@@ -153,6 +153,13 @@ void *sv_map_at(const sv_map *m, uint32_t i);
 
 typedef struct sv_proc sv_proc; /* a process, or an inbox; handlers get their own as `self` */
 
+/* sv_take for work put off (a process busy loading its state, say): the
+ * message keeps its place in self's mailbox bound until sv_unhold, so
+ * senders still meet -EAGAIN and the put-off work stays bounded. Call
+ * sv_unhold (on the same process) before handling or freeing it. */
+void sv_hold(sv_proc *self, sv_msg *m);
+void sv_unhold(sv_proc *self, sv_msg *m);
+
 /* The behaviour of a process (OTP's gen_server). Every callback but init is
  * optional. A callback returning a negative code ends the process with that
  * reason ("let it crash"); sv_stop ends it after the callback returns.

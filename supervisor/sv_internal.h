@@ -29,6 +29,7 @@ enum {
     SV__F_SYSTEM = 1 << 0, /* not counted against the mailbox bound */
     SV__F_LINKED = 1 << 1, /* an exit signal caused by a link */
     SV__F_TAKEN = 1 << 2,  /* its handler kept it (sv_take): not freed after dispatch */
+    SV__F_HELD = 1 << 3,   /* kept with sv_hold: still counts against its mailbox bound */
 };
 
 static inline bool sv__is_signal(const sv_msg *m)

@@ -727,6 +727,23 @@ static int keeper_info(sv_proc *self, sv_msg *m)
                 sv_msg_free(h);
         }
         k->head = k->tail = NULL;
+    } else if (m->tag == 4) { /* held: put off, still counted in the mailbox bound */
+        sv_hold(self, m);
+        m->next = NULL;
+        if (k->tail)
+            k->tail->next = m;
+        else
+            k->head = m;
+        k->tail = m;
+    } else if (m->tag == 5) { /* release the held ones and send them back */
+        for (sv_msg *h = k->head, *next; h; h = next) {
+            next = h->next;
+            h->next = NULL;
+            sv_unhold(self, h);
+            if (sv_send_owed(m->from, h) < 0)
+                sv_msg_free(h);
+        }
+        k->head = k->tail = NULL;
     } else if (m->tag == 3) {
         usleep(200000); /* while it sleeps, more arrive; then it stops */
         sv_stop(self, SV_NORMAL);
@@ -765,6 +782,33 @@ START_TEST(test_taken_messages_outlive_their_turn)
         ck_assert_int_eq(*(int *)m->data, i); /* intact, and in order */
         sv_msg_free(m);
     }
+    uint64_t ref = sv_monitor(T, k);
+    sv_exit(T, k, SV_SHUTDOWN);
+    expect_down(ref, 2000);
+}
+END_TEST
+
+START_TEST(test_held_messages_keep_counting_against_the_mailbox_bound)
+{
+    sv_pid k;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ANY, .mailbox_cap = 4};
+    ck_assert_int_eq(sv_start(T, &keeper_ops, NULL, &o, 2000, &k), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sv_send_tag(k, 4, &i, sizeof i), 0);
+    /* handled (held) or not, the four fill the bound: a fifth is refused */
+    for (int t = 0; t < 20; t++) {
+        ck_assert_int_eq(sv_send_tag(k, 4, NULL, 0), -EAGAIN);
+        usleep(5000);
+    }
+    sv_msg *rel = sv_msg_new(5, NULL, 0);
+    ck_assert_int_eq(sv_send_owed(k, rel), 0); /* not counted: it gets through */
+    for (int i = 0; i < 4; i++) {
+        sv_msg *m = recv_match(SV_MSG_INFO, 4, 0, SV_PID_NONE, 2000);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(*(int *)m->data, i);
+        sv_msg_free(m);
+    }
+    ck_assert_int_eq(sv_send_tag(k, 4, NULL, 0), 0); /* released: room again */
     uint64_t ref = sv_monitor(T, k);
     sv_exit(T, k, SV_SHUTDOWN);
     expect_down(ref, 2000);
@@ -839,6 +883,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_thousands_of_processes_leave_nothing_behind);
     tcase_add_test(tc, test_node_stop_ends_processes_still_running);
     tcase_add_test(tc, test_taken_messages_outlive_their_turn);
+    tcase_add_test(tc, test_held_messages_keep_counting_against_the_mailbox_bound);
     tcase_add_test(tc, test_unhandled_messages_are_discarded_when_a_process_ends);
     suite_add_tcase(s, tc);
 
