@@ -708,17 +708,21 @@ static int keeper_init(sv_proc *self, void *arg)
     sv_set_state(self, k);
     return 0;
 }
+static void keep(keeper *k, sv_msg *m)
+{
+    m->next = NULL;
+    if (k->tail)
+        k->tail->next = m;
+    else
+        k->head = m;
+    k->tail = m;
+}
 static int keeper_info(sv_proc *self, sv_msg *m)
 {
     keeper *k = sv_state(self);
     if (m->tag == 1) {
         sv_take(m);
-        m->next = NULL;
-        if (k->tail)
-            k->tail->next = m;
-        else
-            k->head = m;
-        k->tail = m;
+        keep(k, m);
     } else if (m->tag == 2) {
         for (sv_msg *h = k->head, *next; h; h = next) {
             next = h->next;
@@ -729,12 +733,7 @@ static int keeper_info(sv_proc *self, sv_msg *m)
         k->head = k->tail = NULL;
     } else if (m->tag == 4) { /* held: put off, still counted in the mailbox bound */
         sv_hold(self, m);
-        m->next = NULL;
-        if (k->tail)
-            k->tail->next = m;
-        else
-            k->head = m;
-        k->tail = m;
+        keep(k, m);
     } else if (m->tag == 5) { /* release the held ones and send them back */
         for (sv_msg *h = k->head, *next; h; h = next) {
             next = h->next;
