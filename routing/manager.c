@@ -16,7 +16,8 @@
  * Durable queues are found again at boot from their logs' directories
  * (each holds a queue.meta naming the queue and its arguments); durable
  * exchanges and bindings from DATA/definitions.json, which the manager
- * rewrites a moment after each change to them.
+ * rewrites after each change to them, answering the change once the file
+ * holds it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,16 +69,20 @@ typedef struct pending_bind {
     struct pending_bind *next;
 } pending_bind;
 
+/* Requesters waiting for the definitions file to hold their change. */
+typedef struct waitlist {
+    sv_from *v;
+    size_t n, cap;
+} waitlist;
+
 typedef struct manager {
     sv_map starting, deleting, owners;
     uint64_t gen; /* for generated queue names */
-    bool defs_dirty;          /* durable definitions changed since the file was written */
-    uint64_t save_tref;       /* the coalescing timer, while one is armed */
+    bool defs_dirty;          /* durable definitions changed since the last write began */
+    bool saving;              /* a write is with the store */
+    waitlist next, inflight;  /* answered when the next write, or the one under way, is on disk */
     pending_bind *pending;    /* while not empty the file is not rewritten: it holds these */
 } manager;
-
-enum { TAG_SAVE_DEFS = 0x524d0001 };
-#define SAVE_DELAY_MS 20 /* declarations in a burst make one write */
 
 sv_pid rt_manager(void) { return sv_whereis(MANAGER_NAME); }
 
@@ -105,23 +110,40 @@ static void answer(sv_from to, const void *data, size_t len)
         sv_reply(to, r);
 }
 
-static void save_defs(manager *mg);
+static void save_defs(sv_proc *self, manager *mg);
 
-/* Durable definitions changed: the definitions file is written again
- * shortly after (one write for a burst of declarations). */
-static void defs_changed(sv_proc *self, manager *mg)
+/* Durable definitions changed: the definitions file is written again,
+ * like group commit: at once if no write is under way, else once that one
+ * is done, for every change made meanwhile. from (if not NULL) is
+ * answered when the file holds the change, so a declare-ok means the
+ * declaration survives a crash. */
+static void defs_changed(sv_proc *self, manager *mg, const sv_from *from)
 {
-    if (!rt__store_dir())
+    if (!rt__store_dir()) {
+        if (from)
+            answer(*from, NULL, 0);
         return;
-    mg->defs_dirty = true;
-    if (mg->save_tref || mg->pending)
-        return;
-    sv_msg *t = sv_msg_new(TAG_SAVE_DEFS, NULL, 0);
-    if (!t || sv_send_after(self, SAVE_DELAY_MS, sv_self(self), t, &mg->save_tref) < 0) {
-        sv_msg_free(t);
-        mg->save_tref = 0;
-        save_defs(mg); /* no timer: now */
     }
+    mg->defs_dirty = true;
+    if (from) {
+        if (rt__grow((void **)&mg->next.v, &mg->next.cap, mg->next.n + 1, sizeof *mg->next.v) < 0)
+            answer(*from, NULL, 0); /* out of memory: it is written, just not waited for */
+        else
+            mg->next.v[mg->next.n++] = *from;
+    }
+    if (!mg->saving && !mg->pending)
+        save_defs(self, mg);
+}
+
+static void answer_all(waitlist *w, int status)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        if (status == 0)
+            answer(w->v[i], NULL, 0);
+        else
+            sv_reply_error(w->v[i], status);
+    }
+    w->n = 0;
 }
 
 static int owner_key(sv_pid p, uint64_t *k1, uint64_t *k2)
@@ -280,6 +302,7 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
         return;
     }
     *w = (waiter){sv_from_of(req), NULL};
+    q->fresh = true; /* a durable one answers once its log is on disk */
     if (q->args.exclusive)
         watch_owner(self, mg, q->owner);
     int rc = start_process(self, mg, q, w);
@@ -318,7 +341,7 @@ static void started(sv_proc *self, manager *mg, uint64_t ref, int status)
         sv_log(SV_LOG_ERROR, "queue %s: its process did not start (%d)", st.q->name, status);
         rt__queue_unref(st.q);
     } else if (durable) {
-        defs_changed(self, mg);
+        defs_changed(self, mg, NULL);
     }
 }
 
@@ -381,7 +404,7 @@ static int delete_queue(sv_proc *self, manager *mg, rt_req_queue *r, sv_from fro
     unbind_all u = {binds_queue, q->name};
     rt_exchange_each(unbind_each, &u);
     if (q->args.durable && !q->args.exclusive)
-        defs_changed(self, mg);
+        defs_changed(self, mg, NULL);
     sv_msg *req = sv_sup_terminate_child_req(q->name, true);
     uint64_t ref;
     if (!req || sv_call_async(self, sv_whereis(QUEUE_SUP_NAME), req, SUP_TIMEOUT_MS, &ref) < 0) {
@@ -498,9 +521,11 @@ static void declare_exchange(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), rc);
         return;
     }
+    sv_from from = sv_from_of(req);
     if (rc == 1 && r->durable)
-        defs_changed(self, mg);
-    answer(sv_from_of(req), NULL, 0);
+        defs_changed(self, mg, &from);
+    else
+        answer(from, NULL, 0);
 }
 
 static bool has_bindings(rt_exchange *x)
@@ -558,9 +583,11 @@ static void delete_exchange(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), rc);
         return;
     }
+    sv_from from = sv_from_of(req);
     if (durable)
-        defs_changed(self, mg);
-    answer(sv_from_of(req), NULL, 0);
+        defs_changed(self, mg, &from);
+    else
+        answer(from, NULL, 0);
 }
 
 /* ------------------------------------------------------------- bindings */
@@ -636,9 +663,11 @@ static void bind(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), rc);
         return;
     }
+    sv_from from = sv_from_of(req);
     if (rc == 1 && durable)
-        defs_changed(self, mg);
-    answer(sv_from_of(req), NULL, 0);
+        defs_changed(self, mg, &from);
+    else
+        answer(from, NULL, 0);
 }
 
 static bool same_as(const rt_binding *b, const void *probe) { return rt__binding_same(b, probe); }
@@ -667,11 +696,14 @@ static void unbind(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), -ENOENT);
         return;
     }
-    if (x->durable)
-        defs_changed(self, mg);
+    bool durable = x->durable;
     if (x->auto_delete && !has_bindings(x))
         exchange_remove(x->name); /* its last binding went */
-    answer(sv_from_of(req), NULL, 0);
+    sv_from from = sv_from_of(req);
+    if (durable)
+        defs_changed(self, mg, &from);
+    else
+        answer(from, NULL, 0);
 }
 
 /* --------------------------------------------------------------- process */
@@ -722,9 +754,11 @@ static int manager_info(sv_proc *self, sv_msg *m)
         deleted(mg, m->ref);
     } else if (m->kind == SV_MSG_DOWN) {
         owner_down(self, mg, m->from);
-    } else if (m->tag == TAG_SAVE_DEFS) {
-        mg->save_tref = 0;
-        save_defs(mg);
+    } else if (m->tag == RT__S_FILE_DONE) {
+        mg->saving = false;
+        answer_all(&mg->inflight, m->status == 0 ? 0 : -EIO);
+        if (mg->defs_dirty && !mg->pending)
+            save_defs(self, mg);
     }
     return 0;
 }
@@ -815,14 +849,15 @@ static void recover_queues(sv_proc *self, manager *mg)
 
 /* DATA/definitions.json: the durable exchanges, queues and bindings in
  * RabbitMQ's definitions format (rt_definitions_export), rewritten whole,
- * atomically, by a store thread a moment after each change. Queues come
+ * atomically, by a store thread after each change (changes made while a
+ * write is under way share the next one). Queues come
  * back from their own logs (queue.meta), not from this file: a queue is
  * durable from its first message, a file written a moment later could be
  * behind. The file brings back the exchanges and the bindings. */
-static void save_defs(manager *mg)
+static void save_defs(sv_proc *self, manager *mg)
 {
     const char *data = rt__store_dir();
-    if (!mg->defs_dirty || mg->pending || !data)
+    if (!mg->defs_dirty || mg->pending || mg->saving || !data)
         return;
     json_t *doc = rt_definitions_export(true);
     char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
@@ -832,6 +867,7 @@ static void save_defs(manager *mg)
     if (m) {
         rt__s_file *f = (rt__s_file *)(void *)m->data;
         snprintf(f->path, sizeof f->path, "%s/" RT_DEFS_FILE, data);
+        f->reply_to = sv_self(self);
         f->len = (uint32_t)len;
         memcpy(f->data, text, len);
         if (rt__store_send(rt__store_pid(RT_DEFS_FILE), m) < 0) {
@@ -843,9 +879,14 @@ static void save_defs(manager *mg)
     if (!m) {
         sv_log(SV_LOG_ERROR, "cannot write %s/%s (out of memory or no store); tried again at the next change", data,
                RT_DEFS_FILE);
+        answer_all(&mg->next, -EIO);
         return;
     }
     mg->defs_dirty = false;
+    mg->saving = true;
+    waitlist t = mg->inflight; /* empty: the last write was answered */
+    mg->inflight = mg->next;
+    mg->next = t;
 }
 
 /* Queue `queue` started (up) or could not: the bindings to it that the
@@ -868,7 +909,7 @@ static void restore_bindings(sv_proc *self, manager *mg, const char *queue, bool
         free(p);
     }
     if (!mg->pending && mg->defs_dirty)
-        defs_changed(self, mg);
+        save_defs(self, mg);
 }
 
 /* At boot, after the durable queues were started again: the exchanges and
@@ -1020,8 +1061,12 @@ static void manager_terminate(sv_proc *self, int reason)
         if (d)
             rt__queue_unref(d->q);
     }
-    if (mg->save_tref)
-        save_defs(mg); /* a change still waiting for its write */
+    if (mg->defs_dirty && !mg->pending) {
+        mg->saving = false; /* the last change goes after the write under way (one store thread, in order) */
+        save_defs(self, mg);
+    }
+    free(mg->next.v); /* their calls end with the manager's exit */
+    free(mg->inflight.v);
     for (pending_bind *p = mg->pending, *next; p; p = next) {
         next = p->next;
         free(p->b.req);

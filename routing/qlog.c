@@ -294,6 +294,12 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
     }
     /* the end: segments, where seqs go on, and the work that waited */
     l->loading = false;
+    if (s->init_waits) { /* a fresh durable queue: declared now, or not at all */
+        s->init_waits = false;
+        sv_init_ack(self, c->status < 0 ? c->status : 0);
+        if (c->status < 0)
+            return;
+    }
     if (c->status < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: its log could not be read (%s); it works in memory only", s->q->name,
                strerror(-c->status));

@@ -777,7 +777,12 @@ static int queue_init(sv_proc *self, void *arg)
                strerror(-rc));
     set_pid(s->q, sv_self(self));
     publish_stats(s);
-    return 0;
+    /* A fresh durable queue is declared once its log (queue.meta) is on
+     * disk: a declare-ok then survives a crash. One found again at boot,
+     * or restarted after a crash, has its log already. */
+    s->init_waits = s->q->fresh && s->log.on;
+    s->q->fresh = false;
+    return s->init_waits ? SV_INIT_DEFER : 0;
 }
 
 static void queue_terminate(sv_proc *self, int reason)

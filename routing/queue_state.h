@@ -121,6 +121,7 @@ typedef struct queue {
     uint32_t ndl;
     uint64_t dl_tref;
     bool warned_paged_dl;
+    bool init_waits;  /* init deferred until the log exists on disk (a fresh durable queue) */
     qlog log;
 } queue;
 

@@ -106,6 +106,7 @@ typedef struct rt_queue {
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;
     atomic_uint_fast64_t corrupt; /* damaged places found in its log at the last recovery */
+    bool fresh; /* declared just now (not found again): its first start waits until its log is on disk */
 } rt_queue;
 
 /* The queue process's pid now (SV_PID_NONE while it restarts). */

@@ -94,6 +94,7 @@ enum {
     RT__S_LOADED,            /* store -> queue: rt__s_loaded */
     RT__S_SYNCED,            /* store -> queue: rt__s_synced */
     RT__S_READ_DONE,         /* store -> queue: rt__s_read, entries filled */
+    RT__S_FILE_DONE,         /* store -> asker: a file replaced (status: 0 or the error) */
 };
 typedef struct rt__wop {
     uint8_t type;      /* RT__REC_*, or 0: start segment `seg` */
@@ -143,6 +144,7 @@ typedef struct rt__s_seg {
 } rt__s_seg;
 typedef struct rt__s_file {
     char path[4096];
+    sv_pid reply_to; /* none: no answer; else RT__S_FILE_DONE, status in the message */
     uint32_t len;
     unsigned char data[];
 } rt__s_file;

@@ -604,6 +604,14 @@ static void on_file(sv_msg *req)
     int rc = rt_file_replace(f->path, f->data, f->len);
     if (rc < 0)
         sv_log(SV_LOG_ERROR, "store: cannot write %s: %s", f->path, strerror(-rc));
+    if (sv_pid_is_none(f->reply_to))
+        return;
+    sv_msg *done = sv_msg_new(RT__S_FILE_DONE, NULL, 0);
+    if (done) {
+        done->status = rc;
+        if (sv_send_owed(f->reply_to, done) < 0)
+            sv_msg_free(done);
+    }
 }
 
 /* Ends the round: sync what was written, then answer. */
