@@ -10,6 +10,10 @@
  * place in the log, and the message itself for the first `window` bytes
  * (the rest stays on disk until the queue needs it).
  *
+ * The store thread does this a step at a time between its rounds (a
+ * segment, the sort, a few chunks), so other logs on the thread go on being
+ * written while a long one is read back.
+ *
  * A record that fails its check at the very end of the newest segment is a
  * torn write: the segment is cut there. Anywhere else it is damage: the
  * bytes are skipped up to the next record that checks out, counted, and
@@ -345,74 +349,132 @@ static void load_window(rt__slog *log, rt__lent *e, size_t n, uint64_t window)
     }
 }
 
-void rt__recover(sv_msg *req)
+/* A recovery under way: the store thread runs it a step at a time between
+ * its rounds, so the other logs on the thread keep being written while a
+ * long one is read (a step is one segment, the sort, or a few chunks). */
+struct rt__recovery {
+    sv_msg *req; /* the LOAD request */
+    rt__slog *log;
+    scan s;
+    uint32_t *segs, nsegs, next; /* the segments, the next to scan */
+    enum { R_SCAN, R_SETTLE, R_SEND, R_FINISH } phase;
+    int rc;
+    size_t live, sent;
+    rt__recovery *next_rec; /* the store thread's list */
+};
+
+#define SEND_CHUNKS_PER_STEP 8
+
+rt__recovery *rt__recover_start(sv_msg *req)
 {
+    rt__recovery *r = calloc(1, sizeof *r);
+    if (!r) {
+        rt__s_loaded last = {.last = true, .status = -ENOMEM};
+        send_chunk(req->from, &last, sizeof last); /* the queue works in memory only, and says so */
+        return NULL;
+    }
     rt__s_load *ld = (rt__s_load *)(void *)req->data;
-    rt__slog *log = ld->log;
-    scan s = {.dir = rt__slog_dir(log)};
-    rt__s_loaded last = {.last = true};
-    uint32_t *segs = NULL, nsegs = 0;
-    int rc = rt__slog_open_dir(log);
-    if (rc == 0 && req->len >= sizeof *ld + ld->meta_len && ld->meta_len)
-        rc = keep_meta(s.dir, ld->meta, ld->meta_len);
-    if (rc == 0)
-        rc = list_segments(s.dir, &segs, &nsegs);
-    for (uint32_t i = 0; i < nsegs && rc == 0; i++)
-        rc = scan_segment(&s, segs[i], i + 1 == nsegs);
-    size_t live = 0;
-    if (rc == 0) {
-        live = settle_index(&s);
-        load_window(log, s.e, live, ld->window);
-        if (s.corrupt)
-            sv_log(SV_LOG_WARNING, "store: %s: %llu damaged places in the log; the rest recovered", s.dir,
-                   (unsigned long long)s.corrupt);
-    }
-    /* what is there now (a segment may have been removed while scanning) */
-    free(segs);
-    segs = NULL;
-    nsegs = 0;
-    if (rc == 0)
-        rc = list_segments(s.dir, &segs, &nsegs);
-    size_t sent = 0;
-    while (rc == 0 && sent < live) {
-        size_t k = live - sent < CHUNK ? live - sent : CHUNK;
-        size_t bytes = sizeof(rt__s_loaded) + k * sizeof(rt__lent);
-        rt__s_loaded *c = malloc(bytes);
-        if (!c) {
-            rc = -ENOMEM;
-            break;
-        }
-        *c = (rt__s_loaded){.n = (uint32_t)k};
-        memcpy(c->e, s.e + sent, k * sizeof(rt__lent));
-        rc = send_chunk(req->from, c, bytes);
-        free(c);
-        if (rc == 0)
-            sent += k; /* the messages went with it */
-    }
-    for (size_t i = sent; i < live; i++)
-        rt_msg_unref(s.e[i].m); /* not delivered: the queue is gone or failed */
-    last.status = rc;
-    last.mark = s.mark;
-    last.next_seq = s.next_seq > s.max_seq ? s.next_seq : s.max_seq + 1;
-    last.corrupt = s.corrupt;
-    last.nsegs = nsegs;
-    size_t bytes = sizeof last + (size_t)nsegs * sizeof(uint32_t);
+    r->req = req;
+    r->log = ld->log;
+    r->s.dir = rt__slog_dir(r->log);
+    r->rc = rt__slog_open_dir(r->log);
+    if (r->rc == 0 && req->len >= sizeof *ld + ld->meta_len && ld->meta_len)
+        r->rc = keep_meta(r->s.dir, ld->meta, ld->meta_len);
+    if (r->rc == 0)
+        r->rc = list_segments(r->s.dir, &r->segs, &r->nsegs);
+    r->phase = r->rc < 0 ? R_FINISH : R_SCAN;
+    return r;
+}
+
+rt__slog *rt__recovery_log(const rt__recovery *r) { return r->log; }
+rt__recovery **rt__recovery_next(rt__recovery *r) { return &r->next_rec; }
+
+static void recovery_free(rt__recovery *r)
+{
+    for (size_t i = r->sent; i < r->live; i++)
+        rt_msg_unref(r->s.e[i].m); /* not delivered: the queue is gone or failed */
+    free(r->segs);
+    free(r->s.e);
+    free(r->s.acks);
+    free(r->s.dcs);
+    sv_msg_free(r->req);
+    free(r);
+}
+
+void rt__recovery_abort(rt__recovery *r) { recovery_free(r); }
+
+static void finish(rt__recovery *r)
+{
+    sv_pid to = r->req->from;
+    rt__s_loaded last = {.last = true, .status = r->rc, .mark = r->s.mark, .corrupt = r->s.corrupt};
+    last.next_seq = r->s.next_seq > r->s.max_seq ? r->s.next_seq : r->s.max_seq + 1;
+    last.nsegs = r->rc == 0 ? r->nsegs : 0;
+    size_t bytes = sizeof last + (size_t)last.nsegs * sizeof(uint32_t);
     rt__s_loaded *l = malloc(bytes);
     if (l) {
         *l = last;
-        if (nsegs)
-            memcpy((void *)l->e, segs, nsegs * sizeof(uint32_t));
-        send_chunk(req->from, l, bytes);
+        if (last.nsegs)
+            memcpy((void *)l->e, r->segs, last.nsegs * sizeof(uint32_t));
+        send_chunk(to, l, bytes);
         free(l);
     } else {
         last.nsegs = 0;
-        last.status = rc ? rc : -ENOMEM;
-        send_chunk(req->from, &last, sizeof last);
+        last.status = r->rc ? r->rc : -ENOMEM;
+        send_chunk(to, &last, sizeof last);
     }
-    if (rc < 0)
-        sv_log(SV_LOG_ERROR, "store: %s: cannot load the log: %s", s.dir, strerror(-rc));
-    free(segs);
-    free(s.e);
-    free(s.acks);
-    free(s.dcs);
+    if (r->rc < 0)
+        sv_log(SV_LOG_ERROR, "store: %s: cannot load the log: %s", r->s.dir, strerror(-r->rc));
+}
+
+bool rt__recover_step(rt__recovery *r)
+{
+    switch (r->phase) {
+    case R_SCAN:
+        if (r->next < r->nsegs) {
+            r->rc = scan_segment(&r->s, r->segs[r->next], r->next + 1 == r->nsegs);
+            r->next++;
+        }
+        if (r->rc < 0)
+            r->phase = R_FINISH;
+        else if (r->next >= r->nsegs)
+            r->phase = R_SETTLE;
+        return false;
+    case R_SETTLE:
+        r->live = settle_index(&r->s);
+        load_window(r->log, r->s.e, r->live, ((rt__s_load *)(void *)r->req->data)->window);
+        if (r->s.corrupt)
+            sv_log(SV_LOG_WARNING, "store: %s: %llu damaged places in the log; the rest recovered", r->s.dir,
+                   (unsigned long long)r->s.corrupt);
+        /* what is there now (a segment may have been removed while scanning) */
+        free(r->segs);
+        r->segs = NULL;
+        r->nsegs = 0;
+        r->rc = list_segments(r->s.dir, &r->segs, &r->nsegs);
+        r->phase = R_SEND;
+        return false;
+    case R_SEND:
+        for (int k = 0; k < SEND_CHUNKS_PER_STEP && r->rc == 0 && r->sent < r->live; k++) {
+            size_t n = r->live - r->sent < CHUNK ? r->live - r->sent : CHUNK;
+            size_t bytes = sizeof(rt__s_loaded) + n * sizeof(rt__lent);
+            rt__s_loaded *c = malloc(bytes);
+            if (!c) {
+                r->rc = -ENOMEM;
+                break;
+            }
+            *c = (rt__s_loaded){.n = (uint32_t)n};
+            memcpy(c->e, r->s.e + r->sent, n * sizeof(rt__lent));
+            r->rc = send_chunk(r->req->from, c, bytes);
+            free(c);
+            if (r->rc == 0)
+                r->sent += n; /* the messages went with it */
+        }
+        if (r->rc < 0 || r->sent == r->live)
+            r->phase = R_FINISH;
+        return false;
+    case R_FINISH:
+        finish(r);
+        recovery_free(r);
+        return true;
+    }
+    return true;
 }

@@ -183,7 +183,16 @@ const char *rt__slog_dir(const rt__slog *l);
 int rt__slog_open_dir(rt__slog *l);
 void rt__seg_path(char *out, size_t len, const char *dir, uint32_t seg);
 void rt__read_entries(rt__s_read *r);
-void rt__recover(sv_msg *load_req);
+/* Reading a log back (recovery.c), a step at a time: start keeps the LOAD
+ * request; each step does a bounded piece and returns true once the last
+ * answer went to the queue and r is freed. abort frees r unfinished (the
+ * queue closed its log meanwhile). */
+typedef struct rt__recovery rt__recovery;
+rt__recovery *rt__recover_start(sv_msg *load_req); /* NULL: out of memory, answered so; the request stays the caller's */
+bool rt__recover_step(rt__recovery *r);
+void rt__recovery_abort(rt__recovery *r);
+rt__slog *rt__recovery_log(const rt__recovery *r);
+rt__recovery **rt__recovery_next(rt__recovery *r); /* the link of the store thread's list */
 int rt__msg_from_rec(const rt__rec *r, rt_msg **out);
 /* The directory of a durable queue's log: data_dir/queues/<hash of name>. */
 int rt__queue_dir(const char *name, char *out, size_t len);

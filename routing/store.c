@@ -67,6 +67,7 @@ typedef struct store_thread {
     _Atomic(sv_pid *) pid; /* its inbox, once open */
     sv_msg *answers;       /* sync answers held until the round's syncs are done */
     rt__slog *round;       /* logs written this round */
+    rt__recovery *recs;    /* logs being read back, a step after each round, in turn */
 } store_thread;
 
 static store_thread threads[MAX_THREADS];
@@ -672,7 +673,35 @@ static void drop_answers(store_thread *t, const rt__slog *l)
     }
 }
 
-static void handle(store_thread *t, sv_msg *m, bool *stop)
+/* The recovery of log l, taken off the thread's list; NULL if none. */
+static rt__recovery *take_recovery(store_thread *t, const rt__slog *l)
+{
+    for (rt__recovery **pp = &t->recs; *pp; pp = rt__recovery_next(*pp)) {
+        rt__recovery *r = *pp;
+        if (rt__recovery_log(r) == l) {
+            *pp = *rt__recovery_next(r);
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* One step of the first recovery waiting, which then goes to the back. */
+static void step_recovery(store_thread *t)
+{
+    rt__recovery *r = t->recs;
+    t->recs = *rt__recovery_next(r);
+    *rt__recovery_next(r) = NULL;
+    if (rt__recover_step(r))
+        return; /* done, and freed */
+    rt__recovery **pp = &t->recs;
+    while (*pp)
+        pp = rt__recovery_next(*pp);
+    *pp = r;
+}
+
+/* Returns true if it kept m (a LOAD: its recovery holds it). */
+static bool handle(store_thread *t, sv_msg *m, bool *stop)
 {
     switch (m->tag) {
     case RT__S_WRITE:
@@ -683,10 +712,16 @@ static void handle(store_thread *t, sv_msg *m, bool *stop)
         if (m->len >= sizeof(rt__s_read))
             on_read(m);
         break;
-    case RT__S_LOAD:
-        if (m->len >= sizeof(rt__s_load))
-            rt__recover(m);
-        break;
+    case RT__S_LOAD: {
+        rt__recovery *r = m->len >= sizeof(rt__s_load) ? rt__recover_start(m) : NULL;
+        if (!r)
+            break; /* out of memory: the queue was told */
+        rt__recovery **pp = &t->recs;
+        while (*pp)
+            pp = rt__recovery_next(*pp);
+        *pp = r;
+        return true;
+    }
     case RT__S_UNLINK: {
         rt__s_seg *u = (rt__s_seg *)(void *)m->data;
         if (m->len >= sizeof *u)
@@ -709,6 +744,9 @@ static void handle(store_thread *t, sv_msg *m, bool *stop)
         rt__s_seg *u = (rt__s_seg *)(void *)m->data;
         if (m->len >= sizeof *u) {
             rt__slog *l = u->log;
+            rt__recovery *r = take_recovery(t, l);
+            if (r)
+                rt__recovery_abort(r); /* closed while being read back: its queue is gone */
             drop_answers(t, l); /* its queue is gone: nobody to tell */
             if (l->in_round) { /* sync it now: it leaves the round */
                 rt__slog **pp = &t->round;
@@ -737,6 +775,7 @@ static void handle(store_thread *t, sv_msg *m, bool *stop)
         *stop = true;
         break;
     }
+    return false;
 }
 
 int rt__slog_open_dir(rt__slog *l)
@@ -766,17 +805,24 @@ static void *store_main(void *arg)
     uint64_t next_check = 0;
     bool stop = false;
     while (!stop) {
-        sv_msg *m = sv_recv(inbox, CHECK_EVERY_MS, NULL, NULL);
+        sv_msg *m = sv_recv(inbox, t->recs ? 0 : CHECK_EVERY_MS, NULL, NULL);
         for (int n = 0; m && n < ROUND_MAX; n++) {
-            handle(t, m, &stop);
-            sv_msg_free(m);
+            if (!handle(t, m, &stop))
+                sv_msg_free(m);
             m = n + 1 < ROUND_MAX ? sv_recv(inbox, 0, NULL, NULL) : NULL;
         }
         finish_round(t);
+        if (t->recs && !stop)
+            step_recovery(t); /* between rounds: writes to other logs do not wait for a long read */
         if (t->index == 0 && sv_now_ms() >= next_check) {
             check_disk();
             next_check = sv_now_ms() + CHECK_EVERY_MS;
         }
+    }
+    while (t->recs) {
+        rt__recovery *r = t->recs;
+        t->recs = *rt__recovery_next(r);
+        rt__recovery_abort(r);
     }
     atomic_store(&t->pid, NULL);
     sv_inbox_close(inbox);

@@ -463,6 +463,78 @@ START_TEST(a_deleted_queue_takes_its_log)
 }
 END_TEST
 
+/* A long log is read back a step at a time between the store thread's
+ * rounds: a write to another log on the same thread is synced and
+ * answered before the long one is done loading. */
+START_TEST(a_long_load_does_not_hold_up_other_logs)
+{
+    declare("long", true);
+    publish("long", 0, 400, 2000, true); /* ~13 segments of 64 KiB */
+    char logdir[1024], moved[1024], other[1024];
+    ck_assert_int_eq(rt__queue_dir("long", logdir, sizeof logdir), 0);
+    stop_routing();
+    /* moved where the manager does not look for it: only this test loads it */
+    snprintf(moved, sizeof moved, "%s/queues/zz-moved", dir);
+    snprintf(other, sizeof other, "%s/queues/zz-other", dir);
+    ck_assert_int_eq(rename(logdir, moved), 0);
+    start_routing();
+
+    sv_pid thread = rt__store_pid("any"); /* every request goes to this one thread */
+    rt__slog *big = rt__slog_new(moved), *small = rt__slog_new(other);
+    ck_assert(big && small);
+    /* the small log first comes up as any log does: loaded (empty) */
+    sv_msg *first = sv_msg_new(RT__S_LOAD, NULL, sizeof(rt__s_load));
+    *(rt__s_load *)(void *)first->data = (rt__s_load){.log = small, .window = 64 << 10};
+    ck_assert_int_eq(rt__store_send(thread, first), 0);
+    sv_msg *up = recv_match(-1, RT__S_LOADED, 0, SV_PID_NONE, 5000);
+    ck_assert_ptr_nonnull(up);
+    ck_assert(((rt__s_loaded *)(void *)up->data)->last);
+    sv_msg_free(up);
+    sv_msg *load = sv_msg_new(RT__S_LOAD, NULL, sizeof(rt__s_load));
+    *(rt__s_load *)(void *)load->data = (rt__s_load){.log = big, .window = 64 << 10};
+    sv_msg *write = sv_msg_new(RT__S_WRITE, NULL, sizeof(rt__s_write) + sizeof(rt__wop));
+    rt__s_write *w = (rt__s_write *)(void *)write->data;
+    w->log = small;
+    w->token = 77;
+    w->sync = true;
+    w->n = 1;
+    w->ops[0] = (rt__wop){.type = 0, .seg = 1}; /* start segment 1: a write and a sync */
+    ck_assert_int_eq(rt__store_send(thread, load), 0);
+    ck_assert_int_eq(rt__store_send(thread, write), 0);
+
+    int order = 0, synced_at = -1, last_at = -1;
+    uint32_t entries = 0;
+    while (last_at < 0) {
+        sv_msg *m = recv_match(-1, 0, 0, SV_PID_NONE, 10000);
+        ck_assert_msg(m != NULL, "no answer from the store");
+        order++;
+        if (m->tag == RT__S_SYNCED) {
+            rt__s_synced *a = (rt__s_synced *)(void *)m->data;
+            ck_assert_int_eq(a->status, 0);
+            ck_assert_uint_eq(a->token, 77);
+            synced_at = order;
+        } else if (m->tag == RT__S_LOADED) {
+            rt__s_loaded *c = (rt__s_loaded *)(void *)m->data;
+            ck_assert_int_eq(c->status, 0);
+            if (c->last) {
+                last_at = order;
+            } else {
+                for (uint32_t i = 0; i < c->n; i++)
+                    rt_msg_unref(c->e[i].m);
+                entries += c->n;
+            }
+        }
+        sv_msg_free(m);
+    }
+    ck_assert_uint_eq(entries, 400);
+    ck_assert_int_gt(synced_at, 0);
+    ck_assert_int_lt(synced_at, last_at);
+    rt__s_seg closes[2] = {{big, 0}, {small, 0}};
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(rt__store_send(thread, sv_msg_new(RT__S_CLOSE, &closes[i], sizeof closes[i])), 0);
+}
+END_TEST
+
 START_TEST(non_durable_queues_leave_nothing)
 {
     declare("tq", false);
@@ -493,6 +565,7 @@ int main(void)
     tcase_add_test(tc, a_backlog_stays_mostly_on_disk);
     tcase_add_test(tc, a_backlog_on_disk_survives_a_restart);
     tcase_add_test(tc, a_deleted_queue_takes_its_log);
+    tcase_add_test(tc, a_long_load_does_not_hold_up_other_logs);
     tcase_add_test(tc, non_durable_queues_leave_nothing);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
