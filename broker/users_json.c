@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +18,6 @@
 
 static const char *const known_tags[] = {"administrator", "management", "monitoring", "policymaker", "impersonator"};
 
-static int bad(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 static json_t *tags_json(const char *tags)
 {
@@ -76,13 +65,13 @@ static int add_tag(char *out, size_t outlen, const char *tag, const char *who, c
     for (size_t i = 0; i < sizeof known_tags / sizeof known_tags[0]; i++)
         known = known || !strcmp(tag, known_tags[i]);
     if (!known)
-        return bad(err, len, "%s: unknown tag \"%s\" (known: administrator, management, monitoring, policymaker, "
+        return rt_bad(err, len, "%s: unknown tag \"%s\" (known: administrator, management, monitoring, policymaker, "
                              "impersonator, none)", who, tag);
     if (brk_tags_have(out, tag))
         return 0;
     size_t used = strlen(out);
     if (used + strlen(tag) + 2 > outlen)
-        return bad(err, len, "%s: too many tags", who);
+        return rt_bad(err, len, "%s: too many tags", who);
     snprintf(out + used, outlen - used, "%s%s", used ? "," : "", tag);
     return 0;
 }
@@ -98,7 +87,7 @@ static int parse_tags(const json_t *v, char *out, size_t outlen, const char *who
         json_array_foreach(v, i, t)
         {
             if (!json_is_string(t))
-                return bad(err, len, "%s: tags must be strings", who);
+                return rt_bad(err, len, "%s: tags must be strings", who);
             int rc = add_tag(out, outlen, json_string_value(t), who, err, len);
             if (rc < 0)
                 return rc;
@@ -106,10 +95,10 @@ static int parse_tags(const json_t *v, char *out, size_t outlen, const char *who
         return 0;
     }
     if (!json_is_string(v))
-        return bad(err, len, "%s: tags must be a string or an array of strings", who);
+        return rt_bad(err, len, "%s: tags must be a string or an array of strings", who);
     char buf[BRK_NAME_MAX * 2];
     if (json_string_length(v) >= sizeof buf)
-        return bad(err, len, "%s: tags too long", who);
+        return rt_bad(err, len, "%s: tags too long", who);
     snprintf(buf, sizeof buf, "%s", json_string_value(v));
     char *save = NULL;
     for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
@@ -124,24 +113,24 @@ int brk_user_from_json(const json_t *o, const char *name, brk_user *u, char *err
 {
     memset(u, 0, sizeof *u);
     if (!json_is_object(o))
-        return bad(err, len, "a user must be a JSON object");
+        return rt_bad(err, len, "a user must be a JSON object");
     if (!name)
         name = json_string_value(json_object_get(o, "name"));
     if (!name || !*name || strlen(name) >= sizeof u->name)
-        return bad(err, len, "a user needs a name of 1 to %zu bytes", sizeof u->name - 1);
+        return rt_bad(err, len, "a user needs a name of 1 to %zu bytes", sizeof u->name - 1);
     snprintf(u->name, sizeof u->name, "%s", name);
     const json_t *pass = json_object_get(o, "password"), *hash = json_object_get(o, "password_hash");
     const json_t *algo = json_object_get(o, "hashing_algorithm"), *loop = json_object_get(o, "loopback_only");
     if (!pass == !hash)
-        return bad(err, len, "user %s: give exactly one of password or password_hash", name);
+        return rt_bad(err, len, "user %s: give exactly one of password or password_hash", name);
     if (pass && (!json_is_string(pass) || !json_string_length(pass)))
-        return bad(err, len, "user %s: password must be a non-empty string", name);
+        return rt_bad(err, len, "user %s: password must be a non-empty string", name);
     if (hash && (!json_is_string(hash) || !brk_hash_valid(json_string_value(hash))))
-        return bad(err, len, "user %s: password_hash is not a salted SHA-256 hash (base64 of 36 bytes)", name);
+        return rt_bad(err, len, "user %s: password_hash is not a salted SHA-256 hash (base64 of 36 bytes)", name);
     if (algo && (!json_is_string(algo) || strcmp(json_string_value(algo), HASHING) != 0))
-        return bad(err, len, "user %s: hashing_algorithm must be %s", name, HASHING);
+        return rt_bad(err, len, "user %s: hashing_algorithm must be %s", name, HASHING);
     if (loop && !json_is_boolean(loop))
-        return bad(err, len, "user %s: loopback_only must be true or false", name);
+        return rt_bad(err, len, "user %s: loopback_only must be true or false", name);
     char who[BRK_NAME_MAX + 8];
     snprintf(who, sizeof who, "user %s", name);
     int rc = parse_tags(json_object_get(o, "tags"), u->tags, sizeof u->tags, who, err, len);
@@ -151,7 +140,7 @@ int brk_user_from_json(const json_t *o, const char *name, brk_user *u, char *err
     if (hash)
         snprintf(u->hash, sizeof u->hash, "%s", json_string_value(hash));
     else if (brk_password_hash(json_string_value(pass), u->hash, sizeof u->hash) < 0)
-        return bad(err, len, "user %s: cannot hash the password", name);
+        return rt_bad(err, len, "user %s: cannot hash the password", name);
     return 0;
 }
 
@@ -163,9 +152,9 @@ int brk_users_parse(const json_t *doc, brk_user **out, size_t *n, char *err, siz
     if (!arr || json_is_null(arr))
         return 0;
     if (!json_is_array(arr))
-        return bad(err, len, "users must be an array");
+        return rt_bad(err, len, "users must be an array");
     if (json_array_size(arr) > BRK_MAX_USERS)
-        return bad(err, len, "at most %d users", BRK_MAX_USERS);
+        return rt_bad(err, len, "at most %d users", BRK_MAX_USERS);
     *out = calloc(json_array_size(arr) ? json_array_size(arr) : 1, sizeof **out);
     if (!*out)
         return -ENOMEM;
@@ -175,7 +164,7 @@ int brk_users_parse(const json_t *doc, brk_user **out, size_t *n, char *err, siz
         if (rc < 0) {
             free(*out);
             *out = NULL;
-            return bad(err, len, "users[%zu]: %s", i, why);
+            return rt_bad(err, len, "users[%zu]: %s", i, why);
         }
         *n = i + 1;
     }

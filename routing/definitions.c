@@ -208,9 +208,7 @@ fail:
 
 /* ------------------------------------------------------------------- parse */
 
-static int bad(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t len, const char *fmt, ...)
+int rt_bad(char *err, size_t len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -225,10 +223,10 @@ static int get_name(const json_t *o, const char *key, char *out, bool allow_empt
 {
     const json_t *v = json_object_get(o, key);
     if (!json_is_string(v))
-        return bad(err, len, "%s.%s must be a string", where, key);
+        return rt_bad(err, len, "%s.%s must be a string", where, key);
     size_t n = json_string_length(v);
     if ((!n && !allow_empty) || n > RT_NAME_MAX || memchr(json_string_value(v), '\0', n))
-        return bad(err, len, "%s.%s must be %s to %d bytes with no NUL", where, key, allow_empty ? "0" : "1",
+        return rt_bad(err, len, "%s.%s must be %s to %d bytes with no NUL", where, key, allow_empty ? "0" : "1",
                    RT_NAME_MAX);
     memcpy(out, json_string_value(v), n + 1);
     return 0;
@@ -241,7 +239,7 @@ static int get_bool(const json_t *o, const char *key, bool *out, const char *whe
     if (!v)
         return 0;
     if (!json_is_boolean(v))
-        return bad(err, len, "%s.%s must be true or false", where, key);
+        return rt_bad(err, len, "%s.%s must be true or false", where, key);
     *out = json_is_true(v);
     return 0;
 }
@@ -253,7 +251,7 @@ static int set_name(const json_t *o, const char *name, char *out, const char *wh
         return get_name(o, "name", out, false, where, err, len);
     size_t n = strlen(name);
     if (!n || n > RT_NAME_MAX)
-        return bad(err, len, "%s: a name must be 1 to %d bytes", where, RT_NAME_MAX);
+        return rt_bad(err, len, "%s: a name must be 1 to %d bytes", where, RT_NAME_MAX);
     memcpy(out, name, n + 1);
     return 0;
 }
@@ -262,13 +260,13 @@ static int check_vhost(const json_t *o, const char *where, char *err, size_t len
 {
     const json_t *v = json_object_get(o, "vhost");
     if (v && (!json_is_string(v) || strcmp(json_string_value(v), VHOST) != 0))
-        return bad(err, len, "%s.vhost: only the vhost \"/\" exists", where);
+        return rt_bad(err, len, "%s.vhost: only the vhost \"/\" exists", where);
     return 0;
 }
 
 static int check_object(const json_t *o, const char *where, char *err, size_t len)
 {
-    return json_is_object(o) ? 0 : bad(err, len, "%s must be an object", where);
+    return json_is_object(o) ? 0 : rt_bad(err, len, "%s must be an object", where);
 }
 
 static int qargs_from_json(const json_t *args, rt_qargs *a, const char *where, char *err, size_t len)
@@ -276,7 +274,7 @@ static int qargs_from_json(const json_t *args, rt_qargs *a, const char *where, c
     if (!args || json_is_null(args))
         return 0;
     if (!json_is_object(args))
-        return bad(err, len, "%s.arguments must be an object", where);
+        return rt_bad(err, len, "%s.arguments must be an object", where);
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)args, k, v)
@@ -290,9 +288,9 @@ static int qargs_from_json(const json_t *args, rt_qargs *a, const char *where, c
         else if (json_is_boolean(v))
             rc = rt_qargs_set(a, k, json_is_true(v) ? "true" : "false", 0, false, why, sizeof why);
         else
-            rc = bad(why, sizeof why, "queue argument %s must be a string or an integer", k);
+            rc = rt_bad(why, sizeof why, "queue argument %s must be a string or an integer", k);
         if (rc < 0)
-            return bad(err, len, "%s.arguments: %s", where, why);
+            return rt_bad(err, len, "%s.arguments: %s", where, why);
     }
     return 0;
 }
@@ -313,7 +311,7 @@ int rt_queue_req_json(const json_t *o, const char *name, rt_req_queue *r, const 
     if (rc == 0)
         rc = qargs_from_json(json_object_get(o, "arguments"), &r->args, where, err, len);
     if (rc == 0 && r->args.exclusive)
-        rc = bad(err, len, "%s: an exclusive queue belongs to a connection and cannot be declared here", where);
+        rc = rt_bad(err, len, "%s: an exclusive queue belongs to a connection and cannot be declared here", where);
     return rc;
 }
 
@@ -328,7 +326,7 @@ int rt_exchange_req_json(const json_t *o, const char *name, rt_req_exchange *r, 
     if (rc == 0)
         rc = check_vhost(o, where, err, len);
     if (rc == 0 && rt_xtype_parse(json_string_value(json_object_get(o, "type")), &r->type) < 0)
-        rc = bad(err, len, "%s.type must be direct, fanout, topic or headers", where);
+        rc = rt_bad(err, len, "%s.type must be direct, fanout, topic or headers", where);
     if (rc == 0)
         rc = get_bool(o, "durable", &r->durable, where, err, len);
     if (rc == 0)
@@ -337,7 +335,7 @@ int rt_exchange_req_json(const json_t *o, const char *name, rt_req_exchange *r, 
         rc = get_bool(o, "internal", &r->internal, where, err, len);
     const json_t *args = json_object_get(o, "arguments");
     if (rc == 0 && args && !json_is_null(args) && (!json_is_object(args) || json_object_size(args)))
-        rc = bad(err, len, "%s.arguments: exchanges take no arguments here (alternate exchanges are not supported)",
+        rc = rt_bad(err, len, "%s.arguments: exchanges take no arguments here (alternate exchanges are not supported)",
                  where);
     return rc;
 }
@@ -366,7 +364,7 @@ static int encode_json(const json_t *v, char **out, size_t *n, char *err, size_t
             break;
         }
         if (got != PN_OVERFLOW || cap >= (1u << 20))
-            rc = bad(err, len, "too large to encode");
+            rc = rt_bad(err, len, "too large to encode");
         cap *= 2;
     }
     free(buf);
@@ -386,7 +384,7 @@ int rt_binding_req_json(const json_t *o, rt_def_bind *out, const char *where, ch
         rc = check_vhost(o, where, err, len);
     const char *dt = json_string_value(json_object_get(o, "destination_type"));
     if (rc == 0 && (!dt || (strcmp(dt, "queue") && strcmp(dt, "exchange"))))
-        rc = bad(err, len, "%s.destination_type must be queue or exchange", where);
+        rc = rt_bad(err, len, "%s.destination_type must be queue or exchange", where);
     if (rc < 0)
         return rc;
     b.to_exchange = !strcmp(dt, "exchange");
@@ -397,11 +395,11 @@ int rt_binding_req_json(const json_t *o, rt_def_bind *out, const char *where, ch
     char *enc = NULL;
     size_t elen = 0;
     if (args && !json_is_null(args) && !json_is_object(args))
-        return bad(err, len, "%s.arguments must be an object", where);
+        return rt_bad(err, len, "%s.arguments must be an object", where);
     if (args && json_object_size(args)) {
         char why[200] = "out of memory";
         if ((rc = encode_json(args, &enc, &elen, why, sizeof why)) < 0)
-            return rc == -ENOMEM ? rc : bad(err, len, "%s.arguments: %s", where, why);
+            return rc == -ENOMEM ? rc : rt_bad(err, len, "%s.arguments: %s", where, why);
     }
     out->len = sizeof b + elen;
     out->req = malloc(out->len);
@@ -426,7 +424,7 @@ static int section(const json_t *doc, const char *key, size_t esize, void **arr,
     if (!a || json_is_null(a))
         return 0;
     if (!json_is_array(a))
-        return bad(err, len, "%s must be an array", key);
+        return rt_bad(err, len, "%s must be an array", key);
     if (!json_array_size(a))
         return 0;
     *arr = calloc(json_array_size(a), esize);
@@ -437,7 +435,7 @@ int rt_definitions_parse(const json_t *doc, rt_defs *out, char *err, size_t len)
 {
     memset(out, 0, sizeof *out);
     if (!json_is_object(doc))
-        return bad(err, len, "the definitions must be a JSON object");
+        return rt_bad(err, len, "the definitions must be a JSON object");
     int rc;
     char where[64];
     size_t n;

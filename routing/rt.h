@@ -379,6 +379,10 @@ int rt_file_replace(const char *path, const void *data, size_t len);
 
 /* ------------------------------------------------------------ definitions */
 
+/* Writes a reason into err (printf-style) and returns -EINVAL: how the
+ * definitions parsers, here and in broker/, refuse bad input. */
+int rt_bad(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The definitions of one broker (queues, exchanges, bindings) in
  * RabbitMQ's definitions format, as `rabbitmqctl export_definitions` and
  * the management API write them, so documents move between the two.
