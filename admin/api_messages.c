@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "admin/adm_internal.h"
 
@@ -200,13 +199,10 @@ static bool is_confirm(const sv_msg *m, void *ctx)
  * timed out carries another base: it is dropped here, so none pile up. */
 static bool wait_confirms(sv_proc *inbox, confirm_wait *w)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t deadline = sv_now_ms() + ADM_CALL_MS;
     while (w->waiting > 0) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long left = ADM_CALL_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-        sv_msg *m = left > 0 ? sv_recv(inbox, (int)left, is_confirm, NULL) : NULL;
+        uint64_t now = sv_now_ms();
+        sv_msg *m = now < deadline ? sv_recv(inbox, (int)(deadline - now), is_confirm, NULL) : NULL;
         if (!m)
             return false;
         const rt_confirm_batch *cb = (const rt_confirm_batch *)(const void *)m->data;

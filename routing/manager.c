@@ -135,6 +135,17 @@ static void defs_changed(sv_proc *self, manager *mg, const sv_from *from)
         save_defs(self, mg);
 }
 
+/* Answers a change request: at once, or (a durable change) once the
+ * definitions file holds it. */
+static void answer_change(sv_proc *self, manager *mg, sv_msg *req, bool durable)
+{
+    sv_from from = sv_from_of(req);
+    if (durable)
+        defs_changed(self, mg, &from);
+    else
+        answer(from, NULL, 0);
+}
+
 static void answer_all(waitlist *w, int status)
 {
     for (size_t i = 0; i < w->n; i++) {
@@ -521,11 +532,7 @@ static void declare_exchange(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), rc);
         return;
     }
-    sv_from from = sv_from_of(req);
-    if (rc == 1 && r->durable)
-        defs_changed(self, mg, &from);
-    else
-        answer(from, NULL, 0);
+    answer_change(self, mg, req, rc == 1 && r->durable);
 }
 
 static bool has_bindings(rt_exchange *x)
@@ -583,11 +590,7 @@ static void delete_exchange(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), rc);
         return;
     }
-    sv_from from = sv_from_of(req);
-    if (durable)
-        defs_changed(self, mg, &from);
-    else
-        answer(from, NULL, 0);
+    answer_change(self, mg, req, durable);
 }
 
 /* ------------------------------------------------------------- bindings */
@@ -663,11 +666,7 @@ static void bind(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), rc);
         return;
     }
-    sv_from from = sv_from_of(req);
-    if (rc == 1 && durable)
-        defs_changed(self, mg, &from);
-    else
-        answer(from, NULL, 0);
+    answer_change(self, mg, req, rc == 1 && durable);
 }
 
 static bool same_as(const rt_binding *b, const void *probe) { return rt__binding_same(b, probe); }
@@ -699,11 +698,7 @@ static void unbind(sv_proc *self, manager *mg, sv_msg *req)
     bool durable = x->durable;
     if (x->auto_delete && !has_bindings(x))
         exchange_remove(x->name); /* its last binding went */
-    sv_from from = sv_from_of(req);
-    if (durable)
-        defs_changed(self, mg, &from);
-    else
-        answer(from, NULL, 0);
+    answer_change(self, mg, req, durable);
 }
 
 /* --------------------------------------------------------------- process */

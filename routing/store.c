@@ -686,18 +686,22 @@ static rt__recovery *take_recovery(store_thread *t, const rt__slog *l)
     return NULL;
 }
 
+static void add_recovery(store_thread *t, rt__recovery *r)
+{
+    rt__recovery **pp = &t->recs;
+    while (*pp)
+        pp = rt__recovery_next(*pp);
+    *pp = r;
+}
+
 /* One step of the first recovery waiting, which then goes to the back. */
 static void step_recovery(store_thread *t)
 {
     rt__recovery *r = t->recs;
     t->recs = *rt__recovery_next(r);
     *rt__recovery_next(r) = NULL;
-    if (rt__recover_step(r))
-        return; /* done, and freed */
-    rt__recovery **pp = &t->recs;
-    while (*pp)
-        pp = rt__recovery_next(*pp);
-    *pp = r;
+    if (!rt__recover_step(r)) /* true: done, and freed */
+        add_recovery(t, r);
 }
 
 /* Returns true if it kept m (a LOAD: its recovery holds it). */
@@ -716,10 +720,7 @@ static bool handle(store_thread *t, sv_msg *m, bool *stop)
         rt__recovery *r = m->len >= sizeof(rt__s_load) ? rt__recover_start(m) : NULL;
         if (!r)
             break; /* out of memory: the queue was told */
-        rt__recovery **pp = &t->recs;
-        while (*pp)
-            pp = rt__recovery_next(*pp);
-        *pp = r;
+        add_recovery(t, r);
         return true;
     }
     case RT__S_UNLINK: {

@@ -132,20 +132,27 @@ class CrashLoop(unittest.TestCase):
         self.assertTrue(set(ids) <= set(range(next_id)))
 
 
+def logged_then_killed(test, queue, n=50):
+    """n persistent messages confirmed into queue, then kill -9: the data
+    directory and the queue's segment files, oldest first."""
+    data = tempfile.mkdtemp(prefix="plexus-log-")
+    test.addCleanup(shutil.rmtree, data, True)
+    b = Broker(data_dir=data).start()
+    c = connect(b)
+    s = sender(c, "/queues/" + queue)
+    for i in range(n):
+        s.send(Message(body=body(i), durable=True))
+    c.close()
+    b.stop(signal.SIGKILL)
+    b.tmp.cleanup()
+    segs = sorted(glob.glob(os.path.join(data, "queues", "*", "*.seg")))
+    test.assertTrue(segs)
+    return data, segs
+
+
 class TornTail(unittest.TestCase):
     def test_a_torn_write_is_cut_and_the_rest_served(self):
-        data = tempfile.mkdtemp(prefix="plexus-torn-")
-        self.addCleanup(shutil.rmtree, data, True)
-        b = Broker(data_dir=data).start()
-        c = connect(b)
-        s = sender(c, "/queues/torn")
-        for i in range(50):
-            s.send(Message(body=body(i), durable=True))
-        c.close()
-        b.stop(signal.SIGKILL)
-        b.tmp.cleanup()
-        segs = sorted(glob.glob(os.path.join(data, "queues", "*", "*.seg")))
-        self.assertTrue(segs)
+        data, segs = logged_then_killed(self, "torn")
         size = os.path.getsize(segs[-1])
         with open(segs[-1], "ab") as f:  # a record header and half of what it promises
             f.write(bytes([0, 1, 0, 0, 9, 9, 9, 9, 1]) + os.urandom(40))
@@ -160,17 +167,7 @@ class TornTail(unittest.TestCase):
 
 class Damage(unittest.TestCase):
     def test_damage_inside_a_log_is_skipped_counted_and_shown(self):
-        data = tempfile.mkdtemp(prefix="plexus-damage-")
-        self.addCleanup(shutil.rmtree, data, True)
-        b = Broker(data_dir=data).start()
-        c = connect(b)
-        s = sender(c, "/queues/damaged")
-        for i in range(50):
-            s.send(Message(body=body(i), durable=True))
-        c.close()
-        b.stop(signal.SIGKILL)
-        b.tmp.cleanup()
-        segs = sorted(glob.glob(os.path.join(data, "queues", "*", "*.seg")))
+        data, segs = logged_then_killed(self, "damaged")
         size = os.path.getsize(segs[-1])
         with open(segs[-1], "r+b") as f:  # scribble over the middle of the log
             f.seek(size // 2)
