@@ -20,7 +20,7 @@ void brk_config_init(brk_config *c)
     snprintf(c->node_name, sizeof c->node_name, "plexus@localhost");
     c->schedulers = 0;
     c->mailbox_size = 4096;
-    c->busy_wait_us = 0; /* clients usually share the cores: see conf/plexus.conf */
+    c->busy_wait_us = 200; /* see conf/plexus.conf */
     c->log_level = SV_LOG_INFO;
     amqp_config_init(&c->amqp);
     snprintf(c->anonymous_user, sizeof c->anonymous_user, "guest");

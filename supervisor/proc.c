@@ -141,7 +141,8 @@ void sv_stop(sv_proc *self, int reason)
 
 void sv_enter(sv_proc *self)
 {
-    self->enter_depth++;
+    if (self->enter_depth++ == 0 && self->sched)
+        self->sched->entered++;
     sv__tls_proc = self;
 }
 

@@ -161,6 +161,9 @@ struct sv__sched {
     atomic_uint_fast64_t passes;  /* times through the loop top: a quiescent point */
     uint64_t wakeups;             /* counted by wakers, approximate */
     uint64_t messages;
+    uint64_t entered;             /* sv_enter calls: I/O callbacks that did work */
+    uint64_t win_start, win_idle; /* the busy window (sched.c), ns */
+    atomic_int busy_pct;          /* busy share of the last window, read by all */
 };
 
 /* ------------------------------------------------------------------ node */

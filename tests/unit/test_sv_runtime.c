@@ -1,6 +1,7 @@
 /* test_sv_runtime.c — processes, pids, mailboxes, calls, links, monitors,
  * timers and buffers of the actor runtime (supervisor/). */
 #include <semaphore.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -848,6 +849,38 @@ START_TEST(test_node_stop_ends_processes_still_running)
 }
 END_TEST
 
+
+/* The idle spin (node.busy_wait_us) lasts a moment after work, then the
+ * schedulers sleep: an idle node must not keep burning its cores. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+START_TEST(test_idle_schedulers_stop_spinning)
+{
+    sv_inbox_close(T);
+    T = NULL;
+    sv_node_stop();
+    sv_node_opts o = {.schedulers = 2, .spin_us = 2000};
+    ck_assert_int_eq(sv_node_start(&o), 0);
+    T = sv_inbox_open();
+    sv_pid a = spawn_echo(SV_PID_NONE, false, SV_SCHED_ON(0)), b = spawn_echo(SV_PID_NONE, false, SV_SCHED_ON(1));
+    for (int i = 0; i < 2000; i++) { /* work on both schedulers, then none */
+        sv_msg *r = NULL;
+        ck_assert_int_eq(sv_call(T, i % 2 ? a : b, sv_msg_new(1, &i, sizeof i), 2000, &r), 0);
+        sv_msg_free(r);
+    }
+    double before = cpu_seconds();
+    usleep(400 * 1000);
+    double used = cpu_seconds() - before;
+    /* Spinning through it would be 0.8 s (two cores); asleep, next to 0. */
+    ck_assert_msg(used < 0.1, "an idle node used %.3f s of CPU in 0.4 s", used);
+}
+END_TEST
+
 static void node_setup_small(void) { node_setup_with(4); }
 
 static Suite *runtime_suite(void)
@@ -884,6 +917,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_taken_messages_outlive_their_turn);
     tcase_add_test(tc, test_held_messages_keep_counting_against_the_mailbox_bound);
     tcase_add_test(tc, test_unhandled_messages_are_discarded_when_a_process_ends);
+    tcase_add_test(tc, test_idle_schedulers_stop_spinning);
     suite_add_tcase(s, tc);
 
     TCase *small = tcase_create("small-mailbox");
