@@ -394,7 +394,7 @@ def main():
                 persistent["rabbitmq 3.10"] = measure_persistent(rurl, int(beam[0]) if beam else -1)
                 durable = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name", "durable"],
                                          capture_output=True, text=True).stdout
-                if "persist-" in durable and "false" in durable:
+                if any(l.startswith("persist-") and l.split()[-1] == "false" for l in durable.splitlines()):
                     print("  ! RabbitMQ declared the persistent benchmark's queues non-durable:\n" + durable)
             finally:
                 subprocess.run(["rabbitmqctl", "stop"], capture_output=True)

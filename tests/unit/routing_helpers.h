@@ -9,23 +9,35 @@
 
 static sv_pid routing;
 
-static void routing_up(void)
+/* Starts the routing subtree on the running node (cfg NULL: defaults). */
+static void routing_start(const rt_config *cfg)
 {
-    node_setup();
     sv_spawn_opts o = {.link = true, .ack = true, .scheduler = SV_SCHED_ANY};
-    ck_assert_int_eq(rt_start_fn(T, &o, NULL, &routing), 0);
-    sv_msg *m = recv_match(SV_MSG_ACK, 0, 0, routing, 3000);
+    ck_assert_int_eq(rt_start_fn(T, &o, (void *)cfg, &routing), 0);
+    sv_msg *m = recv_match(SV_MSG_ACK, 0, 0, routing, 5000);
     ck_assert_msg(m != NULL, "the routing subtree did not start");
     sv_msg_free(m);
 }
 
-static void routing_down(void)
+/* Shuts it down (durable queues close their logs first: give it time). */
+static void routing_stop(void)
 {
     uint64_t ref = sv_monitor(T, routing);
     sv_exit(T, routing, SV_SHUTDOWN);
-    expect_down(ref, 5000);
-    node_teardown();
+    expect_down(ref, 10000);
     rt_cleanup();
+}
+
+static inline void routing_up(void)
+{
+    node_setup();
+    routing_start(NULL);
+}
+
+static inline void routing_down(void)
+{
+    routing_stop();
+    node_teardown();
 }
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "amqp/amqp.h"
 
 static amqp_addr A;
@@ -406,9 +407,5 @@ static Suite *address_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(address_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(address_suite());
 }

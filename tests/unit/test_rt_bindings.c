@@ -9,6 +9,7 @@
 #include <proton/codec.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "routing_helpers.h"
 
 static void queue(const char *name)
@@ -331,9 +332,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite());
 }

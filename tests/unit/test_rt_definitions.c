@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <proton/codec.h>
 
+#include "check_main.h"
 #include "routing_helpers.h"
 
 static char err[256];
@@ -302,9 +303,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite());
 }

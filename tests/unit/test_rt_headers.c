@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "routing/rt.h"
 
 /* ------------------------------------------------------------- builders */
@@ -678,9 +679,5 @@ static Suite *headers_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(headers_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(headers_suite());
 }

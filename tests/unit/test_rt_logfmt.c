@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "routing/rt_internal.h"
 
 static unsigned char buf[4096];
@@ -169,9 +170,5 @@ int main(void)
     tcase_add_test(tc, segment_header);
     tcase_add_test(tc, records_follow_one_another);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

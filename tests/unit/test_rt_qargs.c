@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "routing/rt.h"
 
 static char err[256];
@@ -291,9 +292,5 @@ static Suite *qargs_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(qargs_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(qargs_suite());
 }

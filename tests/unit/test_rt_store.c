@@ -14,29 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check_helpers.h"
+#include "check_main.h"
 #include "routing/rt_internal.h"
+#include "routing_helpers.h"
 
-static sv_pid routing;
 static char dir[256];
 static rt_config cfg;
-
-static void start_routing(void)
-{
-    sv_spawn_opts o = {.link = true, .ack = true, .scheduler = SV_SCHED_ANY};
-    ck_assert_int_eq(rt_start_fn(T, &o, &cfg, &routing), 0);
-    sv_msg *m = recv_match(SV_MSG_ACK, 0, 0, routing, 5000);
-    ck_assert_msg(m != NULL, "the routing subtree did not start");
-    sv_msg_free(m);
-}
-
-static void stop_routing(void)
-{
-    uint64_t ref = sv_monitor(T, routing);
-    sv_exit(T, routing, SV_SHUTDOWN);
-    expect_down(ref, 10000);
-    rt_cleanup();
-}
 
 static void setup(void)
 {
@@ -45,7 +28,7 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     cfg = (rt_config){.queue_max_batch = 256, .data_dir = dir, .store_threads = 2, .segment_size = 64 << 10,
                       .queue_window = 64 << 10};
-    start_routing();
+    routing_start(&cfg);
 }
 
 static void rm_rf(const char *path)
@@ -69,7 +52,7 @@ static void rm_rf(const char *path)
 
 static void teardown(void)
 {
-    stop_routing();
+    routing_stop();
     node_teardown();
     rm_rf(dir);
 }
@@ -193,8 +176,8 @@ static void consume(const char *q, int n, bool settle, got *g, int ms)
 
 static void restart(void)
 {
-    stop_routing();
-    start_routing();
+    routing_stop();
+    routing_start(&cfg);
 }
 
 /* The queue's log directory, and what is in it. */
@@ -285,7 +268,7 @@ START_TEST(a_torn_tail_is_cut_off)
 {
     declare("dq", true);
     publish("dq", 0, 100, 300, true);
-    stop_routing();
+    routing_stop();
     uint32_t last;
     ck_assert_int_ge(count_segments("dq", &last), 1);
     char path[1200];
@@ -297,7 +280,7 @@ START_TEST(a_torn_tail_is_cut_off)
     unsigned char torn[37] = {200, 0, 0, 0, 1, 2, 3, 4, RT__REC_MSG};
     ck_assert_int_eq(write(fd, torn, sizeof torn), (ssize_t)sizeof torn);
     close(fd);
-    start_routing();
+    routing_start(&cfg);
     qpid("dq");
     for (int i = 0; i < 300 && atomic_load(&rt_queue_find("dq")->ready) < 100; i++)
         usleep(10000); /* loaded */
@@ -315,7 +298,7 @@ START_TEST(damage_is_skipped_and_counted)
 {
     declare("dq", true);
     publish("dq", 0, 200, 1000, true); /* several 64 KiB segments */
-    stop_routing();
+    routing_stop();
     uint32_t last;
     ck_assert_int_ge(count_segments("dq", &last), 3);
     /* one byte of one message in the middle of the oldest segment */
@@ -327,7 +310,7 @@ START_TEST(damage_is_skipped_and_counted)
     b ^= 0x40;
     ck_assert_int_eq(pwrite(fd, &b, 1, 20000), 1);
     close(fd);
-    start_routing();
+    routing_start(&cfg);
     static got g;
     consume("dq", 300, true, &g, 1000);
     ck_assert_int_eq(g.n, 199); /* all but the damaged one, in order */
@@ -472,12 +455,12 @@ START_TEST(a_long_load_does_not_hold_up_other_logs)
     publish("long", 0, 400, 2000, true); /* ~13 segments of 64 KiB */
     char logdir[1024], moved[1024], other[1024];
     ck_assert_int_eq(rt__queue_dir("long", logdir, sizeof logdir), 0);
-    stop_routing();
+    routing_stop();
     /* moved where the manager does not look for it: only this test loads it */
     snprintf(moved, sizeof moved, "%s/queues/zz-moved", dir);
     snprintf(other, sizeof other, "%s/queues/zz-other", dir);
     ck_assert_int_eq(rename(logdir, moved), 0);
-    start_routing();
+    routing_start(&cfg);
 
     sv_pid thread = rt__store_pid("any"); /* every request goes to this one thread */
     rt__slog *big = rt__slog_new(moved), *small = rt__slog_new(other);
@@ -568,9 +551,5 @@ int main(void)
     tcase_add_test(tc, a_long_load_does_not_hold_up_other_logs);
     tcase_add_test(tc, non_durable_queues_leave_nothing);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "routing/rt.h"
 
 #define MATCH(p, k) ck_assert_msg(rt_topic_match((p), (k)), "pattern \"%s\" should match key \"%s\"", (p), (k))
@@ -316,9 +317,5 @@ static Suite *topic_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(topic_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(topic_suite());
 }

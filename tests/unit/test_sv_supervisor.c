@@ -4,6 +4,7 @@
  * check_helpers.h) whose reset-at-zero crashes on purpose. */
 #include <unistd.h>
 
+#include "check_main.h"
 #include "check_helpers.h"
 
 static const sv_child_spec three[] = {
@@ -424,9 +425,5 @@ static Suite *sup_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sup_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(sup_suite());
 }
