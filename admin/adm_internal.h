@@ -92,6 +92,7 @@ typedef struct adm__ntotals {
 int adm__node_totals(adm_req *q, adm__ntotals *out);
 typedef struct adm__pstats {
     uint64_t rss, fds, fd_limit, processes, spawned;
+    uint64_t wakeups, spin_ns; /* the schedulers' (sv_node_stats) */
 } adm__pstats;
 void adm__proc_stats(adm__pstats *st);
 /* RabbitMQ's message_stats object: counts and {"rate": ...} details. */

@@ -98,6 +98,8 @@ void adm__proc_stats(adm__pstats *st)
     sv_node_get_stats(&ns);
     st->processes = ns.processes;
     st->spawned = ns.spawned;
+    st->wakeups = ns.wakeups;
+    st->spin_ns = ns.spin_ns;
 }
 
 void adm__overview(adm_req *q, adm_resp *r)

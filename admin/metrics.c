@@ -143,6 +143,11 @@ void adm__metrics(adm_req *q, adm_resp *r)
     emit(&o, "plexus_processes %llu\n", (unsigned long long)ps.processes);
     family(&o, "plexus_processes_spawned_total", "counter", "Actor processes started since the node started.");
     emit(&o, "plexus_processes_spawned_total %llu\n", (unsigned long long)ps.spawned);
+    family(&o, "plexus_scheduler_spin_seconds_total", "counter",
+           "Time schedulers spent spinning before sleeping (node.busy_wait_us), summed over schedulers.");
+    emit(&o, "plexus_scheduler_spin_seconds_total %.6f\n", (double)ps.spin_ns / 1e9);
+    family(&o, "plexus_scheduler_wakeups_total", "counter", "Sleeping schedulers woken by another thread.");
+    emit(&o, "plexus_scheduler_wakeups_total %llu\n", (unsigned long long)ps.wakeups);
     family(&o, "plexus_process_restarts_total", "counter", "Children a supervisor has restarted.");
     for (size_t i = 0; i < ns; i++) {
         emit(&o, "plexus_process_restarts_total{supervisor=\"");

@@ -95,7 +95,9 @@ void sv_node_get_stats(sv_node_stats *st)
     st->spawned = atomic_load(&sv__n.spawned);
     st->messages = 0;
     st->wakeups = 0;
+    st->spin_ns = 0;
     for (int i = 0; i < sv__n.nsched; i++) {
+        st->spin_ns += __atomic_load_n(&sv__n.sched[i].spin_ns, __ATOMIC_RELAXED);
         st->messages += __atomic_load_n(&sv__n.sched[i].messages, __ATOMIC_RELAXED);
         st->wakeups += __atomic_load_n(&sv__n.sched[i].wakeups, __ATOMIC_RELAXED);
     }

@@ -176,6 +176,7 @@ static bool spin(sv__sched *s)
         }
     }
     count_idle(s, start, now);
+    __atomic_store_n(&s->spin_ns, s->spin_ns + (now - start), __ATOMIC_RELAXED);
     return work;
 }
 

@@ -426,6 +426,7 @@ typedef struct sv_node_stats {
     uint64_t spawned;         /* since start */
     uint64_t messages;        /* delivered to handlers since start */
     uint64_t wakeups;         /* sleeping schedulers woken by another thread */
+    uint64_t spin_ns;         /* time schedulers have spent spinning before sleeping, summed */
 } sv_node_stats;
 void sv_node_get_stats(sv_node_stats *st);
 uint32_t sv_mailbox_len(sv_pid pid); /* queued messages of a local process, 0 if none */

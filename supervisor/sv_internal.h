@@ -162,6 +162,7 @@ struct sv__sched {
     uint64_t wakeups;             /* counted by wakers, approximate */
     uint64_t messages;
     uint64_t entered;             /* sv_enter calls: I/O callbacks that did work */
+    uint64_t spin_ns;             /* time spent spinning (owner writes, stats read) */
     uint64_t win_start, win_idle; /* the busy window (sched.c), ns */
     atomic_int busy_pct;          /* busy share of the last window, read by all */
 };

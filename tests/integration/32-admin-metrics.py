@@ -95,6 +95,10 @@ class Metrics(BrokerTest):
         self.assertGreaterEqual(value(stored, "plexus_store_written_bytes_total"),
                                 value(after, "plexus_store_written_bytes_total") + 1000)
         self.assertEqual(value(stored, "plexus_disk_alarm"), 0)
+        # Work on a quiet node is followed by a spin (node.busy_wait_us).
+        self.assertGreater(value(stored, "plexus_scheduler_spin_seconds_total"),
+                           value(before, "plexus_scheduler_spin_seconds_total"))
+        self.assertLess(value(stored, "plexus_scheduler_spin_seconds_total"), 60)
         r = receiver(self.c, '/queues/metric"q\\uoted', credit=1)
         r.receive(timeout=5)
         self.assertEqual(value(self.scrape(), "plexus_queue_consumers", **q), 1)
