@@ -153,7 +153,7 @@ static bool spin(sv__sched *s)
         busy += atomic_load_explicit(&sv__n.sched[i].busy_pct, memory_order_relaxed);
     if (busy >= SPIN_BUSY_MAX)
         return false;
-    uint64_t start = uv_hrtime(), now = start;
+    uint64_t start = uv_hrtime();
     uint64_t until = start + (uint64_t)sv__n.spin_us * 1000;
     uint64_t entered = s->entered;
     bool work = false;
@@ -171,12 +171,13 @@ static bool spin(sv__sched *s)
                 work = true;
                 break;
             }
-            if ((now = uv_hrtime()) > until)
+            if (uv_hrtime() > until)
                 break;
         }
     }
-    count_idle(s, start, now);
-    __atomic_store_n(&s->spin_ns, s->spin_ns + (now - start), __ATOMIC_RELAXED);
+    uint64_t end = uv_hrtime(); /* however the spin ended */
+    count_idle(s, start, end);
+    __atomic_store_n(&s->spin_ns, s->spin_ns + (end - start), __ATOMIC_RELAXED);
     return work;
 }
 

@@ -862,9 +862,7 @@ static double cpu_seconds(void)
 
 START_TEST(test_idle_schedulers_stop_spinning)
 {
-    sv_inbox_close(T);
-    T = NULL;
-    sv_node_stop();
+    node_teardown(); /* a node of its own, with a long spin */
     sv_node_opts o = {.schedulers = 2, .spin_us = 2000};
     ck_assert_int_eq(sv_node_start(&o), 0);
     T = sv_inbox_open();
