@@ -17,24 +17,15 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PLEXUS = os.environ.get("PLEXUS_BIN", os.path.join(ROOT, "bin", "plexus"))
-BENCH = os.environ.get("AMQP_BENCH", os.path.join(ROOT, "build", "tests", "amqp_bench"))
+from run_bench import BENCH, PLEXUS, Plexus
+
 AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(port, method, path, body=None):
@@ -66,46 +57,40 @@ def main():
     for tool in (PLEXUS, BENCH):
         if not os.access(tool, os.X_OK):
             sys.exit(f"admin_load: {tool} is missing (make all build/tests/amqp_bench)")
-    amqp_port, admin_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        log = open(os.path.join(tmp, "plexus.log"), "w")
-        broker = subprocess.Popen([PLEXUS, "--listen", f"127.0.0.1:{amqp_port}", "--admin",
-                                   f"127.0.0.1:{admin_port}", "--data-dir", os.path.join(tmp, "data"),
-                                   "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(100):
-                try:
-                    api(admin_port, "GET", "/api/overview")
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            doc = {"queues": [{"name": f"load.{i:04d}", "durable": True} for i in range(a.queues)]}
-            api(admin_port, "POST", "/api/definitions", doc)
-            size = len(api(admin_port, "GET", "/api/queues")[1])
-            print(f"{a.queues} queues; GET /api/queues answers {size / 1e6:.2f} MB")
-            amqp_rate(amqp_port, a.count // 4)  # warm up
-            alone, loaded, wrk_rates = [], [], []
-            for _ in range(a.repeat):
-                alone.append(amqp_rate(amqp_port, a.count))
-                wrk = subprocess.Popen(["wrk", "-t1", f"-c{a.wrk_connections}", "-d600s", "-H", f"Authorization: {AUTH}",
-                                        f"http://127.0.0.1:{admin_port}/api/queues"],
-                                       stdout=subprocess.PIPE, text=True)
-                time.sleep(1)
-                loaded.append(amqp_rate(amqp_port, a.count))
-                wrk.send_signal(signal.SIGINT)  # wrk prints its summary on SIGINT
-                out = wrk.communicate(timeout=30)[0]
-                m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-                wrk_rates.append(float(m.group(1)) if m else float("nan"))
-            a_med, l_med = statistics.median(alone), statistics.median(loaded)
-            print(f"AMQP 256 B at-least-once, alone:              {a_med:,} msgs/s  (runs {alone})")
-            print(f"AMQP 256 B at-least-once, with wrk on the API: {l_med:,} msgs/s  (runs {loaded})")
-            print(f"wrk GET /api/queues ({a.wrk_connections} connections): {statistics.median(wrk_rates):,.0f} req/s")
-            print(f"message rate under admin load: {100 * l_med / a_med:.0f} % of alone "
-                  f"({100 * (a_med - l_med) / a_med:.1f} % slower)")
-        finally:
-            broker.send_signal(signal.SIGTERM)
-            broker.wait(30)
-            log.close()
+    broker = Plexus()
+    amqp_port, admin_port = broker.port, broker.admin_port
+    try:
+        for _ in range(100):
+            try:
+                api(admin_port, "GET", "/api/overview")
+                break
+            except OSError:
+                time.sleep(0.05)
+        doc = {"queues": [{"name": f"load.{i:04d}", "durable": True} for i in range(a.queues)]}
+        api(admin_port, "POST", "/api/definitions", doc)
+        size = len(api(admin_port, "GET", "/api/queues")[1])
+        print(f"{a.queues} queues; GET /api/queues answers {size / 1e6:.2f} MB")
+        amqp_rate(amqp_port, a.count // 4)  # warm up
+        alone, loaded, wrk_rates = [], [], []
+        for _ in range(a.repeat):
+            alone.append(amqp_rate(amqp_port, a.count))
+            wrk = subprocess.Popen(["wrk", "-t1", f"-c{a.wrk_connections}", "-d600s", "-H", f"Authorization: {AUTH}",
+                                    f"http://127.0.0.1:{admin_port}/api/queues"],
+                                   stdout=subprocess.PIPE, text=True)
+            time.sleep(1)
+            loaded.append(amqp_rate(amqp_port, a.count))
+            wrk.send_signal(signal.SIGINT)  # wrk prints its summary on SIGINT
+            out = wrk.communicate(timeout=30)[0]
+            m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+            wrk_rates.append(float(m.group(1)) if m else float("nan"))
+        a_med, l_med = statistics.median(alone), statistics.median(loaded)
+        print(f"AMQP 256 B at-least-once, alone:              {a_med:,} msgs/s  (runs {alone})")
+        print(f"AMQP 256 B at-least-once, with wrk on the API: {l_med:,} msgs/s  (runs {loaded})")
+        print(f"wrk GET /api/queues ({a.wrk_connections} connections): {statistics.median(wrk_rates):,.0f} req/s")
+        print(f"message rate under admin load: {100 * l_med / a_med:.0f} % of alone "
+              f"({100 * (a_med - l_med) / a_med:.1f} % slower)")
+    finally:
+        broker.stop()
 
 
 if __name__ == "__main__":
