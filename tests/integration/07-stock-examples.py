@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import Broker, main
+from harness import Broker, main, missing
 
 PY = "/usr/share/proton/examples/python"
 C = "/usr/share/proton/examples/c"
@@ -22,7 +22,7 @@ class StockExamples(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not os.path.isdir(PY) or not os.path.isdir(C):
-            raise unittest.SkipTest("libqpid-proton11-dev-examples is not installed")
+            missing("libqpid-proton11-dev-examples (the stock proton examples)")
         cls.b = Broker().start()
         cls.addr = f"127.0.0.1:{cls.b.port}"
 

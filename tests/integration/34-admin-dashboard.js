@@ -14,7 +14,7 @@ const SHOT = path.join(__dirname, '..', '..', 'build', 'dashboard.png');
 
 test('the dashboard shows a queue declared over AMQP and purges it by a click', (t) => {
     if (!fs.existsSync(CHROMIUM)) {
-        t.skip(`no ${CHROMIUM}: apt-get install chromium`);
+        t.skip(`missing: ${CHROMIUM} (apt-get install chromium)`);
         return undefined;
     }
     return withBroker(dashboard);

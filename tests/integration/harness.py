@@ -93,7 +93,22 @@ class Broker:
 
 
 def main():
-    unittest.main(verbosity=2)
+    """Runs the file's tests; prints what run.sh counts (cases passed,
+    failed, skipped, and each skip's reason) and exits 1 on any failure."""
+    prog = unittest.main(verbosity=2, exit=False)
+    r = prog.result
+    for case, why in r.skipped:
+        print(f"#plexus-skip {case.id()}: {why}")
+    failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses)
+    passed = r.testsRun - failed - len(r.skipped)
+    print(f"#plexus-counts passed={passed} failed={failed} skipped={len(r.skipped)}")
+    raise SystemExit(0 if failed == 0 else 1)
+
+
+def missing(what):
+    """Skips the calling test for a missing dependency: counted as skipped,
+    and as a failure under CI (which installs every dependency)."""
+    raise unittest.SkipTest(f"missing: {what}")
 
 
 def config_file(test, text):
