@@ -17,18 +17,15 @@
  * (each holds a queue.meta naming the queue and its arguments); durable
  * exchanges and bindings from DATA/definitions.json, which the manager
  * rewrites after each change to them, answering the change once the file
- * holds it.
+ * holds it (manager_defs.c); exchanges and bindings are changed in
+ * manager_bindings.c.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
-#include <proton/codec.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "routing/rt_internal.h"
+#include "routing/manager_internal.h"
 
 #define MANAGER_NAME "rt_manager"
 #define QUEUE_SUP_NAME "rt_queue_sup"
@@ -37,18 +34,6 @@
 static rt_config cfg = {.queue_mailbox = 0, .queue_max_batch = 256};
 
 const rt_config *rt__config(void) { return &cfg; }
-
-/* A declare waiting for its queue's process to start. */
-typedef struct waiter {
-    sv_from from;
-    struct waiter *next;
-} waiter;
-
-typedef struct starting {
-    uint64_t k1, k2; /* k2: the start_child call ref */
-    rt_queue *q;
-    waiter *waiters;
-} starting;
 
 typedef struct deleting {
     uint64_t k1, k2; /* k2: the delete_child call ref */
@@ -61,28 +46,6 @@ typedef struct owner {
     uint64_t k1, k2; /* the owning connection's pid */
     uint64_t mref;
 } owner;
-
-/* A binding from the definitions file waiting for its durable queue to
- * start again (at boot, queues come back asynchronously). */
-typedef struct pending_bind {
-    rt_def_bind b;
-    struct pending_bind *next;
-} pending_bind;
-
-/* Requesters waiting for the definitions file to hold their change. */
-typedef struct waitlist {
-    sv_from *v;
-    size_t n, cap;
-} waitlist;
-
-typedef struct manager {
-    sv_map starting, deleting, owners;
-    uint64_t gen; /* for generated queue names */
-    bool defs_dirty;          /* durable definitions changed since the last write began */
-    bool saving;              /* a write is with the store */
-    waitlist next, inflight;  /* answered when the next write, or the one under way, is on disk */
-    pending_bind *pending;    /* while not empty the file is not rewritten: it holds these */
-} manager;
 
 sv_pid rt_manager(void) { return sv_whereis(MANAGER_NAME); }
 
@@ -103,58 +66,11 @@ int rt_call(sv_proc *inbox, rt_req_kind kind, const void *payload, size_t len, v
     return 0;
 }
 
-static void answer(sv_from to, const void *data, size_t len)
+void rt__mgr_answer(sv_from to, const void *data, size_t len)
 {
     sv_msg *r = sv_msg_new(0, data, len);
     if (r)
         sv_reply(to, r);
-}
-
-static void save_defs(sv_proc *self, manager *mg);
-
-/* Durable definitions changed: the definitions file is written again,
- * like group commit: at once if no write is under way, else once that one
- * is done, for every change made meanwhile. from (if not NULL) is
- * answered when the file holds the change, so a declare-ok means the
- * declaration survives a crash. */
-static void defs_changed(sv_proc *self, manager *mg, const sv_from *from)
-{
-    if (!rt__store_dir()) {
-        if (from)
-            answer(*from, NULL, 0);
-        return;
-    }
-    mg->defs_dirty = true;
-    if (from) {
-        if (rt__grow((void **)&mg->next.v, &mg->next.cap, mg->next.n + 1, sizeof *mg->next.v) < 0)
-            answer(*from, NULL, 0); /* out of memory: it is written, just not waited for */
-        else
-            mg->next.v[mg->next.n++] = *from;
-    }
-    if (!mg->saving && !mg->pending)
-        save_defs(self, mg);
-}
-
-/* Answers a change request: at once, or (a durable change) once the
- * definitions file holds it. */
-static void answer_change(sv_proc *self, manager *mg, sv_msg *req, bool durable)
-{
-    sv_from from = sv_from_of(req);
-    if (durable)
-        defs_changed(self, mg, &from);
-    else
-        answer(from, NULL, 0);
-}
-
-static void answer_all(waitlist *w, int status)
-{
-    for (size_t i = 0; i < w->n; i++) {
-        if (status == 0)
-            answer(w->v[i], NULL, 0);
-        else
-            sv_reply_error(w->v[i], status);
-    }
-    w->n = 0;
 }
 
 static int owner_key(sv_pid p, uint64_t *k1, uint64_t *k2)
@@ -175,7 +91,7 @@ static int queue_child_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg,
     return sv_spawn(sup, &rt__queue_ops, arg, &o, pid);
 }
 
-static int start_process(sv_proc *self, manager *mg, rt_queue *q, waiter *w)
+int rt__mgr_start_process(sv_proc *self, manager *mg, rt_queue *q, waiter *w)
 {
     sv_child_spec spec = {.id = q->name, .start = queue_child_start, .arg = q, .restart = SV_PERMANENT,
                           .shutdown_ms = 5000};
@@ -196,7 +112,7 @@ static int start_process(sv_proc *self, manager *mg, rt_queue *q, waiter *w)
     return 0;
 }
 
-static starting *find_starting(manager *mg, const char *name)
+starting *rt__mgr_find_starting(manager *mg, const char *name)
 {
     for (uint32_t i = 0; i < mg->starting.cap; i++) {
         starting *st = sv_map_at(&mg->starting, i);
@@ -227,7 +143,7 @@ static void watch_owner(sv_proc *self, manager *mg, sv_pid pid)
         o->mref = sv_monitor(self, pid);
 }
 
-static rt_queue *queue_new(const rt_req_queue *r)
+rt_queue *rt__mgr_queue_new(const rt_req_queue *r)
 {
     rt_queue *q = calloc(1, sizeof *q);
     if (!q || !(q->name = strdup(r->name))) {
@@ -252,7 +168,7 @@ static void reply_queue(sv_from to, const rt_queue *q, bool exists)
     r.args = q->args;
     r.owner = q->owner;
     r.exists = exists;
-    answer(to, &r, sizeof r);
+    rt__mgr_answer(to, &r, sizeof r);
 }
 
 static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
@@ -272,7 +188,7 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
                  (unsigned long long)++mg->gen);
     }
     rt_queue *q = rt_queue_find(r->name);
-    starting *st = q ? NULL : find_starting(mg, r->name);
+    starting *st = q ? NULL : rt__mgr_find_starting(mg, r->name);
     if (q || st) {
         rt_queue *rec = q ? q : st->q;
         if (rec->args.exclusive && !sv_pid_eq(rec->owner, r->owner)) {
@@ -304,7 +220,7 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
         sv_reply_error(sv_from_of(req), -EINVAL);
         return;
     }
-    q = queue_new(r);
+    q = rt__mgr_queue_new(r);
     waiter *w = q ? malloc(sizeof *w) : NULL;
     if (!w) {
         free(q ? q->name : NULL);
@@ -316,15 +232,13 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
     q->fresh = true; /* a durable one answers once its log is on disk */
     if (q->args.exclusive)
         watch_owner(self, mg, q->owner);
-    int rc = start_process(self, mg, q, w);
+    int rc = rt__mgr_start_process(self, mg, q, w);
     if (rc < 0) {
         free(w);
         rt__queue_unref(q);
         sv_reply_error(sv_from_of(req), rc);
     }
 }
-
-static void restore_bindings(sv_proc *self, manager *mg, const char *queue, bool up);
 
 static void started(sv_proc *self, manager *mg, uint64_t ref, int status)
 {
@@ -347,59 +261,13 @@ static void started(sv_proc *self, manager *mg, uint64_t ref, int status)
     }
     bool durable = st.q->args.durable && !st.q->args.exclusive;
     if (mg->pending)
-        restore_bindings(self, mg, st.q->name, status == 0);
+        rt__mgr_restore_bindings(self, mg, st.q->name, status == 0);
     if (status < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: its process did not start (%d)", st.q->name, status);
         rt__queue_unref(st.q);
     } else if (durable) {
-        defs_changed(self, mg, NULL);
+        rt__mgr_defs_changed(self, mg, NULL);
     }
-}
-
-static bool binds_queue(const rt_binding *b, const void *name) { return !b->to_exchange && !strcmp(b->dest, name); }
-static bool binds_exchange(const rt_binding *b, const void *name) { return b->to_exchange && !strcmp(b->dest, name); }
-
-static void retire_bindings(rt_binding **gone, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++)
-        sv_retire(gone[i], rt__binding_free);
-    free(gone);
-}
-
-/* Replaces x's bindings with those drop() leaves; how many went. */
-static uint32_t drop_bindings(rt_exchange *x, bool (*drop)(const rt_binding *, const void *), const void *ctx)
-{
-    rt_bindset *old = atomic_load(&x->bindings);
-    if (!old)
-        return 0;
-    rt_binding **gone;
-    uint32_t n;
-    rt_bindset *nbs = rt__bindset_filter(old, drop, ctx, &gone, &n);
-    if (!nbs) {
-        sv_log(SV_LOG_ERROR, "exchange %s: out of memory changing bindings", x->name);
-        return 0;
-    }
-    if (!n) {
-        free(nbs);
-        free(gone);
-        return 0;
-    }
-    atomic_store_explicit(&x->bindings, nbs, memory_order_release);
-    sv_retire(old, free);
-    retire_bindings(gone, n);
-    return n;
-}
-
-typedef struct unbind_all {
-    bool (*drop)(const rt_binding *, const void *);
-    const char *name;
-} unbind_all;
-
-static bool unbind_each(rt_exchange *x, void *ctx)
-{
-    unbind_all *u = ctx;
-    drop_bindings(x, u->drop, u->name);
-    return true;
 }
 
 static int delete_queue(sv_proc *self, manager *mg, rt_req_queue *r, sv_from from, bool reply)
@@ -412,10 +280,9 @@ static int delete_queue(sv_proc *self, manager *mg, rt_req_queue *r, sv_from fro
     if (r->if_empty && atomic_load(&q->ready) + atomic_load(&q->unacked) > 0)
         return -ENOTEMPTY;
     rt__dir_remove(RT__QUEUES, q->name);
-    unbind_all u = {binds_queue, q->name};
-    rt_exchange_each(unbind_each, &u);
+    rt__mgr_unbind_dest(q->name, false);
     if (q->args.durable && !q->args.exclusive)
-        defs_changed(self, mg, NULL);
+        rt__mgr_defs_changed(self, mg, NULL);
     sv_msg *req = sv_sup_terminate_child_req(q->name, true);
     uint64_t ref;
     if (!req || sv_call_async(self, sv_whereis(QUEUE_SUP_NAME), req, SUP_TIMEOUT_MS, &ref) < 0) {
@@ -456,7 +323,7 @@ static void deleted(manager *mg, uint64_t ref)
         forget_log(d.q->name);
     rt__queue_unref(d.q);
     if (d.reply)
-        answer(d.from, NULL, 0);
+        rt__mgr_answer(d.from, NULL, 0);
 }
 
 typedef struct owned {
@@ -498,209 +365,6 @@ static void owner_down(sv_proc *self, manager *mg, sv_pid pid)
     free(o.names);
 }
 
-/* ------------------------------------------------------------ exchanges */
-
-static bool reserved(const char *name) { return !name[0] || !strncmp(name, "amq.", 4); }
-
-/* 1: created, 0: there already, or an error. */
-static int exchange_declare(rt_req_exchange *r)
-{
-    if ((unsigned)r->type > RT_HEADERS)
-        return -EINVAL;
-    r->name[RT_NAME_MAX] = '\0';
-    rt_exchange *x = rt_exchange_find(r->name);
-    if (x) /* redeclaring with another type is a precondition failure */
-        return !r->passive && x->type != r->type ? -EEXIST : 0;
-    if (r->passive)
-        return -ENOENT;
-    if (reserved(r->name))
-        return -EPERM;
-    x = rt__exchange_new(r->name, r->type, r->durable, r->auto_delete, r->internal);
-    if (!x || rt__dir_add(RT__EXCHANGES, x->name, x) < 0) {
-        if (x)
-            rt__exchange_free(x);
-        return -ENOMEM;
-    }
-    return 1;
-}
-
-static void declare_exchange(sv_proc *self, manager *mg, sv_msg *req)
-{
-    rt_req_exchange *r = SV_MSG_AS(req, rt_req_exchange);
-    int rc = r ? exchange_declare(r) : -EINVAL;
-    if (rc < 0) {
-        sv_reply_error(sv_from_of(req), rc);
-        return;
-    }
-    answer_change(self, mg, req, rc == 1 && r->durable);
-}
-
-static bool has_bindings(rt_exchange *x)
-{
-    rt_bindset *bs = atomic_load(&x->bindings);
-    return bs && bs->n;
-}
-
-typedef struct is_dest {
-    const char *name;
-    bool found;
-} is_dest;
-
-static bool find_as_dest(rt_exchange *x, void *ctx)
-{
-    is_dest *d = ctx;
-    rt_bindset *bs = atomic_load(&x->bindings);
-    for (uint32_t i = 0; bs && i < bs->n; i++)
-        if (binds_exchange(bs->b[i], d->name))
-            d->found = true;
-    return !d->found;
-}
-
-static int exchange_remove(const char *name)
-{
-    rt_exchange *x = rt__dir_remove(RT__EXCHANGES, name);
-    if (!x)
-        return -ENOENT;
-    unbind_all u = {binds_exchange, name};
-    rt_exchange_each(unbind_each, &u);
-    sv_retire(x, rt__exchange_free);
-    return 0;
-}
-
-static void delete_exchange(sv_proc *self, manager *mg, sv_msg *req)
-{
-    rt_req_exchange *r = SV_MSG_AS(req, rt_req_exchange);
-    if (!r) {
-        sv_reply_error(sv_from_of(req), -EINVAL);
-        return;
-    }
-    r->name[RT_NAME_MAX] = '\0';
-    rt_exchange *x = rt_exchange_find(r->name);
-    int rc = !x ? -ENOENT : reserved(r->name) ? -EPERM : 0;
-    if (rc == 0 && r->if_unused) {
-        is_dest d = {r->name, false};
-        rt_exchange_each(find_as_dest, &d);
-        if (has_bindings(x) || d.found)
-            rc = -EBUSY;
-    }
-    bool durable = x && x->durable;
-    if (rc == 0)
-        rc = exchange_remove(r->name);
-    if (rc < 0) {
-        sv_reply_error(sv_from_of(req), rc);
-        return;
-    }
-    answer_change(self, mg, req, durable);
-}
-
-/* ------------------------------------------------------------- bindings */
-
-static int parse_binding(rt_req_bind *b, size_t len, rt_exchange **x, rt_hdrmatch **hm)
-{
-    if (!b || len < sizeof *b + b->args_len)
-        return -EINVAL;
-    b->source[RT_NAME_MAX] = b->dest[RT_NAME_MAX] = b->key[RT_NAME_MAX] = '\0';
-    *x = rt_exchange_find(b->source);
-    if (!*x)
-        return b->source[0] ? -ENOENT : -EPERM; /* the default exchange takes no bindings */
-    if (b->to_exchange ? !rt_exchange_find(b->dest) : !rt_queue_find(b->dest))
-        return -ENOENT;
-    *hm = NULL;
-    if ((*x)->type != RT_HEADERS)
-        return 0;
-    pn_data_t *args = NULL;
-    if (b->args_len) {
-        args = pn_data(8);
-        if (!args)
-            return -ENOMEM;
-        if (pn_data_decode(args, (const char *)(b + 1), b->args_len) <= 0) {
-            pn_data_free(args);
-            return -EINVAL;
-        }
-    }
-    char err[128];
-    int rc = rt_hdrmatch_new(args, hm, err, sizeof err);
-    if (args)
-        pn_data_free(args);
-    return rc;
-}
-
-/* 1: bound, 0: bound already, or an error. *durable: whether it is a
- * binding the definitions file keeps (from a durable exchange). */
-static int binding_add(rt_req_bind *b, size_t len, bool *durable)
-{
-    rt_exchange *x;
-    rt_hdrmatch *hm = NULL;
-    int rc = parse_binding(b, len, &x, &hm);
-    if (rc < 0)
-        return rc;
-    *durable = x->durable;
-    rt_binding *nb = rt__binding_new(b->key, b->dest, b->to_exchange, hm);
-    if (!nb) {
-        rt_hdrmatch_free(hm);
-        return -ENOMEM;
-    }
-    rt_bindset *old = atomic_load(&x->bindings);
-    for (uint32_t i = 0; old && i < old->n; i++) {
-        if (rt__binding_same(old->b[i], nb)) { /* binding twice is binding once */
-            rt__binding_free(nb);
-            return 0;
-        }
-    }
-    rt_bindset *nbs = rt__bindset_add(old, nb);
-    if (!nbs) {
-        rt__binding_free(nb);
-        return -ENOMEM;
-    }
-    atomic_store_explicit(&x->bindings, nbs, memory_order_release);
-    if (old)
-        sv_retire(old, free);
-    return 1;
-}
-
-static void bind(sv_proc *self, manager *mg, sv_msg *req)
-{
-    bool durable = false;
-    int rc = binding_add(SV_MSG_AS(req, rt_req_bind), req->len, &durable);
-    if (rc < 0) {
-        sv_reply_error(sv_from_of(req), rc);
-        return;
-    }
-    answer_change(self, mg, req, rc == 1 && durable);
-}
-
-static bool same_as(const rt_binding *b, const void *probe) { return rt__binding_same(b, probe); }
-
-static void unbind(sv_proc *self, manager *mg, sv_msg *req)
-{
-    rt_req_bind *b = SV_MSG_AS(req, rt_req_bind);
-    rt_exchange *x = NULL;
-    rt_hdrmatch *hm = NULL;
-    int rc = parse_binding(b, req->len, &x, &hm);
-    if (rc == -ENOENT && b && (x = rt_exchange_find(b->source)) && x->type != RT_HEADERS)
-        rc = 0; /* the destination may be gone already; its bindings went with it */
-    if (rc < 0) {
-        sv_reply_error(sv_from_of(req), rc);
-        return;
-    }
-    rt_binding *probe = rt__binding_new(b->key, b->dest, b->to_exchange, hm);
-    if (!probe) {
-        rt_hdrmatch_free(hm);
-        sv_reply_error(sv_from_of(req), -ENOMEM);
-        return;
-    }
-    uint32_t n = drop_bindings(x, same_as, probe);
-    rt__binding_free(probe);
-    if (!n) {
-        sv_reply_error(sv_from_of(req), -ENOENT);
-        return;
-    }
-    bool durable = x->durable;
-    if (x->auto_delete && !has_bindings(x))
-        exchange_remove(x->name); /* its last binding went */
-    answer_change(self, mg, req, durable);
-}
-
 /* --------------------------------------------------------------- process */
 
 static int manager_call(sv_proc *self, sv_msg *req)
@@ -720,20 +384,20 @@ static int manager_call(sv_proc *self, sv_msg *req)
         if (rc < 0)
             sv_reply_error(sv_from_of(req), rc);
         else if (rc == 0)
-            answer(sv_from_of(req), NULL, 0);
+            rt__mgr_answer(sv_from_of(req), NULL, 0);
         return 0;
     }
     case RT_REQ_DECLARE_EXCHANGE:
-        declare_exchange(self, mg, req);
+        rt__mgr_declare_exchange(self, mg, req);
         return 0;
     case RT_REQ_DELETE_EXCHANGE:
-        delete_exchange(self, mg, req);
+        rt__mgr_delete_exchange(self, mg, req);
         return 0;
     case RT_REQ_BIND:
-        bind(self, mg, req);
+        rt__mgr_bind(self, mg, req);
         return 0;
     case RT_REQ_UNBIND:
-        unbind(self, mg, req);
+        rt__mgr_unbind(self, mg, req);
         return 0;
     default:
         sv_reply_error(sv_from_of(req), -ENOTSUP);
@@ -751,224 +415,14 @@ static int manager_info(sv_proc *self, sv_msg *m)
         owner_down(self, mg, m->from);
     } else if (m->tag == RT__S_FILE_DONE) {
         mg->saving = false;
-        answer_all(&mg->inflight, m->status == 0 ? 0 : -EIO);
+        rt__mgr_answer_all(&mg->inflight, m->status == 0 ? 0 : -EIO);
         if (mg->defs_dirty && !mg->pending)
-            save_defs(self, mg);
+            rt__mgr_save_defs(self, mg);
     }
     return 0;
 }
 
 static bool booted; /* durable queues were found again (once per node start) */
-
-/* One queue.meta: the queue it describes, as a declare would give it. */
-static int read_meta(const char *path, rt_req_queue *r)
-{
-    json_error_t jerr;
-    json_t *doc = json_load_file(path, 0, &jerr);
-    if (!doc)
-        return -EBADMSG;
-    memset(r, 0, sizeof *r);
-    rt_qargs_init(&r->args);
-    r->args.durable = true;
-    int rc = 0;
-    const char *name = json_string_value(json_object_get(doc, "name"));
-    if (!name || !name[0] || strlen(name) > RT_NAME_MAX)
-        rc = -EBADMSG;
-    else
-        snprintf(r->name, sizeof r->name, "%s", name);
-    r->args.auto_delete = json_is_true(json_object_get(doc, "auto_delete"));
-    const char *key;
-    json_t *v;
-    json_object_foreach(doc, key, v) {
-        if (rc < 0 || strncmp(key, "x-", 2) != 0)
-            continue;
-        char err[160];
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
-            rc = rt_qargs_set(&r->args, key, NULL, json_integer_value(v), true, err, sizeof err);
-        else if (json_is_string(v))
-            rc = rt_qargs_set(&r->args, key, json_string_value(v), 0, false, err, sizeof err);
-        if (rc < 0)
-            sv_log(SV_LOG_WARNING, "%s: %s", path, err);
-    }
-    json_decref(doc);
-    return rc;
-}
-
-/* Declares again every durable queue that has a log in the data
- * directory. This reads a few small files on the manager's scheduler, at
- * boot, before any client is let in; the logs themselves are read by the
- * store threads as each queue starts. */
-static void recover_queues(sv_proc *self, manager *mg)
-{
-    const char *data = rt__store_dir();
-    if (!data)
-        return;
-    char qdir[4096];
-    snprintf(qdir, sizeof qdir, "%s/queues", data);
-    DIR *d = opendir(qdir);
-    if (!d)
-        return;
-    struct dirent *e;
-    unsigned n = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[4096 + 300];
-        snprintf(path, sizeof path, "%s/%s/queue.meta", qdir, e->d_name);
-        rt_req_queue r;
-        if (read_meta(path, &r) < 0) {
-            sv_log(SV_LOG_WARNING, "store: %s/%s has no readable queue.meta; left alone", qdir, e->d_name);
-            continue;
-        }
-        char expect[4096];
-        if (rt__queue_dir(r.name, expect, sizeof expect) == 0 && strcmp(strrchr(expect, '/') + 1, e->d_name) != 0) {
-            sv_log(SV_LOG_WARNING, "store: %s/%s describes queue %s, whose log lives elsewhere; left alone", qdir,
-                   e->d_name, r.name);
-            continue;
-        }
-        rt_queue *q = queue_new(&r);
-        if (!q || start_process(self, mg, q, NULL) < 0) {
-            sv_log(SV_LOG_ERROR, "queue %s: cannot start it again", r.name);
-            if (q)
-                rt__queue_unref(q);
-            continue;
-        }
-        n++;
-    }
-    closedir(d);
-    if (n)
-        sv_log(SV_LOG_INFO, "%u durable queue%s found in %s", n, n == 1 ? "" : "s", qdir);
-}
-
-/* ---------------------------------------------------- definitions file */
-
-/* DATA/definitions.json: the durable exchanges, queues and bindings in
- * RabbitMQ's definitions format (rt_definitions_export), rewritten whole,
- * atomically, by a store thread after each change (changes made while a
- * write is under way share the next one). Queues come
- * back from their own logs (queue.meta), not from this file: a queue is
- * durable from its first message, a file written a moment later could be
- * behind. The file brings back the exchanges and the bindings. */
-static void save_defs(sv_proc *self, manager *mg)
-{
-    const char *data = rt__store_dir();
-    if (!mg->defs_dirty || mg->pending || mg->saving || !data)
-        return;
-    json_t *doc = rt_definitions_export(true);
-    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    json_decref(doc);
-    size_t len = text ? strlen(text) : 0;
-    sv_msg *m = text ? sv_msg_new(RT__S_FILE, NULL, sizeof(rt__s_file) + len) : NULL;
-    if (m) {
-        rt__s_file *f = (rt__s_file *)(void *)m->data;
-        snprintf(f->path, sizeof f->path, "%s/" RT_DEFS_FILE, data);
-        f->reply_to = sv_self(self);
-        f->len = (uint32_t)len;
-        memcpy(f->data, text, len);
-        if (rt__store_send(rt__store_pid(RT_DEFS_FILE), m) < 0) {
-            sv_msg_free(m);
-            m = NULL;
-        }
-    }
-    free(text);
-    if (!m) {
-        sv_log(SV_LOG_ERROR, "cannot write %s/%s (out of memory or no store); tried again at the next change", data,
-               RT_DEFS_FILE);
-        answer_all(&mg->next, -EIO);
-        return;
-    }
-    mg->defs_dirty = false;
-    mg->saving = true;
-    waitlist t = mg->inflight; /* empty: the last write was answered */
-    mg->inflight = mg->next;
-    mg->next = t;
-}
-
-/* Queue `queue` started (up) or could not: the bindings to it that the
- * definitions file held are made, or dropped. */
-static void restore_bindings(sv_proc *self, manager *mg, const char *queue, bool up)
-{
-    for (pending_bind **pp = &mg->pending; *pp;) {
-        pending_bind *p = *pp;
-        if (strcmp(p->b.req->dest, queue) != 0) {
-            pp = &p->next;
-            continue;
-        }
-        bool durable;
-        int rc = up ? binding_add(p->b.req, p->b.len, &durable) : -ENOENT;
-        if (rc < 0)
-            sv_log(SV_LOG_WARNING, "%s: binding from %s to queue %s not restored: %s", RT_DEFS_FILE,
-                   p->b.req->source, queue, strerror(-rc));
-        *pp = p->next;
-        free(p->b.req);
-        free(p);
-    }
-    if (!mg->pending && mg->defs_dirty)
-        save_defs(self, mg);
-}
-
-/* At boot, after the durable queues were started again: the exchanges and
- * bindings of the definitions file. A binding to a queue waits for that
- * queue's process (restore_bindings). */
-static void restore_defs(manager *mg)
-{
-    const char *data = rt__store_dir();
-    if (!data)
-        return;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/" RT_DEFS_FILE, data);
-    json_error_t jerr;
-    json_t *doc = json_load_file(path, 0, &jerr);
-    if (!doc) {
-        if (access(path, F_OK) == 0) { /* written atomically, so this is damage from outside: keep it for a person */
-            char bad[4096 + 8];
-            snprintf(bad, sizeof bad, "%s.bad", path);
-            sv_log(SV_LOG_ERROR, "%s: line %d: %s; exchanges and bindings not restored (file moved to %s)", path,
-                   jerr.line, jerr.text, bad);
-            rename(path, bad);
-        }
-        return;
-    }
-    rt_defs d;
-    char err[400];
-    int rc = rt_definitions_parse(doc, &d, err, sizeof err);
-    json_decref(doc);
-    if (rc < 0) {
-        sv_log(SV_LOG_ERROR, "%s: %s; exchanges and bindings not restored", path, err);
-        return;
-    }
-    unsigned nx = 0, nb = 0;
-    for (size_t i = 0; i < d.nexchanges; i++) {
-        d.exchanges[i].passive = false;
-        if ((rc = exchange_declare(&d.exchanges[i])) < 0)
-            sv_log(SV_LOG_WARNING, "%s: exchange %s not restored: %s", path, d.exchanges[i].name, strerror(-rc));
-        nx += rc == 1;
-    }
-    for (size_t i = 0; i < d.nbindings; i++) {
-        rt_def_bind *b = &d.bindings[i];
-        bool durable;
-        if (!b->req->to_exchange && !rt_queue_find(b->req->dest)) {
-            pending_bind *p = find_starting(mg, b->req->dest) ? malloc(sizeof *p) : NULL;
-            if (!p) {
-                sv_log(SV_LOG_WARNING, "%s: binding from %s to queue %s not restored: no such durable queue", path,
-                       b->req->source, b->req->dest);
-                continue;
-            }
-            *p = (pending_bind){*b, mg->pending};
-            mg->pending = p;
-            b->req = NULL; /* the pending list has it */
-            nb++;
-        } else if ((rc = binding_add(b->req, b->len, &durable)) < 0) {
-            sv_log(SV_LOG_WARNING, "%s: binding from %s to %s not restored: %s", path, b->req->source, b->req->dest,
-                   strerror(-rc));
-        } else {
-            nb++;
-        }
-    }
-    rt_defs_free(&d);
-    sv_log(SV_LOG_INFO, "%u exchange%s and %u binding%s restored from %s", nx, nx == 1 ? "" : "s", nb,
-           nb == 1 ? "" : "s", path);
-}
 
 typedef struct adopt_ctx {
     sv_proc *self;
@@ -990,7 +444,7 @@ static bool adopt(rt_queue *q, void *ctx)
         /* Its process went with the queue supervisor: start it again, as
          * the directory still lists it. */
         rt__dir_remove(RT__QUEUES, q->name);
-        if (start_process(a->self, a->mg, q, NULL) < 0)
+        if (rt__mgr_start_process(a->self, a->mg, q, NULL) < 0)
             rt__queue_unref(q);
     }
     return true;
@@ -1028,8 +482,8 @@ static int manager_init(sv_proc *self, void *arg)
     rt_queue_each(adopt, &a);
     if (!booted) { /* at boot; a restarted manager adopts what the directory lists instead */
         booted = true;
-        recover_queues(self, mg);
-        restore_defs(mg);
+        rt__mgr_recover_queues(self, mg);
+        rt__mgr_restore_defs(mg);
     }
     return 0;
 }
@@ -1058,7 +512,7 @@ static void manager_terminate(sv_proc *self, int reason)
     }
     if (mg->defs_dirty && !mg->pending) {
         mg->saving = false; /* the last change goes after the write under way (one store thread, in order) */
-        save_defs(self, mg);
+        rt__mgr_save_defs(self, mg);
     }
     free(mg->next.v); /* their calls end with the manager's exit */
     free(mg->inflight.v);
