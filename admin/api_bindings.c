@@ -32,10 +32,7 @@ static void props_key(const rt_binding *b, char *out, size_t len)
         snprintf(out, len, "%s", b->key[0] ? b->key : "~");
         return;
     }
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)b->args; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    snprintf(out, len, "%s~%08x", b->key, h);
+    snprintf(out, len, "%s~%08x", b->key, sv_hash32(b->args));
 }
 
 static json_t *binding_json(const char *source, const rt_binding *b)

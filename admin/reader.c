@@ -44,18 +44,6 @@ typedef struct read_req {
     void *ctx;
 } read_req;
 
-static void name_key(const char *s, uint64_t *k1, uint64_t *k2)
-{
-    uint64_t a = 1469598103934665603ULL, b = 0x9e3779b97f4a7c15ULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        a = (a ^ *p) * 1099511628211ULL;
-        b = (b + *p) * 0xff51afd7ed558ccdULL;
-        b ^= b >> 29;
-    }
-    *k1 = a | 1;
-    *k2 = b;
-}
-
 /* Growth of a counter since the last sample; a smaller count means the
  * queue is a new one of the same name. */
 static uint64_t delta(uint64_t now, uint64_t before) { return now >= before ? now - before : now; }
@@ -80,7 +68,7 @@ static bool sample_queue(rt_queue *q, void *ctx)
     sampling *sp = ctx;
     adm__reader *rd = sp->rd;
     uint64_t k1, k2;
-    name_key(q->name, &k1, &k2);
+    sv_hash128(q->name, &k1, &k2);
     sample *e = sv_map_get(&rd->queues, k1, k2);
     if (!e && !(e = sv_map_put(&rd->queues, k1, k2)))
         return true; /* out of memory: this queue is not counted for now */
@@ -135,7 +123,7 @@ static void sample_all(adm__reader *rd)
 adm__rates adm__queue_rates(adm__reader *rd, const rt_queue *q)
 {
     uint64_t k1, k2;
-    name_key(q->name, &k1, &k2);
+    sv_hash128(q->name, &k1, &k2);
     sample *e = sv_map_get(&rd->queues, k1, k2);
     return e ? e->rates : (adm__rates){0, 0, 0};
 }

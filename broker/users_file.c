@@ -57,7 +57,7 @@ int brk_users_save(void)
     json_t *users = brk_users_export();
     char *text = users ? json_dumps(users, JSON_INDENT(2)) : NULL;
     json_decref(users);
-    int rc = text ? rt_file_replace(path, text, strlen(text)) : -ENOMEM;
+    int rc = text ? sv_file_replace(path, text, strlen(text)) : -ENOMEM;
     pthread_mutex_unlock(&save_lock);
     free(text);
     if (rc < 0)

@@ -27,14 +27,6 @@ typedef struct dtable {
 
 static _Atomic(dtable *) tables[2]; /* RT__QUEUES, RT__EXCHANGES */
 
-static uint32_t name_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static dtable *table_new(uint32_t cap)
 {
     dtable *t = calloc(1, sizeof *t + cap * sizeof t->b[0]);
@@ -63,7 +55,7 @@ void *rt__dir_find(int which, const char *name)
     dtable *t = atomic_load_explicit(&tables[which], memory_order_acquire);
     if (!t || !name)
         return NULL;
-    uint32_t h = name_hash(name);
+    uint32_t h = sv_hash32(name);
     for (dnode *n = atomic_load_explicit(&t->b[h & t->mask], memory_order_acquire); n;
          n = atomic_load_explicit(&n->next, memory_order_acquire))
         if (n->hash == h && strcmp(n->name, name) == 0)
@@ -122,7 +114,7 @@ int rt__dir_add(int which, const char *name, void *obj)
         sv_retire(t, table_free);
         t = nt;
     }
-    return link_node(t, name, obj, name_hash(name));
+    return link_node(t, name, obj, sv_hash32(name));
 }
 
 /* Writer only: unlinks name; the caller retires the object itself. */
@@ -131,7 +123,7 @@ void *rt__dir_remove(int which, const char *name)
     dtable *t = atomic_load_explicit(&tables[which], memory_order_relaxed);
     if (!t)
         return NULL;
-    uint32_t h = name_hash(name);
+    uint32_t h = sv_hash32(name);
     _Atomic(dnode *) *pp = &t->b[h & t->mask];
     for (dnode *n; (n = atomic_load_explicit(pp, memory_order_relaxed)); pp = &n->next) {
         if (n->hash == h && strcmp(n->name, name) == 0) {

@@ -32,7 +32,7 @@ void rt__mgr_defs_changed(sv_proc *self, manager *mg, const sv_from *from)
     }
     mg->defs_dirty = true;
     if (from) {
-        if (rt__grow((void **)&mg->next.v, &mg->next.cap, mg->next.n + 1, sizeof *mg->next.v) < 0)
+        if (sv_grow((void **)&mg->next.v, &mg->next.cap, mg->next.n + 1, sizeof *mg->next.v) < 0)
             rt__mgr_answer(*from, NULL, 0); /* out of memory: it is written, just not waited for */
         else
             mg->next.v[mg->next.n++] = *from;

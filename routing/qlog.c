@@ -88,7 +88,7 @@ static void seg_live(qlog *l, uint32_t no, int delta, uint32_t rlen)
 
 static rt__wop *new_op(qlog *l)
 {
-    if (rt__grow((void **)&l->ops, &l->capops, l->nops + 1, sizeof *l->ops) < 0)
+    if (sv_grow((void **)&l->ops, &l->capops, l->nops + 1, sizeof *l->ops) < 0)
         return NULL;
     rt__wop *o = &l->ops[l->nops++];
     memset(o, 0, sizeof *o);
@@ -104,8 +104,8 @@ static int place(queue *s, uint32_t size, uint32_t *seg, uint32_t *off)
     qlog *l = &s->log;
     if (l->tail_seg && !(l->tail_off + (uint64_t)size > l->seg_size && l->tail_off > RT__SEG_HDR))
         return place_raw(l, size, seg, off);
-    if (rt__grow((void **)&l->segs, &l->capsegs, l->nsegs + 1, sizeof *l->segs) < 0 ||
-        rt__grow((void **)&l->ops, &l->capops, l->nops + 2, sizeof *l->ops) < 0)
+    if (sv_grow((void **)&l->segs, &l->capsegs, l->nsegs + 1, sizeof *l->segs) < 0 ||
+        sv_grow((void **)&l->ops, &l->capops, l->nops + 2, sizeof *l->ops) < 0)
         return -ENOMEM;
     uint32_t no = l->next_seg++;
     rt__wop *o = new_op(l);
@@ -142,7 +142,7 @@ static int log_msg(queue *s, qent *e, rt_msg *m)
     if (size > MAX_RECORD)
         return -EFBIG;
     uint32_t seg, off;
-    if (rt__grow((void **)&l->ops, &l->capops, l->nops + 3, sizeof *l->ops) < 0 ||
+    if (sv_grow((void **)&l->ops, &l->capops, l->nops + 3, sizeof *l->ops) < 0 ||
         place(s, (uint32_t)size, &seg, &off) < 0)
         return -ENOMEM;
     rt__wop *o = new_op(l); /* room was made above */
@@ -165,7 +165,7 @@ static void log_small(queue *s, uint8_t type, uint64_t seq, uint32_t dc, uint64_
     qlog *l = &s->log;
     size_t size = type == RT__REC_DCOUNT ? rt__rec_dcount_size() : rt__rec_mark_size();
     uint32_t seg, off;
-    if (rt__grow((void **)&l->ops, &l->capops, l->nops + 3, sizeof *l->ops) < 0 ||
+    if (sv_grow((void **)&l->ops, &l->capops, l->nops + 3, sizeof *l->ops) < 0 ||
         place(s, (uint32_t)size, &seg, &off) < 0) {
         sv_log(SV_LOG_WARNING, "queue %s: out of memory logging a record", s->q->name);
         return;
@@ -307,7 +307,7 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
     } else {
         uint32_t *segs = (uint32_t *)(void *)c->e;
         if (m->len >= sizeof *c + (size_t)c->nsegs * sizeof(uint32_t) &&
-            rt__grow((void **)&l->segs, &l->capsegs, c->nsegs, sizeof *l->segs) == 0) {
+            sv_grow((void **)&l->segs, &l->capsegs, c->nsegs, sizeof *l->segs) == 0) {
             for (uint32_t i = 0; i < c->nsegs; i++)
                 l->segs[i] = (qseg){segs[i], 0, 0};
             l->nsegs = c->nsegs;
@@ -507,7 +507,7 @@ int rt__qlog_publish(queue *s, qent *e, sv_pid from, uint64_t tag, bool confirm)
     }
     if (!confirm)
         return 0;
-    if (rt__grow((void **)&l->conf, &l->capconf, l->nconf + 1, sizeof *l->conf) < 0)
+    if (sv_grow((void **)&l->conf, &l->capconf, l->nconf + 1, sizeof *l->conf) < 0)
         return 0; /* confirmed at once, before the disk: better than never */
     l->conf[l->nconf++] = (qconf){from, tag, e->seq};
     l->want_sync = true;
@@ -520,7 +520,7 @@ void rt__qlog_gone(queue *s, const qent *e)
     if (!l->on || !e->seg)
         return;
     seg_live(l, e->seg, -1, e->rlen);
-    if (rt__grow((void **)&l->acks, &l->capacks, l->nacks + 1, sizeof *l->acks) == 0)
+    if (sv_grow((void **)&l->acks, &l->capacks, l->nacks + 1, sizeof *l->acks) == 0)
         l->acks[l->nacks++] = e->seq;
     /* out of memory: the message comes back after a restart, as delivered once more */
 }
@@ -651,7 +651,7 @@ void rt__qlog_flush(sv_proc *self, queue *s)
     if (l->nacks) {
         uint32_t seg, off;
         size_t size = rt__rec_ack_size(l->nacks);
-        if (rt__grow((void **)&l->ops, &l->capops, l->nops + 3, sizeof *l->ops) == 0 &&
+        if (sv_grow((void **)&l->ops, &l->capops, l->nops + 3, sizeof *l->ops) == 0 &&
             place(s, (uint32_t)size, &seg, &off) == 0) {
             rt__wop *o = new_op(l);
             o->type = RT__REC_ACK;
@@ -665,7 +665,7 @@ void rt__qlog_flush(sv_proc *self, queue *s)
     }
     if (l->nops) {
         sv_msg *w = sv_msg_new(RT__S_WRITE, NULL, sizeof(rt__s_write) + l->nops * sizeof(rt__wop));
-        int rc = w && rt__grow((void **)&l->waits, &l->capwaits, l->nwaits + 1, sizeof *l->waits) == 0 ? 0 : -ENOMEM;
+        int rc = w && sv_grow((void **)&l->waits, &l->capwaits, l->nwaits + 1, sizeof *l->waits) == 0 ? 0 : -ENOMEM;
         if (rc == 0) {
             rt__s_write *wr = (rt__s_write *)(void *)w->data;
             wr->log = l->slog;

@@ -72,7 +72,7 @@ static int take(scan *s, uint32_t seg, uint64_t off, size_t len, const rt__rec *
 {
     switch (r->type) {
     case RT__REC_MSG:
-        if (rt__grow((void **)&s->e, &s->cap_e, s->ne + 1, sizeof *s->e) < 0)
+        if (sv_grow((void **)&s->e, &s->cap_e, s->ne + 1, sizeof *s->e) < 0)
             return -ENOMEM;
         s->e[s->ne++] = (rt__lent){.seq = r->seq, .off = off, .expires = r->expires, .seg = seg,
                                    .len = (uint32_t)len, .size = r->msg_len, .dc = r->dc};
@@ -80,7 +80,7 @@ static int take(scan *s, uint32_t seg, uint64_t off, size_t len, const rt__rec *
             s->max_seq = r->seq;
         return 0;
     case RT__REC_ACK:
-        if (rt__grow((void **)&s->acks, &s->cap_acks, s->nacks + r->n, sizeof *s->acks) < 0)
+        if (sv_grow((void **)&s->acks, &s->cap_acks, s->nacks + r->n, sizeof *s->acks) < 0)
             return -ENOMEM;
         for (uint32_t i = 0; i < r->n; i++) {
             s->acks[s->nacks] = rt__rec_ack_at(r, i);
@@ -90,7 +90,7 @@ static int take(scan *s, uint32_t seg, uint64_t off, size_t len, const rt__rec *
         }
         return 0;
     case RT__REC_DCOUNT:
-        if (rt__grow((void **)&s->dcs, &s->cap_dcs, s->ndcs + 1, sizeof *s->dcs) < 0)
+        if (sv_grow((void **)&s->dcs, &s->cap_dcs, s->ndcs + 1, sizeof *s->dcs) < 0)
             return -ENOMEM;
         s->dcs[s->ndcs++] = (dcount){r->seq, r->dc};
         return 0;
@@ -233,7 +233,7 @@ static int list_segments(const char *dir, uint32_t **out, uint32_t *n)
         if (strlen(e->d_name) != 12 || sscanf(e->d_name, "%8x%7s", &seg, tail) != 2 || strcmp(tail, ".seg") != 0 ||
             seg == 0)
             continue;
-        if (rt__grow((void **)&segs, &cap, k + 1, sizeof *segs) < 0) {
+        if (sv_grow((void **)&segs, &cap, k + 1, sizeof *segs) < 0) {
             closedir(d);
             free(segs);
             return -ENOMEM;
@@ -266,7 +266,7 @@ static int keep_meta(const char *dir, const char *meta, size_t len)
                 return 0;
         }
     }
-    return rt_file_replace(path, meta, len);
+    return sv_file_replace(path, meta, len);
 }
 
 /* Filters s->e down to the live messages, in seq order; returns how many. */

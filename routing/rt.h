@@ -371,11 +371,6 @@ typedef struct rt_store_stat {
 } rt_store_stat;
 void rt_store_stats(rt_store_stat *out);
 
-/* Replaces the file at path with data, atomically and durably (a
- * temporary file, fsync, rename, fsync of the directory): after a crash
- * the file holds the old or the new contents, whole. Blocks on the disk:
- * not for a scheduler thread (the store and the admin API use it). */
-int rt_file_replace(const char *path, const void *data, size_t len);
 
 /* ------------------------------------------------------------ definitions */
 

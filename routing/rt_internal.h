@@ -197,9 +197,6 @@ int rt__msg_from_rec(const rt__rec *r, rt_msg **out);
 /* The directory of a durable queue's log: data_dir/queues/<hash of name>. */
 int rt__queue_dir(const char *name, char *out, size_t len);
 
-/* Makes room for need elements of size bytes in *p (capacity *cap,
- * doubled as it grows). -ENOMEM leaves both as they were. */
-int rt__grow(void **p, size_t *cap, size_t need, size_t size);
 
 /* manager.c */
 const rt_config *rt__config(void);

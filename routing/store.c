@@ -116,26 +116,9 @@ sv_pid rt__store_pid(const char *queue_name)
     int n = atomic_load(&nthreads);
     if (!n)
         return SV_PID_NONE;
-    uint32_t h = 2166136261u; /* FNV-1a: any spread will do */
-    for (const unsigned char *p = (const unsigned char *)queue_name; *p; p++)
-        h = (h ^ *p) * 16777619u;
+    uint32_t h = sv_hash32(queue_name);
     sv_pid *pid = atomic_load(&threads[h % (uint32_t)n].pid);
     return pid ? *pid : SV_PID_NONE;
-}
-
-int rt__grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, ncap * size);
-    if (!np)
-        return -ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return 0;
 }
 
 /* ------------------------------------------------------------------ files */
@@ -158,56 +141,6 @@ static int data_sync(int fd)
     return 0;
 }
 
-static int sync_dir_of(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int rt_file_replace(const char *path, const void *data, size_t len)
-{
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -errno;
-    int rc = write_all(fd, data, len);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        unlink(tmp);
-        return rc;
-    }
-    return sync_dir_of(path);
-}
-
 static int remove_tree(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -225,7 +158,7 @@ static int remove_tree(const char *dir)
     if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
         rc = -errno;
     if (rc == 0)
-        rc = sync_dir_of(dir);
+        rc = sv_sync_dir_of(dir);
     return rc;
 }
 
@@ -326,7 +259,7 @@ static int open_segment(store_thread *t, rt__slog *l, uint32_t seg)
         return -errno;
     unsigned char hdr[RT__SEG_HDR];
     rt__seg_header(hdr, seg);
-    int rc = write_all(fd, hdr, sizeof hdr);
+    int rc = sv_write_all(fd, hdr, sizeof hdr);
     if (rc < 0) {
         close(fd);
         unlink(path);
@@ -602,7 +535,7 @@ static void on_file(sv_msg *req)
     if (req->len < sizeof *f || req->len < sizeof *f + f->len)
         return;
     f->path[sizeof f->path - 1] = '\0';
-    int rc = rt_file_replace(f->path, f->data, f->len);
+    int rc = sv_file_replace(f->path, f->data, f->len);
     if (rc < 0)
         sv_log(SV_LOG_ERROR, "store: cannot write %s: %s", f->path, strerror(-rc));
     if (sv_pid_is_none(f->reply_to))
@@ -788,7 +721,7 @@ int rt__slog_open_dir(rt__slog *l)
     l->dirfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (l->dirfd < 0)
         return -errno;
-    return sync_dir_of(l->dir);
+    return sv_sync_dir_of(l->dir);
 }
 
 static void *store_main(void *arg)

@@ -96,23 +96,10 @@ static child *child_new(const sv_child_spec *spec)
     return c;
 }
 
-/* Two independent 64-bit hashes of an id: the key of by_id. */
-static void id_key(const char *id, uint64_t *k1, uint64_t *k2)
-{
-    uint64_t a = 1469598103934665603ULL, b = 0x9e3779b97f4a7c15ULL;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-        a = (a ^ *p) * 1099511628211ULL;
-        b = (b + *p) * 0xff51afd7ed558ccdULL;
-        b ^= b >> 29;
-    }
-    *k1 = a | 1; /* never both zero: an empty slot */
-    *k2 = b;
-}
-
 static void child_append(sup *s, child *c)
 {
     uint64_t k1, k2;
-    id_key(c->id, &k1, &k2);
+    sv_hash128(c->id, &k1, &k2);
     sv__ent *e = sv_map_get(&s->by_id, k1, k2);
     if (e && e->ptr != c)
         s->id_clash = true;
@@ -131,7 +118,7 @@ static void child_append(sup *s, child *c)
 static void child_remove(sup *s, child *c)
 {
     uint64_t k1, k2;
-    id_key(c->id, &k1, &k2);
+    sv_hash128(c->id, &k1, &k2);
     sv__ent *e = sv_map_get(&s->by_id, k1, k2);
     if (e && e->ptr == c)
         sv_map_del(&s->by_id, k1, k2, NULL);
@@ -186,7 +173,7 @@ static child *child_by_id(sup *s, const char *id)
         return NULL;
     }
     uint64_t k1, k2;
-    id_key(id, &k1, &k2);
+    sv_hash128(id, &k1, &k2);
     sv__ent *e = sv_map_get(&s->by_id, k1, k2);
     return e && strcmp(((child *)e->ptr)->id, id) == 0 ? e->ptr : NULL;
 }

@@ -440,6 +440,27 @@ typedef struct sv_proc_info {
 } sv_proc_info;
 int sv_process_info(sv_pid pid, sv_proc_info *out); /* -ESRCH if it is not running here */
 
+/* ---------------------------------------------------------- small helpers */
+
+/* Hashes of a string, for spreading names over tables and threads (not
+ * for security): FNV-1a, and a 128-bit key (k1, k2; never both zero) for
+ * sv_map where two names must not share a key in practice. */
+uint32_t sv_hash32(const char *s);
+void sv_hash128(const char *s, uint64_t *k1, uint64_t *k2);
+/* Makes room for need elements of size bytes in *p (capacity *cap,
+ * doubled as it grows). -ENOMEM leaves both as they were. */
+int sv_grow(void **p, size_t *cap, size_t need, size_t size);
+/* Writes all of buf (EINTR retried); 0 or -errno. */
+int sv_write_all(int fd, const void *buf, size_t len);
+/* fsyncs the directory that holds path, so a rename or unlink in it is
+ * durable. */
+int sv_sync_dir_of(const char *path);
+/* Replaces the file at path with data, atomically and durably (a
+ * temporary file, fsync, rename, fsync of the directory): after a crash
+ * the file holds the old or the new contents, whole. Blocks on the disk:
+ * not for a scheduler thread (the store and the admin API use it). */
+int sv_file_replace(const char *path, const void *data, size_t len);
+
 /* -------------------------------------------------------------------- log */
 
 typedef enum sv_log_level { SV_LOG_ERROR, SV_LOG_WARNING, SV_LOG_INFO, SV_LOG_DEBUG } sv_log_level;

@@ -189,7 +189,7 @@ extern _Thread_local sv_proc *sv__tls_proc;
 
 uint64_t sv__new_ref(void);
 
-/* table.c */
+/* proc_table.c */
 int sv__table_init(void);
 void sv__table_destroy(void);
 sv__slot *sv__table_slot(uint32_t index); /* NULL if out of range */

@@ -1,4 +1,4 @@
-/* tab.c — sv_map: the small hash table behind a process's links, monitors,
+/* map.c — sv_map: the small hash table behind a process's links, monitors,
  * calls and timers, and behind a queue's unacknowledged deliveries.
  *
  * Open addressing with linear probing and backward-shift deletion (no

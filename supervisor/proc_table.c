@@ -1,4 +1,4 @@
-/* table.c — the node's process table: pid index -> slot.
+/* proc_table.c — the node's process table: pid index -> slot.
  *
  * Slots live in chunks that are never freed while the node runs (type-stable
  * memory), so a sender can lock the slot of any pid without racing the
