@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,7 @@ json_t *adm__body_coerced(adm_req *q, adm_resp *r, const char *const *bools, con
     char err[200];
     if (body && adm__coerce(body, bools, ints, err, sizeof err) < 0) {
         json_decref(body);
-        adm__fail(r, 400, "bad_request", "%s", err);
+        adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", err);
         return NULL;
     }
     return body;
