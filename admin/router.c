@@ -153,7 +153,7 @@ void adm__route(adm_req *q, adm_resp *r)
     if (fn) {
         r->allow[0] = '\0';
         fn(q, r);
-        if (strcmp(q->method, "POST") != 0 && strcmp(q->method, "PUT") != 0 && strcmp(q->method, "DELETE") != 0)
+        if (!strcmp(q->method, "GET") || !strcmp(q->method, "HEAD"))
             shape(q, r);
     } else if (r->allow[0]) {
         adm__fail(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "%s is not allowed here (allowed: %s)",
