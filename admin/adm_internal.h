@@ -65,8 +65,30 @@ bool adm__vhost_ok(const char *vhost, adm_resp *r);
 int64_t adm__epoch_ms(void);
 extern int64_t adm__started_ms; /* when the admin subtree first started: the node's uptime */
 
-/* router.c */
+/* router.c: splits the path after "/api/" (in place) into q's
+ * percent-decoded segments; false with a 400 or 404 in r. */
+bool adm__split_path(char *path, adm_req *q, adm_resp *r);
+/* The handler for q's method and segments, or NULL; allow gets the
+ * methods the path takes ("" if none: a 404, else a 405). */
+adm_handler adm__route_find(adm_req *q, char *allow, size_t allow_len);
+/* Finds and runs the handler, or fills the 404/405. */
 void adm__route(adm_req *q, adm_resp *r);
+
+/* values.c: booleans and integers as RabbitMQ's API takes them, typed or
+ * as strings ("true"/"false", "5"); 0, or -EINVAL for anything else
+ * ("yes", "5x", 5.5). */
+int adm__parse_bool(const json_t *v, bool *out);
+int adm__parse_int(const json_t *v, int64_t *out);
+/* Rewrites the named fields of body (NULL-ended lists) typed; -EINVAL with
+ * the field named in err if one is neither. */
+int adm__coerce(json_t *body, const char *const *bools, const char *const *ints, char *err, size_t len);
+/* adm__body_object, then adm__coerce (a 400 in r and NULL on failure). */
+json_t *adm__body_coerced(adm_req *q, adm_resp *r, const char *const *bools, const char *const *ints);
+
+/* listing.c: sort= and columns= (keys may be dotted paths). Sorting is
+ * stable, in place; columns gives a new value (NULL: out of memory). */
+int adm__list_sort(json_t *arr, const char *key, bool reverse);
+json_t *adm__columns(json_t *v, const char *columns);
 
 /* reader.c: the process that reads the directory for HTTP threads. */
 typedef struct adm__reader adm__reader;
@@ -148,7 +170,15 @@ void adm__user_get(adm_req *q, adm_resp *r);
 void adm__user_put(adm_req *q, adm_resp *r);
 void adm__user_delete(adm_req *q, adm_resp *r);
 void adm__whoami(adm_req *q, adm_resp *r);
-void adm__definitions_get(adm_req *q, adm_resp *r);
+void adm__vhosts_list(adm_req *q, adm_resp *r);
+void adm__vhost_get(adm_req *q, adm_resp *r);
+void adm__vhost_put(adm_req *q, adm_resp *r);
+void adm__vhost_delete(adm_req *q, adm_resp *r);
+void adm__permissions_list(adm_req *q, adm_resp *r); /* all, of a vhost, or of a user */
+void adm__permission_get(adm_req *q, adm_resp *r);
+void adm__permission_put(adm_req *q, adm_resp *r);
+void adm__permission_delete(adm_req *q, adm_resp *r);
+void adm__definitions_get(adm_req *q, adm_resp *r); /* also /definitions/%2F: that vhost's only */
 void adm__definitions_post(adm_req *q, adm_resp *r);
 void adm__metrics(adm_req *q, adm_resp *r);
 /* Static files of the dashboard: true (and r filled) if path is one. */

@@ -6,7 +6,9 @@
  * applies nothing if any entry is wrong, then applies users, exchanges,
  * queues and bindings in that order through the same manager requests a
  * client's declarations use. Like RabbitMQ's import, it adds and updates;
- * it never deletes what the document does not mention.
+ * it never deletes what the document does not mention. /definitions/%2F
+ * is one vhost's part, as RabbitMQ has it: exchanges, queues and bindings,
+ * without users, vhosts and permissions (ignored when imported there).
  */
 #include <errno.h>
 #include <microhttpd.h>
@@ -24,7 +26,16 @@ static void read_definitions(adm__reader *rd, void *ctx)
 void adm__definitions_get(adm_req *q, adm_resp *r)
 {
     json_t *doc = NULL;
+    bool one_vhost = q->nsegs == 2;
+    if (one_vhost && !adm__vhost_ok(q->segs[1], r))
+        return;
     int rc = adm__read(q, read_definitions, &doc);
+    if (rc == 0 && doc && one_vhost) {
+        json_object_set_new(doc, "product_name", json_string("Plexus"));
+        json_object_set_new(doc, "product_version", json_string(PLEXUS_VERSION));
+        adm__ok(r, doc);
+        return;
+    }
     json_t *users = doc ? brk_users_export() : NULL;
     json_t *perms = users ? json_array() : NULL;
     if (rc < 0 || !perms) {
@@ -65,6 +76,9 @@ static bool apply(adm_req *q, adm_resp *r, rt_req_kind kind, const void *req, si
 
 void adm__definitions_post(adm_req *q, adm_resp *r)
 {
+    bool one_vhost = q->nsegs == 2;
+    if (one_vhost && !adm__vhost_ok(q->segs[1], r))
+        return;
     json_t *doc = adm__body_object(q, r);
     if (!doc)
         return;
@@ -73,7 +87,7 @@ void adm__definitions_post(adm_req *q, adm_resp *r)
     size_t nusers = 0;
     char err[400];
     int rc = rt_definitions_parse(doc, &d, err, sizeof err);
-    if (rc == 0 && (rc = brk_users_parse(doc, &users, &nusers, err, sizeof err)) < 0)
+    if (rc == 0 && !one_vhost && (rc = brk_users_parse(doc, &users, &nusers, err, sizeof err)) < 0)
         rt_defs_free(&d);
     json_decref(doc);
     if (rc < 0) {

@@ -111,7 +111,8 @@ void adm__exchange_put(adm_req *q, adm_resp *r)
         adm__fail(r, MHD_HTTP_FORBIDDEN, "access_refused", "exchange names starting with amq. are reserved");
         return;
     }
-    json_t *body = adm__body_object(q, r);
+    static const char *const bools[] = {"durable", "auto_delete", "internal", NULL}; /* as for queues */
+    json_t *body = adm__body_coerced(q, r, bools, NULL);
     if (!body)
         return;
     rt_req_exchange req;

@@ -513,9 +513,12 @@ static int fetch(adm_req *q, sv_pid pid, uint32_t id, int count, rt_delivery *ou
 /* POST /api/queues/%2F/NAME/get {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"} */
 void adm__queue_fetch(adm_req *q, adm_resp *r)
 {
+    /* RabbitMQ parses both as integers or strings of digits (rabbitmqadmin
+     * sends "count": "1"). */
+    static const char *const ints[] = {"count", "truncate", NULL};
     if (!adm__vhost_ok(q->segs[1], r))
         return;
-    json_t *body = adm__body_object(q, r);
+    json_t *body = adm__body_coerced(q, r, NULL, ints);
     if (!body)
         return;
     int count;

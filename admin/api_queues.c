@@ -194,9 +194,12 @@ static bool same_args(const rt_qargs *a, const rt_qargs *b)
 /* PUT /api/queues/%2F/NAME {"durable": true, "auto_delete": false, "arguments": {...}} */
 void adm__queue_put(adm_req *q, adm_resp *r)
 {
+    /* RabbitMQ parses these as true/false or "true"/"false" (rabbitmqadmin
+     * sends the strings). */
+    static const char *const bools[] = {"durable", "auto_delete", NULL};
     if (!adm__vhost_ok(q->segs[1], r))
         return;
-    json_t *body = adm__body_object(q, r);
+    json_t *body = adm__body_coerced(q, r, bools, NULL);
     if (!body)
         return;
     rt_req_queue req, got = {0};
