@@ -23,14 +23,6 @@ sv_buf *sv_buf_new(size_t len)
     return b;
 }
 
-sv_buf *sv_buf_copy(const void *data, size_t len)
-{
-    sv_buf *b = sv_buf_new(len);
-    if (b && len)
-        memcpy(b->data, data, len);
-    return b;
-}
-
 void sv_buf_unref(sv_buf *b)
 {
     if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)

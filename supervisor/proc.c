@@ -117,7 +117,6 @@ sv_pid sv_parent(sv_proc *self) { return self->parent; }
 void *sv_state(sv_proc *self) { return self->state; }
 void sv_set_state(sv_proc *self, void *state) { self->state = state; }
 const char *sv_label(sv_proc *self) { return self->label ? self->label : self->ops ? self->ops->name : "inbox"; }
-sv_proc *sv_current(void) { return sv__tls_proc; }
 int sv_scheduler_of(sv_proc *self) { return self->sched ? self->sched->index : -1; }
 struct uv_loop_s *sv_loop(sv_proc *self) { return self->sched ? &self->sched->loop : NULL; }
 void sv_trap_exit(sv_proc *self, bool on) { self->trap_exit = on; }

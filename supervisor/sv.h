@@ -82,7 +82,6 @@ typedef struct sv_buf {
 } sv_buf;
 
 sv_buf *sv_buf_new(size_t len); /* NULL when out of memory */
-sv_buf *sv_buf_copy(const void *data, size_t len);
 static inline sv_buf *sv_buf_ref(sv_buf *b)
 {
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
@@ -215,8 +214,6 @@ void sv_set_state(sv_proc *self, void *state);
 const char *sv_label(sv_proc *self);
 void sv_set_label(sv_proc *self, const char *label); /* copied */
 int sv_scheduler_of(sv_proc *self); /* index, -1 for an inbox */
-/* The process whose code is running on this thread, NULL outside one. */
-sv_proc *sv_current(void);
 
 /* Ends self with reason once the current callback returns. */
 void sv_stop(sv_proc *self, int reason);
