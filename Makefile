@@ -30,10 +30,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 MALLOC_LIBS ?= $(shell pkg-config --libs jemalloc 2>/dev/null)
 
 # Each folder is one module; lower layers know nothing of higher ones.
+# ctl/ (plexusctl) is no part of the library: a client of the admin API.
 SV_SRC   := $(wildcard supervisor/*.c)
 RT_SRC   := $(wildcard routing/*.c)
 AMQP_SRC := $(wildcard amqp/*.c)
-ADM_SRC  := $(filter-out admin/plexusctl.c admin/ctl_%.c,$(wildcard admin/*.c))
+ADM_SRC  := $(wildcard admin/*.c)
 BRK_SRC  := $(filter-out broker/main.c,$(wildcard broker/*.c))
 LIB_SRC  := $(SV_SRC) $(RT_SRC) $(AMQP_SRC) $(ADM_SRC) $(BRK_SRC)
 # The dashboard's files, built into the broker (admin/www.S).
@@ -50,7 +51,7 @@ PLEXUS := $(BINDIR)/plexus
 # plexusctl talks HTTP with libcurl: a client library that does TLS, proxies
 # and auth properly, and that scripts' users already trust.
 CTL     := $(BINDIR)/plexusctl
-CTL_SRC := admin/plexusctl.c $(wildcard admin/ctl_*.c)
+CTL_SRC := $(wildcard ctl/*.c)
 CTL_LIBS = $(shell pkg-config --libs libcurl jansson 2>/dev/null)
 
 # Quiet by default; `make V=1` shows the commands.
@@ -81,7 +82,7 @@ $(BUILD)/admin/www.o: admin/www.S $(WWW)
 	@[ "$(V)" = 1 ] || echo "  AS    $<"
 	$(Q)$(CC) $(SAN) -c $< -o $@
 
-$(CTL): $(CTL_SRC) admin/ctl.h
+$(CTL): $(CTL_SRC) ctl/ctl.h
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) $(shell pkg-config --cflags libcurl 2>/dev/null) -o $@ $(CTL_SRC) $(CTL_LIBS)
