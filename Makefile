@@ -46,6 +46,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BUILD)/tests/bench_runtime
 AMQP_BENCH := $(BUILD)/tests/amqp_bench
+AMQP_BENCH_SRC := $(wildcard tests/bench/ab_*.c)
 
 PLEXUS := $(BINDIR)/plexus
 # plexusctl talks HTTP with libcurl: a client library that does TLS, proxies
@@ -102,10 +103,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
 
 # The AMQP benchmark is a plain proton client: it measures any broker.
-$(AMQP_BENCH): tests/bench/amqp_bench.c
+# tests/bench/ab_*.c, one file per mode beside the shared run machinery.
+$(AMQP_BENCH): $(AMQP_BENCH_SRC) tests/bench/ab.h
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
-	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(shell pkg-config --libs libqpid-proton) -lpthread
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $(AMQP_BENCH_SRC) $(shell pkg-config --libs libqpid-proton) -lpthread
 
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)
