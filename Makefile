@@ -31,10 +31,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 MALLOC_LIBS ?= $(shell pkg-config --libs jemalloc 2>/dev/null)
 
 # Each folder is one module; lower layers know nothing of higher ones.
+# ctl/ (plexusctl) is no part of the library: a client of the admin API.
 SV_SRC   := $(wildcard supervisor/*.c)
 RT_SRC   := $(wildcard routing/*.c)
 AMQP_SRC := $(wildcard amqp/*.c)
-ADM_SRC  := $(filter-out admin/plexusctl.c admin/ctl_%.c,$(wildcard admin/*.c))
+ADM_SRC  := $(wildcard admin/*.c)
 BRK_SRC  := $(filter-out broker/main.c,$(wildcard broker/*.c))
 LIB_SRC  := $(SV_SRC) $(RT_SRC) $(AMQP_SRC) $(ADM_SRC) $(BRK_SRC)
 # The dashboard's files, built into the broker (admin/www.S).
@@ -46,12 +47,13 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BUILD)/tests/bench_runtime
 AMQP_BENCH := $(BUILD)/tests/amqp_bench
+AMQP_BENCH_SRC := $(wildcard tests/bench/ab_*.c)
 
 PLEXUS := $(BINDIR)/plexus
 # plexusctl talks HTTP with libcurl: a client library that does TLS, proxies
 # and auth properly, and that scripts' users already trust.
 CTL     := $(BINDIR)/plexusctl
-CTL_SRC := admin/plexusctl.c $(wildcard admin/ctl_*.c)
+CTL_SRC := $(wildcard ctl/*.c)
 CTL_LIBS = $(shell pkg-config --libs libcurl jansson 2>/dev/null)
 
 # Quiet by default; `make V=1` shows the commands.
@@ -82,7 +84,7 @@ $(BUILD)/admin/www.o: admin/www.S $(WWW)
 	@[ "$(V)" = 1 ] || echo "  AS    $<"
 	$(Q)$(CC) $(SAN) -c $< -o $@
 
-$(CTL): $(CTL_SRC) admin/ctl.h
+$(CTL): $(CTL_SRC) ctl/ctl.h
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) $(shell pkg-config --cflags libcurl 2>/dev/null) -o $@ $(CTL_SRC) $(CTL_LIBS)
@@ -102,10 +104,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS)
 
 # The AMQP benchmark is a plain proton client: it measures any broker.
-$(AMQP_BENCH): tests/bench/amqp_bench.c
+# tests/bench/ab_*.c, one file per mode beside the shared run machinery.
+$(AMQP_BENCH): $(AMQP_BENCH_SRC) tests/bench/ab.h
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
-	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(shell pkg-config --libs libqpid-proton) -lpthread
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $(AMQP_BENCH_SRC) $(shell pkg-config --libs libqpid-proton) -lpthread
 
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -1,10 +1,10 @@
-/* ctl_out.c — plexusctl's output: aligned tables, the tree, key: value
+/* out.c — plexusctl's output: aligned tables, the tree, key: value
  * lines, or the API's JSON as it came (--json), for scripts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/ctl.h"
+#include "ctl/ctl.h"
 
 void ctl_print_json(const json_t *v)
 {

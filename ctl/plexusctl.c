@@ -13,7 +13,7 @@
 
 #include <curl/curl.h>
 
-#include "admin/ctl.h"
+#include "ctl/ctl.h"
 
 #ifndef PLEXUS_VERSION
 #define PLEXUS_VERSION "unknown"

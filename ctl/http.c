@@ -1,4 +1,4 @@
-/* ctl_http.c — plexusctl's HTTP calls, with libcurl.
+/* http.c — plexusctl's HTTP calls, with libcurl.
  *
  * Each failure becomes one line on stderr and an exit code a script can
  * branch on: the broker unreachable (3), refused credentials (4), any
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/ctl.h"
+#include "ctl/ctl.h"
 
 typedef struct buf {
     char *p;

@@ -1,4 +1,4 @@
-/* ctl.h — plexusctl's parts: HTTP calls (ctl_http.c), output (ctl_out.c),
+/* ctl.h — plexusctl's parts: HTTP calls (http.c), output (out.c),
  * the commands (plexusctl.c). plexusctl is a client of the admin API and
  * nothing more: it links no broker code, only libcurl and jansson. */
 #ifndef PLEXUS_CTL_H
