@@ -52,6 +52,10 @@ static int timer_arm(sv_proc *self, uint64_t ms, sv_pid to, sv_msg *m, uint16_t 
     m->kind = kind;
     m->flags = SV__F_SYSTEM;
     m->from = self->pid;
+    /* libuv times a timer from the loop's cached "now", taken when the
+     * loop last polled; a turn that ran long since (or a batch of turns)
+     * would make the timer fire early by that much. */
+    uv_update_time(&self->sched->loop);
     uv_timer_start(&t->h, timer_fired, ms, 0);
     if (tref)
         *tref = t->ref;

@@ -595,6 +595,35 @@ START_TEST(test_send_after_fires_and_cancel_prevents)
 }
 END_TEST
 
+/* A turn that runs long before arming a timer: the timer still counts from
+ * when it was armed, not from when the loop last looked at the clock. */
+static int late_arm_init(sv_proc *self, void *arg)
+{
+    sv_pid to = *(sv_pid *)arg;
+    uint64_t until = now_ms() + 100;
+    while (now_ms() < until)
+        ; /* a long turn, as a busy process has */
+    uint64_t armed = now_ms();
+    sv_msg *m = sv_msg_new(13, &armed, sizeof armed);
+    return m && sv_send_after(self, 60, to, m, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+static const sv_server_ops late_arm_ops = {.name = "late_arm", .init = late_arm_init};
+
+START_TEST(test_timer_armed_after_a_long_turn_does_not_fire_early)
+{
+    sv_pid me = sv_self(T), p;
+    ck_assert_int_eq(sv_start(T, &late_arm_ops, &me, NULL, 1000, &p), 0);
+    sv_msg *m = recv_match(-1, 13, 0, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    uint64_t armed;
+    memcpy(&armed, m->data, sizeof armed);
+    ck_assert_uint_ge(now_ms() - armed, 59); /* fired at ~0 ms before the fix */
+    sv_msg_free(m);
+    sv_exit(T, p, SV_KILL);
+}
+END_TEST
+
 START_TEST(test_timers_die_with_their_owner)
 {
     timer_arg a = {sv_self(T), 100, 50};
@@ -909,6 +938,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_start_reports_init_failure);
     tcase_add_test(tc, test_send_after_fires_and_cancel_prevents);
     tcase_add_test(tc, test_timers_die_with_their_owner);
+    tcase_add_test(tc, test_timer_armed_after_a_long_turn_does_not_fire_early);
     tcase_add_test(tc, test_shared_buffer_is_passed_not_copied_and_released_once);
     tcase_add_test(tc, test_registered_name_follows_the_process);
     tcase_add_test(tc, test_thousands_of_processes_leave_nothing_behind);
