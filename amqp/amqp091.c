@@ -76,8 +76,7 @@ int amqp91_frame_read(const uint8_t *b, size_t n, uint32_t frame_max, amqp91_fra
     return 1;
 }
 
-int amqp91_frame_write(uint8_t type, uint16_t channel, const uint8_t *payload, uint32_t size, uint8_t *out,
-                       size_t cap)
+int amqp91_frame_write(uint8_t type, uint16_t channel, const uint8_t *payload, uint32_t size, uint8_t *out, size_t cap)
 {
     amqp91__wr w = {out, 0, cap, false};
     amqp91__put_be(&w, type, 1);
@@ -88,7 +87,10 @@ int amqp91_frame_write(uint8_t type, uint16_t channel, const uint8_t *payload, u
     return w.full || w.len > INT32_MAX ? -ENOSPC : (int)w.len;
 }
 
-int amqp91_heartbeat_write(uint8_t *out, size_t cap) { return amqp91_frame_write(AMQP91_FRAME_HEARTBEAT, 0, NULL, 0, out, cap); }
+int amqp91_heartbeat_write(uint8_t *out, size_t cap)
+{
+    return amqp91_frame_write(AMQP91_FRAME_HEARTBEAT, 0, NULL, 0, out, cap);
+}
 
 /* ------------------------------------------------------ the interpreter */
 

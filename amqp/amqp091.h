@@ -82,11 +82,11 @@ amqp91_proto amqp91_proto_classify(const uint8_t *b, size_t n);
 #define AMQP91_FRAME_OVERHEAD 8u /* type, channel, size, frame-end */
 
 typedef struct amqp91_frame {
-    uint8_t type;    /* AMQP91_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT */
+    uint8_t type; /* AMQP91_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT */
     uint16_t channel;
-    uint32_t size;   /* payload bytes */
+    uint32_t size; /* payload bytes */
     const uint8_t *payload;
-    size_t len;      /* the whole frame: size + 8 */
+    size_t len; /* the whole frame: size + 8 */
 } amqp91_frame;
 
 /* Reads the frame at the start of b[0..n). frame_max is the negotiated
@@ -99,8 +99,7 @@ typedef struct amqp91_frame {
 int amqp91_frame_read(const uint8_t *b, size_t n, uint32_t frame_max, amqp91_frame *f, const char **why);
 
 /* Writes one frame around payload; returns its length or -ENOSPC. */
-int amqp91_frame_write(uint8_t type, uint16_t channel, const uint8_t *payload, uint32_t size, uint8_t *out,
-                       size_t cap);
+int amqp91_frame_write(uint8_t type, uint16_t channel, const uint8_t *payload, uint32_t size, uint8_t *out, size_t cap);
 /* The 8-byte heartbeat frame. */
 int amqp91_heartbeat_write(uint8_t *out, size_t cap);
 

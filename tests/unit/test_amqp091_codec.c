@@ -86,11 +86,14 @@ static const struct {
     const uint8_t *b;
     size_t n;
 } vectors[] = {
-#define V(x) {x, sizeof x}
-    V(server_connection_start), V(client_start_ok),        V(server_connection_tune),  V(client_tune_ok),
-    V(client_connection_open),  V(server_connection_open_ok), V(client_channel_open),  V(server_channel_open_ok),
-    V(client_basic_publish),    V(client_content_header),  V(client_content_body),     V(client_channel_close),
-    V(server_channel_close_ok), V(client_connection_close), V(server_connection_close_ok),
+#define V(x)                                                                                                           \
+    {                                                                                                                  \
+        x, sizeof x                                                                                                    \
+    }
+    V(server_connection_start), V(client_start_ok),           V(server_connection_tune),     V(client_tune_ok),
+    V(client_connection_open),  V(server_connection_open_ok), V(client_channel_open),        V(server_channel_open_ok),
+    V(client_basic_publish),    V(client_content_header),     V(client_content_body),        V(client_channel_close),
+    V(server_channel_close_ok), V(client_connection_close),   V(server_connection_close_ok),
 #undef V
 };
 #define NVEC (sizeof vectors / sizeof vectors[0])
@@ -167,8 +170,8 @@ END_TEST
 
 START_TEST(test_pika_handshake_methods)
 {
-    amqp91_method m = method_roundtrip(server_connection_start, sizeof server_connection_start,
-                                       AMQP91_CONNECTION_START);
+    amqp91_method m =
+        method_roundtrip(server_connection_start, sizeof server_connection_start, AMQP91_CONNECTION_START);
     ck_assert_uint_eq(m.a.connection_start.version_major, 0);
     ck_assert_uint_eq(m.a.connection_start.version_minor, 9);
     ck_assert(bytes_is(m.a.connection_start.mechanisms, "AMQPLAIN PLAIN"));
@@ -295,8 +298,8 @@ START_TEST(test_spec_bytes_basic_deliver)
 {
     /* Basic.Deliver on channel 1 (4.2.3 general frame format; 1.8.9 basic):
      * consumer-tag "ctag", delivery-tag 7, redelivered, exchange "", routing-key "rk". */
-    static const uint8_t want[] = {1,   0,   1,   0,   0,   0,   22,  0,   60,  0,   60, 4,   'c', 't', 'a', 'g',
-                                   0,   0,   0,   0,   0,   0,   0,   7,   1,   0,   2,  'r', 'k', 0xCE};
+    static const uint8_t want[] = {1,   0, 1, 0, 0, 0, 22, 0, 60, 0, 60, 4, 'c', 't', 'a',
+                                   'g', 0, 0, 0, 0, 0, 0,  0, 7,  1, 0,  2, 'r', 'k', 0xCE};
     amqp91_method m = {.id = AMQP91_BASIC_DELIVER};
     m.a.basic_deliver.consumer_tag = S("ctag");
     m.a.basic_deliver.delivery_tag = 7;
@@ -432,17 +435,17 @@ END_TEST
 START_TEST(test_server_methods_exist)
 {
     static const uint32_t server_sends[] = {
-        AMQP91_CONNECTION_START,    AMQP91_CONNECTION_TUNE,     AMQP91_CONNECTION_OPEN_OK,
-        AMQP91_CONNECTION_CLOSE,    AMQP91_CONNECTION_CLOSE_OK, AMQP91_CONNECTION_BLOCKED,
-        AMQP91_CONNECTION_UNBLOCKED, AMQP91_CHANNEL_OPEN_OK,    AMQP91_CHANNEL_CLOSE,
-        AMQP91_CHANNEL_CLOSE_OK,    AMQP91_CHANNEL_FLOW,        AMQP91_EXCHANGE_DECLARE_OK,
-        AMQP91_EXCHANGE_DELETE_OK,  AMQP91_EXCHANGE_BIND_OK,    AMQP91_EXCHANGE_UNBIND_OK,
-        AMQP91_QUEUE_DECLARE_OK,    AMQP91_QUEUE_BIND_OK,       AMQP91_QUEUE_UNBIND_OK,
-        AMQP91_QUEUE_PURGE_OK,      AMQP91_QUEUE_DELETE_OK,     AMQP91_BASIC_QOS_OK,
-        AMQP91_BASIC_CONSUME_OK,    AMQP91_BASIC_CANCEL_OK,     AMQP91_BASIC_DELIVER,
-        AMQP91_BASIC_GET_OK,        AMQP91_BASIC_GET_EMPTY,     AMQP91_BASIC_ACK,
-        AMQP91_BASIC_NACK,          AMQP91_BASIC_RETURN,        AMQP91_BASIC_CANCEL,
-        AMQP91_BASIC_RECOVER_OK,    AMQP91_CONFIRM_SELECT_OK,   AMQP91_TX_SELECT_OK,
+        AMQP91_CONNECTION_START,     AMQP91_CONNECTION_TUNE,     AMQP91_CONNECTION_OPEN_OK,
+        AMQP91_CONNECTION_CLOSE,     AMQP91_CONNECTION_CLOSE_OK, AMQP91_CONNECTION_BLOCKED,
+        AMQP91_CONNECTION_UNBLOCKED, AMQP91_CHANNEL_OPEN_OK,     AMQP91_CHANNEL_CLOSE,
+        AMQP91_CHANNEL_CLOSE_OK,     AMQP91_CHANNEL_FLOW,        AMQP91_EXCHANGE_DECLARE_OK,
+        AMQP91_EXCHANGE_DELETE_OK,   AMQP91_EXCHANGE_BIND_OK,    AMQP91_EXCHANGE_UNBIND_OK,
+        AMQP91_QUEUE_DECLARE_OK,     AMQP91_QUEUE_BIND_OK,       AMQP91_QUEUE_UNBIND_OK,
+        AMQP91_QUEUE_PURGE_OK,       AMQP91_QUEUE_DELETE_OK,     AMQP91_BASIC_QOS_OK,
+        AMQP91_BASIC_CONSUME_OK,     AMQP91_BASIC_CANCEL_OK,     AMQP91_BASIC_DELIVER,
+        AMQP91_BASIC_GET_OK,         AMQP91_BASIC_GET_EMPTY,     AMQP91_BASIC_ACK,
+        AMQP91_BASIC_NACK,           AMQP91_BASIC_RETURN,        AMQP91_BASIC_CANCEL,
+        AMQP91_BASIC_RECOVER_OK,     AMQP91_CONFIRM_SELECT_OK,   AMQP91_TX_SELECT_OK,
     };
     for (size_t i = 0; i < sizeof server_sends / sizeof server_sends[0]; i++) {
         const amqp91_mdesc *d = amqp91_method_desc(server_sends[i]);
@@ -578,6 +581,8 @@ END_TEST
 
 START_TEST(test_table_every_type)
 {
+    /* one value a line */
+    /* clang-format off */
     static const uint8_t t[] = {
         1, 't', 't', 1,                                  /* bool */
         1, 'b', 'b', 0x80,                               /* int8 -128 */
@@ -597,6 +602,7 @@ START_TEST(test_table_every_type)
         1, 'F', 'F', 0, 0, 0, 0,
         1, 'A', 'A', 0, 0, 0, 4, 'V', 'b', 1, 'V',
     };
+    /* clang-format on */
     amqp91_table *tab = NULL;
     const char *why = NULL;
     ck_assert_int_eq(amqp91_table_check(t, sizeof t, &why), 0);
