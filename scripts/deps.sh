@@ -4,7 +4,8 @@
 #   build  what `make` needs to compile bin/plexus and the unit tests
 #   test   build + what the integration tests drive the broker with (chromium:
 #          the dashboard's browser test; wrk: the admin API's load figures),
-#          and rabbitmqadmin in build/tools (see fetch_rabbitmqadmin)
+#          and rabbitmqadmin in build/tools (see fetch_rabbitmqadmin); amqp-specs:
+#          the 0-9-1 XML `make amqp091-gen-check` compares amqp/amqp091_methods.[ch] with
 #   rabbitmqadmin   only that
 #   format clang-format, for `make format` and `make format-check`
 #
@@ -13,7 +14,7 @@
 set -eu
 
 build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev check"
-test="$build python3 python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
+test="$build python3 amqp-specs python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
 format="clang-format"
 # rabbitmqadmin, RabbitMQ's command line for its management API, is what
