@@ -495,6 +495,8 @@ static void refuse(pn_link_t *link, const char *cond, const char *desc)
     pn_condition_set_name(pc, cond);
     pn_condition_set_description(pc, desc);
     if (pn_link_state(link) & PN_LOCAL_UNINIT) {
+        pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
+        pn_link_set_rcv_settle_mode(link, pn_link_remote_rcv_settle_mode(link));
         pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
         pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
         pn_link_open(link);

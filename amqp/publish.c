@@ -56,6 +56,10 @@ static void open_pub(amqp__conn *c, amqp__link *l)
     pn_link_t *link = l->link;
     pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
     pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
+    /* The settle modes the client asked for, echoed (clients such as
+     * go-amqp refuse a link answered with another); rcv-settle-mode
+     * second was refused at attach. */
+    pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
     pn_link_set_rcv_settle_mode(link, PN_RCV_FIRST);
     pn_link_set_max_message_size(link, c->cfg->max_message_size);
     pn_link_open(link);
@@ -68,6 +72,13 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
     amqp__link *l = amqp__link_new(c, link, AMQP__PUB);
     if (!l) {
         amqp__link_refuse(link, "amqp:internal-error", "out of memory");
+        return;
+    }
+    if (pn_link_remote_rcv_settle_mode(link) == PN_RCV_SECOND) {
+        /* The broker settles a publish as it decides its outcome; waiting
+         * for the client's settlement first is not done (yet). */
+        amqp__link_fail(l, "amqp:not-implemented",
+                        "rcv-settle-mode second is not supported on links that publish; use first");
         return;
     }
     pn_terminus_t *rt = pn_link_remote_target(link);
