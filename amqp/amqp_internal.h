@@ -179,6 +179,8 @@ typedef struct amqp__conn {
     bool finished, counted, lingering;
     bool rejecting;       /* a bad frame came: closing, reading no more */
     bool credit_held;     /* some publisher is owed credit (memory alarm, slow-down) */
+    uint64_t pub_bytes;   /* publishes read and not yet taken by every queue */
+    bool idle_off;        /* reading held back (amqp__pub_may_read): no idle timeout */
     size_t wlen;          /* output waiting for the socket */
     /* Deliveries from queues not yet handed to proton: fed as the socket
      * drains, so proton (which copies each one) holds little at a time. */
@@ -234,6 +236,10 @@ void amqp__pub_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
 void amqp__pub_closed(amqp__conn *c, amqp__link *l);
 /* Tops up credit on links it was held back from (alarm over, pause over). */
 void amqp__pub_refresh(amqp__conn *c);
+/* Whether the connection may read more: false while its publishes not yet
+ * taken by their queues hold too many bytes, or, under the memory or disk
+ * alarm, while it only publishes. */
+bool amqp__pub_may_read(amqp__conn *c);
 
 /* consume.c: links on which the client receives. */
 void amqp__con_attach(amqp__conn *c, pn_link_t *link);

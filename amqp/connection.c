@@ -216,6 +216,10 @@ static void read_input(amqp__conn *c)
         }
         pn_connection_driver_read_done(&c->d, (size_t)n);
         c->counts.recv_oct += (uint64_t)n;
+        if (c->idle_off) { /* read again: the next tick counts from these bytes */
+            pn_transport_set_idle_timeout(c->d.transport, c->cfg->idle_timeout_ms);
+            c->idle_off = false;
+        }
         if ((size_t)n < rb.size)
             return; /* the socket is empty */
     }
@@ -856,10 +860,18 @@ static void conn_work(amqp__conn *c)
         finish(c);
         return;
     }
-    if ((c->writing && c->wlen > WRITE_BACKLOG) || c->rejecting)
-        read_stop(c); /* the client is not reading: stop making more to write */
-    else
+    bool held = !c->rejecting && !amqp__pub_may_read(c);
+    if ((c->writing && c->wlen > WRITE_BACKLOG) || c->rejecting || held) {
+        read_stop(c); /* the client is not reading: stop making more to write; or publishes are held */
+        if (held && !c->idle_off) {
+            /* Not reading is our doing, not the client's silence: no idle
+             * timeout meanwhile (back once the client is read again). */
+            pn_transport_set_idle_timeout(c->d.transport, 0);
+            c->idle_off = true;
+        }
+    } else {
         read_start(c);
+    }
     update_poll(c);
     arm_timer(c, waiting, c->credit_held);
     c->counts.links = c->nlinks;
