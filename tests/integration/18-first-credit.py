@@ -111,6 +111,11 @@ def rss_mib(pid, field="VmRSS"):
     return 0
 
 
+def sanitized(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 class MemoryBound(unittest.TestCase):
     def test_1mib_messages_at_full_window_stay_bounded(self):
         # 1000 credits of 1 MiB each is 1000 MiB the client may send at
@@ -126,12 +131,16 @@ class MemoryBound(unittest.TestCase):
             Container(h).run()  # stalls by design: gives up after 10 s
             self.assertEqual(h.first_credit, 1000)
             peak = rss_mib(b.proc.pid, "VmHWM") - base
-            # queues' 64 MiB, plus what one round reads past the alarm
-            # (up to 8 reads of a max-size frame), plus 8 MiB in flight,
-            # plus allocator slack; without the hold it is the whole 150.
-            self.assertLess(peak, 64 + 8 + 8 + 30, f"broker grew {peak:.0f} MiB")
-            self.assertGreater(h.accepted, 40, "the alarm came before the memory limit was reached")
-            self.assertLess(h.accepted, 150, "the memory alarm never held this publisher back")
+            # Past the alarm at most what one round had read (up to 8
+            # reads of a max-size frame) and 8 MiB in flight got in;
+            # without the hold it is all 150.
+            self.assertGreater(h.accepted, 50, "the alarm came before the memory limit was reached")
+            self.assertLessEqual(h.accepted, 64 + 8 + 8, "the memory alarm did not hold this publisher back")
+            # And the broker's memory: the queues' 64 MiB, those 16, and
+            # allocator slack. (Under AddressSanitizer freed memory sits in
+            # its quarantine and RSS says little: the count above holds.)
+            if not sanitized(b.proc.pid):
+                self.assertLess(peak, 64 + 8 + 8 + 30, f"broker grew {peak:.0f} MiB")
             b.wait_log("memory alarm")
             # and it recovers: a consumer drains, the publisher may go on
             c = connect(b)
