@@ -21,22 +21,52 @@ typedef struct amqp__sasl {
  * ANONYMOUS if allowed) on t. s must outlive t. */
 void amqp__sasl_setup(pn_transport_t *t, amqp__sasl *s);
 
-/* frames.c: the check of what a client sends, before proton reads it. */
+/* header.c: what a client's 8-byte protocol header asks for. */
+typedef enum amqp__hdr_kind {
+    AMQP__HDR_OTHER,   /* not an AMQP header, or a version nobody serves */
+    AMQP__HDR_AMQP,    /* AMQP 0 1 0 0: AMQP 1.0 */
+    AMQP__HDR_TLS,     /* AMQP 2 1 0 0: TLS before AMQP 1.0 */
+    AMQP__HDR_SASL,    /* AMQP 3 1 0 0: SASL before AMQP 1.0 */
+    AMQP__HDR_AMQP091, /* AMQP 0 0 9 1 */
+} amqp__hdr_kind;
+
+amqp__hdr_kind amqp__header_classify(const uint8_t h[8]);
+const char *amqp__header_name(amqp__hdr_kind k);
+
+/* frames.c: the check of what a client sends, before proton reads it:
+ * framing, field types, and which performative may come in which state
+ * (the connection, session and link state machines, as the client drives
+ * them). */
 typedef struct amqp__fv {
     uint8_t phase;
     uint8_t hdr[8], hlen; /* protocol or frame header being read */
     bool sasl;            /* frames are SASL frames */
     bool checked;         /* the current frame's performative passed */
+    bool opened;          /* the client's open came */
+    uint8_t refused[8];   /* a protocol header not served here (-EPROTONOSUPPORT) */
+    uint8_t reply[8];     /* the header to answer it with */
     uint32_t skip, body;  /* extended header and body bytes left in the frame */
     uint32_t max_frame;
+    uint32_t max_handles; /* links attached at once (0: no bound) */
+    uint32_t nhandles;
     char *pbuf;           /* a performative split across reads */
     size_t plen, pcap;
     struct pn_data_t *data;
+    sv_map ends;          /* amqp__fv_end: the client's sessions and links */
 } amqp__fv;
+
+/* An entry of amqp__fv.ends: k1 = channel + 1; k2 = 0 for the session,
+ * handle + 1 for a link attached on it. */
+typedef struct amqp__fv_end {
+    uint64_t k1, k2;
+    bool receiver; /* a link's role, as the client attached it */
+} amqp__fv_end;
 
 void amqp__fv_init(amqp__fv *v, uint32_t max_frame);
 void amqp__fv_free(amqp__fv *v);
-/* 0, or <0 with the AMQP condition (*cond) and reason (err) to close with. */
+/* 0; or <0 with the AMQP condition (*cond) and reason (err) to close the
+ * connection with; or -EPROTONOSUPPORT: the protocol header in v->refused
+ * is not served here: answer with v->reply and close (no frames). */
 int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char *err, size_t len);
 
 /* ------------------------------------------------------------ connections */
@@ -149,6 +179,8 @@ typedef struct amqp__conn {
     bool finished, counted, lingering;
     bool rejecting;       /* a bad frame came: closing, reading no more */
     bool credit_held;     /* some publisher is owed credit (memory alarm, slow-down) */
+    uint64_t pub_bytes;   /* publishes read and not yet taken by every queue */
+    bool idle_off;        /* reading held back (amqp__pub_may_read): no idle timeout */
     size_t wlen;          /* output waiting for the socket */
     /* Deliveries from queues not yet handed to proton: fed as the socket
      * drains, so proton (which copies each one) holds little at a time. */
@@ -204,6 +236,10 @@ void amqp__pub_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
 void amqp__pub_closed(amqp__conn *c, amqp__link *l);
 /* Tops up credit on links it was held back from (alarm over, pause over). */
 void amqp__pub_refresh(amqp__conn *c);
+/* Whether the connection may read more: false while its publishes not yet
+ * taken by their queues hold too many bytes, or, under the memory or disk
+ * alarm, while it only publishes. */
+bool amqp__pub_may_read(amqp__conn *c);
 
 /* consume.c: links on which the client receives. */
 void amqp__con_attach(amqp__conn *c, pn_link_t *link);

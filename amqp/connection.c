@@ -149,6 +149,40 @@ static void reject_input(amqp__conn *c, const char *cond, const char *why)
     }
 }
 
+/* The 8 bytes as text for the log: "AMQP 2 1 0 0", or escaped. */
+static void header_text(const uint8_t *h, char *out, size_t len)
+{
+    if (!memcmp(h, "AMQP", 4)) {
+        snprintf(out, len, "AMQP %u %u %u %u", h[4], h[5], h[6], h[7]);
+        return;
+    }
+    size_t o = 0;
+    for (int i = 0; i < 8 && o + 5 < len; i++)
+        o += (size_t)snprintf(out + o, len - o, h[i] >= 0x20 && h[i] < 0x7f && h[i] != '\\' ? "%c" : "\\x%02x", h[i]);
+}
+
+static void write_out(amqp__conn *c);
+
+/* A protocol header Plexus does not serve (TLS on a plain port, another
+ * protocol, garbage): the spec's negotiation (2.2) answers with the header
+ * that would be served and closes the socket. Proton never sees it. */
+static void refuse_header(amqp__conn *c)
+{
+    char got[48], sent[48];
+    header_text(c->fv.refused, got, sizeof got);
+    header_text(c->fv.reply, sent, sizeof sent);
+    sv_log(SV_LOG_WARNING, "connection %s: protocol header '%s' (%s) is not served here; answered '%s' and closed",
+           c->peer, got, amqp__header_name(amqp__header_classify(c->fv.refused)), sent);
+    c->rejecting = true;
+    read_stop(c);
+    /* Whatever proton wrote before (a SASL exchange) goes first. */
+    write_out(c);
+    if (!c->writing && send(c->fd, c->fv.reply, 8, MSG_NOSIGNAL) == 8)
+        c->counts.send_oct += 8;
+    pn_connection_driver_read_close(&c->d);
+    pn_connection_driver_write_close(&c->d);
+}
+
 /* Reads what the socket has, straight into proton's input buffer, each
  * chunk checked by the frame validator first. */
 static void read_input(amqp__conn *c)
@@ -171,12 +205,21 @@ static void read_input(amqp__conn *c)
         }
         const char *cond;
         char why[200];
-        if (amqp__fv_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why) < 0) {
+        int rc = amqp__fv_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why);
+        if (rc == -EPROTONOSUPPORT) {
+            refuse_header(c);
+            return;
+        }
+        if (rc < 0) {
             reject_input(c, cond, why);
             return;
         }
         pn_connection_driver_read_done(&c->d, (size_t)n);
         c->counts.recv_oct += (uint64_t)n;
+        if (c->idle_off) { /* read again: the next tick counts from these bytes */
+            pn_transport_set_idle_timeout(c->d.transport, c->cfg->idle_timeout_ms);
+            c->idle_off = false;
+        }
         if ((size_t)n < rb.size)
             return; /* the socket is empty */
     }
@@ -456,6 +499,8 @@ static void refuse(pn_link_t *link, const char *cond, const char *desc)
     pn_condition_set_name(pc, cond);
     pn_condition_set_description(pc, desc);
     if (pn_link_state(link) & PN_LOCAL_UNINIT) {
+        pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
+        pn_link_set_rcv_settle_mode(link, pn_link_remote_rcv_settle_mode(link));
         pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
         pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
         pn_link_open(link);
@@ -815,10 +860,18 @@ static void conn_work(amqp__conn *c)
         finish(c);
         return;
     }
-    if ((c->writing && c->wlen > WRITE_BACKLOG) || c->rejecting)
-        read_stop(c); /* the client is not reading: stop making more to write */
-    else
+    bool held = !c->rejecting && !amqp__pub_may_read(c);
+    if ((c->writing && c->wlen > WRITE_BACKLOG) || c->rejecting || held) {
+        read_stop(c); /* the client is not reading: stop making more to write; or publishes are held */
+        if (held && !c->idle_off) {
+            /* Not reading is our doing, not the client's silence: no idle
+             * timeout meanwhile (back once the client is read again). */
+            pn_transport_set_idle_timeout(c->d.transport, 0);
+            c->idle_off = true;
+        }
+    } else {
         read_start(c);
+    }
     update_poll(c);
     arm_timer(c, waiting, c->credit_held);
     c->counts.links = c->nlinks;
@@ -913,6 +966,9 @@ static int conn_init(sv_proc *self, void *arg)
     pn_transport_set_max_frame(t, c->cfg->max_frame_size);
     pn_transport_set_idle_timeout(t, c->cfg->idle_timeout_ms);
     amqp__fv_init(&c->fv, c->cfg->max_frame_size);
+    /* Links refused over max_links stay attached until the client's detach:
+     * room for those, but not for an endless stream of attaches. */
+    c->fv.max_handles = c->cfg->max_links * 2 + 64;
     c->sasl.cfg = c->cfg;
     amqp__sasl_setup(t, &c->sasl);
     pn_connection_driver_bind(&c->d);

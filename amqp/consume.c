@@ -244,7 +244,13 @@ static void consume_start(amqp__conn *c, amqp__link *l)
     if (!l->bind_req || !((rt_req_bind *)l->bind_req)->args_len)
         pn_data_clear(pn_terminus_filter(src));
     pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
-    pn_link_set_snd_settle_mode(link, l->presettled ? PN_SND_SETTLED : PN_SND_UNSETTLED);
+    /* The settle modes the client asked for, echoed (clients such as
+     * go-amqp refuse a link answered with another). Mixed is sent as
+     * unsettled; rcv-settle-mode second is what a consumer gets anyway:
+     * the broker settles a delivery once the client's outcome is in, and
+     * the client settles after that. */
+    pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
+    pn_link_set_rcv_settle_mode(link, pn_link_remote_rcv_settle_mode(link));
     pn_link_open(link);
     l->attached = true;
     amqp__ref *e = sv_map_put(&c->consumers, 0, l->id);

@@ -7,7 +7,10 @@
  * destination queue; the queues' confirms settle it (accepted, rejected
  * when a queue is full, released when nothing took it). Credit is topped
  * up only as confirms come back, so a publisher can never have more than
- * its window (in messages, and in bytes) inside the broker.
+ * its window (in messages, and in bytes) inside the broker. The whole
+ * window is granted at attach, before message sizes are known (clients
+ * that send a batch in their first "sendable" callback need it): the bytes
+ * are bounded by reading instead (amqp__pub_may_read).
  */
 #include <errno.h>
 #include <proton/condition.h>
@@ -22,7 +25,6 @@
 
 #define BYTES_IN_FLIGHT (8u << 20) /* per link, on top of the message window */
 #define SLOW_DOWN_MS 5             /* how long a link pauses when a queue it feeds is behind */
-#define FIRST_CREDIT 32            /* before sizes are known: the window grows once confirms come back */
 #define MAX_FANOUT 4096            /* queues one message may reach */
 
 /* Keeps the link's credit plus what it has in flight at its window. */
@@ -38,8 +40,6 @@ static void pub_credit(amqp__conn *c, amqp__link *l)
         return;
     }
     uint32_t window = c->cfg->credit_window;
-    if (!l->avg_size && window > FIRST_CREDIT)
-        window = FIRST_CREDIT; /* one round trip, then the real window */
     if (l->avg_size) {
         uint64_t by_bytes = BYTES_IN_FLIGHT / l->avg_size;
         if (by_bytes < window)
@@ -56,6 +56,10 @@ static void open_pub(amqp__conn *c, amqp__link *l)
     pn_link_t *link = l->link;
     pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
     pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
+    /* The settle modes the client asked for, echoed (clients such as
+     * go-amqp refuse a link answered with another); rcv-settle-mode
+     * second was refused at attach. */
+    pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
     pn_link_set_rcv_settle_mode(link, PN_RCV_FIRST);
     pn_link_set_max_message_size(link, c->cfg->max_message_size);
     pn_link_open(link);
@@ -68,6 +72,13 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
     amqp__link *l = amqp__link_new(c, link, AMQP__PUB);
     if (!l) {
         amqp__link_refuse(link, "amqp:internal-error", "out of memory");
+        return;
+    }
+    if (pn_link_remote_rcv_settle_mode(link) == PN_RCV_SECOND) {
+        /* The broker settles a publish as it decides its outcome; waiting
+         * for the client's settlement first is not done (yet). */
+        amqp__link_fail(l, "amqp:not-implemented",
+                        "rcv-settle-mode second is not supported on links that publish; use first");
         return;
     }
     pn_terminus_t *rt = pn_link_remote_target(link);
@@ -220,6 +231,7 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     t->outcome = RT_ACCEPTED;
     t->why = RT_WHY_NONE;
     t->size = (uint32_t)m->buf.len;
+    c->pub_bytes += t->size;
     l->refs++;
     l->inflight++;
     uint64_t now = 0;
@@ -325,6 +337,7 @@ static void tag_done(amqp__conn *c, amqp__tag *t)
     }
     amqp__link *l = t->l;
     l->inflight--;
+    c->pub_bytes -= t->size;
     sv_map_del(&c->tags, 0, t->k2, NULL);
     pub_credit(c, l);
     amqp__link_unref(l);
@@ -367,6 +380,40 @@ void amqp__pub_closed(amqp__conn *c, amqp__link *l)
     rt_msg_unref(l->cur);
     l->cur = NULL;
     l->cur_len = 0;
+}
+
+bool amqp__pub_may_read(amqp__conn *c)
+{
+    if (c->pub_bytes < BYTES_IN_FLIGHT && !rt_alarm())
+        return true; /* the common case, without a walk over the links */
+    uint32_t npub = 0, ncon = 0;
+    bool credit = false;
+    for (amqp__link *l = c->links; l; l = l->next) {
+        if (l->closed || !l->link)
+            continue;
+        if (l->kind == AMQP__PUB) {
+            npub++;
+            credit = credit || pn_link_credit(l->link) > 0 || l->cur;
+        } else {
+            ncon++;
+        }
+    }
+    /* Read, not yet taken by every queue: about BYTES_IN_FLIGHT per link,
+     * as top-ups keep it once sizes are known. Queues that do not take
+     * are full or slow; more reading would only grow the outboxes. */
+    if (c->pub_bytes >= (uint64_t)BYTES_IN_FLIGHT * (npub ? npub : 1))
+        return false;
+    /* Under the alarm credit is held, but what was granted at attach may
+     * still bring a window of large messages: a connection that only
+     * publishes is not read until the alarm is over (as RabbitMQ blocks
+     * publishing connections). One that also consumes is read on, or its
+     * settlements, which drain the queues, would never come: what it may
+     * still bring is its outstanding credit. */
+    if (credit && !ncon && rt_alarm()) {
+        c->credit_held = true; /* the timer looks again */
+        return false;
+    }
+    return true;
 }
 
 void amqp__pub_refresh(amqp__conn *c)
