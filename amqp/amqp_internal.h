@@ -209,6 +209,21 @@ extern const sv_server_ops amqp__conn_ops;
 int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
 extern atomic_uint amqp__nconns;
 void amqp__conn_configure(const amqp_config *cfg);
+void amqp__conn_work(amqp__conn *c); /* a round: proton's events handled, then the round's work sent */
+/* Closes the connection with an AMQP error condition and its text. */
+void amqp__conn_close_with(amqp__conn *c, const char *cond, const char *desc);
+
+/* socket.c */
+void amqp__sock_read_start(amqp__conn *c);
+void amqp__sock_read_stop(amqp__conn *c);
+void amqp__sock_update_poll(amqp__conn *c); /* watch for what the connection wants now */
+void amqp__sock_write_out(amqp__conn *c);   /* proton's output to the socket, as much as it takes */
+void amqp__sock_linger(amqp__conn *c);      /* half-close, drain briefly, then close */
+void amqp__sock_close(amqp__conn *c);       /* the handles; the last one frees c */
+
+/* outbox.c */
+bool amqp__outbox_flush(amqp__conn *c); /* true: something still waits (a mailbox was full) */
+void amqp__outbox_free_all(amqp__conn *c);
 /* Queues m for pid after anything already waiting for it (m is taken). */
 void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m);
 /* The publish / settle batch being filled for pid, with room for one more.

@@ -5,11 +5,8 @@
  * queue sends deliveries, or a timer fires), proton turns them into events,
  * the events are handled, and only then is the round's work sent out: one
  * batch per queue (publishes, settlements) and one write to the socket.
- * Reads go straight into proton's input buffer; writes go straight out of
- * proton's output buffer, and only what the socket refuses is copied.
- * Messages for a queue whose mailbox is full wait in that queue's outbox,
- * in order, and the publishing links get no new credit meanwhile: that is
- * the broker's back-pressure.
+ * The socket's reads and writes are socket.c's, the batches for queues
+ * outbox.c's; this file is the process, its links and its rounds.
  */
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -34,418 +31,9 @@
 #define HELD_MS 5               /* held-back credit (alarm, slow-down) is reconsidered this often */
 #define WRITE_BACKLOG (4u << 20) /* stop reading while this much output waits for the socket */
 #define FEED_BYTES (256u << 10)  /* deliveries handed to proton at a time, as the socket drains */
-#define PUB_BATCH 256           /* publishes per batch message */
-#define SETTLE_BATCH 256
 
 atomic_uint amqp__nconns;
 static const amqp_config *conn_cfg;
-
-static void conn_work(amqp__conn *c);
-
-/* ------------------------------------------------------------- handles */
-
-/* The socket is ours (read and written with read/write), watched with a
- * uv_poll: proton's own buffers are the only buffers. Output the socket
- * does not take stays in proton's buffer until the socket is writable
- * again, so nothing is ever copied on its way out. */
-
-static void on_poll(uv_poll_t *p, int status, int events);
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    amqp__conn *c = h->data;
-    if (--c->handles == 0) {
-        close(c->fd); /* after the poll handle: libuv must not watch a closed fd */
-        free(c);
-    }
-}
-
-static void close_handles(amqp__conn *c)
-{
-    c->lingering = false;
-    if (!uv_is_closing((uv_handle_t *)&c->timer)) {
-        uv_timer_stop(&c->timer);
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    }
-    if (!uv_is_closing((uv_handle_t *)&c->poll))
-        uv_close((uv_handle_t *)&c->poll, on_handle_closed);
-}
-
-/* Watches the socket for what the connection can use now. */
-static void update_poll(amqp__conn *c)
-{
-    int ev = c->lingering ? UV_READABLE : (c->reading ? UV_READABLE : 0) | (c->writing ? UV_WRITABLE : 0);
-    if (ev == c->events)
-        return;
-    if (ev ? uv_poll_start(&c->poll, ev, on_poll) == 0 : uv_poll_stop(&c->poll) == 0)
-        c->events = ev;
-}
-
-/* A lingering close: after the last write, half-close and read (and drop)
- * what the client still sends, briefly, before closing. Closing a socket
- * with unread input makes the kernel send RST, and the client may then
- * lose our last frames: the close that says why. */
-#define LINGER_MS 1000
-
-static void linger_input(amqp__conn *c)
-{
-    char sink[16384];
-    for (;;) {
-        ssize_t n = read(c->fd, sink, sizeof sink);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            close_handles(c); /* the client has gone too */
-        return;
-    }
-}
-
-static void linger_over(uv_timer_t *t)
-{
-    amqp__conn *c = t->data;
-    if (c->lingering)
-        close_handles(c);
-}
-
-static void linger(amqp__conn *c)
-{
-    c->lingering = true;
-    if (shutdown(c->fd, SHUT_WR) < 0) {
-        close_handles(c);
-        return;
-    }
-    update_poll(c);
-    uv_timer_start(&c->timer, linger_over, LINGER_MS, 0);
-}
-
-/* ---------------------------------------------------------------- input */
-
-static void read_start(amqp__conn *c)
-{
-    if (!c->finished && !c->rejecting && !pn_connection_driver_read_closed(&c->d))
-        c->reading = true;
-}
-
-static void read_stop(amqp__conn *c) { c->reading = false; }
-
-static void close_with(amqp__conn *c, const char *cond, const char *desc);
-
-/* Proton never sees a bad frame; the client gets a close that says what
- * was wrong (in SASL, where there is no close, an EOF). */
-static void reject_input(amqp__conn *c, const char *cond, const char *why)
-{
-    sv_log(SV_LOG_WARNING, "connection %s: %s: %s", c->peer, cond, why);
-    c->rejecting = true;
-    read_stop(c);
-    if (pn_connection_state(c->d.connection) & PN_REMOTE_ACTIVE) {
-        close_with(c, cond, why);
-    } else {
-        /* Before the client's open proton sends no close of ours, but its
-         * own error path does: the condition on the transport, input ended. */
-        pn_connection_driver_errorf(&c->d, cond, "%s", why);
-        pn_connection_driver_read_close(&c->d);
-    }
-}
-
-/* The 8 bytes as text for the log: "AMQP 2 1 0 0", or escaped. */
-static void header_text(const uint8_t *h, char *out, size_t len)
-{
-    if (!memcmp(h, "AMQP", 4)) {
-        snprintf(out, len, "AMQP %u %u %u %u", h[4], h[5], h[6], h[7]);
-        return;
-    }
-    size_t o = 0;
-    for (int i = 0; i < 8 && o + 5 < len; i++)
-        o += (size_t)snprintf(out + o, len - o, h[i] >= 0x20 && h[i] < 0x7f && h[i] != '\\' ? "%c" : "\\x%02x", h[i]);
-}
-
-static void write_out(amqp__conn *c);
-
-/* A protocol header Plexus does not serve (TLS on a plain port, another
- * protocol, garbage): the spec's negotiation (2.2) answers with the header
- * that would be served and closes the socket. Proton never sees it. */
-static void refuse_header(amqp__conn *c)
-{
-    char got[48], sent[48];
-    header_text(c->fv.refused, got, sizeof got);
-    header_text(c->fv.reply, sent, sizeof sent);
-    sv_log(SV_LOG_WARNING, "connection %s: protocol header '%s' (%s) is not served here; answered '%s' and closed",
-           c->peer, got, amqp__header_name(amqp__header_classify(c->fv.refused)), sent);
-    c->rejecting = true;
-    read_stop(c);
-    /* Whatever proton wrote before (a SASL exchange) goes first. */
-    write_out(c);
-    if (!c->writing && send(c->fd, c->fv.reply, 8, MSG_NOSIGNAL) == 8)
-        c->counts.send_oct += 8;
-    pn_connection_driver_read_close(&c->d);
-    pn_connection_driver_write_close(&c->d);
-}
-
-/* Reads what the socket has, straight into proton's input buffer, each
- * chunk checked by the frame validator first. */
-static void read_input(amqp__conn *c)
-{
-    for (int i = 0; i < 8 && c->reading; i++) {
-        pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->d);
-        if (!rb.size)
-            return; /* proton holds all it can take: the next round reads on */
-        ssize_t n = read(c->fd, rb.start, rb.size);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0) {
-            if (n < 0)
-                sv_log(SV_LOG_DEBUG, "connection %s: read: %s", c->peer, strerror(errno));
-            read_stop(c);
-            pn_connection_driver_read_close(&c->d);
-            return;
-        }
-        const char *cond;
-        char why[200];
-        int rc = amqp__fv_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why);
-        if (rc == -EPROTONOSUPPORT) {
-            refuse_header(c);
-            return;
-        }
-        if (rc < 0) {
-            reject_input(c, cond, why);
-            return;
-        }
-        pn_connection_driver_read_done(&c->d, (size_t)n);
-        c->counts.recv_oct += (uint64_t)n;
-        if (c->idle_off) { /* read again: the next tick counts from these bytes */
-            pn_transport_set_idle_timeout(c->d.transport, c->cfg->idle_timeout_ms);
-            c->idle_off = false;
-        }
-        if ((size_t)n < rb.size)
-            return; /* the socket is empty */
-    }
-}
-
-/* --------------------------------------------------------------- output */
-
-/* Writes what proton has for the socket, from proton's own buffer; what the
- * socket does not take waits there until it is writable. */
-static void write_out(amqp__conn *c)
-{
-    c->writing = false;
-    for (;;) {
-        pn_bytes_t wb = pn_connection_driver_write_buffer(&c->d);
-        if (!wb.size)
-            return;
-        ssize_t n = send(c->fd, wb.start, wb.size, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->writing = true;
-            c->wlen = wb.size;
-            return;
-        }
-        if (n < 0) {
-            pn_connection_driver_write_close(&c->d);
-            return;
-        }
-        pn_connection_driver_write_done(&c->d, (size_t)n);
-        c->counts.send_oct += (uint64_t)n;
-        if ((size_t)n < wb.size) {
-            c->writing = true;
-            c->wlen = wb.size - (size_t)n;
-            return;
-        }
-    }
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    amqp__conn *c = p->data;
-    if (c->lingering) {
-        linger_input(c);
-        return;
-    }
-    if (c->finished)
-        return;
-    sv_enter(c->self);
-    if (status < 0) { /* the socket is broken */
-        read_stop(c);
-        pn_connection_driver_read_close(&c->d);
-        pn_connection_driver_write_close(&c->d);
-    } else if (events & UV_READABLE) {
-        read_input(c);
-    }
-    conn_work(c);
-    sv_leave(c->self);
-}
-
-/* -------------------------------------------------------------- outboxes */
-
-static amqp__outbox *outbox(amqp__conn *c, sv_pid pid)
-{
-    uint64_t k1 = ((uint64_t)pid.node << 32) | pid.creation, k2 = ((uint64_t)pid.index << 32) | pid.gen;
-    amqp__outbox *o = sv_map_put(&c->outboxes, k1, k2);
-    if (o && sv_pid_is_none(o->pid))
-        o->pid = pid;
-    return o;
-}
-
-static void ob_append(amqp__outbox *o, sv_msg *m)
-{
-    m->next = NULL;
-    if (o->tail)
-        o->tail->next = m;
-    else
-        o->head = m;
-    o->tail = m;
-}
-
-/* Ends the batches being filled: they join the line. */
-static void ob_seal(amqp__outbox *o)
-{
-    if (o->pub) {
-        ob_append(o, o->pub);
-        o->pub = NULL;
-    }
-    if (o->settle) {
-        ob_append(o, o->settle);
-        o->settle = NULL;
-    }
-}
-
-void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m)
-{
-    amqp__outbox *o = outbox(c, pid);
-    if (!o) {
-        sv_log(SV_LOG_ERROR, "connection %s: out of memory; a message for a queue is lost", c->peer);
-        sv_msg_free(m);
-        return;
-    }
-    ob_seal(o);
-    ob_append(o, m);
-}
-
-/* The batch being filled in *slot, with room for one more entry: a full
- * one is sealed into the line and a new one started. Batches begin with
- * their entry count (rt_pub_batch, rt_settle_batch). */
-static void *ob_batch(amqp__conn *c, sv_pid pid, bool settle, uint32_t tag, size_t head, size_t each, uint32_t cap)
-{
-    amqp__outbox *o = outbox(c, pid);
-    if (!o)
-        return NULL;
-    sv_msg **slot = settle ? &o->settle : &o->pub;
-    if (*slot && *(uint32_t *)(void *)(*slot)->data == cap)
-        ob_seal(o);
-    if (!*slot && !(*slot = sv_msg_new(tag, NULL, head + cap * each)))
-        return NULL;
-    return (*slot)->data;
-}
-
-rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
-{
-    return ob_batch(c, pid, false, RT_Q_PUBLISH, sizeof(rt_pub_batch), sizeof(rt_pub), PUB_BATCH);
-}
-
-rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid)
-{
-    return ob_batch(c, pid, true, RT_Q_SETTLE, sizeof(rt_settle_batch), sizeof(rt_settle), SETTLE_BATCH);
-}
-
-/* The references a refused or abandoned message holds. */
-static void drop_queued(sv_msg *m)
-{
-    if (m->tag == RT_Q_PUBLISH) {
-        rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
-        for (uint32_t i = 0; i < pb->n; i++)
-            rt_msg_unref(pb->p[i].m);
-    }
-    sv_msg_free(m);
-}
-
-/* Publishes to a queue that is gone: their links learn it as "released". */
-static void fail_publishes(amqp__conn *c, sv_msg *m)
-{
-    if (m->tag != RT_Q_PUBLISH)
-        return;
-    rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
-    sv_msg *conf = sv_msg_new(RT_Q_CONFIRM, NULL, sizeof(rt_confirm_batch) + pb->n * sizeof(rt_confirm));
-    if (!conf)
-        return;
-    rt_confirm_batch *cb = (rt_confirm_batch *)(void *)conf->data;
-    cb->n = pb->n;
-    for (uint32_t i = 0; i < pb->n; i++)
-        cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED, RT_WHY_NONE};
-    amqp__pub_confirm(c, conf);
-    sv_msg_free(conf);
-}
-
-/* Sends every outbox's line, oldest first, until a mailbox says full.
- * True if something still waits. */
-static bool flush_outboxes(amqp__conn *c)
-{
-    bool waiting = false;
-    for (uint32_t i = 0; i < c->outboxes.cap; i++) {
-        amqp__outbox *o = sv_map_at(&c->outboxes, i);
-        if (!o)
-            continue;
-        ob_seal(o);
-        while (o->head) {
-            sv_msg *m = o->head, *next = m->next;
-            /* Publishes the queue will not confirm are accepted once it has
-             * them: note their tags first, the batch is the queue's after. */
-            rt_pub taken[PUB_BATCH];
-            uint32_t ntaken = 0;
-            if (m->tag == RT_Q_PUBLISH) {
-                rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;
-                for (uint32_t k = 0; k < pb->n && pb->confirms < pb->n; k++)
-                    if (!pb->p[k].confirm)
-                        taken[ntaken++] = pb->p[k];
-            }
-            int rc = sv_send(o->pid, m);
-            if (rc == 0 && ntaken)
-                amqp__pub_taken(c, taken, ntaken);
-            if (rc == -EAGAIN) {
-                m->next = next; /* sv_send left it ours */
-                waiting = true;
-                break;
-            }
-            o->head = next;
-            if (!next)
-                o->tail = NULL;
-            if (rc < 0) {
-                /* The queue process is gone (deleted, or restarting):
-                 * publishes are released, the rest no longer matters. */
-                fail_publishes(c, m);
-                drop_queued(m);
-            }
-        }
-    }
-    /* Empty outboxes go, so the map holds only queues with work. */
-    for (uint32_t i = 0; i < c->outboxes.cap;) {
-        amqp__outbox *o = sv_map_at(&c->outboxes, i);
-        if (o && !o->head && !o->pub && !o->settle)
-            sv_map_del(&c->outboxes, o->k1, o->k2, NULL); /* may move a later entry here: look again */
-        else
-            i++;
-    }
-    return waiting;
-}
-
-static void free_outboxes(amqp__conn *c)
-{
-    for (uint32_t i = 0; i < c->outboxes.cap; i++) {
-        amqp__outbox *o = sv_map_at(&c->outboxes, i);
-        if (!o)
-            continue;
-        ob_seal(o);
-        while (o->head) {
-            sv_msg *m = o->head;
-            o->head = m->next;
-            drop_queued(m);
-        }
-    }
-    sv_map_free(&c->outboxes);
-}
 
 /* ---------------------------------------------------------------- links */
 
@@ -789,7 +377,7 @@ static void on_timer(uv_timer_t *t)
         return;
     sv_enter(c->self);
     c->retry_armed = false;
-    conn_work(c);
+    amqp__conn_work(c);
     sv_leave(c->self);
 }
 
@@ -816,9 +404,9 @@ static void finish(amqp__conn *c)
     if (c->finished)
         return;
     c->finished = true;
-    read_stop(c);
+    amqp__sock_read_stop(c);
     c->writing = false;
-    update_poll(c); /* level-triggered: watch nothing until the lingering close */
+    amqp__sock_update_poll(c); /* level-triggered: watch nothing until the lingering close */
     uv_timer_stop(&c->timer);
     pn_condition_t *cond = pn_transport_condition(c->d.transport);
     sv_log(SV_LOG_INFO, "connection %s closed%s%s", c->peer, pn_condition_is_set(cond) ? ": " : "",
@@ -826,7 +414,7 @@ static void finish(amqp__conn *c)
     sv_stop(c->self, SV_NORMAL);
 }
 
-static void conn_work(amqp__conn *c)
+void amqp__conn_work(amqp__conn *c)
 {
     if (c->finished)
         return;
@@ -838,12 +426,12 @@ static void conn_work(amqp__conn *c)
         pn_event_t *e;
         while ((e = pn_connection_driver_next_event(&c->d)))
             handle_event(c, e);
-        waiting = flush_outboxes(c);
-        write_out(c);
+        waiting = amqp__outbox_flush(c);
+        amqp__sock_write_out(c);
         /* The socket took it all (or most): hand proton the next deliveries. */
         if (c->out_len && (!c->writing || c->wlen < FEED_BYTES / 2)) {
             amqp__con_feed(c, FEED_BYTES);
-            write_out(c);
+            amqp__sock_write_out(c);
         }
         /* After a bad frame, once our close is out (proton has closed its
          * write side), input is over. */
@@ -862,7 +450,7 @@ static void conn_work(amqp__conn *c)
     }
     bool held = !c->rejecting && !amqp__pub_may_read(c);
     if ((c->writing && c->wlen > WRITE_BACKLOG) || c->rejecting || held) {
-        read_stop(c); /* the client is not reading: stop making more to write; or publishes are held */
+        amqp__sock_read_stop(c); /* the client is not reading: stop making more to write; or publishes are held */
         if (held && !c->idle_off) {
             /* Not reading is our doing, not the client's silence: no idle
              * timeout meanwhile (back once the client is read again). */
@@ -870,9 +458,9 @@ static void conn_work(amqp__conn *c)
             c->idle_off = true;
         }
     } else {
-        read_start(c);
+        amqp__sock_read_start(c);
     }
-    update_poll(c);
+    amqp__sock_update_poll(c);
     arm_timer(c, waiting, c->credit_held);
     c->counts.links = c->nlinks;
     amqp__reg_flush(&c->reg, &c->counts);
@@ -955,7 +543,7 @@ static int conn_init(sv_proc *self, void *arg)
     pn_transport_t *t = pn_transport();
     if (!pc || !t || pn_connection_driver_init(&c->d, pc, t) != 0) {
         atomic_fetch_sub(&amqp__nconns, 1);
-        close_handles(c);
+        amqp__sock_close(c);
         return -ENOMEM;
     }
     pn_transport_set_server(t);
@@ -975,12 +563,12 @@ static int conn_init(sv_proc *self, void *arg)
     sv_set_state(self, c);
     sv_set_label(self, c->peer);
     sv_trap_exit(self, true);
-    conn_work(c);
+    amqp__conn_work(c);
     return 0;
 }
 
 /* Closes the AMQP connection with a reason the client sees. */
-static void close_with(amqp__conn *c, const char *cond, const char *desc)
+void amqp__conn_close_with(amqp__conn *c, const char *cond, const char *desc)
 {
     pn_connection_t *pc = c->d.connection;
     if (!(pn_connection_state(pc) & PN_LOCAL_CLOSED)) {
@@ -1023,17 +611,17 @@ static int conn_info(sv_proc *self, sv_msg *m)
     case AMQP__TAG_CLOSE: { /* from the admin API */
         char reason[256];
         snprintf(reason, sizeof reason, "%.*s", (int)m->len, (char *)m->data);
-        close_with(c, "amqp:connection:forced", reason);
+        amqp__conn_close_with(c, "amqp:connection:forced", reason);
         break;
     }
     default:
         if (m->kind == SV_MSG_REPLY)
             on_reply(c, m);
         else if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(self)))
-            close_with(c, "amqp:connection:forced", "the broker is shutting down");
+            amqp__conn_close_with(c, "amqp:connection:forced", "the broker is shutting down");
         break;
     }
-    conn_work(c);
+    amqp__conn_work(c);
     if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(self)))
         sv_stop(self, m->status); /* what could be written was; don't hold the shutdown up */
     return 0;
@@ -1048,7 +636,7 @@ static void conn_terminate(sv_proc *self, int reason)
     }
     c->finished = true;
     amqp__reg_remove(&c->reg);
-    free_outboxes(c);
+    amqp__outbox_free_all(c);
     amqp__con_free_out(c);
     for (uint32_t i = 0; i < c->tags.cap; i++) {
         amqp__tag *t = sv_map_at(&c->tags, i);
@@ -1063,9 +651,9 @@ static void conn_terminate(sv_proc *self, int reason)
     amqp__fv_free(&c->fv);
     if (c->counted)
         atomic_fetch_sub(&amqp__nconns, 1);
-    read_stop(c);
+    amqp__sock_read_stop(c);
     uv_timer_stop(&c->timer);
-    linger(c); /* c is freed when both handles have closed */
+    amqp__sock_linger(c); /* c is freed when both handles have closed */
 }
 
 const sv_server_ops amqp__conn_ops = {

@@ -10,7 +10,7 @@ from proton import Link
 from proton.reactor import LinkOption
 from proton.utils import LinkDetached
 
-from harness import BrokerTest, Message, name
+from harness import BrokerTest, Message, main, name
 
 SND = {"settled": Link.SND_SETTLED, "unsettled": Link.SND_UNSETTLED, "mixed": Link.SND_MIXED}
 RCV = {"first": Link.RCV_FIRST, "second": Link.RCV_SECOND}
@@ -99,4 +99,4 @@ class SettleModes(BrokerTest):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

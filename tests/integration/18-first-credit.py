@@ -13,7 +13,7 @@ from proton import Message
 from proton.handlers import MessagingHandler
 from proton.reactor import Container
 
-from harness import Broker, config_file, connect, name, receive_all, receiver
+from harness import Broker, config_file, connect, main, name, receive_all, receiver
 
 
 class BatchInFirstSendable(MessagingHandler):
@@ -178,4 +178,4 @@ class MemoryBound(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()
