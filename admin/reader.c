@@ -165,10 +165,12 @@ static int reader_init(sv_proc *self, void *arg)
     rd->self = self;
     rd->queues = SV_MAP_INIT(sample);
     rd->last_ms = sv_now_ms();
-    sv_set_state(self, rd);
     int rc = sv_register(READER_NAME, sv_self(self));
-    if (rc < 0)
+    if (rc < 0) {
+        free(rd); /* terminate does not run after a failed init (sv.h) */
         return rc;
+    }
+    sv_set_state(self, rd);
     sample_all(rd);
     arm(rd);
     return 0;

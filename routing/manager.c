@@ -1005,10 +1005,9 @@ static int manager_init(sv_proc *self, void *arg)
     mg->starting = SV_MAP_INIT(starting);
     mg->deleting = SV_MAP_INIT(deleting);
     mg->owners = SV_MAP_INIT(owner);
-    sv_set_state(self, mg);
     int rc = sv_register(MANAGER_NAME, sv_self(self));
     if (rc < 0)
-        return rc; /* terminate frees mg */
+        goto fail;
     static const struct {
         const char *name;
         rt_xtype type;
@@ -1021,9 +1020,11 @@ static int manager_init(sv_proc *self, void *arg)
         if (!x || rt__dir_add(RT__EXCHANGES, x->name, x) < 0) {
             if (x)
                 rt__exchange_free(x);
-            return -ENOMEM;
+            rc = -ENOMEM;
+            goto fail;
         }
     }
+    sv_set_state(self, mg);
     adopt_ctx a = {self, mg};
     rt_queue_each(adopt, &a);
     if (!booted) { /* at boot; a restarted manager adopts what the directory lists instead */
@@ -1032,6 +1033,13 @@ static int manager_init(sv_proc *self, void *arg)
         restore_defs(mg);
     }
     return 0;
+
+fail:
+    /* terminate does not run after a failed init (sv.h). mg holds nothing
+     * yet; the name goes with the process, and the exchanges already added
+     * are the directory's, as they are after a crash. */
+    free(mg);
+    return rc;
 }
 
 static void manager_terminate(sv_proc *self, int reason)

@@ -717,6 +717,8 @@ static void args_free(sup_args *a)
     free(a);
 }
 
+static void sup_free(sup *s);
+
 static int sup_init(sv_proc *self, void *arg)
 {
     sup_args *a = arg;
@@ -749,7 +751,9 @@ static int sup_init(sv_proc *self, void *arg)
     return SV_INIT_DEFER;
 oom:
     args_free(a);
-    return -ENOMEM; /* terminate does not run after a failed init: free here */
+    sv_set_state(self, NULL);
+    sup_free(s); /* terminate does not run after a failed init (sv.h): undo here */
+    return -ENOMEM;
 }
 
 static void sup_free(sup *s)

@@ -160,15 +160,32 @@ typedef struct sv_proc sv_proc; /* a process, or an inbox; handlers get their ow
 void sv_hold(sv_proc *self, sv_msg *m);
 void sv_unhold(sv_proc *self, sv_msg *m);
 
-/* The behaviour of a process (OTP's gen_server). Every callback but init is
+/* The behaviour of a process (OTP's gen_server). Every callback is
  * optional. A callback returning a negative code ends the process with that
  * reason ("let it crash"); sv_stop ends it after the callback returns.
- * terminate always runs, whatever the reason, and must free the state: it is
- * the process's destructor. */
+ *
+ * Life cycle, the one rule every process follows:
+ * - Once sv_spawn has returned 0, init runs exactly once and owns its arg
+ *   (it must release what arg carries whatever it returns); if sv_spawn
+ *   fails, init never runs and arg stays the spawner's.
+ * - init that fails (returns a negative code) must itself undo what it did
+ *   (free its state, close its handles, drop the names and entries it
+ *   added) before it returns: terminate is NOT called after a failed init.
+ *   The runtime clears what it keeps for the process (links, monitors,
+ *   timers, registered names, the mailbox through discard) as for any exit.
+ * - Once init has returned 0 or SV_INIT_DEFER, the process is live and
+ *   terminate runs exactly once when it ends, whatever the reason (kill,
+ *   a deferred init reported failed with sv_init_ack, sv_stop inside init
+ *   included): terminate is the destructor and frees the state.
+ * Why this way round (as libuv's *_init and OTP's init/1): only the failing
+ * init knows how far it got, so it is the one place that can undo exactly
+ * that, while terminate may then assume a whole state and need not guess
+ * at partial ones. */
 typedef struct sv_server_ops {
     const char *name; /* for logs and the supervision tree */
     /* 0: ready (the spawner gets its ACK); SV_INIT_DEFER: call sv_init_ack
-     * later; negative: the process ends with that reason. */
+     * later; negative: the process ends with that reason, without
+     * terminate (see above). NULL: as if it returned 0. */
     int (*init)(sv_proc *self, void *arg);
     int (*handle_call)(sv_proc *self, sv_msg *req); /* answer with sv_reply, now or later */
     int (*handle_cast)(sv_proc *self, sv_msg *m);
@@ -205,7 +222,7 @@ int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_
 int sv_start(sv_proc *inbox, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts,
              int timeout_ms, sv_pid *pid);
 /* After init returned SV_INIT_DEFER: report the outcome (a failure ends the
- * process with that reason). */
+ * process with that reason; it was live, so terminate runs). */
 void sv_init_ack(sv_proc *self, int status);
 
 sv_pid sv_self(sv_proc *self);

@@ -549,6 +549,109 @@ START_TEST(test_start_reports_init_failure)
 }
 END_TEST
 
+/* A process for the init rule of sv.h: its init allocates its state and,
+ * per mode, fails (after undoing its own work, and leaving work for the
+ * runtime to undo: a name, a timer, a monitor), succeeds, defers, or stops
+ * itself. terminate counts its runs and frees the state: were it called
+ * after a failed init, it would free the state twice (ASan) and count. */
+enum { LC_FAIL, LC_OK, LC_DEFER, LC_STOP_IN_INIT };
+typedef struct lc_arg {
+    int mode;
+    sv_pid report;
+} lc_arg;
+static atomic_int lc_terms, lc_reason;
+static int lc_init(sv_proc *self, void *arg)
+{
+    lc_arg *a = arg;
+    int *st = malloc(sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    sv_set_state(self, st);
+    switch (a->mode) {
+    case LC_FAIL: {
+        sv_register("lc", sv_self(self));
+        sv_msg *t = sv_msg_new(77, NULL, 0);
+        if (t && sv_send_after(self, 50, a->report, t, NULL) < 0)
+            sv_msg_free(t);
+        sv_monitor(self, a->report);
+        free(st); /* the rule: a failed init undoes its own work */
+        return -ENOENT;
+    }
+    case LC_DEFER:
+        return SV_INIT_DEFER;
+    case LC_STOP_IN_INIT:
+        sv_stop(self, SV_NORMAL);
+        return 0;
+    }
+    return 0;
+}
+static int lc_info(sv_proc *self, sv_msg *m)
+{
+    if (m->tag == 5)
+        sv_init_ack(self, -EIO); /* the deferred init failed after all */
+    return 0;
+}
+static void lc_term(sv_proc *self, int reason)
+{
+    atomic_fetch_add(&lc_terms, 1);
+    atomic_store(&lc_reason, reason);
+    free(sv_state(self));
+}
+static const sv_server_ops lc_ops = {.name = "lc", .init = lc_init, .handle_info = lc_info, .terminate = lc_term};
+
+/* Spawns lc in mode, monitored; returns the monitor ref. */
+static uint64_t spawn_lc(int mode, lc_arg *a, sv_pid *p)
+{
+    *a = (lc_arg){mode, sv_self(T)};
+    atomic_store(&lc_terms, 0);
+    atomic_store(&lc_reason, 12345);
+    uint64_t ref = 0;
+    sv_spawn_opts o = {.monitor = &ref};
+    ck_assert_int_eq(sv_spawn(T, &lc_ops, a, &o, p), 0);
+    return ref;
+}
+
+START_TEST(test_failed_init_gets_no_terminate_and_the_runtime_clears_the_rest)
+{
+    lc_arg a;
+    sv_pid p;
+    uint64_t ref = spawn_lc(LC_FAIL, &a, &p);
+    ck_assert_int_eq(expect_down(ref, 1000), -ENOENT);
+    ck_assert_int_eq(atomic_load(&lc_terms), 0);
+    ck_assert(sv_pid_is_none(sv_whereis("lc")));               /* its name went */
+    ck_assert_ptr_null(recv_match(-1, 77, 0, SV_PID_NONE, 150)); /* its timer too */
+    ck_assert(!sv_is_alive(p));
+    /* sv_start reports the same failure, and the same rule holds there. */
+    a.mode = LC_FAIL;
+    ck_assert_int_eq(sv_start(T, &lc_ops, &a, NULL, 1000, &p), -ENOENT);
+    ck_assert_int_eq(atomic_load(&lc_terms), 0);
+}
+END_TEST
+
+START_TEST(test_live_process_gets_terminate_exactly_once)
+{
+    lc_arg a;
+    sv_pid p;
+    /* Deferred, then reported failed: it was live, so terminate runs. */
+    uint64_t ref = spawn_lc(LC_DEFER, &a, &p);
+    ck_assert_int_eq(sv_send_tag(p, 5, NULL, 0), 0);
+    ck_assert_int_eq(expect_down(ref, 1000), -EIO);
+    ck_assert_int_eq(atomic_load(&lc_terms), 1);
+    ck_assert_int_eq(atomic_load(&lc_reason), -EIO);
+    /* sv_stop inside an init that succeeded. */
+    ref = spawn_lc(LC_STOP_IN_INIT, &a, &p);
+    ck_assert_int_eq(expect_down(ref, 1000), SV_NORMAL);
+    ck_assert_int_eq(atomic_load(&lc_terms), 1);
+    ck_assert_int_eq(atomic_load(&lc_reason), SV_NORMAL);
+    /* Killed. */
+    ref = spawn_lc(LC_OK, &a, &p);
+    ck_assert_int_eq(sv_exit(T, p, SV_KILL), 0);
+    ck_assert_int_eq(expect_down(ref, 1000), SV_KILLED);
+    ck_assert_int_eq(atomic_load(&lc_terms), 1);
+    ck_assert_int_eq(atomic_load(&lc_reason), SV_KILLED);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- timers */
 
 typedef struct timer_arg {
@@ -558,17 +661,28 @@ typedef struct timer_arg {
 static int timer_init(sv_proc *self, void *arg)
 {
     timer_arg *a = malloc(sizeof *a);
+    if (!a)
+        return -ENOMEM;
     *a = *(timer_arg *)arg;
-    sv_set_state(self, a);
     uint64_t t1, t2;
-    int rc = sv_send_after(self, a->fire, a->report, sv_msg_new(11, NULL, 0), &t1);
-    if (rc == 0)
-        rc = sv_send_after(self, a->cancel, a->report, sv_msg_new(12, NULL, 0), &t2);
+    sv_msg *m1 = sv_msg_new(11, NULL, 0), *m2 = sv_msg_new(12, NULL, 0);
+    int rc = m1 && m2 ? 0 : -ENOMEM;
+    if (rc == 0 && (rc = sv_send_after(self, a->fire, a->report, m1, &t1)) == 0)
+        m1 = NULL; /* the timer's now */
+    if (rc == 0 && (rc = sv_send_after(self, a->cancel, a->report, m2, &t2)) == 0)
+        m2 = NULL;
+    sv_msg_free(m1);
+    sv_msg_free(m2);
     if (rc == 0)
         rc = sv_cancel_timer(self, t2);
     if (rc == 0 && sv_cancel_timer(self, t2) != -ENOENT)
         rc = -EINVAL;
-    return rc;
+    if (rc < 0) {
+        free(a); /* a failed init undoes its own work (sv.h) */
+        return rc;
+    }
+    sv_set_state(self, a);
+    return 0;
 }
 static void timer_term(sv_proc *self, int r)
 {
@@ -907,6 +1021,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_kill_ends_even_a_trapping_process);
     tcase_add_test(tc, test_spawn_link_from_inbox_delivers_exit);
     tcase_add_test(tc, test_start_reports_init_failure);
+    tcase_add_test(tc, test_failed_init_gets_no_terminate_and_the_runtime_clears_the_rest);
+    tcase_add_test(tc, test_live_process_gets_terminate_exactly_once);
     tcase_add_test(tc, test_send_after_fires_and_cancel_prevents);
     tcase_add_test(tc, test_timers_die_with_their_owner);
     tcase_add_test(tc, test_shared_buffer_is_passed_not_copied_and_released_once);
