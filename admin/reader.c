@@ -185,9 +185,7 @@ static int reader_call(sv_proc *self, sv_msg *req)
         return 0;
     }
     r->fn(rd, r->ctx);
-    sv_msg *ok = sv_msg_new(0, NULL, 0);
-    if (ok)
-        sv_reply(sv_from_of(req), ok);
+    sv_reply_data(sv_from_of(req), NULL, 0);
     return 0;
 }
 

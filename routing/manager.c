@@ -105,9 +105,7 @@ int rt_call(sv_proc *inbox, rt_req_kind kind, const void *payload, size_t len, v
 
 static void answer(sv_from to, const void *data, size_t len)
 {
-    sv_msg *r = sv_msg_new(0, data, len);
-    if (r)
-        sv_reply(to, r);
+    sv_reply_data(to, data, len); /* a caller gone meanwhile has no use for it */
 }
 
 static void save_defs(sv_proc *self, manager *mg);

@@ -265,11 +265,8 @@ static void plan_shutdown(sv_proc *self, sup *s, int reason)
 static void step_done(sv_proc *self, sup *s)
 {
     step *st = s->plan;
-    if (st->reply) {
-        sv_msg *ok = sv_msg_new(0, NULL, 0);
-        if (ok)
-            sv_reply(st->from, ok);
-    }
+    if (st->reply)
+        sv_reply_data(st->from, NULL, 0);
     s->plan = st->next;
     if (!s->plan)
         s->plan_tail = NULL;
@@ -525,9 +522,7 @@ static void on_ack(sv_proc *self, sup *s, sv_pid from)
     if (!st || st->kind != STEP_START || !sv_pid_eq(st->c->pid, from))
         return;
     if (st->reply) {
-        sv_msg *r = sv_msg_new(0, &from, sizeof from);
-        if (r)
-            sv_reply(st->from, r);
+        sv_reply_data(st->from, &from, sizeof from);
         st->reply = false;
     }
     step_done(self, s);
@@ -575,7 +570,8 @@ static void reply_children(sup *s, sv_msg *req)
             out[i].behaviour = pi.behaviour;
         }
     }
-    sv_reply(sv_from_of(req), r);
+    if (sv_reply(sv_from_of(req), r) < 0)
+        sv_msg_free(r); /* the caller has gone: still ours (sv.h) */
 }
 
 static void handle_request(sup *s, sv_msg *req)
@@ -615,9 +611,7 @@ static void handle_request(sup *s, sv_msg *req)
             return;
         }
         if (sv_pid_is_none(c->pid)) {
-            sv_msg *ok = sv_msg_new(0, NULL, 0);
-            if (ok)
-                sv_reply(sv_from_of(req), ok);
+            sv_reply_data(sv_from_of(req), NULL, 0);
             if (c->spec.restart == SV_TEMPORARY || remove)
                 child_remove(s, c);
             return;
@@ -645,10 +639,8 @@ static int sup_handle_call(sv_proc *self, sv_msg *req)
         snprintf(info.name, sizeof info.name, "%s", s->name);
         for (child *c = s->head; c; c = c->next)
             info.children++;
-        sv_msg *r = sv_msg_new(0, &info, sizeof info);
-        if (r)
-            sv_reply(sv_from_of(req), r);
-        else
+        int rc = sv_reply_data(sv_from_of(req), &info, sizeof info);
+        if (rc == -ENOMEM)
             sv_reply_error(sv_from_of(req), -ENOMEM);
         return 0;
     }

@@ -12,7 +12,7 @@
  *
  * Conventions (as in libuv): functions return 0 or a negative errno code and
  * never abort on bad input; a function that fails leaves ownership of its
- * arguments with the caller. Exit reasons are ints: the small non-negative
+ * arguments with the caller (for messages, see "Who owns a message"). Exit reasons are ints: the small non-negative
  * SV_* constants below, or a negative errno code for a failure.
  */
 #ifndef PLEXUS_SV_H
@@ -241,10 +241,27 @@ void sv_trap_exit(sv_proc *self, bool on);
 
 /* ----------------------------------------------------------------- sending */
 
-/* Queues m for `to` and takes ownership on success. -EAGAIN: the mailbox is
- * full (the caller keeps m and must decide: retry later, drop with a log,
- * stop accepting input). -ESRCH: no such process. -EHOSTUNREACH: its node
- * is not connected. m->from is set to the calling process, if any. */
+/* Who owns a message handed to the runtime: the one rule.
+ *
+ * sv_send, sv_cast, sv_send_owed, sv_send_after, sv_reply and sv_call_async
+ * take the message only when they return 0. From then on it is the
+ * receiver's (and the runtime frees it if the receiver ends first, after
+ * its discard callback). When they return an error, nothing was queued and
+ * the message is still the caller's, to free, or to keep and try again:
+ *   -EAGAIN        the receiver's mailbox is full (retry later, drop with a
+ *                  log, or stop taking input: the DESIGN's backpressure);
+ *   -ESRCH         no such process (it ended, or the pid is stale or none);
+ *   -EHOSTUNREACH  its node is not connected;
+ *   -EINVAL        a bad argument (m NULL, a call from the wrong thread);
+ *   -ENOMEM        the runtime's own bookkeeping failed.
+ * sv_call is the one exception, and takes req in every case: it is a send
+ * and a wait, and may fail after the callee has the request (-ETIMEDOUT,
+ * the callee's exit or error answer), when there is nothing to give back;
+ * a request it could not queue it frees itself. An answer that arrives
+ * after its call ended is dropped by the runtime. The *_tag / *_data
+ * helpers build the message themselves and free it on failure. */
+
+/* Queues m for `to` (m->from is set to the calling process, if any). */
 int sv_send(sv_pid to, sv_msg *m);
 int sv_cast(sv_pid to, sv_msg *m);
 /* Convenience: build, send, and free on failure. */
@@ -264,19 +281,24 @@ typedef struct sv_from {
 } sv_from;
 
 static inline sv_from sv_from_of(const sv_msg *req) { return (sv_from){req->from, req->ref}; }
-/* Sends reply (its ownership passes, even on failure) to the caller of req. */
+/* Sends reply to the caller of req; -ESRCH when the caller has gone (its
+ * call timed out, say): reply is then still yours, as for any send. */
 int sv_reply(sv_from to, sv_msg *reply);
+/* Convenience: an answer of len bytes, built, sent, and freed on failure. */
+int sv_reply_data(sv_from to, const void *data, size_t len);
 /* Answers with a failure: the caller's sv_call returns status (negative). */
 int sv_reply_error(sv_from to, int status);
 
 /* Synchronous call, for inboxes only: a scheduler thread must not block
  * (-EDEADLK). Monitors the callee, so its death ends the wait at once with
  * its exit reason. On 0, *reply is the answer, to be freed by the caller.
- * req is consumed in all cases. timeout_ms < 0 waits forever. */
+ * req is taken in every case (the exception to the rule above).
+ * timeout_ms < 0 waits forever. */
 int sv_call(sv_proc *inbox, sv_pid to, sv_msg *req, int timeout_ms, sv_msg **reply);
-/* Asynchronous call, for processes: exactly one SV_MSG_REPLY with *ref will
- * arrive in handle_info: the answer (status 0), -ETIMEDOUT, or the callee's
- * exit reason. req is consumed on success only. */
+/* Asynchronous call, for processes: on 0 (req taken), exactly one
+ * SV_MSG_REPLY with *ref will arrive in handle_info: the answer (status
+ * 0), -ETIMEDOUT, or the callee's exit reason. On an error no REPLY comes
+ * and req is still the caller's. */
 int sv_call_async(sv_proc *self, sv_pid to, sv_msg *req, int timeout_ms, uint64_t *ref);
 
 /* --------------------------------------------------- links and monitors */
@@ -296,10 +318,11 @@ int sv_exit(sv_proc *self, sv_pid to, int reason);
 
 /* ------------------------------------------------------------------ timers */
 
-/* Sends m to `to` after ms milliseconds. The timer belongs to self (a
- * scheduled process) and is cancelled if self ends first. Timer messages are
- * not counted against the mailbox bound: their number is bounded by the
- * timers the sender armed. */
+/* Sends m to `to` after ms milliseconds (m taken on 0 only, as for any
+ * send; if `to` has gone when it fires, the runtime frees it). The timer
+ * belongs to self (a scheduled process) and is cancelled, m freed, if self
+ * ends first. Timer messages are not counted against the mailbox bound:
+ * their number is bounded by the timers the sender armed. */
 int sv_send_after(sv_proc *self, uint64_t ms, sv_pid to, sv_msg *m, uint64_t *tref);
 /* 0 if cancelled before it fired, -ENOENT if it fired or is unknown. */
 int sv_cancel_timer(sv_proc *self, uint64_t tref);
