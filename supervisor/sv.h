@@ -480,6 +480,20 @@ typedef struct sv_proc_info {
 } sv_proc_info;
 int sv_process_info(sv_pid pid, sv_proc_info *out); /* -ESRCH if it is not running here */
 
+/* -------------------------------------------------------------- allocator */
+
+/* "jemalloc 5.3.0", "libc", or "asan" (the AddressSanitizer build, whose
+ * allocator keeps freed memory on purpose). */
+const char *sv_allocator(void);
+/* What the allocator holds, in bytes: allocated by the program, in active
+ * pages, resident (RSS that is the allocator's, metadata included), and
+ * retained (address space kept but given back to the kernel). -ENOTSUP
+ * (all zero) when the allocator does not say. */
+typedef struct sv_alloc_stats {
+    uint64_t allocated, active, resident, retained;
+} sv_alloc_stats;
+int sv_alloc_get_stats(sv_alloc_stats *st);
+
 /* -------------------------------------------------------------------- log */
 
 typedef enum sv_log_level { SV_LOG_ERROR, SV_LOG_WARNING, SV_LOG_INFO, SV_LOG_DEBUG } sv_log_level;
