@@ -12,8 +12,10 @@
  *
  * Conventions (as in libuv): functions return 0 or a negative errno code and
  * never abort on bad input; a function that fails leaves ownership of its
- * arguments with the caller (for messages, see "Who owns a message"). Exit reasons are ints: the small non-negative
- * SV_* constants below, or a negative errno code for a failure.
+ * arguments with the caller (for messages, see "Who owns a message"; for
+ * a process's init, "Life cycle"). Exit reasons are ints: the small
+ * non-negative SV_* constants below, or a negative errno code for a
+ * failure.
  */
 #ifndef PLEXUS_SV_H
 #define PLEXUS_SV_H
