@@ -169,6 +169,16 @@ void adm__metrics(adm_req *q, adm_resp *r)
                  "Damaged places its log had at the last recovery (skipped; see the broker's log).", QF(damage));
     family(&o, "process_resident_memory_bytes", "gauge", "Resident memory of the broker process.");
     emit(&o, "process_resident_memory_bytes %llu\n", (unsigned long long)ps.rss);
+    /* Is RSS live data, or freed memory the allocator has not given back
+     * yet? Only where the allocator says (jemalloc, not the ASan build). */
+    sv_alloc_stats as;
+    if (sv_alloc_get_stats(&as) == 0) {
+        family(&o, "plexus_allocator_allocated_bytes", "gauge", "Bytes the broker has allocated and not freed.");
+        emit(&o, "plexus_allocator_allocated_bytes %llu\n", (unsigned long long)as.allocated);
+        family(&o, "plexus_allocator_resident_bytes", "gauge",
+               "Resident bytes the allocator holds: allocated, freed but not yet returned, and its metadata.");
+        emit(&o, "plexus_allocator_resident_bytes %llu\n", (unsigned long long)as.resident);
+    }
     family(&o, "process_open_fds", "gauge", "Open file descriptors.");
     emit(&o, "process_open_fds %llu\n", (unsigned long long)ps.fds);
     family(&o, "process_max_fds", "gauge", "The limit on open file descriptors.");

@@ -153,10 +153,12 @@ static int reader_init(sv_proc *self, void *arg)
     rd->self = self;
     rd->queues = SV_MAP_INIT(sample);
     rd->last_ms = sv_now_ms();
-    sv_set_state(self, rd);
     int rc = sv_register(READER_NAME, sv_self(self));
-    if (rc < 0)
+    if (rc < 0) {
+        free(rd); /* terminate does not run after a failed init (sv.h) */
         return rc;
+    }
+    sv_set_state(self, rd);
     sample_all(rd);
     arm(rd);
     return 0;
@@ -171,9 +173,7 @@ static int reader_call(sv_proc *self, sv_msg *req)
         return 0;
     }
     r->fn(rd, r->ctx);
-    sv_msg *ok = sv_msg_new(0, NULL, 0);
-    if (ok)
-        sv_reply(sv_from_of(req), ok);
+    sv_reply_data(sv_from_of(req), NULL, 0);
     return 0;
 }
 

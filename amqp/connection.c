@@ -539,13 +539,16 @@ static int conn_init(sv_proc *self, void *arg)
     if (atomic_fetch_add(&amqp__nconns, 1) + 1 > c->cfg->max_connections)
         c->refuse = true;
 
-    pn_connection_t *pc = pn_connection();
-    pn_transport_t *t = pn_transport();
-    if (!pc || !t || pn_connection_driver_init(&c->d, pc, t) != 0) {
+    /* NULLs: the driver makes both, and frees what it made if it fails. */
+    if (pn_connection_driver_init(&c->d, NULL, NULL) != 0) {
+        /* terminate does not run after a failed init (sv.h): undo here.
+         * The handles' close frees c, so it must be out of the registry. */
+        amqp__reg_remove(&c->reg);
         atomic_fetch_sub(&amqp__nconns, 1);
         amqp__sock_close(c);
         return -ENOMEM;
     }
+    pn_transport_t *t = c->d.transport;
     pn_transport_set_server(t);
     /* A client that skips SASL (as proton-c clients do unless told
      * otherwise) is an anonymous client: let in only where ANONYMOUS is,

@@ -189,7 +189,13 @@ static int listener_init(sv_proc *self, void *arg)
     ls->self = self;
     ls->cfg = cfg;
     ls->fd = fd;
-    uv_poll_init(sv_loop(self), &ls->poll, fd);
+    int rc = uv_poll_init(sv_loop(self), &ls->poll, fd);
+    if (rc < 0) { /* nothing registered with the loop yet: undo by hand (sv.h) */
+        sv_log(SV_LOG_ERROR, "amqp listener: %s", uv_strerror(rc));
+        close(fd);
+        free(ls);
+        return rc;
+    }
     uv_timer_init(sv_loop(self), &ls->pause);
     ls->poll.data = ls->pause.data = ls;
     ls->handles = 2;

@@ -84,7 +84,9 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
             usage();
             return BRK_CLI_EXIT_OK;
         case 'V':
-            printf("plexus " PLEXUS_VERSION "\n");
+            /* The allocator too: the ASan build's keeps freed memory, which
+             * tests of memory use must know. */
+            printf("plexus " PLEXUS_VERSION "\nallocator: %s\n", sv_allocator());
             return BRK_CLI_EXIT_OK;
         case 'c':
             config_path = optarg;

@@ -68,9 +68,7 @@ int rt_call(sv_proc *inbox, rt_req_kind kind, const void *payload, size_t len, v
 
 void rt__mgr_answer(sv_from to, const void *data, size_t len)
 {
-    sv_msg *r = sv_msg_new(0, data, len);
-    if (r)
-        sv_reply(to, r);
+    sv_reply_data(to, data, len); /* a caller gone meanwhile has no use for it */
 }
 
 static int owner_key(sv_pid p, uint64_t *k1, uint64_t *k2)
@@ -459,10 +457,9 @@ static int manager_init(sv_proc *self, void *arg)
     mg->starting = SV_MAP_INIT(starting);
     mg->deleting = SV_MAP_INIT(deleting);
     mg->owners = SV_MAP_INIT(owner);
-    sv_set_state(self, mg);
     int rc = sv_register(MANAGER_NAME, sv_self(self));
     if (rc < 0)
-        return rc; /* terminate frees mg */
+        goto fail;
     static const struct {
         const char *name;
         rt_xtype type;
@@ -475,9 +472,11 @@ static int manager_init(sv_proc *self, void *arg)
         if (!x || rt__dir_add(RT__EXCHANGES, x->name, x) < 0) {
             if (x)
                 rt__exchange_free(x);
-            return -ENOMEM;
+            rc = -ENOMEM;
+            goto fail;
         }
     }
+    sv_set_state(self, mg);
     adopt_ctx a = {self, mg};
     rt_queue_each(adopt, &a);
     if (!booted) { /* at boot; a restarted manager adopts what the directory lists instead */
@@ -486,6 +485,13 @@ static int manager_init(sv_proc *self, void *arg)
         rt__mgr_restore_defs(mg);
     }
     return 0;
+
+fail:
+    /* terminate does not run after a failed init (sv.h). mg holds nothing
+     * yet; the name goes with the process, and the exchanges already added
+     * are the directory's, as they are after a crash. */
+    free(mg);
+    return rc;
 }
 
 static void manager_terminate(sv_proc *self, int reason)

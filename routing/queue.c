@@ -754,9 +754,7 @@ static int queue_call(sv_proc *self, sv_msg *req)
     rt__held_add(s->held_delta);
     s->held_delta = 0;
     publish_stats(s);
-    sv_msg *r = sv_msg_new(0, &n, sizeof n);
-    if (r)
-        sv_reply(sv_from_of(req), r);
+    sv_reply_data(sv_from_of(req), &n, sizeof n);
     return 0;
 }
 

@@ -44,6 +44,7 @@ typedef struct store_thread {
     int index;
     bool running;
     _Atomic(sv_pid *) pid; /* its inbox, once open */
+    atomic_bool failed;    /* it could not open its inbox, and has ended */
     sv_msg *answers;       /* sync answers held until the round's syncs are done */
     rt__slog *round;       /* logs written this round */
     rt__recovery *recs;    /* logs being read back, a step after each round, in turn */
@@ -406,6 +407,7 @@ static void *store_main(void *arg)
     if (!pid) {
         sv_log(SV_LOG_ERROR, "store: thread %d cannot open its inbox", t->index);
         sv_inbox_close(inbox);
+        atomic_store(&t->failed, true);
         return NULL;
     }
     *pid = sv_self(inbox);
@@ -440,6 +442,30 @@ static void *store_main(void *arg)
 
 /* ------------------------------------------------------- the store process */
 
+/* Stops and joins the store threads: in terminate, and in an init that
+ * fails after starting some (terminate does not run then: sv.h). */
+static void stop_threads(void)
+{
+    int n = nthreads;
+    nthreads = 0; /* queues started from now on find no store */
+    for (int i = 0; i < n; i++) {
+        store_thread *t = &threads[i];
+        if (!t->running)
+            continue;
+        sv_pid *pid;
+        /* One still opening its inbox is waited for: it must hear STOP. */
+        while (!(pid = atomic_load(&t->pid)) && !atomic_load(&t->failed))
+            usleep(100);
+        if (pid) {
+            sv_msg *stop = sv_msg_new(RT__S_STOP, NULL, 0);
+            if (stop && sv_send_owed(*pid, stop) < 0)
+                sv_msg_free(stop);
+        }
+        pthread_join(t->th, NULL);
+        t->running = false;
+    }
+}
+
 static int store_init(sv_proc *self, void *arg)
 {
     const rt_config *c = arg;
@@ -454,8 +480,9 @@ static int store_init(sv_proc *self, void *arg)
     char qdir[PATH_MAX + 16];
     snprintf(qdir, sizeof qdir, "%s/queues", data_dir);
     if (mkdir(qdir, 0750) < 0 && errno != EEXIST) {
-        sv_log(SV_LOG_ERROR, "store: cannot create %s: %s", qdir, strerror(errno));
-        return -errno;
+        int err = errno; /* before the log can change it */
+        sv_log(SV_LOG_ERROR, "store: cannot create %s: %s", qdir, strerror(err));
+        return -err;
     }
     int want = c->store_threads > 0 ? c->store_threads : 1;
     if (want > MAX_THREADS)
@@ -475,36 +502,30 @@ static int store_init(sv_proc *self, void *arg)
     if (!nthreads)
         return -EAGAIN;
     /* wait until every inbox is open, so queues can send at once */
+    int rc = -ETIMEDOUT;
     for (int tries = 0; tries < 10000; tries++) {
-        int ready = 0;
-        for (int i = 0; i < nthreads; i++)
+        int ready = 0, failed = 0;
+        for (int i = 0; i < nthreads; i++) {
             ready += atomic_load(&threads[i].pid) != NULL;
+            failed += atomic_load(&threads[i].failed);
+        }
         if (ready == nthreads)
             return 0;
+        if (ready + failed == nthreads) {
+            rc = -ENOMEM;
+            break;
+        }
         usleep(100);
     }
-    return -ETIMEDOUT;
+    stop_threads(); /* terminate does not run after a failed init (sv.h) */
+    return rc;
 }
 
 static void store_terminate(sv_proc *self, int reason)
 {
     (void)self;
     (void)reason;
-    int n = nthreads;
-    nthreads = 0; /* queues started from now on find no store */
-    for (int i = 0; i < n; i++) {
-        store_thread *t = &threads[i];
-        if (!t->running)
-            continue;
-        sv_pid *pid = atomic_load(&t->pid);
-        if (pid) {
-            sv_msg *stop = sv_msg_new(RT__S_STOP, NULL, 0);
-            if (stop && sv_send_owed(*pid, stop) < 0)
-                sv_msg_free(stop);
-        }
-        pthread_join(t->th, NULL);
-        t->running = false;
-    }
+    stop_threads();
 }
 
 static int store_info(sv_proc *self, sv_msg *m)

@@ -107,6 +107,7 @@ int sv__send_system(sv_pid to, sv_proc *sender, uint16_t kind, uint64_t ref, int
     return rc;
 }
 
+/* Like every send, leaves reply with the caller on failure (sv.h). */
 static int reply_with(sv_from to, sv_msg *reply, int status)
 {
     reply->kind = SV_MSG_REPLY;
@@ -114,10 +115,7 @@ static int reply_with(sv_from to, sv_msg *reply, int status)
     reply->from = current_pid();
     reply->ref = to.ref;
     reply->status = status;
-    int rc = sv__deliver(to.pid, reply);
-    if (rc < 0)
-        sv_msg_free(reply);
-    return rc;
+    return sv__deliver(to.pid, reply);
 }
 
 int sv_reply(sv_from to, sv_msg *reply)
@@ -125,10 +123,26 @@ int sv_reply(sv_from to, sv_msg *reply)
     return reply ? reply_with(to, reply, 0) : -EINVAL;
 }
 
+int sv_reply_data(sv_from to, const void *data, size_t len)
+{
+    sv_msg *m = sv_msg_new(0, data, len);
+    if (!m)
+        return -ENOMEM;
+    int rc = reply_with(to, m, 0);
+    if (rc < 0)
+        sv_msg_free(m);
+    return rc;
+}
+
 int sv_reply_error(sv_from to, int status)
 {
     sv_msg *m = sv_msg_new(0, NULL, 0);
-    return m ? reply_with(to, m, status < 0 ? status : -EINVAL) : -ENOMEM;
+    if (!m)
+        return -ENOMEM;
+    int rc = reply_with(to, m, status < 0 ? status : -EINVAL);
+    if (rc < 0)
+        sv_msg_free(m);
+    return rc;
 }
 
 uint32_t sv_mailbox_len(sv_pid pid)

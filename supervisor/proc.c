@@ -461,7 +461,10 @@ static void first_turn(sv_proc *p)
     p->status = SV__LIVE;
     int rc = p->ops->init ? p->ops->init(p, p->init_arg) : 0;
     if (rc < 0) {
-        p->status = SV__NEW; /* init failed: terminate must not run */
+        /* The rule in sv.h: a failed init has undone its own work, so
+         * terminate does not run, and any state it left set is stale. */
+        p->status = SV__NEW;
+        p->state = NULL;
         sv_stop(p, rc);
         p->stop_reason = rc;
         return;

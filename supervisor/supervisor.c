@@ -252,11 +252,8 @@ static void plan_shutdown(sv_proc *self, sup *s, int reason)
 static void step_done(sv_proc *self, sup *s)
 {
     step *st = s->plan;
-    if (st->reply) {
-        sv_msg *ok = sv_msg_new(0, NULL, 0);
-        if (ok)
-            sv_reply(st->from, ok);
-    }
+    if (st->reply)
+        sv_reply_data(st->from, NULL, 0);
     s->plan = st->next;
     if (!s->plan)
         s->plan_tail = NULL;
@@ -512,9 +509,7 @@ static void on_ack(sv_proc *self, sup *s, sv_pid from)
     if (!st || st->kind != STEP_START || !sv_pid_eq(st->c->pid, from))
         return;
     if (st->reply) {
-        sv_msg *r = sv_msg_new(0, &from, sizeof from);
-        if (r)
-            sv_reply(st->from, r);
+        sv_reply_data(st->from, &from, sizeof from);
         st->reply = false;
     }
     step_done(self, s);
@@ -562,7 +557,8 @@ static void reply_children(sup *s, sv_msg *req)
             out[i].behaviour = pi.behaviour;
         }
     }
-    sv_reply(sv_from_of(req), r);
+    if (sv_reply(sv_from_of(req), r) < 0)
+        sv_msg_free(r); /* the caller has gone: still ours (sv.h) */
 }
 
 static void handle_request(sup *s, sv_msg *req)
@@ -602,9 +598,7 @@ static void handle_request(sup *s, sv_msg *req)
             return;
         }
         if (sv_pid_is_none(c->pid)) {
-            sv_msg *ok = sv_msg_new(0, NULL, 0);
-            if (ok)
-                sv_reply(sv_from_of(req), ok);
+            sv_reply_data(sv_from_of(req), NULL, 0);
             if (c->spec.restart == SV_TEMPORARY || remove)
                 child_remove(s, c);
             return;
@@ -632,10 +626,8 @@ static int sup_handle_call(sv_proc *self, sv_msg *req)
         snprintf(info.name, sizeof info.name, "%s", s->name);
         for (child *c = s->head; c; c = c->next)
             info.children++;
-        sv_msg *r = sv_msg_new(0, &info, sizeof info);
-        if (r)
-            sv_reply(sv_from_of(req), r);
-        else
+        int rc = sv_reply_data(sv_from_of(req), &info, sizeof info);
+        if (rc == -ENOMEM)
             sv_reply_error(sv_from_of(req), -ENOMEM);
         return 0;
     }
@@ -704,6 +696,8 @@ static void args_free(sup_args *a)
     free(a);
 }
 
+static void sup_free(sup *s);
+
 static int sup_init(sv_proc *self, void *arg)
 {
     sup_args *a = arg;
@@ -736,7 +730,9 @@ static int sup_init(sv_proc *self, void *arg)
     return SV_INIT_DEFER;
 oom:
     args_free(a);
-    return -ENOMEM; /* terminate does not run after a failed init: free here */
+    sv_set_state(self, NULL);
+    sup_free(s); /* terminate does not run after a failed init (sv.h): undo here */
+    return -ENOMEM;
 }
 
 static void sup_free(sup *s)

@@ -12,8 +12,10 @@
  *
  * Conventions (as in libuv): functions return 0 or a negative errno code and
  * never abort on bad input; a function that fails leaves ownership of its
- * arguments with the caller. Exit reasons are ints: the small non-negative
- * SV_* constants below, or a negative errno code for a failure.
+ * arguments with the caller (for messages, see "Who owns a message"; for
+ * a process's init, "Life cycle"). Exit reasons are ints: the small
+ * non-negative SV_* constants below, or a negative errno code for a
+ * failure.
  */
 #ifndef PLEXUS_SV_H
 #define PLEXUS_SV_H
@@ -159,15 +161,32 @@ typedef struct sv_proc sv_proc; /* a process, or an inbox; handlers get their ow
 void sv_hold(sv_proc *self, sv_msg *m);
 void sv_unhold(sv_proc *self, sv_msg *m);
 
-/* The behaviour of a process (OTP's gen_server). Every callback but init is
+/* The behaviour of a process (OTP's gen_server). Every callback is
  * optional. A callback returning a negative code ends the process with that
  * reason ("let it crash"); sv_stop ends it after the callback returns.
- * terminate always runs, whatever the reason, and must free the state: it is
- * the process's destructor. */
+ *
+ * Life cycle, the one rule every process follows:
+ * - Once sv_spawn has returned 0, init runs exactly once and owns its arg
+ *   (it must release what arg carries whatever it returns); if sv_spawn
+ *   fails, init never runs and arg stays the spawner's.
+ * - init that fails (returns a negative code) must itself undo what it did
+ *   (free its state, close its handles, drop the names and entries it
+ *   added) before it returns: terminate is NOT called after a failed init.
+ *   The runtime clears what it keeps for the process (links, monitors,
+ *   timers, registered names, the mailbox through discard) as for any exit.
+ * - Once init has returned 0 or SV_INIT_DEFER, the process is live and
+ *   terminate runs exactly once when it ends, whatever the reason (kill,
+ *   a deferred init reported failed with sv_init_ack, sv_stop inside init
+ *   included): terminate is the destructor and frees the state.
+ * Why this way round (as libuv's *_init and OTP's init/1): only the failing
+ * init knows how far it got, so it is the one place that can undo exactly
+ * that, while terminate may then assume a whole state and need not guess
+ * at partial ones. */
 typedef struct sv_server_ops {
     const char *name; /* for logs and the supervision tree */
     /* 0: ready (the spawner gets its ACK); SV_INIT_DEFER: call sv_init_ack
-     * later; negative: the process ends with that reason. */
+     * later; negative: the process ends with that reason, without
+     * terminate (see above). NULL: as if it returned 0. */
     int (*init)(sv_proc *self, void *arg);
     int (*handle_call)(sv_proc *self, sv_msg *req); /* answer with sv_reply, now or later */
     int (*handle_cast)(sv_proc *self, sv_msg *m);
@@ -204,7 +223,7 @@ int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_
 int sv_start(sv_proc *inbox, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts,
              int timeout_ms, sv_pid *pid);
 /* After init returned SV_INIT_DEFER: report the outcome (a failure ends the
- * process with that reason). */
+ * process with that reason; it was live, so terminate runs). */
 void sv_init_ack(sv_proc *self, int status);
 
 sv_pid sv_self(sv_proc *self);
@@ -221,10 +240,27 @@ void sv_trap_exit(sv_proc *self, bool on);
 
 /* ----------------------------------------------------------------- sending */
 
-/* Queues m for `to` and takes ownership on success. -EAGAIN: the mailbox is
- * full (the caller keeps m and must decide: retry later, drop with a log,
- * stop accepting input). -ESRCH: no such process. -EHOSTUNREACH: its node
- * is not connected. m->from is set to the calling process, if any. */
+/* Who owns a message handed to the runtime: the one rule.
+ *
+ * sv_send, sv_cast, sv_send_owed, sv_send_after, sv_reply and sv_call_async
+ * take the message only when they return 0. From then on it is the
+ * receiver's (and the runtime frees it if the receiver ends first, after
+ * its discard callback). When they return an error, nothing was queued and
+ * the message is still the caller's, to free, or to keep and try again:
+ *   -EAGAIN        the receiver's mailbox is full (retry later, drop with a
+ *                  log, or stop taking input: the DESIGN's backpressure);
+ *   -ESRCH         no such process (it ended, or the pid is stale or none);
+ *   -EHOSTUNREACH  its node is not connected;
+ *   -EINVAL        a bad argument (m NULL, a call from the wrong thread);
+ *   -ENOMEM        the runtime's own bookkeeping failed.
+ * sv_call is the one exception, and takes req in every case: it is a send
+ * and a wait, and may fail after the callee has the request (-ETIMEDOUT,
+ * the callee's exit or error answer), when there is nothing to give back;
+ * a request it could not queue it frees itself. An answer that arrives
+ * after its call ended is dropped by the runtime. The *_tag / *_data
+ * helpers build the message themselves and free it on failure. */
+
+/* Queues m for `to` (m->from is set to the calling process, if any). */
 int sv_send(sv_pid to, sv_msg *m);
 int sv_cast(sv_pid to, sv_msg *m);
 /* Convenience: build, send, and free on failure. */
@@ -244,19 +280,24 @@ typedef struct sv_from {
 } sv_from;
 
 static inline sv_from sv_from_of(const sv_msg *req) { return (sv_from){req->from, req->ref}; }
-/* Sends reply (its ownership passes, even on failure) to the caller of req. */
+/* Sends reply to the caller of req; -ESRCH when the caller has gone (its
+ * call timed out, say): reply is then still yours, as for any send. */
 int sv_reply(sv_from to, sv_msg *reply);
+/* Convenience: an answer of len bytes, built, sent, and freed on failure. */
+int sv_reply_data(sv_from to, const void *data, size_t len);
 /* Answers with a failure: the caller's sv_call returns status (negative). */
 int sv_reply_error(sv_from to, int status);
 
 /* Synchronous call, for inboxes only: a scheduler thread must not block
  * (-EDEADLK). Monitors the callee, so its death ends the wait at once with
  * its exit reason. On 0, *reply is the answer, to be freed by the caller.
- * req is consumed in all cases. timeout_ms < 0 waits forever. */
+ * req is taken in every case (the exception to the rule above).
+ * timeout_ms < 0 waits forever. */
 int sv_call(sv_proc *inbox, sv_pid to, sv_msg *req, int timeout_ms, sv_msg **reply);
-/* Asynchronous call, for processes: exactly one SV_MSG_REPLY with *ref will
- * arrive in handle_info: the answer (status 0), -ETIMEDOUT, or the callee's
- * exit reason. req is consumed on success only. */
+/* Asynchronous call, for processes: on 0 (req taken), exactly one
+ * SV_MSG_REPLY with *ref will arrive in handle_info: the answer (status
+ * 0), -ETIMEDOUT, or the callee's exit reason. On an error no REPLY comes
+ * and req is still the caller's. */
 int sv_call_async(sv_proc *self, sv_pid to, sv_msg *req, int timeout_ms, uint64_t *ref);
 
 /* --------------------------------------------------- links and monitors */
@@ -276,10 +317,11 @@ int sv_exit(sv_proc *self, sv_pid to, int reason);
 
 /* ------------------------------------------------------------------ timers */
 
-/* Sends m to `to` after ms milliseconds. The timer belongs to self (a
- * scheduled process) and is cancelled if self ends first. Timer messages are
- * not counted against the mailbox bound: their number is bounded by the
- * timers the sender armed. */
+/* Sends m to `to` after ms milliseconds (m taken on 0 only, as for any
+ * send; if `to` has gone when it fires, the runtime frees it). The timer
+ * belongs to self (a scheduled process) and is cancelled, m freed, if self
+ * ends first. Timer messages are not counted against the mailbox bound:
+ * their number is bounded by the timers the sender armed. */
 int sv_send_after(sv_proc *self, uint64_t ms, sv_pid to, sv_msg *m, uint64_t *tref);
 /* 0 if cancelled before it fired, -ENOENT if it fired or is unknown. */
 int sv_cancel_timer(sv_proc *self, uint64_t tref);
@@ -457,6 +499,20 @@ int sv_sync_dir_of(const char *path);
  * the file holds the old or the new contents, whole. Blocks on the disk:
  * not for a scheduler thread (the store and the admin API use it). */
 int sv_file_replace(const char *path, const void *data, size_t len);
+
+/* -------------------------------------------------------------- allocator */
+
+/* "jemalloc 5.3.0", "libc", or "asan" (the AddressSanitizer build, whose
+ * allocator keeps freed memory on purpose). */
+const char *sv_allocator(void);
+/* What the allocator holds, in bytes: allocated by the program, in active
+ * pages, resident (RSS that is the allocator's, metadata included), and
+ * retained (address space kept but given back to the kernel). -ENOTSUP
+ * (all zero) when the allocator does not say. */
+typedef struct sv_alloc_stats {
+    uint64_t allocated, active, resident, retained;
+} sv_alloc_stats;
+int sv_alloc_get_stats(sv_alloc_stats *st);
 
 /* -------------------------------------------------------------------- log */
 

@@ -18,7 +18,8 @@ class CliFlags(unittest.TestCase):
     def test_version(self):
         code, out, _ = run("--version")
         self.assertEqual(code, 0)
-        self.assertRegex(out, r"^plexus \d+\.\d+\.\d+\n$")
+        # The allocator too: tests of memory use need to know it.
+        self.assertRegex(out, r"^plexus \d+\.\d+\.\d+\nallocator: (jemalloc \d+\.\d+\.\d+|libc|asan)\n$")
 
     def assert_one_line_error(self, args, *must_contain):
         code, out, err = run(*args)

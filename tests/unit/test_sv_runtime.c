@@ -25,7 +25,11 @@ static int echo_call(sv_proc *self, sv_msg *req)
 {
     (void)self;
     sv_msg *r = sv_msg_new(req->tag, req->data, req->len);
-    return r ? sv_reply(sv_from_of(req), r) : -ENOMEM;
+    if (!r)
+        return -ENOMEM;
+    if (sv_reply(sv_from_of(req), r) < 0)
+        sv_msg_free(r); /* the caller has gone: the answer is still ours (sv.h) */
+    return 0;
 }
 static int echo_cast(sv_proc *self, sv_msg *m)
 {
@@ -342,11 +346,12 @@ static void caller_term(sv_proc *self, int r)
 static const sv_server_ops caller_ops = {.name = "caller", .init = caller_init, .handle_info = caller_info,
                                          .terminate = caller_term};
 
-static void check_async_call(sv_pid target, int timeout, int want_status, int want_tag)
+static void check_async_call_on(int sched, sv_pid target, int timeout, int want_status, int want_tag)
 {
     caller_arg a = {target, sv_self(T), timeout};
     sv_pid c;
-    ck_assert_int_eq(sv_start(T, &caller_ops, &a, NULL, 1000, &c), 0);
+    sv_spawn_opts o = {.scheduler = sched};
+    ck_assert_int_eq(sv_start(T, &caller_ops, &a, &o, 1000, &c), 0);
     sv_msg *m = recv_match(-1, 3, 0, SV_PID_NONE, 1000);
     ck_assert_ptr_nonnull(m);
     ck_assert_int_eq(*SV_MSG_AS(m, int), -EDEADLK);
@@ -361,6 +366,10 @@ static void check_async_call(sv_pid target, int timeout, int want_status, int wa
     ck_assert_ptr_null(recv_match(-1, 4, 0, SV_PID_NONE, 200));
     sv_exit(T, c, SV_KILL);
 }
+static void check_async_call(sv_pid target, int timeout, int want_status, int want_tag)
+{
+    check_async_call_on(SV_SCHED_ANY, target, timeout, want_status, want_tag);
+}
 
 START_TEST(test_async_call_gets_reply_timeout_or_exit)
 {
@@ -373,6 +382,94 @@ START_TEST(test_async_call_gets_reply_timeout_or_exit)
     sv_exit(T, silent, SV_KILL);
     expect_down(ref, 1000);
     check_async_call(silent, 1000, -ESRCH, -1);
+}
+END_TEST
+
+/* ------------------------------------------------- who owns a message */
+
+/* The rule of sv.h: a refused send leaves the message with its sender;
+ * sv_call takes its request in every case. Under ASan a message the
+ * runtime had freed as well would be a use after free or a double free,
+ * and one nobody freed a leak. */
+START_TEST(test_each_refusal_leaves_the_message_with_its_sender)
+{
+    sv_pid p = spawn_echo(SV_PID_NONE, false, SV_SCHED_ANY);
+    uint64_t ref = sv_monitor(T, p);
+    sv_exit(T, p, SV_KILL);
+    expect_down(ref, 1000);
+    sv_pid remote = p;
+    remote.node = 99;
+    sv_from gone = {p, 1};
+
+    sv_msg *m = sv_msg_new(3, "abc", 3);
+    ck_assert_int_eq(sv_send(p, m), -ESRCH);
+    ck_assert_int_eq(sv_cast(p, m), -ESRCH);
+    ck_assert_int_eq(sv_send_owed(p, m), -ESRCH);
+    ck_assert_int_eq(sv_send(SV_PID_NONE, m), -ESRCH);
+    ck_assert_int_eq(sv_send(remote, m), -EHOSTUNREACH);
+    ck_assert_int_eq(sv_reply(gone, m), -ESRCH); /* a caller that gave up */
+    ck_assert_int_eq(sv_send(p, NULL), -EINVAL);
+    ck_assert_int_eq(sv_reply(gone, NULL), -EINVAL);
+    ck_assert_int_eq(sv_send_after(T, 1, p, m, NULL), -EINVAL); /* inboxes own no timers */
+    ck_assert_int_eq(memcmp(m->data, "abc", 3), 0);
+    /* Still the sender's: it can go elsewhere after all. */
+    ck_assert_int_eq(sv_send(sv_self(T), m), 0);
+    sv_msg *got = recv_match(-1, 3, 0, SV_PID_NONE, 1000);
+    ck_assert_ptr_eq(got, m);
+    sv_msg_free(got);
+
+    /* The helpers build their own message and free it when refused. */
+    ck_assert_int_eq(sv_send_tag(p, 1, "x", 1), -ESRCH);
+    ck_assert_int_eq(sv_reply_data(gone, "x", 1), -ESRCH);
+    ck_assert_int_eq(sv_reply_error(gone, -EIO), -ESRCH);
+
+    /* sv_call takes its request whether it was refused at once ... */
+    sv_msg *r = (sv_msg *)1;
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(1, "x", 1), 1000, &r), -ESRCH);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(sv_call(T, remote, sv_msg_new(1, "x", 1), 1000, &r), -EHOSTUNREACH);
+    ck_assert_int_eq(sv_call(T, p, NULL, 1000, &r), -EINVAL);
+    /* ... or failed once the callee had it (the callee ended, or never
+     * answered: its late answer is dropped, not left in our inbox). */
+    sv_pid crasher;
+    ck_assert_int_eq(sv_start(T, &crash_ops, NULL, NULL, 1000, &crasher), 0);
+    ck_assert_int_eq(sv_call(T, crasher, sv_msg_new(1, "x", 1), 1000, &r), -EPIPE);
+    ck_assert_ptr_null(sv_recv(T, 50, NULL, NULL));
+}
+END_TEST
+
+/* A process whose mailbox (8) is full, its scheduler (1) blocked in its
+ * handler until sem_post(&gate). */
+static sv_pid spawn_full(void)
+{
+    sem_init(&gate, 0, 0);
+    sv_pid p;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ON(1), .mailbox_cap = 8};
+    ck_assert_int_eq(sv_start(T, &gated_ops, NULL, &o, 2000, &p), 0);
+    ck_assert_int_eq(sv_send_tag(p, 1, NULL, 0), 0);
+    for (int i = 0; i < 1000 && sv_mailbox_len(p) != 0; i++)
+        usleep(1000);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(sv_send_tag(p, 2, NULL, 0), 0);
+    return p;
+}
+
+START_TEST(test_full_mailbox_refusals_follow_the_rule)
+{
+    sv_pid p = spawn_full();
+    /* sv_call frees the request it could not queue (ASan: no leak) ... */
+    sv_msg *r = (sv_msg *)1;
+    ck_assert_int_eq(sv_call(T, p, sv_msg_new(1, NULL, 0), 1000, &r), -EAGAIN);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(sv_send_tag(p, 2, NULL, 0), -EAGAIN);
+    /* ... sv_call_async leaves it with its caller, who frees it, and no
+     * REPLY comes (the caller runs on scheduler 0: 1 is blocked). */
+    check_async_call_on(SV_SCHED_ON(0), p, 1000, -EAGAIN, -1);
+    uint64_t ref = sv_monitor(T, p);
+    sem_post(&gate);
+    sv_exit(T, p, SV_SHUTDOWN);
+    ck_assert_int_eq(expect_down(ref, 2000), SV_SHUTDOWN);
+    sem_destroy(&gate);
 }
 END_TEST
 
@@ -549,6 +646,109 @@ START_TEST(test_start_reports_init_failure)
 }
 END_TEST
 
+/* A process for the init rule of sv.h: its init allocates its state and,
+ * per mode, fails (after undoing its own work, and leaving work for the
+ * runtime to undo: a name, a timer, a monitor), succeeds, defers, or stops
+ * itself. terminate counts its runs and frees the state: were it called
+ * after a failed init, it would free the state twice (ASan) and count. */
+enum { LC_FAIL, LC_OK, LC_DEFER, LC_STOP_IN_INIT };
+typedef struct lc_arg {
+    int mode;
+    sv_pid report;
+} lc_arg;
+static atomic_int lc_terms, lc_reason;
+static int lc_init(sv_proc *self, void *arg)
+{
+    lc_arg *a = arg;
+    int *st = malloc(sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    sv_set_state(self, st);
+    switch (a->mode) {
+    case LC_FAIL: {
+        sv_register("lc", sv_self(self));
+        sv_msg *t = sv_msg_new(77, NULL, 0);
+        if (t && sv_send_after(self, 50, a->report, t, NULL) < 0)
+            sv_msg_free(t);
+        sv_monitor(self, a->report);
+        free(st); /* the rule: a failed init undoes its own work */
+        return -ENOENT;
+    }
+    case LC_DEFER:
+        return SV_INIT_DEFER;
+    case LC_STOP_IN_INIT:
+        sv_stop(self, SV_NORMAL);
+        return 0;
+    }
+    return 0;
+}
+static int lc_info(sv_proc *self, sv_msg *m)
+{
+    if (m->tag == 5)
+        sv_init_ack(self, -EIO); /* the deferred init failed after all */
+    return 0;
+}
+static void lc_term(sv_proc *self, int reason)
+{
+    atomic_fetch_add(&lc_terms, 1);
+    atomic_store(&lc_reason, reason);
+    free(sv_state(self));
+}
+static const sv_server_ops lc_ops = {.name = "lc", .init = lc_init, .handle_info = lc_info, .terminate = lc_term};
+
+/* Spawns lc in mode, monitored; returns the monitor ref. */
+static uint64_t spawn_lc(int mode, lc_arg *a, sv_pid *p)
+{
+    *a = (lc_arg){mode, sv_self(T)};
+    atomic_store(&lc_terms, 0);
+    atomic_store(&lc_reason, 12345);
+    uint64_t ref = 0;
+    sv_spawn_opts o = {.monitor = &ref};
+    ck_assert_int_eq(sv_spawn(T, &lc_ops, a, &o, p), 0);
+    return ref;
+}
+
+START_TEST(test_failed_init_gets_no_terminate_and_the_runtime_clears_the_rest)
+{
+    lc_arg a;
+    sv_pid p;
+    uint64_t ref = spawn_lc(LC_FAIL, &a, &p);
+    ck_assert_int_eq(expect_down(ref, 1000), -ENOENT);
+    ck_assert_int_eq(atomic_load(&lc_terms), 0);
+    ck_assert(sv_pid_is_none(sv_whereis("lc")));               /* its name went */
+    ck_assert_ptr_null(recv_match(-1, 77, 0, SV_PID_NONE, 150)); /* its timer too */
+    ck_assert(!sv_is_alive(p));
+    /* sv_start reports the same failure, and the same rule holds there. */
+    a.mode = LC_FAIL;
+    ck_assert_int_eq(sv_start(T, &lc_ops, &a, NULL, 1000, &p), -ENOENT);
+    ck_assert_int_eq(atomic_load(&lc_terms), 0);
+}
+END_TEST
+
+START_TEST(test_live_process_gets_terminate_exactly_once)
+{
+    lc_arg a;
+    sv_pid p;
+    /* Deferred, then reported failed: it was live, so terminate runs. */
+    uint64_t ref = spawn_lc(LC_DEFER, &a, &p);
+    ck_assert_int_eq(sv_send_tag(p, 5, NULL, 0), 0);
+    ck_assert_int_eq(expect_down(ref, 1000), -EIO);
+    ck_assert_int_eq(atomic_load(&lc_terms), 1);
+    ck_assert_int_eq(atomic_load(&lc_reason), -EIO);
+    /* sv_stop inside an init that succeeded. */
+    ref = spawn_lc(LC_STOP_IN_INIT, &a, &p);
+    ck_assert_int_eq(expect_down(ref, 1000), SV_NORMAL);
+    ck_assert_int_eq(atomic_load(&lc_terms), 1);
+    ck_assert_int_eq(atomic_load(&lc_reason), SV_NORMAL);
+    /* Killed. */
+    ref = spawn_lc(LC_OK, &a, &p);
+    ck_assert_int_eq(sv_exit(T, p, SV_KILL), 0);
+    ck_assert_int_eq(expect_down(ref, 1000), SV_KILLED);
+    ck_assert_int_eq(atomic_load(&lc_terms), 1);
+    ck_assert_int_eq(atomic_load(&lc_reason), SV_KILLED);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- timers */
 
 typedef struct timer_arg {
@@ -558,17 +758,28 @@ typedef struct timer_arg {
 static int timer_init(sv_proc *self, void *arg)
 {
     timer_arg *a = malloc(sizeof *a);
+    if (!a)
+        return -ENOMEM;
     *a = *(timer_arg *)arg;
-    sv_set_state(self, a);
     uint64_t t1, t2;
-    int rc = sv_send_after(self, a->fire, a->report, sv_msg_new(11, NULL, 0), &t1);
-    if (rc == 0)
-        rc = sv_send_after(self, a->cancel, a->report, sv_msg_new(12, NULL, 0), &t2);
+    sv_msg *m1 = sv_msg_new(11, NULL, 0), *m2 = sv_msg_new(12, NULL, 0);
+    int rc = m1 && m2 ? 0 : -ENOMEM;
+    if (rc == 0 && (rc = sv_send_after(self, a->fire, a->report, m1, &t1)) == 0)
+        m1 = NULL; /* the timer's now */
+    if (rc == 0 && (rc = sv_send_after(self, a->cancel, a->report, m2, &t2)) == 0)
+        m2 = NULL;
+    sv_msg_free(m1);
+    sv_msg_free(m2);
     if (rc == 0)
         rc = sv_cancel_timer(self, t2);
     if (rc == 0 && sv_cancel_timer(self, t2) != -ENOENT)
         rc = -EINVAL;
-    return rc;
+    if (rc < 0) {
+        free(a); /* a failed init undoes its own work (sv.h) */
+        return rc;
+    }
+    sv_set_state(self, a);
+    return 0;
 }
 static void timer_term(sv_proc *self, int r)
 {
@@ -927,6 +1138,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_call_ends_with_callee_exit_reason);
     tcase_add_test(tc, test_call_without_handle_call_is_enotsup);
     tcase_add_test(tc, test_async_call_gets_reply_timeout_or_exit);
+    tcase_add_test(tc, test_each_refusal_leaves_the_message_with_its_sender);
+    tcase_add_test(tc, test_full_mailbox_refusals_follow_the_rule);
     tcase_add_test(tc, test_monitor_reports_exit_reason);
     tcase_add_test(tc, test_monitor_of_dead_pid_is_noproc_and_demonitor_silences);
     tcase_add_test(tc, test_link_propagates_failure_and_its_reason);
@@ -936,6 +1149,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_kill_ends_even_a_trapping_process);
     tcase_add_test(tc, test_spawn_link_from_inbox_delivers_exit);
     tcase_add_test(tc, test_start_reports_init_failure);
+    tcase_add_test(tc, test_failed_init_gets_no_terminate_and_the_runtime_clears_the_rest);
+    tcase_add_test(tc, test_live_process_gets_terminate_exactly_once);
     tcase_add_test(tc, test_send_after_fires_and_cancel_prevents);
     tcase_add_test(tc, test_timers_die_with_their_owner);
     tcase_add_test(tc, test_timer_armed_after_a_long_turn_does_not_fire_early);
