@@ -160,7 +160,7 @@ struct sv__sched {
     sv_proc *procs;               /* owner thread only */
     atomic_uint_fast64_t passes;  /* times through the loop top: a quiescent point */
     uint64_t wakeups;             /* counted by wakers, approximate */
-    uint64_t messages;
+    uint64_t messages;            /* owner writes (relaxed atomic store), stats read */
     uint64_t entered;             /* sv_enter calls: I/O callbacks that did work */
     uint64_t spin_ns;             /* time spent spinning (owner writes, stats read) */
     uint64_t win_start, win_idle; /* the busy window (sched.c), ns */
