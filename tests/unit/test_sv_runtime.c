@@ -880,6 +880,81 @@ START_TEST(test_idle_schedulers_stop_spinning)
 }
 END_TEST
 
+/* ------------------------------------------------- races (make tsan) */
+
+/* These run a path that crosses threads while another thread watches it,
+ * so that the ThreadSanitizer build (make tsan) sees any unsynchronised
+ * access on it; in a plain build they check the figures add up. */
+
+/* bouncer: passes a counted-down message to its peer (tag 0 carries the
+ * peer's pid); the one that gets tag 1 tells the test thread. */
+typedef struct bouncer {
+    sv_pid peer, report;
+} bouncer;
+static int bouncer_init(sv_proc *self, void *arg)
+{
+    bouncer *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->report = *(sv_pid *)arg;
+    b->peer = SV_PID_NONE;
+    sv_set_state(self, b);
+    return 0;
+}
+static int bouncer_info(sv_proc *self, sv_msg *m)
+{
+    bouncer *b = sv_state(self);
+    if (m->tag == 0) {
+        b->peer = *SV_MSG_AS(m, sv_pid);
+        return 0;
+    }
+    return sv_send_tag(m->tag == 1 ? b->report : b->peer, m->tag == 1 ? 1 : m->tag - 1, NULL, 0);
+}
+static void bouncer_term(sv_proc *self, int reason)
+{
+    (void)reason;
+    free(sv_state(self));
+}
+static const sv_server_ops bouncer_ops = {.name = "bouncer", .init = bouncer_init, .handle_info = bouncer_info,
+                                          .terminate = bouncer_term};
+
+/* The per-scheduler counts behind sv_node_get_stats (messages, wake-ups,
+ * spin time) are written by each scheduler as it works and read by any
+ * thread (/metrics, /api/overview): each write must be atomic. (The
+ * message count was a plain ++ until TSan caught this test's reads.) */
+START_TEST(test_stats_read_while_two_schedulers_work)
+{
+    node_teardown(); /* a node that spins too, so spin time moves as well */
+    sv_node_opts no = {.schedulers = 2, .spin_us = 50};
+    ck_assert_int_eq(sv_node_start(&no), 0);
+    T = sv_inbox_open();
+    sv_pid me = sv_self(T), a, b;
+    sv_spawn_opts oa = {.scheduler = SV_SCHED_ON(0)}, ob = {.scheduler = SV_SCHED_ON(1)};
+    ck_assert_int_eq(sv_start(T, &bouncer_ops, &me, &oa, 2000, &a), 0);
+    ck_assert_int_eq(sv_start(T, &bouncer_ops, &me, &ob, 2000, &b), 0);
+    ck_assert_int_eq(sv_send_tag(a, 0, &b, sizeof b), 0);
+    ck_assert_int_eq(sv_send_tag(b, 0, &a, sizeof a), 0);
+    sv_node_stats st;
+    sv_node_get_stats(&st);
+    uint64_t before = st.messages, seen = st.messages, reads = 0;
+    enum { BOUNCES = 20000 };
+    ck_assert_int_eq(sv_send_tag(a, BOUNCES, NULL, 0), 0);
+    uint64_t deadline = now_ms() + 20000;
+    sv_msg *done;
+    while (!(done = recv_match(SV_MSG_INFO, 1, 0, SV_PID_NONE, 0))) {
+        sv_node_get_stats(&st);
+        ck_assert_uint_ge(st.messages, seen); /* counts only grow */
+        seen = st.messages;
+        reads++;
+        ck_assert_msg(now_ms() < deadline, "the bouncing did not end within 20 s");
+    }
+    sv_msg_free(done);
+    sv_node_get_stats(&st);
+    ck_assert_uint_ge(st.messages - before, BOUNCES);
+    ck_assert_uint_gt(reads, 0);
+}
+END_TEST
+
 static void node_setup_small(void) { node_setup_with(4); }
 
 static Suite *runtime_suite(void)
@@ -917,6 +992,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_held_messages_keep_counting_against_the_mailbox_bound);
     tcase_add_test(tc, test_unhandled_messages_are_discarded_when_a_process_ends);
     tcase_add_test(tc, test_idle_schedulers_stop_spinning);
+    tcase_add_test(tc, test_stats_read_while_two_schedulers_work);
     suite_add_tcase(s, tc);
 
     TCase *small = tcase_create("small-mailbox");
