@@ -154,6 +154,7 @@ struct sv__sched {
     sv_proc *in_head, *in_tail;
     atomic_int has_input;    /* in_head != NULL, readable without the lock */
     atomic_int sleeping;     /* about to block in uv_run: senders must wake it */
+    atomic_int owes_pass;    /* a retirement waits for it to pass its loop top (retire.c) */
     atomic_bool stop;
     bool in_uv;                   /* inside uv_run: a local wake-up must uv_stop */
     sv_proc *run_head, *run_tail; /* owner thread only */

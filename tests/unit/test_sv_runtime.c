@@ -595,6 +595,30 @@ START_TEST(test_send_after_fires_and_cancel_prevents)
 }
 END_TEST
 
+/* A timer armed late in a long turn counts from when it was armed, not
+ * from the loop's last look at the clock (it fired that much early). */
+static int late_timer_init(sv_proc *self, void *arg)
+{
+    uint64_t start = now_ms();
+    while (now_ms() - start < 30) /* a long turn: the loop's clock goes stale */
+        ;
+    uint64_t armed = now_ms();
+    return sv_send_after(self, 80, *(sv_pid *)arg, sv_msg_new(13, &armed, sizeof armed), NULL);
+}
+static const sv_server_ops late_timer_ops = {.name = "late_timer", .init = late_timer_init};
+
+START_TEST(test_timer_armed_late_in_a_turn_counts_from_then)
+{
+    sv_pid me = sv_self(T), p;
+    ck_assert_int_eq(sv_start(T, &late_timer_ops, &me, NULL, 2000, &p), 0);
+    sv_msg *m = recv_match(-1, 13, 0, SV_PID_NONE, 2000);
+    ck_assert_ptr_nonnull(m);
+    uint64_t waited = now_ms() - *SV_MSG_AS(m, uint64_t);
+    ck_assert_msg(waited >= 79, "an 80 ms timer fired after %llu ms", (unsigned long long)waited);
+    sv_msg_free(m);
+}
+END_TEST
+
 START_TEST(test_timers_die_with_their_owner)
 {
     timer_arg a = {sv_self(T), 100, 50};
@@ -955,6 +979,106 @@ START_TEST(test_stats_read_while_two_schedulers_work)
 }
 END_TEST
 
+/* sv_retire's promise, watched from both sides: readers on two schedulers
+ * load a shared pointer and read through it in their turns while the test
+ * thread keeps replacing it and retiring the old one. A version freed
+ * while a turn could still hold it is read after its free: the free_fn
+ * poisons it first (a plain build sees the poison), and TSan reports the
+ * free racing the read. */
+#define SHARED_MAGIC 0x5eadu
+typedef struct shared_ver {
+    unsigned magic, n;
+} shared_ver;
+static _Atomic(shared_ver *) shared_now;
+static atomic_int shared_freed;
+
+static void shared_free(void *p)
+{
+    shared_ver *v = p;
+    v->magic = 0;
+    free(v);
+    atomic_fetch_add(&shared_freed, 1);
+}
+
+static int shared_reader_info(sv_proc *self, sv_msg *m)
+{
+    int *bad = sv_state(self);
+    shared_ver *v = atomic_load_explicit(&shared_now, memory_order_acquire);
+    if (!v || v->magic != SHARED_MAGIC)
+        (*bad)++;
+    if (m->tag > 1)
+        return sv_send_tag(sv_self(self), m->tag - 1, NULL, 0);
+    return sv_send_tag(sv_parent(self), 1, bad, sizeof *bad);
+}
+static int shared_reader_init(sv_proc *self, void *arg)
+{
+    (void)arg;
+    int *bad = calloc(1, sizeof *bad);
+    if (!bad)
+        return -ENOMEM;
+    sv_set_state(self, bad);
+    return 0;
+}
+static void shared_reader_term(sv_proc *self, int reason)
+{
+    (void)reason;
+    free(sv_state(self));
+}
+static const sv_server_ops shared_reader_ops = {.name = "shared_reader", .init = shared_reader_init,
+                                                .handle_info = shared_reader_info,
+                                                .terminate = shared_reader_term};
+
+static shared_ver *shared_new(unsigned n)
+{
+    shared_ver *v = malloc(sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    v->magic = SHARED_MAGIC;
+    v->n = n;
+    return v;
+}
+
+START_TEST(test_retired_data_outlives_readers_on_two_schedulers)
+{
+    atomic_store(&shared_now, shared_new(0));
+    atomic_store(&shared_freed, 0);
+    sv_pid r[2];
+    for (int i = 0; i < 2; i++) {
+        sv_spawn_opts o = {.scheduler = SV_SCHED_ON(i)};
+        ck_assert_int_eq(sv_spawn(T, &shared_reader_ops, NULL, &o, &r[i]), 0);
+        ck_assert_int_eq(sv_send_tag(r[i], 20000, NULL, 0), 0);
+    }
+    unsigned versions = 0;
+    int done = 0, bad = 0;
+    uint64_t deadline = now_ms() + 20000;
+    while (done < 2) {
+        sv_retire(atomic_exchange(&shared_now, shared_new(++versions)), shared_free);
+        sv_msg *m = recv_match(SV_MSG_INFO, 1, 0, SV_PID_NONE, 0);
+        if (m) {
+            bad += *SV_MSG_AS(m, int);
+            done++;
+            sv_msg_free(m);
+        }
+        if (versions % 64 == 0)
+            usleep(100); /* let the schedulers pass their quiescent points now and then */
+        ck_assert_msg(now_ms() < deadline, "the readers did not finish within 20 s");
+    }
+    ck_assert_int_eq(bad, 0);
+    /* Then retirements that meet idle schedulers at every point of their
+     * way to sleep (woken by the one before, spinning, asleep): each must
+     * be freed with no other work to wake a scheduler. */
+    for (unsigned round = 0; round < 100; round++) {
+        sv_retire(atomic_exchange(&shared_now, shared_new(++versions)), shared_free);
+        usleep(round % 20 * 10);
+        sv_retire(atomic_exchange(&shared_now, shared_new(++versions)), shared_free);
+        for (int i = 0; i < 200 && (unsigned)atomic_load(&shared_freed) < versions; i++)
+            usleep(500);
+        ck_assert_msg((unsigned)atomic_load(&shared_freed) == versions, "round %u: %d of %u versions freed", round,
+                      atomic_load(&shared_freed), versions);
+    }
+    sv_retire(atomic_exchange(&shared_now, NULL), shared_free);
+}
+END_TEST
+
 static void node_setup_small(void) { node_setup_with(4); }
 
 static Suite *runtime_suite(void)
@@ -984,6 +1108,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_start_reports_init_failure);
     tcase_add_test(tc, test_send_after_fires_and_cancel_prevents);
     tcase_add_test(tc, test_timers_die_with_their_owner);
+    tcase_add_test(tc, test_timer_armed_late_in_a_turn_counts_from_then);
     tcase_add_test(tc, test_shared_buffer_is_passed_not_copied_and_released_once);
     tcase_add_test(tc, test_registered_name_follows_the_process);
     tcase_add_test(tc, test_thousands_of_processes_leave_nothing_behind);
@@ -993,6 +1118,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_unhandled_messages_are_discarded_when_a_process_ends);
     tcase_add_test(tc, test_idle_schedulers_stop_spinning);
     tcase_add_test(tc, test_stats_read_while_two_schedulers_work);
+    tcase_add_test(tc, test_retired_data_outlives_readers_on_two_schedulers);
     suite_add_tcase(s, tc);
 
     TCase *small = tcase_create("small-mailbox");
