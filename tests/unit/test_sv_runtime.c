@@ -979,6 +979,70 @@ START_TEST(test_stats_read_while_two_schedulers_work)
 }
 END_TEST
 
+/* flooder: sends to every pid in its list, again and again (tag counts the
+ * rounds down), and tells the test thread how many sends failed in a way a
+ * send to a process that may be ending must not (anything but 0, -ESRCH
+ * or -EAGAIN). */
+#define FLOOD_PIDS 64
+typedef struct flood {
+    sv_pid to[FLOOD_PIDS];
+    int bad;
+} flood;
+static int flooder_init(sv_proc *self, void *arg)
+{
+    flood *f = malloc(sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    *f = *(flood *)arg;
+    sv_set_state(self, f);
+    return 0;
+}
+static int flooder_info(sv_proc *self, sv_msg *m)
+{
+    flood *f = sv_state(self);
+    for (int i = 0; i < FLOOD_PIDS; i++) {
+        int rc = sv_send_tag(f->to[i], 5, NULL, 0);
+        if (rc != 0 && rc != -ESRCH && rc != -EAGAIN)
+            f->bad++;
+    }
+    if (m->tag > 1)
+        return sv_send_tag(sv_self(self), m->tag - 1, NULL, 0);
+    return sv_send_tag(sv_parent(self), 2, &f->bad, sizeof f->bad);
+}
+static void flooder_term(sv_proc *self, int reason)
+{
+    (void)reason;
+    free(sv_state(self));
+}
+static const sv_server_ops flooder_ops = {.name = "flooder", .init = flooder_init, .handle_info = flooder_info,
+                                          .terminate = flooder_term};
+
+/* Sends from one scheduler race the ends of their addressees on the
+ * other: the slot lock and generation decide, and every message is either
+ * queued (then drained by the dying process) or refused with -ESRCH. */
+START_TEST(test_sends_race_exits_on_another_scheduler)
+{
+    flood f = {.bad = 0};
+    for (int i = 0; i < FLOOD_PIDS; i++)
+        f.to[i] = spawn_echo(SV_PID_NONE, false, SV_SCHED_ON(1));
+    sv_pid fl;
+    sv_spawn_opts o = {.scheduler = SV_SCHED_ON(0)};
+    ck_assert_int_eq(sv_spawn(T, &flooder_ops, &f, &o, &fl), 0);
+    ck_assert_int_eq(sv_send_tag(fl, 200, NULL, 0), 0);
+    for (int i = 0; i < FLOOD_PIDS; i++) {
+        ck_assert_int_eq(sv_exit(T, f.to[i], SV_KILL), 0);
+        if (i % 8 == 0)
+            usleep(1000); /* spread the exits over the flood */
+    }
+    sv_msg *m = recv_match(SV_MSG_INFO, 2, 0, fl, 20000);
+    ck_assert_msg(m != NULL, "the flooder did not finish");
+    ck_assert_int_eq(*SV_MSG_AS(m, int), 0);
+    sv_msg_free(m);
+    for (int i = 0; i < FLOOD_PIDS; i++)
+        ck_assert(!sv_is_alive(f.to[i]));
+}
+END_TEST
+
 /* sv_retire's promise, watched from both sides: readers on two schedulers
  * load a shared pointer and read through it in their turns while the test
  * thread keeps replacing it and retiring the old one. A version freed
@@ -1119,6 +1183,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_idle_schedulers_stop_spinning);
     tcase_add_test(tc, test_stats_read_while_two_schedulers_work);
     tcase_add_test(tc, test_retired_data_outlives_readers_on_two_schedulers);
+    tcase_add_test(tc, test_sends_race_exits_on_another_scheduler);
     suite_add_tcase(s, tc);
 
     TCase *small = tcase_create("small-mailbox");
