@@ -1029,7 +1029,9 @@ START_TEST(test_sends_race_exits_on_another_scheduler)
     sv_spawn_opts o = {.scheduler = SV_SCHED_ON(0)};
     ck_assert_int_eq(sv_spawn(T, &flooder_ops, &f, &o, &fl), 0);
     ck_assert_int_eq(sv_send_tag(fl, 200, NULL, 0), 0);
+    uint64_t refs[FLOOD_PIDS];
     for (int i = 0; i < FLOOD_PIDS; i++) {
+        refs[i] = sv_monitor(T, f.to[i]);
         ck_assert_int_eq(sv_exit(T, f.to[i], SV_KILL), 0);
         if (i % 8 == 0)
             usleep(1000); /* spread the exits over the flood */
@@ -1038,8 +1040,10 @@ START_TEST(test_sends_race_exits_on_another_scheduler)
     ck_assert_msg(m != NULL, "the flooder did not finish");
     ck_assert_int_eq(*SV_MSG_AS(m, int), 0);
     sv_msg_free(m);
-    for (int i = 0; i < FLOOD_PIDS; i++)
+    for (int i = 0; i < FLOOD_PIDS; i++) {
+        ck_assert_int_eq(expect_down(refs[i], 5000), SV_KILLED);
         ck_assert(!sv_is_alive(f.to[i]));
+    }
 }
 END_TEST
 
