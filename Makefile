@@ -4,6 +4,7 @@
 #   make run        start the broker with its embedded defaults
 #   make test       build and run every test (unit, then integration)
 #   make asan       the same tests under AddressSanitizer + UBSan
+#   make tsan       the unit tests and the broker's integration tests under ThreadSanitizer
 #   make bench      print the benchmark figures
 #   make amqp091-gen-check  the committed AMQP 0-9-1 method tables are what the spec gives
 #   make format     apply .clang-format (format-check: fail where it would change a file)
@@ -64,7 +65,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test unit integration asan bench deps test-deps clean format format-check amqp091-gen-check
+.PHONY: all run test unit integration asan tsan tsan-integration bench deps test-deps clean format format-check amqp091-gen-check
 .DELETE_ON_ERROR:
 
 all: $(PLEXUS) $(CTL)
@@ -141,6 +142,30 @@ asan: test-deps
 	    $(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin OPT=-O1 MALLOC_LIBS= \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    all unit integration
+
+# Data races: ThreadSanitizer in its own tree, with clang (Debian's clang-14
+# and its runtime, libclang-rt-14-dev; see scripts/deps.sh). No jemalloc:
+# TSan must see every malloc and free. Check forks each test, as the suites
+# expect (a fresh node per test); the runner process has no threads, so TSan
+# works in each child, and a report makes the child exit 66, which Check
+# counts as an error. The integration tests are the Python ones that start
+# a broker: it runs one scheduler per core, so each crosses schedulers, the
+# store threads or the admin API's threads (01 only parses flags and files;
+# the Node.js ones drive the same paths through another client and would
+# only add minutes). A report anywhere fails the run (halt_on_error, and
+# run_tsan.sh reads each broker's TSan log); tests/tsan.supp says why each
+# of its entries is not a race.
+TSAN_SAN  := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OPTS := halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)
+TSAN_IT   := $(filter-out 01-%,$(notdir $(wildcard tests/integration/[0-9][0-9]-*.py)))
+
+tsan: test-deps
+	@scripts/deps.sh tsan
+	@TSAN_OPTIONS="$(TSAN_OPTS)" $(MAKE) --no-print-directory BUILD=build/tsan BINDIR=build/tsan/bin CC=clang-14 \
+	    OPT=-O1 MALLOC_LIBS= SAN="$(TSAN_SAN)" all unit tsan-integration
+
+tsan-integration: $(PLEXUS) $(CTL)
+	@PLEXUS_BIN=$(abspath $(PLEXUS)) PLEXUSCTL_BIN=$(abspath $(CTL)) tests/integration/run_tsan.sh $(TSAN_IT)
 
 # Figures, not tests: the runtime's, then the AMQP ones as ratios against a
 # direct client-to-client run (and RabbitMQ with BENCH_RABBITMQ=1).

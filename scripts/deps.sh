@@ -8,12 +8,14 @@
 #          the 0-9-1 XML `make amqp091-gen-check` compares amqp/amqp091_methods.[ch] with
 #   rabbitmqadmin   only that
 #   format clang-format, for `make format` and `make format-check`
+#   tsan   what `make tsan` adds: clang and its ThreadSanitizer runtime
 #
 # As root, missing packages are installed with apt-get; otherwise the one
 # apt-get line that would install them is printed and the script fails.
 set -eu
 
 build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev check"
+tsan="clang-14 libclang-rt-14-dev"
 test="$build python3 amqp-specs python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
 format="clang-format"
@@ -48,8 +50,9 @@ case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;
 format) want=$format ;;
+tsan) want=$tsan ;;
 rabbitmqadmin) fetch_rabbitmqadmin; exit $? ;;
-*) echo "usage: $0 build|test|format|rabbitmqadmin" >&2; exit 2 ;;
+*) echo "usage: $0 build|test|format|tsan|rabbitmqadmin" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -500,7 +500,10 @@ void sv__proc_run(sv_proc *p)
             atomic_fetch_sub_explicit(&p->count, 1, memory_order_relaxed);
         if (sv__filter(p, m)) {
             dispatch(p, m);
-            p->sched->messages++;
+            /* Only this scheduler writes its count, but sv_node_get_stats
+             * reads it from any thread (/metrics): a relaxed atomic store,
+             * not a plain ++, or the read is a data race (seen by TSan). */
+            __atomic_store_n(&p->sched->messages, p->sched->messages + 1, __ATOMIC_RELAXED);
         }
         if (m->flags & SV__F_TAKEN)
             m->flags &= (uint16_t)~SV__F_TAKEN; /* the handler's now */

@@ -5,8 +5,11 @@
  * read from a shared table is valid until the end of the reader's turn.
  * A writer that replaces something retires the old version here; it is
  * freed once every scheduler has passed the top of its loop (a point where
- * no process code runs) since the retirement. Sleeping schedulers are
- * woken once so that they pass that point too.
+ * no process code runs) since the retirement. Each scheduler is told it
+ * owes a pass (owes_pass), and a sleeping one is woken to make it: without
+ * the debt, a scheduler just about to sleep missed the wake-up and held
+ * the retired version until something else woke it (seen in
+ * test_sv_runtime's retire test: the last versions stayed unfreed).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -48,9 +51,13 @@ void sv_retire(void *ptr, void (*free_fn)(void *))
     ret_head = r;
     pthread_mutex_unlock(&ret_lock);
     atomic_store(&ret_pending, 1);
-    for (int i = 0; i < sv__n.nsched; i++)
+    /* seq_cst store of the debt, then load of `sleeping`: paired with the
+     * scheduler's store of `sleeping`, then load of the debt (sched.c). */
+    for (int i = 0; i < sv__n.nsched; i++) {
+        atomic_store(&sv__n.sched[i].owes_pass, 1);
         if (atomic_load(&sv__n.sched[i].sleeping))
             uv_async_send(&sv__n.sched[i].wake);
+    }
 }
 
 /* Called by each scheduler at the top of its loop when something waits. */

@@ -186,7 +186,11 @@ static void sched_main(void *arg)
     sv__sched *s = arg;
     sv__tls_sched = s;
     while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
-        /* No process code runs here: a quiescent point for sv_retire. */
+        /* No process code runs here: a quiescent point for sv_retire.
+         * The debt is cleared before the pass is counted: a retirer that
+         * sees this pass (acquire) also sees the clear, so a debt it sets
+         * after its snapshot is never wiped out unpaid. */
+        atomic_store_explicit(&s->owes_pass, 0, memory_order_relaxed);
         atomic_store_explicit(&s->passes, atomic_load_explicit(&s->passes, memory_order_relaxed) + 1,
                               memory_order_release);
         sv__retire_poll();
@@ -200,8 +204,13 @@ static void sched_main(void *arg)
         }
         if (sv__n.spin_us > 0 && spin(s))
             continue;
+        /* The same pairing as with senders (sv__sched_ready) holds for
+         * sv_retire's owes_pass: a retirement that came after this
+         * scheduler's last pass either sees `sleeping` and wakes it, or
+         * is seen here, and the loop goes round once more to pass. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&s->has_input, memory_order_seq_cst) ||
+            atomic_load_explicit(&s->owes_pass, memory_order_seq_cst) ||
             atomic_load_explicit(&s->stop, memory_order_acquire)) {
             atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
             continue;

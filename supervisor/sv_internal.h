@@ -154,13 +154,14 @@ struct sv__sched {
     sv_proc *in_head, *in_tail;
     atomic_int has_input;    /* in_head != NULL, readable without the lock */
     atomic_int sleeping;     /* about to block in uv_run: senders must wake it */
+    atomic_int owes_pass;    /* a retirement waits for it to pass its loop top (retire.c) */
     atomic_bool stop;
     bool in_uv;                   /* inside uv_run: a local wake-up must uv_stop */
     sv_proc *run_head, *run_tail; /* owner thread only */
     sv_proc *procs;               /* owner thread only */
     atomic_uint_fast64_t passes;  /* times through the loop top: a quiescent point */
     uint64_t wakeups;             /* counted by wakers, approximate */
-    uint64_t messages;
+    uint64_t messages;            /* owner writes (relaxed atomic store), stats read */
     uint64_t entered;             /* sv_enter calls: I/O callbacks that did work */
     uint64_t spin_ns;             /* time spent spinning (owner writes, stats read) */
     uint64_t win_start, win_idle; /* the busy window (sched.c), ns */

@@ -222,7 +222,7 @@ START_TEST(test_deleting_a_queue_drops_its_bindings)
     rt_req_queue r = {0};
     snprintf(r.name, sizeof r.name, "q");
     ck_assert_int_eq(rt_call(T, RT_REQ_DELETE_QUEUE, &r, sizeof r, NULL, 0, 5000), 0);
-    ck_assert_ptr_null(rt_queue_find("q"));
+    ck_assert(!queue_exists("q"));
     ck_assert_str_eq(route("amq.direct", "k"), "stays");
     ck_assert_uint_eq(atomic_load(&rt_exchange_find("amq.direct")->bindings)->n, 1);
     ck_assert_int_eq(rt_call(T, RT_REQ_DELETE_QUEUE, &r, sizeof r, NULL, 0, 5000), -ENOENT);
@@ -242,7 +242,7 @@ START_TEST(test_deleting_an_exchange_drops_bindings_to_it)
     ck_assert_int_eq(rt_call(T, RT_REQ_DELETE_EXCHANGE, &x, sizeof x, NULL, 0, 2000), -EBUSY);
     x.if_unused = false;
     ck_assert_int_eq(rt_call(T, RT_REQ_DELETE_EXCHANGE, &x, sizeof x, NULL, 0, 2000), 0);
-    ck_assert_ptr_null(rt_exchange_find("inner"));
+    ck_assert(!exchange_exists("inner"));
     ck_assert_str_eq(route("amq.direct", "k"), "");
     snprintf(x.name, sizeof x.name, "amq.topic");
     ck_assert_int_eq(rt_call(T, RT_REQ_DELETE_EXCHANGE, &x, sizeof x, NULL, 0, 2000), -EPERM);
@@ -256,9 +256,9 @@ START_TEST(test_auto_delete_exchange_goes_with_its_last_binding)
     bind("temp", "q", "a");
     bind("temp", "q", "b");
     bind_args(RT_REQ_UNBIND, "temp", "q", "a", false, NULL, 0);
-    ck_assert_ptr_nonnull(rt_exchange_find("temp"));
+    ck_assert(exchange_exists("temp"));
     bind_args(RT_REQ_UNBIND, "temp", "q", "b", false, NULL, 0);
-    ck_assert_ptr_null(rt_exchange_find("temp"));
+    ck_assert(!exchange_exists("temp"));
 }
 END_TEST
 
@@ -279,7 +279,7 @@ START_TEST(test_queue_declared_twice_is_one_queue)
     r.name[0] = '\0';
     ck_assert_int_eq(rt_call(T, RT_REQ_DECLARE_QUEUE, &r, sizeof r, &reply, sizeof reply, 2000), 0);
     ck_assert(strncmp(reply.name, "amq.gen-", 8) == 0);
-    ck_assert_ptr_nonnull(rt_queue_find(reply.name));
+    ck_assert(queue_exists(reply.name));
 }
 END_TEST
 
@@ -298,9 +298,9 @@ START_TEST(test_exclusive_queue_goes_with_its_owner)
     uint64_t ref = sv_monitor(T, owner);
     sv_exit(T, owner, SV_KILL);
     expect_down(ref, 1000);
-    for (int i = 0; i < 200 && rt_queue_find("mine"); i++)
+    for (int i = 0; i < 200 && queue_exists("mine"); i++)
         usleep(5000);
-    ck_assert_ptr_null(rt_queue_find("mine"));
+    ck_assert(!queue_exists("mine"));
 }
 END_TEST
 

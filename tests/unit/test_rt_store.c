@@ -71,8 +71,7 @@ static void declare(const char *name, bool durable)
 static sv_pid qpid(const char *name)
 {
     for (int i = 0; i < 500; i++) {
-        rt_queue *q = rt_queue_find(name);
-        sv_pid p = q ? rt_queue_pid(q) : SV_PID_NONE;
+        sv_pid p = queue_pid_now(name);
         if (!sv_pid_is_none(p))
             return p;
         usleep(10000);
@@ -442,7 +441,7 @@ START_TEST(a_deleted_queue_takes_its_log)
         usleep(10000);
     ck_assert_int_ne(stat(d, &st), 0);
     restart();
-    ck_assert_ptr_null(rt_queue_find("dq"));
+    ck_assert(!queue_exists("dq"));
 }
 END_TEST
 
@@ -527,7 +526,7 @@ START_TEST(non_durable_queues_leave_nothing)
     struct stat st;
     ck_assert_int_ne(stat(d, &st), 0);
     restart();
-    ck_assert_ptr_null(rt_queue_find("tq"));
+    ck_assert(!queue_exists("tq"));
 }
 END_TEST
 
