@@ -61,16 +61,28 @@ function test(name, fn, timeout = TEST_TIMEOUT_MS + 25000) {
 }
 
 /* A free loopback port (freed again at once: the broker binds it next). */
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
+/* n free loopback ports, all different: each listener stays open until
+ * all n are taken (two taken one after the other could be the same). */
+async function freePorts(n) {
+    const servers = [];
+    try {
+        for (let i = 0; i < n; i++) {
+            const srv = net.createServer();
+            srv.unref();
+            await new Promise((resolve, reject) => {
+                srv.on('error', reject);
+                srv.listen(0, '127.0.0.1', resolve);
+            });
+            servers.push(srv);
+        }
+        return servers.map((srv) => srv.address().port);
+    } finally {
+        await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+    }
+}
+
+async function freePort() {
+    return (await freePorts(1))[0];
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -98,8 +110,7 @@ class Broker {
     }
 
     async start() {
-        this.port = await freePort();
-        this.adminPort = await freePort();
+        [this.port, this.adminPort] = await freePorts(2);
         this.args = ['--listen', `127.0.0.1:${this.port}`, '--admin', `127.0.0.1:${this.adminPort}`,
                      '--data-dir', this.dataDir, ...this.extraArgs];
         const fd = fs.openSync(this.logPath, 'a');
@@ -412,6 +423,6 @@ async function retry(fn, done, ms = 3000, step = 50) {
 }
 
 module.exports = {
-    PLEXUS, rhea, assert, test, withBroker, Broker, freePort, sleep, within,
+    PLEXUS, rhea, assert, test, withBroker, Broker, freePort, freePorts, sleep, within,
     openSender, openReceiver, send, sendAll, receive, expectNothing, closeLink, retry, isNullTerminus,
 };

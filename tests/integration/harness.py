@@ -16,10 +16,21 @@ PLEXUS = os.environ.get("PLEXUS_BIN") or os.path.join(
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def free_ports(n):
+    """n free loopback ports, all different: each socket stays bound until
+    all n are taken (two taken one after the other could be the same)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def run(*args, timeout=10):
@@ -33,8 +44,7 @@ class Broker:
 
     def __init__(self, *extra, config=None, data_dir=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="plexus-test-")
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.port, self.admin_port = free_ports(2)
         self.data_dir = data_dir or os.path.join(self.tmp.name, "data")
         self.log_path = os.path.join(self.tmp.name, "plexus.log")
         args = [PLEXUS]

@@ -14,6 +14,11 @@
 # that exits 77 is one skipped case. A case skipped for a reason beginning
 # "missing:" lacks a dependency that scripts/deps.sh installs: under CI
 # (CI=true) that is a failure, since a skip there would hide a broken set-up.
+#
+# Under ThreadSanitizer (PLEXUS_TSAN=1, as `make tsan` runs it) each test's
+# brokers write their reports to a log path of the test's own, and a report
+# fails the test however the broker ended (killed by the test, or stopped
+# without its exit status being looked at).
 set -u
 cd "$(dirname "$0")"
 : "${PLEXUS_BIN:?set PLEXUS_BIN to the broker binary}"
@@ -59,7 +64,12 @@ run_one() {
     *.sh) set -- sh "$t" ;;
     esac
     local start=$SECONDS
-    "$@" >"$out/$t.out" 2>&1
+    if [ -n "${PLEXUS_TSAN:-}" ]; then
+        mkdir -p "$out/$t.tsan"
+        TSAN_OPTIONS="${TSAN_OPTIONS:-} log_path=$out/$t.tsan/report" "$@" >"$out/$t.out" 2>&1
+    else
+        "$@" >"$out/$t.out" 2>&1
+    fi
     rc=$?
     echo "$rc" >"$out/$t.rc"
     echo "  done $t ($((SECONDS - start)) s, exit $rc)"
@@ -116,6 +126,10 @@ counts() {
         ;;
     esac
     p=${p:-0} x=${x:-0} s=${s:-0}
+    if [ -n "$(ls "$out/$t.tsan" 2>/dev/null)" ]; then
+        x=$((x + 1))
+        { echo "ThreadSanitizer reports:"; cat "$out/$t.tsan"/*; } >>"$f"
+    fi
     # A file that failed without saying so (a crash, a syntax error, a
     # broker that did not stop cleanly) is one failure more.
     if [ "$rc" -ne 0 ] && [ "$x" -eq 0 ]; then x=1; fi
