@@ -65,7 +65,13 @@ bool adm__vhost_ok(const char *vhost, adm_resp *r);
 int64_t adm__epoch_ms(void);
 extern int64_t adm__started_ms; /* when the admin subtree first started: the node's uptime */
 
-/* router.c */
+/* router.c. The path after "/api/" (changed in place) into q's segments,
+ * each percent-decoded; false with a 404 or 400 in r. Then the handler for
+ * q's method and path: route_find gives it, or NULL with the methods the
+ * path takes in allow ("" if none: no such path); route runs it, or fills
+ * r with the 405 or 404. Pure but for the handler: the fuzzer calls them. */
+bool adm__split_path(char *path, adm_req *q, adm_resp *r);
+adm_handler adm__route_find(const adm_req *q, char *allow, size_t len);
 void adm__route(adm_req *q, adm_resp *r);
 
 /* reader.c: the process that reads the directory for HTTP threads. */
@@ -115,6 +121,10 @@ typedef struct adm__qsnap {
 } adm__qsnap;
 int adm__queue_snapshot(adm_req *q, adm__qsnap **out, size_t *n);
 void adm__queue_snapshot_free(adm__qsnap *v, size_t n);
+
+/* api_messages.c: a POST .../publish body (and the routing key) as a
+ * message; -EINVAL with a reason in err. */
+int adm__build_message(const json_t *body, const char *key, rt_msg **out, char *err, size_t len);
 
 /* http.c: the server and its process. */
 extern const sv_server_ops adm__http_ops;

@@ -123,7 +123,7 @@ static unsigned char *payload_bytes(const json_t *body, size_t *n, char *err, si
     return out;
 }
 
-static int build_message(const json_t *body, const char *key, rt_msg **out, char *err, size_t len)
+int adm__build_message(const json_t *body, const char *key, rt_msg **out, char *err, size_t len)
 {
     size_t n = 0;
     unsigned char *payload = payload_bytes(body, &n, err, len);
@@ -238,7 +238,7 @@ void adm__exchange_publish(adm_req *q, adm_resp *r)
     char err[300] = "", keybuf[RT_NAME_MAX + 1];
     snprintf(keybuf, sizeof keybuf, "%s", key);
     rt_msg *m = NULL;
-    int rc = build_message(body, keybuf, &m, err, sizeof err);
+    int rc = adm__build_message(body, keybuf, &m, err, sizeof err);
     json_decref(body);
     if (rc < 0) {
         if (rc == -EINVAL)

@@ -143,33 +143,6 @@ static bool authenticate(struct MHD_Connection *c, adm_req *q, adm_resp *r, bool
     return rc == 0;
 }
 
-/* Splits the path after /api/ into percent-decoded segments. */
-static bool split(char *path, adm_req *q, adm_resp *r)
-{
-    size_t n = strlen(path);
-    if (n && path[n - 1] == '/')
-        path[n - 1] = '\0'; /* /api/queues/ is /api/queues */
-    q->nsegs = 0;
-    for (char *p = path; *p || q->nsegs == 0;) {
-        char *end = strchr(p, '/');
-        if (end)
-            *end = '\0';
-        if (q->nsegs == ADM_MAX_SEGS) {
-            adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");
-            return false;
-        }
-        if (adm__pct_decode(p, false) < 0) {
-            adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "bad percent-encoding in the path");
-            return false;
-        }
-        q->segs[q->nsegs++] = p;
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    return true;
-}
-
 static enum MHD_Result serve(server *s, struct MHD_Connection *c, const char *url, const char *method, request *x)
 {
     adm_resp r = {0};
@@ -203,7 +176,7 @@ static enum MHD_Result serve(server *s, struct MHD_Connection *c, const char *ur
     if (strlen(url) >= sizeof path)
         return send_error(c, MHD_HTTP_URI_TOO_LONG, "bad_request", "the path is too long");
     snprintf(path, sizeof path, "%s", url[4] ? url + 5 : "");
-    if (split(path, &q, &r))
+    if (adm__split_path(path, &q, &r))
         adm__route(&q, &r);
     return send_resp(c, &r, false);
 }

@@ -61,7 +61,7 @@ static const route routes[] = {
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 /* Whether the request's segments fit the pattern ("*" stands for any one segment). */
-static bool matches(const char *pattern, adm_req *q)
+static bool matches(const char *pattern, const adm_req *q)
 {
     int i = 0;
     for (const char *p = pattern; *p; i++) {
@@ -76,21 +76,54 @@ static bool matches(const char *pattern, adm_req *q)
     return i == q->nsegs;
 }
 
-void adm__route(adm_req *q, adm_resp *r)
+/* Splits the path after /api/ into percent-decoded segments. */
+bool adm__split_path(char *path, adm_req *q, adm_resp *r)
+{
+    size_t n = strlen(path);
+    if (n && path[n - 1] == '/')
+        path[n - 1] = '\0'; /* /api/queues/ is /api/queues */
+    q->nsegs = 0;
+    for (char *p = path; *p || q->nsegs == 0;) {
+        char *end = strchr(p, '/');
+        if (end)
+            *end = '\0';
+        if (q->nsegs == ADM_MAX_SEGS) {
+            adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");
+            return false;
+        }
+        if (adm__pct_decode(p, false) < 0) {
+            adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "bad percent-encoding in the path");
+            return false;
+        }
+        q->segs[q->nsegs++] = p;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return true;
+}
+
+adm_handler adm__route_find(const adm_req *q, char *allow, size_t len)
 {
     const char *method = strcmp(q->method, "HEAD") == 0 ? "GET" : q->method;
-    r->allow[0] = '\0';
+    allow[0] = '\0';
     for (size_t i = 0; i < NROUTES; i++) {
         if (!matches(routes[i].pattern, q))
             continue;
-        if (strcmp(routes[i].method, method) == 0) {
-            routes[i].fn(q, r);
-            return;
-        }
-        size_t used = strlen(r->allow);
-        snprintf(r->allow + used, sizeof r->allow - used, "%s%s", used ? ", " : "", routes[i].method);
+        if (strcmp(routes[i].method, method) == 0)
+            return routes[i].fn;
+        size_t used = strlen(allow);
+        snprintf(allow + used, len - used, "%s%s", used ? ", " : "", routes[i].method);
     }
-    if (r->allow[0])
+    return NULL;
+}
+
+void adm__route(adm_req *q, adm_resp *r)
+{
+    adm_handler fn = adm__route_find(q, r->allow, sizeof r->allow);
+    if (fn)
+        fn(q, r);
+    else if (r->allow[0])
         adm__fail(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "%s is not allowed here (allowed: %s)",
                   q->method, r->allow);
     else

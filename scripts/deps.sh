@@ -4,6 +4,7 @@
 #   build  what `make` needs to compile bin/plexus and the unit tests
 #   test   build + what the integration tests drive the broker with (chromium:
 #          the dashboard's browser test; wrk: the admin API's load figures)
+#   fuzz   build + clang and libFuzzer's runtime (make fuzz, tests/fuzz/)
 #
 # As root, missing packages are installed with apt-get; otherwise the one
 # apt-get line that would install them is printed and the script fails.
@@ -12,10 +13,13 @@ set -eu
 build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev check"
 test="$build python3 python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
+fuzz="$build clang-14 libclang-rt-14-dev"
+
 case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+fuzz) want=$fuzz ;;
+*) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
