@@ -231,6 +231,7 @@ int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char 
             v->body = size - doff * 4;
             v->checked = v->body == 0; /* an empty frame: a heartbeat */
             v->plen = 0;
+            continue; /* a read that ends with the header has no body to check yet */
         }
         if (v->skip) { /* extended header */
             size_t k = v->skip < n ? (size_t)v->skip : n;

@@ -73,6 +73,14 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
     const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
     const amqp_config *c = s->cfg;
     s->mech = "none";
+    if (!mech) {
+        /* Proton's frame decoder reads a sasl-init whose list size is
+         * smaller than its fields as having no mechanism (the frame checker
+         * decodes such frames leniently and lets them through). */
+        snprintf(s->refused, sizeof s->refused, "(sasl-init without a mechanism)");
+        outcome(t, s, false);
+        return;
+    }
     if (!strcmp(mech, "PLAIN")) {
         s->mech = "PLAIN";
         char user[128], pass[256];
