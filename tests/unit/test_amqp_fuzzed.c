@@ -141,6 +141,23 @@ START_TEST(test_sasl_init_anonymous_logs_in)
 }
 END_TEST
 
+/* Found by the fuzzer: PLAIN with no initial response (proton gives a
+ * NULL start) had split_plain compute NULL + 0, undefined behaviour that
+ * UBSan aborts on under make asan. It is a malformed PLAIN response. */
+START_TEST(test_sasl_plain_without_a_response_is_refused)
+{
+    static const char bytes[] = "AMQP\x03\x01\x00\x00"
+                                "\x00\x00\x00\x15\x02\x01\x00\x00"
+                                "\x00\x53\x41\xc0\x08\x01"
+                                "\xa3\x05PLAIN";
+    amqp__sasl s = push_sasl(bytes, sizeof bytes - 1);
+    ck_assert(s.done);
+    ck_assert(!s.ok);
+    ck_assert_str_eq(s.mech, "PLAIN");
+    ck_assert_str_eq(s.refused, "(malformed PLAIN response)");
+}
+END_TEST
+
 static Suite *frames_suite(void)
 {
     Suite *s = suite_create("amqp_fuzzed");
@@ -152,6 +169,7 @@ static Suite *frames_suite(void)
     TCase *ts = tcase_create("sasl");
     tcase_add_test(ts, test_sasl_init_without_a_mechanism_is_refused);
     tcase_add_test(ts, test_sasl_init_anonymous_logs_in);
+    tcase_add_test(ts, test_sasl_plain_without_a_response_is_refused);
     suite_add_tcase(s, ts);
     return s;
 }
