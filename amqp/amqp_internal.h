@@ -38,6 +38,9 @@ void amqp__fv_init(amqp__fv *v, uint32_t max_frame);
 void amqp__fv_free(amqp__fv *v);
 /* 0, or <0 with the AMQP condition (*cond) and reason (err) to close with. */
 int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char *err, size_t len);
+/* encoding.c: the size of the encoded value at p if every size it
+ * declares adds up; 0 if the n bytes end inside it; -EBADMSG if not. */
+ssize_t amqp__enc_size(const void *p, size_t n);
 
 /* ------------------------------------------------------------ connections */
 

@@ -1,7 +1,8 @@
 /* test_amqp_fuzzed.c — regressions the fuzzer (tests/fuzz/fuzz_frames)
  * found in amqp/, each with the bytes that showed it: in the frame checker
- * (frames.c), a verdict must not depend on where TCP cuts the stream; in
- * the SASL layer (sasl.c), a malformed sasl-init is refused, not a crash. */
+ * (frames.c), a verdict must not depend on where TCP cuts the stream, and
+ * a value must take the bytes it declares (encoding.c); in the SASL layer
+ * (sasl.c), a malformed sasl-init is refused, not a crash. */
 #include <check.h>
 #include <errno.h>
 #include <proton/connection.h>
@@ -86,6 +87,63 @@ START_TEST(test_a_bad_frame_is_refused_however_cut)
 }
 END_TEST
 
+static int feed_all(const char *bytes, size_t n, const char **cond)
+{
+    amqp__fv v;
+    amqp__fv_init(&v, 4096);
+    char err[200] = "";
+    int rc = amqp__fv_feed(&v, bytes, n, cond, err, sizeof err);
+    amqp__fv_free(&v);
+    return rc;
+}
+
+/* The sasl-init below: its list32 declares 7 bytes and holds 12. */
+static const char short_init[] = "AMQP\x03\x01\x00\x00"
+                                 "\x00\x00\x00\x1f\x02\x01\x00\x00"
+                                 "\x00\x53\x41\xd0\x00\x00\x00\x07\x00\x00\x00\x01"
+                                 "\xa3\x09YANNMOOUS";
+
+/* Found by the fuzzer (the crash below): the checker took that frame,
+ * because pn_data_decode reads lists by count, while proton's transport
+ * reads it by size as a sasl-init without a mechanism. The checker now
+ * holds every value to its declared sizes (encoding.c) and refuses it. */
+START_TEST(test_checker_refuses_a_list_shorter_than_its_fields)
+{
+    const char *cond = NULL;
+    ck_assert_int_eq(feed_all(short_init, sizeof short_init - 1, &cond), -EBADMSG);
+    ck_assert_str_eq(cond, "amqp:decode-error");
+}
+END_TEST
+
+/* An array's count must fit its size too: an open whose hostname is an
+ * array32 of a million nulls in 10 bytes. */
+START_TEST(test_checker_refuses_an_array_whose_count_outruns_its_size)
+{
+    static const char open[] = "AMQP\x00\x01\x00\x00"
+                               "\x00\x00\x00\x1b\x02\x00\x00\x00"
+                               "\x00\x53\x10\xc0\x0e\x02\xa1\x01\x63"
+                               "\xf0\x00\x00\x00\x05\x00\x10\x00\x00\x40";
+    const char *cond = NULL;
+    ck_assert_int_eq(feed_all(open, sizeof open - 1, &cond), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_enc_size_holds_values_to_their_sizes)
+{
+    ck_assert_int_eq(amqp__enc_size("\x45", 1), 1);                       /* list0 */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x01\x00", 3), 3);               /* list8, empty */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x03\x01\x50\x07", 5), 5);       /* [ubyte 7] */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x03\x01\x50", 4), 0);           /* more bytes to come */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x02\x01\x50\x07", 5), -EBADMSG); /* size short of its element */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x04\x01\x50\x07\x00", 6), -EBADMSG); /* size past it */
+    ck_assert_int_eq(amqp__enc_size("\xe0\x04\x02\x50\x01\x02", 6), 6); /* array of two ubytes */
+    ck_assert_int_eq(amqp__enc_size("\xe0\x04\x03\x50\x01\x02", 6), -EBADMSG);
+    ck_assert_int_eq(amqp__enc_size("\x00\x53\x10\x45", 4), 4);           /* described */
+    ck_assert_int_eq(amqp__enc_size("\xa1\x05" "abc", 5), 0);
+    ck_assert_int_eq(amqp__enc_size("\xff", 1), -EBADMSG);
+}
+END_TEST
+
 /* What a client's bytes do to a server transport with Plexus's SASL. */
 static amqp__sasl push_sasl(const char *bytes, size_t n)
 {
@@ -115,11 +173,7 @@ static amqp__sasl push_sasl(const char *bytes, size_t n)
  * it crashed the broker before any login. Now it is a refused login. */
 START_TEST(test_sasl_init_without_a_mechanism_is_refused)
 {
-    static const char bytes[] = "AMQP\x03\x01\x00\x00"
-                                "\x00\x00\x00\x1f\x02\x01\x00\x00"
-                                "\x00\x53\x41\xd0\x00\x00\x00\x07\x00\x00\x00\x01"
-                                "\xa3\x09YANNMOOUS";
-    amqp__sasl s = push_sasl(bytes, sizeof bytes - 1);
+    amqp__sasl s = push_sasl(short_init, sizeof short_init - 1); /* as if the checker had let it by */
     ck_assert(s.done);
     ck_assert(!s.ok);
     ck_assert_str_eq(s.refused, "(sasl-init without a mechanism)");
@@ -166,6 +220,11 @@ static Suite *frames_suite(void)
     tcase_add_test(tc, test_any_cut_gives_the_same_verdict);
     tcase_add_test(tc, test_a_bad_frame_is_refused_however_cut);
     suite_add_tcase(s, tc);
+    TCase *te = tcase_create("sizes");
+    tcase_add_test(te, test_checker_refuses_a_list_shorter_than_its_fields);
+    tcase_add_test(te, test_checker_refuses_an_array_whose_count_outruns_its_size);
+    tcase_add_test(te, test_enc_size_holds_values_to_their_sizes);
+    suite_add_tcase(s, te);
     TCase *ts = tcase_create("sasl");
     tcase_add_test(ts, test_sasl_init_without_a_mechanism_is_refused);
     tcase_add_test(ts, test_sasl_init_anonymous_logs_in);
