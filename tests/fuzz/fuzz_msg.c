@@ -4,7 +4,8 @@
  * reader and their JSON form (routing/json.c, the admin API's headers).
  *
  * Checked: a refused message leaves nothing behind (LeakSanitizer); an
- * accepted one round-trips through redelivery: rt_msg_wire's new header
+ * accepted one has a header only if its first section's descriptor is the
+ * header's; it round-trips through redelivery: rt_msg_wire's new header
  * in front of the rest of the bytes decodes again, with the same
  * properties and header fields and the new delivery count; and the same
  * bytes built up piecewise (rt_msg_alloc, rt_msg_grow, rt_msg_finish, as
@@ -18,6 +19,22 @@
 #include "tests/fuzz/fuzz.h"
 
 static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+static bool header_descriptor(const uint8_t *p, size_t n)
+{
+    static const uint8_t small[] = {0x00, 0x53, 0x70}, full[] = {0x00, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x70};
+    static const char sym[] = "amqp:header:list";
+    if (n >= sizeof small && !memcmp(p, small, sizeof small))
+        return true;
+    if (n >= sizeof full && !memcmp(p, full, sizeof full))
+        return true;
+    /* symbolic: 0x00, sym8 (0xa3) or sym32 (0xb3), then the name */
+    if (n >= 3 + sizeof sym - 1 && p[0] == 0x00 && p[1] == 0xa3 && p[2] == sizeof sym - 1)
+        return !memcmp(p + 3, sym, sizeof sym - 1);
+    if (n >= 6 + sizeof sym - 1 && p[0] == 0x00 && p[1] == 0xb3 && !p[2] && !p[3] && !p[4] && p[5] == sizeof sym - 1)
+        return !memcmp(p + 6, sym, sizeof sym - 1);
+    return false;
+}
 
 static void same_fields(const rt_msg *a, const rt_msg *b)
 {
@@ -38,6 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     FUZZ_CHECK(m->buf.len == size && memcmp(m->buf.data, data, size) == 0);
     FUZZ_CHECK(m->hdr_len <= size);
+    if (m->hdr_len) /* read as a header only if its descriptor is the header's, in one of its two forms */
+        FUZZ_CHECK(header_descriptor(data, size));
     FUZZ_CHECK((size_t)m->ap_off + m->ap_len <= size);
 
     /* Piecewise, as a connection reads it. */
