@@ -86,8 +86,8 @@ static ssize_t body(uint8_t code, const uint8_t *p, size_t n, int depth)
         left--;
     }
     int ew = fixed_width(ec);
-    if (ew == 0)
-        return count == 0 && !left ? (ssize_t)(sw + size) : BAD; /* nulls and the like carry no bytes: refuse them in bulk */
+    if (ew == 0) /* nulls and the like carry no bytes: refused in bulk */
+        return count == 0 && !left ? (ssize_t)(sw + size) : BAD;
     if (ew > 0)
         return count == left / (size_t)ew && left % (size_t)ew == 0 ? (ssize_t)(sw + size) : BAD;
     if (count > left)

@@ -17,7 +17,10 @@
 #include "routing/rt_internal.h"
 #include "tests/fuzz/fuzz.h"
 
-static uint32_t le32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 static void put_le32(unsigned char *p, uint32_t v)
 {
@@ -39,7 +42,6 @@ static void round_trip(const unsigned char *rec, size_t n, const rt__rec *r)
         m = rt__rec_msg_head(out, r->seq, r->dc, r->expires, r->rkey, r->rkey_len, r->msg, r->msg_len);
         memcpy(out + m, r->msg, r->msg_len);
         m += r->msg_len;
-        /* flags: only the key bit is defined */
         FUZZ_CHECK(memcmp(out, rec, n) == 0);
         break;
     case RT__REC_ACK: {
@@ -58,8 +60,8 @@ static void round_trip(const unsigned char *rec, size_t n, const rt__rec *r)
     }
     FUZZ_CHECK(m == n);
     if (r->type != RT__REC_MSG) {
-        /* The padding after the type byte is not covered by the encoders'
-         * output contract beyond the CRC: compare around it. */
+        /* The decoder ignores the padding after the type byte (written as
+         * zeros, covered by the CRC only): compare around it. */
         size_t pad = r->type == RT__REC_MARK ? 7 : 3;
         FUZZ_CHECK(memcmp(out + RT__REC_HDR + 1 + pad, rec + RT__REC_HDR + 1 + pad, n - RT__REC_HDR - 1 - pad) == 0);
         FUZZ_CHECK(out[RT__REC_HDR] == rec[RT__REC_HDR]);
