@@ -8,6 +8,7 @@
 #   make bench      print the benchmark figures
 #   make amqp091-gen-check  the committed AMQP 0-9-1 method tables are what the spec gives
 #   make format     apply .clang-format (format-check: fail where it would change a file)
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (tests/fuzz/README.md)
 #
 # `make run` and `make test` install missing Debian packages first when run
 # as root (scripts/deps.sh), or print the apt-get line that would.
@@ -65,7 +66,8 @@ else
 Q := @
 endif
 
-.PHONY: all run test unit integration asan tsan tsan-integration bench deps test-deps clean format format-check amqp091-gen-check
+.PHONY: all run test unit integration asan tsan tsan-integration bench deps test-deps clean format format-check amqp091-gen-check \
+        fuzz fuzz-ci fuzz-build fuzz-bins fuzz-repro fuzz-deps
 .DELETE_ON_ERROR:
 
 all: $(PLEXUS) $(CTL)
@@ -175,6 +177,45 @@ bench: test-deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN) $(AMQP_BENCH) all
 	$(BENCH_BIN)
 	@PLEXUS_BIN=$(abspath $(PLEXUS)) AMQP_BENCH=$(abspath $(AMQP_BENCH)) /usr/bin/python3 tests/bench/run_bench.py
+
+# ------------------------------------------------------------------ fuzzing
+# libFuzzer targets (tests/fuzz/fuzz_NAME.c) in a tree of their own, built
+# with clang: the library with fuzzer-no-link (coverage, no main), each
+# target linked with libFuzzer. Runs copy the checked-in corpus into
+# build/fuzz/corpus first, so they never grow tests/fuzz/corpus.
+FUZZ_CC      ?= clang-14
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_SECONDS ?= 60
+
+fuzz-deps:
+	@scripts/deps.sh fuzz
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=build/fuzz BINDIR=build/fuzz/bin CC=$(FUZZ_CC) OPT=-O1 MALLOC_LIBS= \
+	    SAN="$(FUZZ_SAN)" fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+
+# Each target for FUZZ_SECONDS (FUZZ_TARGETS="frames msg" for some only).
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(or $(FUZZ_TARGETS),$(FUZZ_NAMES))
+
+# CI: all targets within 60 s, from a fresh copy of the corpus; any crash,
+# leak, timeout or sanitizer report fails.
+fuzz-ci: fuzz-build
+	@FUZZ_FRESH=1 tests/fuzz/run.sh $$((60 / $(words $(FUZZ_NAMES)))) $(FUZZ_NAMES)
+
+# Replays one input: make fuzz-repro TARGET=frames INPUT=crash-1234
+fuzz-repro: fuzz-build
+	@[ -n "$(TARGET)" ] && [ -n "$(INPUT)" ] || { echo "usage: make fuzz-repro TARGET=name INPUT=file" >&2; exit 2; }
+	build/fuzz/fuzz/fuzz_$(TARGET) $(INPUT)
 
 # Every C file in the tree, in the style of .clang-format; format-check (CI)
 # changes nothing and fails naming each file that is not in it.

@@ -70,7 +70,7 @@ extern int64_t adm__started_ms; /* when the admin subtree first started: the nod
 bool adm__split_path(char *path, adm_req *q, adm_resp *r);
 /* The handler for q's method and segments, or NULL; allow gets the
  * methods the path takes ("" if none: a 404, else a 405). */
-adm_handler adm__route_find(adm_req *q, char *allow, size_t allow_len);
+adm_handler adm__route_find(const adm_req *q, char *allow, size_t allow_len);
 /* Finds and runs the handler, or fills the 404/405. */
 void adm__route(adm_req *q, adm_resp *r);
 
@@ -137,6 +137,10 @@ typedef struct adm__qsnap {
 } adm__qsnap;
 int adm__queue_snapshot(adm_req *q, adm__qsnap **out, size_t *n);
 void adm__queue_snapshot_free(adm__qsnap *v, size_t n);
+
+/* api_messages.c: a POST .../publish body (and the routing key) as a
+ * message; -EINVAL with a reason in err. */
+int adm__build_message(const json_t *body, const char *key, rt_msg **out, char *err, size_t len);
 
 /* http.c: the server and its process. */
 extern const sv_server_ops adm__http_ops;

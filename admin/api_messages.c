@@ -110,20 +110,26 @@ static unsigned char *payload_bytes(const json_t *body, size_t *n, char *err, si
         *n = plen;
         return out;
     }
-    int got = strcmp(enc, "base64") ? -1 : EVP_DecodeBlock(out, (const unsigned char *)json_string_value(p), (int)plen);
-    if (got < 0 || plen % 4) {
+    /* EVP_DecodeBlock takes '=' anywhere as zero bits and counts padding
+     * as bytes: allow two at the end only, and take them off the count
+     * (four took "====" to -1 bytes, a publish of SIZE_MAX bytes). */
+    const char *text = json_string_value(p);
+    size_t pad = 0;
+    while (pad < 2 && pad < plen && text[plen - 1 - pad] == '=')
+        pad++;
+    int got = strcmp(enc, "base64") || plen % 4 || memchr(text, '=', plen - pad)
+                  ? -1
+                  : EVP_DecodeBlock(out, (const unsigned char *)text, (int)plen);
+    if (got < (int)pad) {
         free(out);
         snprintf(err, len, "payload_encoding must be string or base64 (and the payload valid base64)");
         return NULL;
     }
-    /* EVP_DecodeBlock counts padding as bytes. */
-    for (size_t i = plen; i > 0 && json_string_value(p)[i - 1] == '='; i--)
-        got--;
-    *n = (size_t)got;
+    *n = (size_t)got - pad;
     return out;
 }
 
-static int build_message(const json_t *body, const char *key, rt_msg **out, char *err, size_t len)
+int adm__build_message(const json_t *body, const char *key, rt_msg **out, char *err, size_t len)
 {
     size_t n = 0;
     unsigned char *payload = payload_bytes(body, &n, err, len);
@@ -238,7 +244,7 @@ void adm__exchange_publish(adm_req *q, adm_resp *r)
     char err[300] = "", keybuf[RT_NAME_MAX + 1];
     snprintf(keybuf, sizeof keybuf, "%s", key);
     rt_msg *m = NULL;
-    int rc = build_message(body, keybuf, &m, err, sizeof err);
+    int rc = adm__build_message(body, keybuf, &m, err, sizeof err);
     json_decref(body);
     if (rc < 0) {
         if (rc == -EINVAL)

@@ -74,7 +74,7 @@ static const route routes[] = {
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 /* Whether the request's segments fit the pattern ("*" stands for any one segment). */
-static bool matches(const char *pattern, adm_req *q)
+static bool matches(const char *pattern, const adm_req *q)
 {
     int i = 0;
     for (const char *p = pattern; *p; i++) {
@@ -115,7 +115,7 @@ bool adm__split_path(char *path, adm_req *q, adm_resp *r)
     return true;
 }
 
-adm_handler adm__route_find(adm_req *q, char *allow, size_t allow_len)
+adm_handler adm__route_find(const adm_req *q, char *allow, size_t allow_len)
 {
     const char *method = strcmp(q->method, "HEAD") == 0 ? "GET" : q->method;
     allow[0] = '\0';

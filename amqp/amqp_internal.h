@@ -68,6 +68,9 @@ void amqp__fv_free(amqp__fv *v);
  * connection with; or -EPROTONOSUPPORT: the protocol header in v->refused
  * is not served here: answer with v->reply and close (no frames). */
 int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char *err, size_t len);
+/* encoding.c: the size of the encoded value at p if every size it
+ * declares adds up; 0 if the n bytes end inside it; -EBADMSG if not. */
+ssize_t amqp__enc_size(const void *p, size_t n);
 
 /* ------------------------------------------------------------ connections */
 

@@ -193,10 +193,13 @@ static ssize_t check_at(amqp__fv *v, const char *p, size_t n, bool last, const c
         return -ENOMEM;
     }
     pn_data_clear(v->data);
-    ssize_t used = pn_data_decode(v->data, p, n);
-    if (used == PN_UNDERFLOW && !last)
+    /* Sizes first (encoding.c): proton's transport must read the bytes as
+     * pn_data_decode does, and a huge count must not be built. */
+    ssize_t size = amqp__enc_size(p, n);
+    if (size == 0 && !last)
         return 0;
-    if (used <= 0) {
+    ssize_t used = size > 0 ? pn_data_decode(v->data, p, (size_t)size) : PN_ERR;
+    if (used <= 0 || used != size) {
         snprintf(err, len, "the performative cannot be decoded");
         return -EBADMSG;
     }

@@ -49,10 +49,11 @@ static void outcome(pn_transport_t *t, amqp__sasl *s, bool ok)
 /* PLAIN's message: [authzid] NUL authcid NUL password (RFC 4616). */
 static bool split_plain(const pn_bytes_t *b, char *user, size_t ulen, char *pass, size_t plen)
 {
-    const char *p = b->start, *end = b->start + b->size;
-    const char *nul1 = p ? memchr(p, 0, b->size) : NULL;
+    const char *p = b->start;
+    const char *nul1 = p ? memchr(p, 0, b->size) : NULL; /* no initial response: start is NULL */
     if (!nul1)
         return false;
+    const char *end = p + b->size;
     const char *u = nul1 + 1;
     const char *nul2 = memchr(u, 0, (size_t)(end - u));
     if (!nul2)
@@ -73,6 +74,14 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
     const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
     const amqp_config *c = s->cfg;
     s->mech = "none";
+    if (!mech) {
+        /* Proton's frame decoder reads a sasl-init whose list size is
+         * smaller than its fields as having no mechanism (the frame checker
+         * decodes such frames leniently and lets them through). */
+        snprintf(s->refused, sizeof s->refused, "(sasl-init without a mechanism)");
+        outcome(t, s, false);
+        return;
+    }
     if (!strcmp(mech, "PLAIN")) {
         s->mech = "PLAIN";
         char user[128], pass[256];

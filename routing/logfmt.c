@@ -167,6 +167,8 @@ ssize_t rt__rec_decode(const unsigned char *buf, size_t avail, rt__rec *r)
         r->rkey_len = (uint16_t)(p[2] | p[3] << 8);
         if (RT__MSG_FIXED + (size_t)r->rkey_len > len)
             return -EBADMSG;
+        if ((p[1] & ~MSG_HAS_RKEY) || (!(p[1] & MSG_HAS_RKEY) && r->rkey_len))
+            return -EBADMSG; /* flags, or key bytes without a key: the store never writes them */
         r->dc = get32(p + 4);
         r->seq = get64(p + 8);
         r->expires = (int64_t)get64(p + 16);

@@ -55,7 +55,7 @@ static int peek_section(const unsigned char *p, size_t len)
     if (len >= 3 && p[0] == 0x00 && p[1] == 0x53)
         return p[2];
     if (len >= 10 && p[0] == 0x00 && p[1] == 0x80)
-        return p[9];
+        return memcmp(p + 2, "\0\0\0\0\0\0\0", 7) ? SEC_FIRST_BODY : p[9]; /* no section code is that large */
     return 0;
 }
 
@@ -85,8 +85,8 @@ static int enter_section(pn_data_t *d)
     if (!pn_data_next(d))
         return -1;
     int code;
-    if (pn_data_type(d) == PN_ULONG)
-        code = (int)pn_data_get_ulong(d);
+    if (pn_data_type(d) == PN_ULONG) /* not cast down: 0x100000070 is no header */
+        code = pn_data_get_ulong(d) < SEC_FIRST_BODY ? (int)pn_data_get_ulong(d) : SEC_FIRST_BODY;
     else if (pn_data_type(d) == PN_SYMBOL)
         code = section_of_symbol(pn_data_get_symbol(d));
     else

@@ -9,6 +9,7 @@
 #   rabbitmqadmin   only that
 #   format clang-format, for `make format` and `make format-check`
 #   tsan   what `make tsan` adds: clang and its ThreadSanitizer runtime
+#   fuzz   build + clang and libFuzzer's runtime (make fuzz, tests/fuzz/)
 #
 # As root, missing packages are installed with apt-get; otherwise the one
 # apt-get line that would install them is printed and the script fails.
@@ -46,13 +47,16 @@ fetch_rabbitmqadmin() {
     echo "deps.sh: rabbitmqadmin unpacked from rabbitmq-server into $dest"
 }
 
+fuzz="$build clang-14 libclang-rt-14-dev"
+
 case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;
 format) want=$format ;;
 tsan) want=$tsan ;;
+fuzz) want=$fuzz ;;
 rabbitmqadmin) fetch_rabbitmqadmin; exit $? ;;
-*) echo "usage: $0 build|test|format|tsan|rabbitmqadmin" >&2; exit 2 ;;
+*) echo "usage: $0 build|test|format|tsan|fuzz|rabbitmqadmin" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

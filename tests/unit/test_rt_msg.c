@@ -351,6 +351,32 @@ START_TEST(test_msg_garbage_is_ebadmsg)
 }
 END_TEST
 
+/* Found by the fuzzer: a section whose ulong descriptor is 0x70 plus high
+ * bits (0x0000020000000070 below) was cast down to 0x70 and read as the
+ * header (durable, priority, ttl from whatever list followed). A descriptor
+ * no section has starts the body, as every other unknown one does. */
+START_TEST(test_msg_large_ulong_descriptor_is_no_header)
+{
+    /* described, ulong 0x0000020000000070, list8 [true, ubyte 9] */
+    static const char bytes[] = "\x00\x80\x00\x00\x02\x00\x00\x00\x00\x70"
+                                "\xc0\x03\x02\x41\x50\x09";
+    rt_msg *m = NULL;
+    ck_assert_int_eq(rt_msg_new(bytes, sizeof bytes - 1, &m), 0);
+    ck_assert_uint_eq(m->hdr_len, 0);
+    ck_assert(!m->durable);
+    ck_assert(!m->has_priority);
+    rt_msg_unref(m);
+    /* The same with the header's own descriptor is a header (the test can fail). */
+    static const char header[] = "\x00\x80\x00\x00\x00\x00\x00\x00\x00\x70"
+                                 "\xc0\x04\x02\x41\x50\x09";
+    ck_assert_int_eq(rt_msg_new(header, sizeof header - 1, &m), 0);
+    ck_assert_uint_eq(m->hdr_len, sizeof header - 1);
+    ck_assert(m->durable);
+    ck_assert(m->has_priority && m->priority == 9);
+    rt_msg_unref(m);
+}
+END_TEST
+
 START_TEST(test_msg_built_as_bytes_arrive_equals_msg_new)
 {
     pn_message_t *pm = full_message();
@@ -702,6 +728,7 @@ static Suite *msg_suite(void)
     tcase_add_test(tc, test_msg_one_mib_body_is_kept_whole);
     tcase_add_test(tc, test_msg_body_bytes_are_never_decoded);
     tcase_add_test(tc, test_msg_garbage_is_ebadmsg);
+    tcase_add_test(tc, test_msg_large_ulong_descriptor_is_no_header);
     tcase_add_test(tc, test_msg_built_as_bytes_arrive_equals_msg_new);
     tcase_add_test(tc, test_msg_finish_error_leaves_the_message_to_the_caller);
     tcase_add_test(tc, test_msg_from_body_is_a_data_section_message);
