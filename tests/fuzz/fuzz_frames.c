@@ -50,6 +50,11 @@ static verdict check_stream(const char *p, size_t n, uint32_t max_frame, uint32_
         char err[200] = "";
         const char *cond = NULL;
         int rc = amqp__fv_feed(&v, p + off, k, &cond, err, sizeof err);
+        if (rc == -EPROTONOSUPPORT) { /* a protocol header not served: answered with the one that is */
+            FUZZ_CHECK(!memcmp(v.reply, "AMQP\x03\x01\x00\x00", 8) || !memcmp(v.reply, "AMQP\x00\x01\x00\x00", 8));
+            out = (verdict){rc, "header", off};
+            break;
+        }
         if (rc < 0) {
             FUZZ_CHECK(cond && *cond);
             FUZZ_CHECK(err[0] && memchr(err, '\0', sizeof err));
