@@ -37,7 +37,7 @@ const char *amqp__header_name(amqp__hdr_kind k);
  * framing, field types, and which performative may come in which state
  * (the connection, session and link state machines, as the client drives
  * them). */
-typedef struct amqp__fv {
+typedef struct amqp__fcheck {
     uint8_t phase;
     uint8_t hdr[8], hlen; /* protocol or frame header being read */
     bool sasl;            /* frames are SASL frames */
@@ -52,22 +52,22 @@ typedef struct amqp__fv {
     char *pbuf;           /* a performative split across reads */
     size_t plen, pcap;
     struct pn_data_t *data;
-    sv_map ends;          /* amqp__fv_end: the client's sessions and links */
-} amqp__fv;
+    sv_map ends;          /* amqp__fcheck_end: the client's sessions and links */
+} amqp__fcheck;
 
-/* An entry of amqp__fv.ends: k1 = channel + 1; k2 = 0 for the session,
+/* An entry of amqp__fcheck.ends: k1 = channel + 1; k2 = 0 for the session,
  * handle + 1 for a link attached on it. */
-typedef struct amqp__fv_end {
+typedef struct amqp__fcheck_end {
     uint64_t k1, k2;
     bool receiver; /* a link's role, as the client attached it */
-} amqp__fv_end;
+} amqp__fcheck_end;
 
-void amqp__fv_init(amqp__fv *v, uint32_t max_frame);
-void amqp__fv_free(amqp__fv *v);
+void amqp__fcheck_init(amqp__fcheck *v, uint32_t max_frame);
+void amqp__fcheck_free(amqp__fcheck *v);
 /* 0; or <0 with the AMQP condition (*cond) and reason (err) to close the
  * connection with; or -EPROTONOSUPPORT: the protocol header in v->refused
  * is not served here: answer with v->reply and close (no frames). */
-int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char *err, size_t len);
+int amqp__fcheck_feed(amqp__fcheck *v, const char *p, size_t n, const char **cond, char *err, size_t len);
 /* encoding.c: the size of the encoded value at p if every size it
  * declares adds up; 0 if the n bytes end inside it; -EBADMSG if not. */
 ssize_t amqp__enc_size(const void *p, size_t n);
@@ -172,7 +172,7 @@ typedef struct amqp__conn {
     uv_timer_t timer;
     int handles;          /* open libuv handles; the struct is freed with the last */
     pn_connection_driver_t d;
-    amqp__fv fv;
+    amqp__fcheck fv;
     amqp__sasl sasl;
     char peer[64];
     char name[160];       /* "peer -> local", for logs and the admin API */
@@ -260,16 +260,16 @@ void amqp__pub_refresh(amqp__conn *c);
 bool amqp__pub_may_read(amqp__conn *c);
 
 /* consume.c: links on which the client receives. */
-void amqp__con_attach(amqp__conn *c, pn_link_t *link);
-void amqp__con_flow(amqp__conn *c, amqp__link *l);
-void amqp__con_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
-void amqp__con_deliver(amqp__conn *c, sv_msg *m);
+void amqp__consumer_attach(amqp__conn *c, pn_link_t *link);
+void amqp__consumer_flow(amqp__conn *c, amqp__link *l);
+void amqp__consumer_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d);
+void amqp__consumer_deliver(amqp__conn *c, sv_msg *m);
 /* Hands waiting deliveries to proton, up to about budget bytes. */
-void amqp__con_feed(amqp__conn *c, size_t budget);
-void amqp__con_free_out(amqp__conn *c);
-void amqp__con_drained(amqp__conn *c, sv_msg *m);
-void amqp__con_gone(amqp__conn *c, sv_msg *m);
-void amqp__con_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
-void amqp__con_closed(amqp__conn *c, amqp__link *l);
+void amqp__consumer_feed(amqp__conn *c, size_t budget);
+void amqp__consumer_free_out(amqp__conn *c);
+void amqp__consumer_drained(amqp__conn *c, sv_msg *m);
+void amqp__consumer_gone(amqp__conn *c, sv_msg *m);
+void amqp__consumer_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
+void amqp__consumer_closed(amqp__conn *c, amqp__link *l);
 
 #endif

@@ -123,7 +123,7 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
     if (l->kind == AMQP__PUB)
         amqp__pub_closed(l->c, l);
     else
-        amqp__con_closed(l->c, l);
+        amqp__consumer_closed(l->c, l);
 }
 
 int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const void *req, size_t len)
@@ -154,7 +154,7 @@ static void on_reply(amqp__conn *c, sv_msg *m)
     if (e.l->kind == AMQP__PUB)
         amqp__pub_reply(c, e.l, m);
     else
-        amqp__con_reply(c, e.l, m);
+        amqp__consumer_reply(c, e.l, m);
     amqp__link_unref(e.l);
 }
 
@@ -229,7 +229,7 @@ static void on_link_open(amqp__conn *c, pn_link_t *link)
         return;
     }
     if (pn_link_is_sender(link))
-        amqp__con_attach(c, link);
+        amqp__consumer_attach(c, link);
     else
         amqp__pub_attach(c, link);
 }
@@ -242,7 +242,7 @@ static void on_link_close(amqp__conn *c, pn_link_t *link)
         if (l->kind == AMQP__PUB)
             amqp__pub_closed(c, l);
         else
-            amqp__con_closed(c, l);
+            amqp__consumer_closed(c, l);
     }
     if (!(pn_link_state(link) & PN_LOCAL_CLOSED))
         pn_link_close(link);
@@ -329,7 +329,7 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         pn_link_t *link = pn_event_link(e);
         amqp__link *l = pn_link_get_context(link);
         if (l && !l->closed && pn_link_is_sender(link))
-            amqp__con_flow(c, l);
+            amqp__consumer_flow(c, l);
         break;
     }
     case PN_DELIVERY: {
@@ -341,7 +341,7 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         else if (pn_link_is_receiver(link))
             amqp__pub_delivery(c, l, d);
         else
-            amqp__con_disposition(c, l, d);
+            amqp__consumer_disposition(c, l, d);
         break;
     }
     case PN_LINK_FINAL: {
@@ -352,7 +352,7 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
                 if (l->kind == AMQP__PUB)
                     amqp__pub_closed(c, l);
                 else
-                    amqp__con_closed(c, l);
+                    amqp__consumer_closed(c, l);
             }
             pn_link_set_context(l->link, NULL);
             l->link = NULL;
@@ -430,7 +430,7 @@ void amqp__conn_work(amqp__conn *c)
         amqp__sock_write_out(c);
         /* The socket took it all (or most): hand proton the next deliveries. */
         if (c->out_len && (!c->writing || c->wlen < FEED_BYTES / 2)) {
-            amqp__con_feed(c, FEED_BYTES);
+            amqp__consumer_feed(c, FEED_BYTES);
             amqp__sock_write_out(c);
         }
         /* After a bad frame, once our close is out (proton has closed its
@@ -556,7 +556,7 @@ static int conn_init(sv_proc *self, void *arg)
     pn_transport_require_auth(t, !c->cfg->anonymous);
     pn_transport_set_max_frame(t, c->cfg->max_frame_size);
     pn_transport_set_idle_timeout(t, c->cfg->idle_timeout_ms);
-    amqp__fv_init(&c->fv, c->cfg->max_frame_size);
+    amqp__fcheck_init(&c->fv, c->cfg->max_frame_size);
     /* Links refused over max_links stay attached until the client's detach:
      * room for those, but not for an endless stream of attaches. */
     c->fv.max_handles = c->cfg->max_links * 2 + 64;
@@ -600,16 +600,16 @@ static int conn_info(sv_proc *self, sv_msg *m)
     }
     switch (m->tag) {
     case RT_Q_DELIVER:
-        amqp__con_deliver(c, m);
+        amqp__consumer_deliver(c, m);
         break;
     case RT_Q_CONFIRM:
         amqp__pub_confirm(c, m);
         break;
     case RT_Q_DRAINED:
-        amqp__con_drained(c, m);
+        amqp__consumer_drained(c, m);
         break;
     case RT_Q_CONSUMER_GONE:
-        amqp__con_gone(c, m);
+        amqp__consumer_gone(c, m);
         break;
     case AMQP__TAG_CLOSE: { /* from the admin API */
         char reason[256];
@@ -640,7 +640,7 @@ static void conn_terminate(sv_proc *self, int reason)
     c->finished = true;
     amqp__reg_remove(&c->reg);
     amqp__outbox_free_all(c);
-    amqp__con_free_out(c);
+    amqp__consumer_free_out(c);
     for (uint32_t i = 0; i < c->tags.cap; i++) {
         amqp__tag *t = sv_map_at(&c->tags, i);
         (void)t; /* deliveries die with the driver; nothing else is held */
@@ -651,7 +651,7 @@ static void conn_terminate(sv_proc *self, int reason)
     while (c->links)
         link_free(c->links);
     pn_connection_driver_destroy(&c->d);
-    amqp__fv_free(&c->fv);
+    amqp__fcheck_free(&c->fv);
     if (c->counted)
         atomic_fetch_sub(&amqp__nconns, 1);
     amqp__sock_read_stop(c);

@@ -140,7 +140,7 @@ static void subscribe(amqp__conn *c, amqp__link *l, const amqp_addr *a)
     }
 }
 
-void amqp__con_attach(amqp__conn *c, pn_link_t *link)
+void amqp__consumer_attach(amqp__conn *c, pn_link_t *link)
 {
     amqp__link *l = amqp__link_new(c, link, AMQP__CON);
     if (!l) {
@@ -197,7 +197,7 @@ static void forget_queue(amqp__conn *c, const char *name)
         sv_msg_free(m);
 }
 
-void amqp__con_reply(amqp__conn *c, amqp__link *l, sv_msg *reply)
+void amqp__consumer_reply(amqp__conn *c, amqp__link *l, sv_msg *reply)
 {
     if (l->step == STEP_DECLARE && reply->status == 0) {
         const rt_req_queue *r = SV_MSG_AS(reply, rt_req_queue);
@@ -281,7 +281,7 @@ static void send_credit(amqp__conn *c, amqp__link *l, uint32_t credit, bool drai
         amqp__outbox_push(c, l->qpid, m);
 }
 
-void amqp__con_flow(amqp__conn *c, amqp__link *l)
+void amqp__consumer_flow(amqp__conn *c, amqp__link *l)
 {
     if (!l->consuming)
         return; /* the credit goes with RT_Q_CONSUME once the queue is known */
@@ -308,7 +308,7 @@ typedef struct amqp__out {
     rt_delivery d;
 } amqp__out;
 
-void amqp__con_deliver(amqp__conn *c, sv_msg *m)
+void amqp__consumer_deliver(amqp__conn *c, sv_msg *m)
 {
     rt_deliver_batch *db = SV_MSG_AS(m, rt_deliver_batch);
     if (!db || m->len < sizeof *db + db->n * sizeof(rt_delivery))
@@ -339,7 +339,7 @@ void amqp__con_deliver(amqp__conn *c, sv_msg *m)
     }
 }
 
-void amqp__con_feed(amqp__conn *c, size_t budget)
+void amqp__consumer_feed(amqp__conn *c, size_t budget)
 {
     size_t fed = 0;
     while (c->out_len && fed < budget) {
@@ -369,7 +369,7 @@ void amqp__con_feed(amqp__conn *c, size_t budget)
     }
 }
 
-void amqp__con_free_out(amqp__conn *c)
+void amqp__consumer_free_out(amqp__conn *c)
 {
     while (c->out_len) {
         rt_msg_unref(c->out[c->out_head].d.m);
@@ -381,7 +381,7 @@ void amqp__con_free_out(amqp__conn *c)
     c->out_cap = 0;
 }
 
-void amqp__con_drained(amqp__conn *c, sv_msg *m)
+void amqp__consumer_drained(amqp__conn *c, sv_msg *m)
 {
     rt_credit *cr = SV_MSG_AS(m, rt_credit);
     amqp__link *l = cr ? consumer(c, cr->consumer) : NULL;
@@ -392,10 +392,10 @@ void amqp__con_drained(amqp__conn *c, sv_msg *m)
     /* Everything there was has been sent: use up the rest and echo the flow. */
     pn_link_drained(l->link);
     if (pn_link_get_drain(l->link) && pn_link_credit(l->link) > (int)l->outstanding)
-        amqp__con_flow(c, l); /* the client asked again meanwhile */
+        amqp__consumer_flow(c, l); /* the client asked again meanwhile */
 }
 
-void amqp__con_gone(amqp__conn *c, sv_msg *m)
+void amqp__consumer_gone(amqp__conn *c, sv_msg *m)
 {
     rt_credit *cr = SV_MSG_AS(m, rt_credit);
     amqp__link *l = cr ? consumer(c, cr->consumer) : NULL;
@@ -412,7 +412,7 @@ void amqp__con_gone(amqp__conn *c, sv_msg *m)
                         strerror(m->status < 0 ? -m->status : EIO));
 }
 
-void amqp__con_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
+void amqp__consumer_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
 {
     uint64_t state = pn_delivery_remote_state(d);
     bool settled = pn_delivery_settled(d);
@@ -457,7 +457,7 @@ void amqp__con_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
     pn_delivery_settle(d);
 }
 
-void amqp__con_closed(amqp__conn *c, amqp__link *l)
+void amqp__consumer_closed(amqp__conn *c, amqp__link *l)
 {
     if (l->consuming) {
         rt_credit cr = {.consumer = l->id};

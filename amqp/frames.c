@@ -127,11 +127,11 @@ static uint64_t number(pn_data_t *d)
     }
 }
 
-static int state(amqp__fv *v, const perf_def *def, const perf_vals *pv, const char **cond, char *err, size_t len);
+static int state(amqp__fcheck *v, const perf_def *def, const perf_vals *pv, const char **cond, char *err, size_t len);
 
 /* Checks the performative decoded into v->data, then whether it may come
  * now. 0, or <0 with a condition and a reason. */
-static int check(amqp__fv *v, const char **cond, char *err, size_t len)
+static int check(amqp__fcheck *v, const char **cond, char *err, size_t len)
 {
     pn_data_t *d = v->data;
     bool sasl = v->sasl;
@@ -185,7 +185,7 @@ static int check(amqp__fv *v, const char **cond, char *err, size_t len)
 
 /* Decodes and checks one performative at p. >0: its encoded size; 0: more
  * bytes needed; <0: bad (err says why). */
-static ssize_t check_at(amqp__fv *v, const char *p, size_t n, bool last, const char **cond, char *err,
+static ssize_t check_at(amqp__fcheck *v, const char *p, size_t n, bool last, const char **cond, char *err,
                         size_t len)
 {
     if (!v->data && !(v->data = pn_data(16))) {
@@ -207,14 +207,14 @@ static ssize_t check_at(amqp__fv *v, const char *p, size_t n, bool last, const c
     return rc < 0 ? rc : used;
 }
 
-void amqp__fv_init(amqp__fv *v, uint32_t max_frame)
+void amqp__fcheck_init(amqp__fcheck *v, uint32_t max_frame)
 {
     memset(v, 0, sizeof *v);
     v->max_frame = max_frame;
-    v->ends = SV_MAP_INIT(amqp__fv_end);
+    v->ends = SV_MAP_INIT(amqp__fcheck_end);
 }
 
-void amqp__fv_free(amqp__fv *v)
+void amqp__fcheck_free(amqp__fcheck *v)
 {
     if (v->data)
         pn_data_free(v->data);
@@ -229,7 +229,7 @@ void amqp__fv_free(amqp__fv *v)
  * says (2.2), with the header Plexus would serve there, then a close: the
  * connection does that, on -EPROTONOSUPPORT. (AMQP 0-9-1 will be handed to
  * its own front end here.) */
-static int on_header(amqp__fv *v, const uint8_t *h)
+static int on_header(amqp__fcheck *v, const uint8_t *h)
 {
     amqp__hdr_kind k = amqp__header_classify(h);
     bool first = v->phase == PH_HEADER;
@@ -246,17 +246,17 @@ static int on_header(amqp__fv *v, const uint8_t *h)
 
 /* ------------------------------------------------------------- states */
 
-static amqp__fv_end *end_get(amqp__fv *v, uint16_t ch, uint64_t handle_plus_1)
+static amqp__fcheck_end *end_get(amqp__fcheck *v, uint16_t ch, uint64_t handle_plus_1)
 {
     return sv_map_get(&v->ends, (uint64_t)ch + 1, handle_plus_1);
 }
 
 /* Ends a session: it and its links are forgotten (the channel is free). */
-static void end_session(amqp__fv *v, uint16_t ch)
+static void end_session(amqp__fcheck *v, uint16_t ch)
 {
     sv_map_del(&v->ends, (uint64_t)ch + 1, 0, NULL);
     for (uint32_t i = 0; i < v->ends.cap;) {
-        amqp__fv_end *e = sv_map_at(&v->ends, i);
+        amqp__fcheck_end *e = sv_map_at(&v->ends, i);
         if (e && e->k1 == (uint64_t)ch + 1) {
             sv_map_del(&v->ends, e->k1, e->k2, NULL); /* may move a later entry here: look again */
             v->nhandles--;
@@ -278,7 +278,7 @@ static void end_session(amqp__fv *v, uint16_t ch)
  * (2.8.15-2.8.17), else amqp:illegal-state ("a frame that is not
  * permitted in the current state") or amqp:not-allowed for a channel with
  * no session (as proton names it). Every one closes the connection. */
-static int state(amqp__fv *v, const perf_def *def, const perf_vals *pv, const char **cond, char *err, size_t len)
+static int state(amqp__fcheck *v, const perf_def *def, const perf_vals *pv, const char **cond, char *err, size_t len)
 {
     uint16_t ch = (uint16_t)(v->hdr[6] << 8 | v->hdr[7]);
     uint64_t code = def->code;
@@ -295,7 +295,7 @@ static int state(amqp__fv *v, const perf_def *def, const perf_vals *pv, const ch
         return 0;
     if (!v->opened)
         FAIL("amqp:illegal-state", "%s before open", def->name);
-    amqp__fv_end *ssn = end_get(v, ch, 0);
+    amqp__fcheck_end *ssn = end_get(v, ch, 0);
     if (code == 0x11) { /* begin */
         if (ssn)
             FAIL("amqp:illegal-state", "begin on channel %u, which already has a session", ch);
@@ -318,7 +318,7 @@ static int state(amqp__fv *v, const perf_def *def, const perf_vals *pv, const ch
     if (!(pv->has & 1u << hi)) /* a flow for the session alone */
         return 0;
     uint64_t handle = pv->v[hi];
-    amqp__fv_end *link = end_get(v, ch, handle + 1);
+    amqp__fcheck_end *link = end_get(v, ch, handle + 1);
     if (code == 0x12) { /* attach */
         if (link)
             FAIL("amqp:session:handle-in-use", "attach: handle %llu is in use by a link still attached",
@@ -344,7 +344,7 @@ static int state(amqp__fv *v, const perf_def *def, const perf_vals *pv, const ch
     return 0;
 }
 
-int amqp__fv_feed(amqp__fv *v, const char *p, size_t n, const char **cond, char *err, size_t len)
+int amqp__fcheck_feed(amqp__fcheck *v, const char *p, size_t n, const char **cond, char *err, size_t len)
 {
     *cond = "amqp:decode-error";
     while (n) {

@@ -179,7 +179,7 @@ static void read_input(amqp__conn *c)
         }
         const char *cond;
         char why[200];
-        int rc = amqp__fv_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why);
+        int rc = amqp__fcheck_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why);
         if (rc == -EPROTONOSUPPORT) {
             refuse_header(c);
             return;

@@ -41,15 +41,15 @@ typedef struct verdict {
 
 static verdict check_stream(const char *p, size_t n, uint32_t max_frame, uint32_t seed, bool cut)
 {
-    amqp__fv v;
-    amqp__fv_init(&v, max_frame);
+    amqp__fcheck v;
+    amqp__fcheck_init(&v, max_frame);
     verdict out = {0, NULL, n};
     uint32_t state = seed;
     for (size_t off = 0; off < n;) {
         size_t k = cut ? next_cut(&state, n - off) : n - off;
         char err[200] = "";
         const char *cond = NULL;
-        int rc = amqp__fv_feed(&v, p + off, k, &cond, err, sizeof err);
+        int rc = amqp__fcheck_feed(&v, p + off, k, &cond, err, sizeof err);
         if (rc == -EPROTONOSUPPORT) { /* a protocol header not served: answered with the one that is */
             FUZZ_CHECK(!memcmp(v.reply, "AMQP\x03\x01\x00\x00", 8) || !memcmp(v.reply, "AMQP\x00\x01\x00\x00", 8));
             out = (verdict){rc, "header", off};
@@ -63,7 +63,7 @@ static verdict check_stream(const char *p, size_t n, uint32_t max_frame, uint32_
         }
         off += k;
     }
-    amqp__fv_free(&v);
+    amqp__fcheck_free(&v);
     return out;
 }
 
@@ -134,8 +134,8 @@ static void drive(const char *p, size_t n, uint32_t max_frame, uint32_t seed)
     pn_transport_set_max_frame(d.transport, max_frame);
     amqp__sasl_setup(d.transport, &sasl);
     pn_connection_driver_bind(&d);
-    amqp__fv v;
-    amqp__fv_init(&v, max_frame);
+    amqp__fcheck v;
+    amqp__fcheck_init(&v, max_frame);
     uint32_t state = seed;
     for (size_t off = 0; off < n && !pn_connection_driver_read_closed(&d);) {
         pn_rwbytes_t rb = pn_connection_driver_read_buffer(&d);
@@ -147,7 +147,7 @@ static void drive(const char *p, size_t n, uint32_t max_frame, uint32_t seed)
         memcpy(rb.start, p + off, k);
         const char *cond;
         char err[200];
-        if (amqp__fv_feed(&v, rb.start, k, &cond, err, sizeof err) < 0)
+        if (amqp__fcheck_feed(&v, rb.start, k, &cond, err, sizeof err) < 0)
             break; /* the broker closes here: proton never sees these bytes */
         pn_connection_driver_read_done(&d, k);
         off += k;
@@ -162,7 +162,7 @@ static void drive(const char *p, size_t n, uint32_t max_frame, uint32_t seed)
     pn_event_t *e;
     while ((e = pn_connection_driver_next_event(&d)))
         ;
-    amqp__fv_free(&v);
+    amqp__fcheck_free(&v);
     pn_connection_driver_destroy(&d);
 }
 

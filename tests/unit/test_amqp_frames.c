@@ -16,19 +16,19 @@
 static const char SASL_HDR[8] = "AMQP\x03\x01\x00\x00";
 static const char AMQP_HDR[8] = "AMQP\x00\x01\x00\x00";
 
-static amqp__fv V;
+static amqp__fcheck V;
 static const char *cond;
 static char err[200];
 
-static void setup(void) { amqp__fv_init(&V, 65536); }
-static void teardown(void) { amqp__fv_free(&V); }
+static void setup(void) { amqp__fcheck_init(&V, 65536); }
+static void teardown(void) { amqp__fcheck_free(&V); }
 
 /* Feeds bytes in one read. */
 static int feed(const void *p, size_t n)
 {
     cond = NULL;
     err[0] = '\0';
-    return amqp__fv_feed(&V, p, n, &cond, err, sizeof err);
+    return amqp__fcheck_feed(&V, p, n, &cond, err, sizeof err);
 }
 
 /* Feeds bytes one at a time; the first error, or 0. */
@@ -202,8 +202,8 @@ START_TEST(test_unserved_headers_are_answered_with_sasl)
     static const char *bad[] = {"AMQP\x02\x01\x00\x00", "AMQP\x00\x00\x09\x01", "AMQP\x09\x01\x00\x00",
                                 "GET / HTTP/1.1\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        amqp__fv_free(&V);
-        amqp__fv_init(&V, 65536);
+        amqp__fcheck_free(&V);
+        amqp__fcheck_init(&V, 65536);
         ck_assert_int_eq(feed(bad[i], 8), -EPROTONOSUPPORT);
         ck_assert(!memcmp(V.refused, bad[i], 8));
         ck_assert(!memcmp(V.reply, SASL_HDR, 8));
@@ -273,8 +273,8 @@ START_TEST(test_malformed_frame_headers)
     static const char past[8] = {0, 0, 0, 8, 3, 0, 0, 0};
     const char *bad[] = {small, doff, past};
     for (int i = 0; i < 3; i++) {
-        amqp__fv_free(&V);
-        amqp__fv_init(&V, 65536);
+        amqp__fcheck_free(&V);
+        amqp__fcheck_init(&V, 65536);
         open_conn();
         REFUSED(feed(bad[i], 8), "amqp:connection:framing-error", "malformed frame header");
     }
@@ -359,8 +359,8 @@ START_TEST(test_unknown_performative)
     open_conn();
     perf(0x77);
     REFUSED(send_perf(), "amqp:decode-error", "unknown performative");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     open_conn();
     pn_data_clear(D);
     pn_data_put_described(D);
@@ -391,15 +391,15 @@ START_TEST(test_wrong_layer_and_direction)
     open_conn();
     perf(0x41); /* sasl-init in an AMQP frame */
     REFUSED(send_perf(), "amqp:decode-error", "sasl-init in a AMQP frame");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     ck_assert_int_eq(feed(SASL_HDR, 8), 0);
     pn_data_t *d = perf(0x40); /* sasl-mechanisms: the server's */
     pn_data_put_symbol(d, pn_bytes(5, "PLAIN"));
     size_t n = frame_of(d, 1, 0, NULL, 0, F, sizeof F);
     REFUSED(feed(F, n), "amqp:decode-error", "sasl-mechanisms is not sent by clients");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     ck_assert_int_eq(feed(SASL_HDR, 8), 0);
     perf(0x10);
     n = frame_of(D, 1, 0, NULL, 0, F, sizeof F);
@@ -425,8 +425,8 @@ START_TEST(test_mandatory_fields)
     pn_data_t *d = perf(0x11);
     pn_data_put_null(d);
     REFUSED(send_perf(), "amqp:decode-error", "begin: field 2 is mandatory");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     ck_assert_int_eq(feed(AMQP_HDR, 8), 0);
     perf(0x10); /* open without a container-id */
     REFUSED(send_perf(), "amqp:decode-error", "open: field 1 is mandatory");
@@ -436,8 +436,8 @@ END_TEST
 /* One field of one performative with a value of the wrong type. */
 static void wrong_type(uint64_t code, int index, void (*put)(pn_data_t *), const char *text)
 {
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     open_conn();
     begin_on(0);
     pn_data_t *d = perf(code);
@@ -556,8 +556,8 @@ START_TEST(test_open_max_frame_size_minimum)
     pn_data_put_null(d);
     pn_data_put_uint(d, 511);
     REFUSED(send_perf(), "amqp:invalid-field", "max-frame-size 511 is below the minimum of 512");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     ck_assert_int_eq(feed(AMQP_HDR, 8), 0);
     d = perf(0x10);
     pn_data_put_string(d, pn_bytes(1, "c"));
@@ -576,8 +576,8 @@ START_TEST(test_frames_before_open)
     pn_data_put_uint(d, 1);
     pn_data_put_uint(d, 1);
     REFUSED(send_perf(), "amqp:illegal-state", "begin before open");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     ck_assert_int_eq(feed(AMQP_HDR, 8), 0);
     perf(0x18); /* close before open: proton answers it */
     ck_assert_int_eq(send_perf(), 0);
@@ -615,8 +615,8 @@ START_TEST(test_frames_on_a_channel_without_session)
 {
     open_conn();
     REFUSED(attach(4, 0, false, "x"), "amqp:not-allowed", "attach on channel 4, which has no session");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     open_conn();
     REFUSED(flow_on(4, -1), "amqp:not-allowed", "flow on channel 4, which has no session");
 }
@@ -648,13 +648,13 @@ START_TEST(test_unattached_handles)
     open_conn();
     begin_on(0);
     REFUSED(transfer(0, 9), "amqp:session:unattached-handle", "transfer on handle 9, which is not attached");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     open_conn();
     begin_on(0);
     REFUSED(flow_on(0, 9), "amqp:session:unattached-handle", "flow on handle 9, which is not attached");
-    amqp__fv_free(&V);
-    amqp__fv_init(&V, 65536);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
     open_conn();
     begin_on(0);
     ck_assert_int_eq(attach(0, 0, false, "a"), 0);

@@ -22,18 +22,18 @@ static const char stream[] = "AMQP\x00\x01\x00\x00"
 /* Feeds the stream cut at the given offsets; the first refusal's code. */
 static int feed_cut(const size_t *cuts, size_t ncuts)
 {
-    amqp__fv v;
-    amqp__fv_init(&v, 4096);
+    amqp__fcheck v;
+    amqp__fcheck_init(&v, 4096);
     size_t off = 0;
     int rc = 0;
     for (size_t i = 0; i <= ncuts && rc == 0; i++) {
         size_t end = i < ncuts ? cuts[i] : STREAM_LEN;
         const char *cond;
         char err[200];
-        rc = amqp__fv_feed(&v, stream + off, end - off, &cond, err, sizeof err);
+        rc = amqp__fcheck_feed(&v, stream + off, end - off, &cond, err, sizeof err);
         off = end;
     }
-    amqp__fv_free(&v);
+    amqp__fcheck_free(&v);
     return rc;
 }
 
@@ -73,27 +73,27 @@ START_TEST(test_a_bad_frame_is_refused_however_cut)
     memcpy(bad, stream, STREAM_LEN);
     bad[STREAM_LEN - 3] = (char)0xa3;
     for (size_t c = 0; c < STREAM_LEN; c++) {
-        amqp__fv v;
-        amqp__fv_init(&v, 4096);
+        amqp__fcheck v;
+        amqp__fcheck_init(&v, 4096);
         const char *cond;
         char err[200] = "";
-        int rc = c ? amqp__fv_feed(&v, bad, c, &cond, err, sizeof err) : 0;
+        int rc = c ? amqp__fcheck_feed(&v, bad, c, &cond, err, sizeof err) : 0;
         if (rc == 0)
-            rc = amqp__fv_feed(&v, bad + c, STREAM_LEN - c, &cond, err, sizeof err);
+            rc = amqp__fcheck_feed(&v, bad + c, STREAM_LEN - c, &cond, err, sizeof err);
         ck_assert_msg(rc == -EBADMSG, "cut at %zu: %d", c, rc);
         ck_assert_str_eq(cond, "amqp:decode-error");
-        amqp__fv_free(&v);
+        amqp__fcheck_free(&v);
     }
 }
 END_TEST
 
 static int feed_all(const char *bytes, size_t n, const char **cond)
 {
-    amqp__fv v;
-    amqp__fv_init(&v, 4096);
+    amqp__fcheck v;
+    amqp__fcheck_init(&v, 4096);
     char err[200] = "";
-    int rc = amqp__fv_feed(&v, bytes, n, cond, err, sizeof err);
-    amqp__fv_free(&v);
+    int rc = amqp__fcheck_feed(&v, bytes, n, cond, err, sizeof err);
+    amqp__fcheck_free(&v);
     return rc;
 }
 
