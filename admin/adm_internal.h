@@ -15,7 +15,7 @@
 #include "admin/adm.h"
 
 #define ADM_MAX_SEGS 8
-#define ADM_CALL_MS 10000 /* a request's calls to processes: beyond it, 503 */
+#define ADM_CALL_MS 10000  /* a request's calls to processes: beyond it, 503 */
 #define ADM_SAMPLE_MS 1000 /* how often the reader samples message counts for rates */
 
 typedef struct adm_req {
@@ -25,7 +25,7 @@ typedef struct adm_req {
     int nsegs;
     const char *body; /* NUL-terminated */
     size_t body_len;
-    sv_proc *inbox;   /* the HTTP thread's */
+    sv_proc *inbox; /* the HTTP thread's */
     const brk_config *cfg;
     char user[BRK_NAME_MAX]; /* who logged in */
     char tags[BRK_NAME_MAX];
@@ -33,8 +33,8 @@ typedef struct adm_req {
 
 typedef struct adm_resp {
     int status;
-    json_t *json;     /* sent as application/json (taken) */
-    char *text;       /* or this (freed), or static_text (not) */
+    json_t *json; /* sent as application/json (taken) */
+    char *text;   /* or this (freed), or static_text (not) */
     size_t text_len;
     const char *static_text;
     const char *type; /* content type of text */
@@ -44,8 +44,8 @@ typedef struct adm_resp {
 typedef void (*adm_handler)(adm_req *q, adm_resp *r);
 
 /* reply.c: responses. */
-void adm__ok(adm_resp *r, json_t *j);        /* 200 with j (NULL: 500, out of memory) */
-void adm__no_content(adm_resp *r);           /* 204 */
+void adm__ok(adm_resp *r, json_t *j); /* 200 with j (NULL: 500, out of memory) */
+void adm__no_content(adm_resp *r);    /* 204 */
 void adm__fail(adm_resp *r, int status, const char *error, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A failed call as its HTTP status: -ENOENT 404, -EBUSY/-ENOTEMPTY/-EEXIST
  * 409, -EINVAL 400, -EPERM 403, timeouts and shutdowns 503. */
@@ -155,7 +155,7 @@ void adm__queue_get(adm_req *q, adm_resp *r);
 void adm__queue_put(adm_req *q, adm_resp *r);
 void adm__queue_delete(adm_req *q, adm_resp *r);
 void adm__queue_purge(adm_req *q, adm_resp *r);
-void adm__queue_fetch(adm_req *q, adm_resp *r);   /* POST .../get */
+void adm__queue_fetch(adm_req *q, adm_resp *r); /* POST .../get */
 void adm__exchanges_list(adm_req *q, adm_resp *r);
 void adm__exchange_get(adm_req *q, adm_resp *r);
 void adm__exchange_put(adm_req *q, adm_resp *r);

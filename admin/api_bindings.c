@@ -20,9 +20,9 @@
 typedef struct blist {
     const char *source, *dest; /* only these, when set */
     bool to_exchange;
-    const char *props;         /* only the binding with this properties key */
+    const char *props; /* only the binding with this properties key */
     json_t *arr;
-    rt_def_bind found;         /* the request that would remove it (props) */
+    rt_def_bind found; /* the request that would remove it (props) */
     int rc;
 } blist;
 
@@ -83,8 +83,8 @@ static bool list_default(rt_queue *q, void *ctx)
 {
     blist *l = ctx;
     json_array_append_new(l->arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}, s:s}", "source", "", "vhost", "/",
-                                            "destination", q->name, "destination_type", "queue", "routing_key",
-                                            q->name, "arguments", "properties_key", q->name));
+                                            "destination", q->name, "destination_type", "queue", "routing_key", q->name,
+                                            "arguments", "properties_key", q->name));
     return true;
 }
 
@@ -131,8 +131,11 @@ static bool between(adm_req *q, adm_resp *r, blist *l)
 {
     if (!adm__vhost_ok(q->segs[1], r))
         return false;
-    *l = (blist){.source = q->segs[3], .dest = q->segs[5], .to_exchange = !strcmp(q->segs[4], "e"),
-                 .props = q->nsegs > 6 ? q->segs[6] : NULL, .arr = json_array()};
+    *l = (blist){.source = q->segs[3],
+                 .dest = q->segs[5],
+                 .to_exchange = !strcmp(q->segs[4], "e"),
+                 .props = q->nsegs > 6 ? q->segs[6] : NULL,
+                 .arr = json_array()};
     if (!strcmp(l->source, "amq.default"))
         l->source = "";
     return true;
@@ -184,9 +187,8 @@ void adm__binding_post(adm_req *q, adm_resp *r)
     if (!body)
         return;
     json_t *key = json_object_get(body, "routing_key"), *args = json_object_get(body, "arguments");
-    json_t *o = json_pack("{s:s, s:s, s:s, s:O*, s:O*}", "source", l.source, "destination", l.dest,
-                          "destination_type", l.to_exchange ? "exchange" : "queue", "routing_key", key, "arguments",
-                          args);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:O*, s:O*}", "source", l.source, "destination", l.dest, "destination_type",
+                          l.to_exchange ? "exchange" : "queue", "routing_key", key, "arguments", args);
     json_decref(body);
     rt_def_bind b = {0};
     char err[300];

@@ -106,8 +106,7 @@ void adm__definitions_post(adm_req *q, adm_resp *r)
     for (size_t i = 0; ok && i < d.nqueues; i++)
         ok = apply(q, r, RT_REQ_DECLARE_QUEUE, &d.queues[i], sizeof d.queues[i], "queue", d.queues[i].name);
     for (size_t i = 0; ok && i < d.nbindings; i++)
-        ok = apply(q, r, RT_REQ_BIND, d.bindings[i].req, d.bindings[i].len, "binding from",
-                   d.bindings[i].req->source);
+        ok = apply(q, r, RT_REQ_BIND, d.bindings[i].req, d.bindings[i].len, "binding from", d.bindings[i].req->source);
     free(users);
     rt_defs_free(&d);
     if (ok)

@@ -212,7 +212,8 @@ static bool wait_confirms(sv_proc *inbox, confirm_wait *w)
         if (!m)
             return false;
         const rt_confirm_batch *cb = (const rt_confirm_batch *)(const void *)m->data;
-        for (uint32_t i = 0; m->len >= sizeof *cb && i < cb->n && sizeof *cb + (i + 1) * sizeof cb->c[0] <= m->len; i++) {
+        for (uint32_t i = 0; m->len >= sizeof *cb && i < cb->n && sizeof *cb + (i + 1) * sizeof cb->c[0] <= m->len;
+             i++) {
             if ((cb->c[i].tag >> 16) != (w->base >> 16))
                 continue; /* a late answer to an earlier request */
             w->waiting--;
@@ -289,7 +290,8 @@ void adm__exchange_publish(adm_req *q, adm_resp *r)
     if (rc < 0 || c.rc < 0)
         adm__fail_rc(r, rc < 0 ? rc : c.rc, "exchange");
     else if (!answered)
-        adm__fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "timeout", "no queue answered in time; the message may be there or not");
+        adm__fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "timeout",
+                  "no queue answered in time; the message may be there or not");
     else if (!w.accepted && w.store)
         adm__fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "resource_alarm",
                   "the message store cannot take it (disk full or failing); try again later");
@@ -344,8 +346,9 @@ static int parse_get(const json_t *body, int *count, ackmode *mode, bool *base64
     else if (!strcmp(am, "reject_requeue_false"))
         *mode = REJECT;
     else
-        return refuse(err, len, "ackmode must be ack_requeue_true, ack_requeue_false, reject_requeue_true or "
-                                "reject_requeue_false");
+        return refuse(err, len,
+                      "ackmode must be ack_requeue_true, ack_requeue_false, reject_requeue_true or "
+                      "reject_requeue_false");
     if (enc && strcmp(enc, "auto") && strcmp(enc, "base64"))
         return refuse(err, len, "encoding must be auto or base64");
     *base64 = enc && !strcmp(enc, "base64");

@@ -116,12 +116,12 @@ void adm__overview(adm_req *q, adm_resp *r)
         "management_version", PLEXUS_VERSION, "product_name", "Plexus", "product_version", PLEXUS_VERSION, "node",
         q->cfg->node_name, "cluster_name", q->cfg->node_name, "uptime", (json_int_t)(adm__epoch_ms() - adm__started_ms),
         "message_stats", adm__message_stats(t.msgs.publish, t.msgs.deliver, t.msgs.ack, t.msgs.rates), "queue_totals",
-        "messages", (json_int_t)(t.ready + t.unacked), "messages_ready", (json_int_t)t.ready,
-        "messages_unacknowledged", (json_int_t)t.unacked, "object_totals", "connections",
-        (json_int_t)amqp_connections(), "queues", (json_int_t)t.queues, "exchanges", (json_int_t)t.exchanges,
-        "consumers", (json_int_t)t.consumers, "listeners", "node", q->cfg->node_name, "protocol", "amqp", "port",
-        amqp_listen_port(), "node", q->cfg->node_name, "protocol", "http", "port", adm_listen_port(), "memory_alarm",
-        rt_memory_alarm(), "message_bytes_held", (json_int_t)rt_held_bytes());
+        "messages", (json_int_t)(t.ready + t.unacked), "messages_ready", (json_int_t)t.ready, "messages_unacknowledged",
+        (json_int_t)t.unacked, "object_totals", "connections", (json_int_t)amqp_connections(), "queues",
+        (json_int_t)t.queues, "exchanges", (json_int_t)t.exchanges, "consumers", (json_int_t)t.consumers, "listeners",
+        "node", q->cfg->node_name, "protocol", "amqp", "port", amqp_listen_port(), "node", q->cfg->node_name,
+        "protocol", "http", "port", adm_listen_port(), "memory_alarm", rt_memory_alarm(), "message_bytes_held",
+        (json_int_t)rt_held_bytes());
     adm__ok(r, o);
 }
 

@@ -121,12 +121,12 @@ static json_t *queue_json(const qsnap *s, const char *node)
     if (!o)
         return NULL;
     json_t *more = json_pack(
-        "{s:b, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "exclusive", s->args.exclusive, "node", node, "state",
-        running ? "running" : "restarting", "pid", running ? sv_pid_str(s->pid, pb, sizeof pb) : "", "messages",
-        (json_int_t)(s->ready + s->unacked), "messages_ready", (json_int_t)s->ready, "messages_unacknowledged",
-        (json_int_t)s->unacked, "consumers", (json_int_t)s->consumers, "message_bytes_ready", (json_int_t)s->bytes,
-        "memory", (json_int_t)(s->bytes + (s->ready + s->unacked) * MSG_OVERHEAD + 512), "log_damage",
-        (json_int_t)s->damage, "message_stats",
+        "{s:b, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "exclusive", s->args.exclusive, "node", node,
+        "state", running ? "running" : "restarting", "pid", running ? sv_pid_str(s->pid, pb, sizeof pb) : "",
+        "messages", (json_int_t)(s->ready + s->unacked), "messages_ready", (json_int_t)s->ready,
+        "messages_unacknowledged", (json_int_t)s->unacked, "consumers", (json_int_t)s->consumers, "message_bytes_ready",
+        (json_int_t)s->bytes, "memory", (json_int_t)(s->bytes + (s->ready + s->unacked) * MSG_OVERHEAD + 512),
+        "log_damage", (json_int_t)s->damage, "message_stats",
         adm__message_stats(s->published, s->delivered, s->acked, s->rates));
     if (!more || json_object_update_new(o, more) < 0) {
         json_decref(o);

@@ -107,9 +107,9 @@ void adm__supervisors(adm_req *q, adm_resp *r)
     }
     walk w = {.q = q};
     char pb[SV_PID_FMT_LEN];
-    json_t *tree = json_pack("{s:s, s:s, s:s, s:b, s:i, s:s}", "id", "plexus", "pid", sv_pid_str(root, pb, sizeof pb),
-                             "behaviour", "supervisor", "supervisor", 1, "mailbox", (int)sv_mailbox_len(root),
-                             "restart", "permanent");
+    json_t *tree =
+        json_pack("{s:s, s:s, s:s, s:b, s:i, s:s}", "id", "plexus", "pid", sv_pid_str(root, pb, sizeof pb), "behaviour",
+                  "supervisor", "supervisor", 1, "mailbox", (int)sv_mailbox_len(root), "restart", "permanent");
     if (tree)
         json_object_update_new(tree, visit(&w, root, "plexus", 0));
     adm__ok(r, tree);

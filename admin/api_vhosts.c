@@ -21,10 +21,10 @@
 static json_t *vhost_json(adm_req *q, const adm__ntotals *t)
 {
     return json_pack("{s:s, s:s, s:[], s:b, s:{s:s}, s:I, s:I, s:I, s:o}", "name", "/", "description",
-                     "the default (and, for now, only) virtual host", "tags", "tracing", 0,
-                     "cluster_state", q->cfg->node_name, "running", "messages", (json_int_t)(t->ready + t->unacked),
-                     "messages_ready", (json_int_t)t->ready, "messages_unacknowledged", (json_int_t)t->unacked,
-                     "message_stats", adm__message_stats(t->msgs.publish, t->msgs.deliver, t->msgs.ack, t->msgs.rates));
+                     "the default (and, for now, only) virtual host", "tags", "tracing", 0, "cluster_state",
+                     q->cfg->node_name, "running", "messages", (json_int_t)(t->ready + t->unacked), "messages_ready",
+                     (json_int_t)t->ready, "messages_unacknowledged", (json_int_t)t->unacked, "message_stats",
+                     adm__message_stats(t->msgs.publish, t->msgs.deliver, t->msgs.ack, t->msgs.rates));
 }
 
 /* GET /api/vhosts */
@@ -92,10 +92,7 @@ static bool user_exists(const char *user, adm_resp *r)
     json_t *all = brk_users_export(), *u;
     size_t i;
     bool found = false;
-    json_array_foreach(all, i, u)
-    {
-        found = found || !strcmp(json_string_value(json_object_get(u, "name")), user);
-    }
+    json_array_foreach(all, i, u) { found = found || !strcmp(json_string_value(json_object_get(u, "name")), user); }
     if (!all)
         adm__fail_rc(r, -ENOMEM, "the users");
     else if (!found)
@@ -106,8 +103,8 @@ static bool user_exists(const char *user, adm_resp *r)
 
 static json_t *permission_json(const char *user)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", user, "vhost", "/", "configure", FULL, "write", FULL,
-                     "read", FULL);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", user, "vhost", "/", "configure", FULL, "write", FULL, "read",
+                     FULL);
 }
 
 /* GET /api/permissions, /api/vhosts/%2F/permissions, /api/users/NAME/permissions */

@@ -126,8 +126,7 @@ static bool authenticate(struct MHD_Connection *c, adm_req *q, adm_resp *r, bool
     char *pass = NULL;
     char *user = MHD_basic_auth_get_username_password(c, &pass);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    int rc = user && pass ? brk_user_login(user, pass, ci ? ci->client_addr : NULL, q->tags, sizeof q->tags)
-                          : -EACCES;
+    int rc = user && pass ? brk_user_login(user, pass, ci ? ci->client_addr : NULL, q->tags, sizeof q->tags) : -EACCES;
     if (rc == 0)
         snprintf(q->user, sizeof q->user, "%s", user);
     else
@@ -160,7 +159,8 @@ static enum MHD_Result serve(server *s, struct MHD_Connection *c, const char *ur
     bool allowed = brk_tags_have(q.tags, "administrator") || (metrics && brk_tags_have(q.tags, "monitoring"));
     if (!allowed)
         return send_error(c, MHD_HTTP_FORBIDDEN, "not_authorised",
-                          metrics ? "this needs the administrator or monitoring tag" : "this needs the administrator tag");
+                          metrics ? "this needs the administrator or monitoring tag"
+                                  : "this needs the administrator tag");
     if (!(q.inbox = thread_inbox()))
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "the broker is not running");
     if (metrics) {
@@ -341,8 +341,8 @@ static int http_init(sv_proc *self, void *arg)
         flags |= MHD_USE_IPv6;
     errno = 0;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->admin_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)cfg->admin_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                             MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);

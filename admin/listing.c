@@ -43,9 +43,9 @@ static int compare(const void *pa, const void *pb)
     if (ra != rb)
         c = ra < rb ? -1 : 1;
     else if (ra == 1)
-        c = json_number_value(a->key) < json_number_value(b->key) ? -1
+        c = json_number_value(a->key) < json_number_value(b->key)   ? -1
             : json_number_value(a->key) > json_number_value(b->key) ? 1
-                                                                     : 0;
+                                                                    : 0;
     else if (ra == 2)
         c = strcmp(json_string_value(a->key), json_string_value(b->key));
     else if (ra == 3 && json_is_boolean(a->key) && json_is_boolean(b->key))

@@ -163,8 +163,7 @@ void adm__metrics(adm_req *q, adm_resp *r)
                  QF(published));
     queue_family(&o, qs, nq, "plexus_queue_messages_delivered_total", "counter", "Deliveries to consumers.",
                  QF(delivered));
-    queue_family(&o, qs, nq, "plexus_queue_messages_acknowledged_total", "counter", "Deliveries accepted.",
-                 QF(acked));
+    queue_family(&o, qs, nq, "plexus_queue_messages_acknowledged_total", "counter", "Deliveries accepted.", QF(acked));
     queue_family(&o, qs, nq, "plexus_queue_log_damage", "gauge",
                  "Damaged places its log had at the last recovery (skipped; see the broker's log).", QF(damage));
     family(&o, "process_resident_memory_bytes", "gauge", "Resident memory of the broker process.");

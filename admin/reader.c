@@ -29,7 +29,7 @@ typedef struct sample {
     counts seen;     /* as last added to the totals */
     counts at_tick;  /* as at the last timed sample: rates are from these */
     adm__rates rates;
-    uint64_t gen;    /* the timed sample that last saw the queue */
+    uint64_t gen; /* the timed sample that last saw the queue */
 } sample;
 
 struct adm__reader {
@@ -78,8 +78,9 @@ static bool sample_queue(rt_queue *q, void *ctx)
     rd->totals.ack += delta(c.ack, e->seen.ack);
     e->seen = c;
     if (sp->secs > 0) {
-        e->rates = (adm__rates){delta(c.publish, e->at_tick.publish) / sp->secs,
-                                delta(c.deliver, e->at_tick.deliver) / sp->secs, delta(c.ack, e->at_tick.ack) / sp->secs};
+        e->rates =
+            (adm__rates){delta(c.publish, e->at_tick.publish) / sp->secs,
+                         delta(c.deliver, e->at_tick.deliver) / sp->secs, delta(c.ack, e->at_tick.ack) / sp->secs};
         e->at_tick = c;
         e->gen = rd->gen;
         sp->sum.publish += e->rates.publish;

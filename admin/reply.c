@@ -54,27 +54,15 @@ void adm__fail(adm_resp *r, int status, const char *error, const char *fmt, ...)
 void adm__fail_rc(adm_resp *r, int rc, const char *what)
 {
     switch (rc) {
-    case -ENOENT:
-        adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "%s not found", what);
-        break;
-    case -EBUSY:
-        adm__fail(r, MHD_HTTP_CONFLICT, "in_use", "%s is in use", what);
-        break;
-    case -ENOTEMPTY:
-        adm__fail(r, MHD_HTTP_CONFLICT, "not_empty", "%s is not empty", what);
-        break;
+    case -ENOENT: adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "%s not found", what); break;
+    case -EBUSY: adm__fail(r, MHD_HTTP_CONFLICT, "in_use", "%s is in use", what); break;
+    case -ENOTEMPTY: adm__fail(r, MHD_HTTP_CONFLICT, "not_empty", "%s is not empty", what); break;
     case -EEXIST: /* 400, as RabbitMQ answers an inequivalent redeclaration */
         adm__fail(r, MHD_HTTP_BAD_REQUEST, "precondition_failed", "%s exists with other properties", what);
         break;
-    case -EINVAL:
-        adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s: invalid arguments", what);
-        break;
-    case -EPERM:
-        adm__fail(r, MHD_HTTP_FORBIDDEN, "access_refused", "%s is reserved for the broker", what);
-        break;
-    case -ENOSPC:
-        adm__fail(r, MHD_HTTP_CONFLICT, "limit_reached", "%s: limit reached", what);
-        break;
+    case -EINVAL: adm__fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s: invalid arguments", what); break;
+    case -EPERM: adm__fail(r, MHD_HTTP_FORBIDDEN, "access_refused", "%s is reserved for the broker", what); break;
+    case -ENOSPC: adm__fail(r, MHD_HTTP_CONFLICT, "limit_reached", "%s: limit reached", what); break;
     case -ETIMEDOUT:
     case -ESHUTDOWN:
     case -EAGAIN:
@@ -107,7 +95,10 @@ json_t *adm__body_object(adm_req *q, adm_resp *r)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 int adm__pct_decode(char *s, bool plus)

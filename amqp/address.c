@@ -99,7 +99,8 @@ const char *amqp_addr_queue(const char *name, char *out, size_t len)
     if (o >= len)
         return out; /* truncated by snprintf, NUL-terminated */
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(safe, *p);
+        bool plain =
+            (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(safe, *p);
         size_t need = plain ? 1 : 3;
         if (o + need >= len)
             break; /* what does not fit is cut, whole characters only */
@@ -164,8 +165,9 @@ int amqp__queue_args(pn_data_t *props, rt_qargs *a, char *err, size_t errlen)
     int rc = 0;
     while (rc == 0 && pn_data_next(props)) {
         pn_type_t kt = pn_data_type(props);
-        pn_bytes_t k = kt == PN_SYMBOL ? pn_data_get_symbol(props) : kt == PN_STRING ? pn_data_get_string(props)
-                                                                                   : pn_bytes(0, NULL);
+        pn_bytes_t k = kt == PN_SYMBOL   ? pn_data_get_symbol(props)
+                       : kt == PN_STRING ? pn_data_get_string(props)
+                                         : pn_bytes(0, NULL);
         if (!pn_data_next(props))
             break;
         if (!k.start || k.size > 64)

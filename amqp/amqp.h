@@ -54,18 +54,18 @@ typedef int (*amqp_auth_fn)(void *ctx, const char *mech, const char *user, const
 /* --------------------------------------------------------------- listener */
 
 typedef struct amqp_config {
-    char listen[256];           /* HOST:PORT */
-    uint32_t max_connections;   /* beyond it: amqp:resource-limit-exceeded */
-    uint32_t max_links;         /* per connection */
-    uint32_t max_frame_size;    /* bytes; larger frames are a framing error */
-    uint64_t max_message_size;  /* bytes; larger messages detach their link */
-    uint32_t idle_timeout_ms;   /* ours (0: none); the peer's is honoured with a floor */
-    uint32_t credit_window;     /* credit per publishing link */
-    bool anonymous;             /* offer SASL ANONYMOUS */
-    bool auto_create_queues;    /* a link to an unknown queue creates it */
+    char listen[256];          /* HOST:PORT */
+    uint32_t max_connections;  /* beyond it: amqp:resource-limit-exceeded */
+    uint32_t max_links;        /* per connection */
+    uint32_t max_frame_size;   /* bytes; larger frames are a framing error */
+    uint64_t max_message_size; /* bytes; larger messages detach their link */
+    uint32_t idle_timeout_ms;  /* ours (0: none); the peer's is honoured with a floor */
+    uint32_t credit_window;    /* credit per publishing link */
+    bool anonymous;            /* offer SASL ANONYMOUS */
+    bool auto_create_queues;   /* a link to an unknown queue creates it */
     amqp_auth_fn auth;
     void *auth_ctx;
-    const char *container_id;   /* this node's name, sent in open */
+    const char *container_id; /* this node's name, sent in open */
 } amqp_config;
 
 void amqp_config_init(amqp_config *c);
@@ -92,8 +92,8 @@ typedef struct amqp_conn_info {
     int peer_port;
     char host[64];
     int port;
-    int64_t connected_at;    /* ms since the epoch */
-    bool opened;             /* the AMQP open was accepted */
+    int64_t connected_at; /* ms since the epoch */
+    bool opened;          /* the AMQP open was accepted */
     uint32_t links;
     uint64_t recv_oct, send_oct; /* bytes read and written */
     uint64_t recv_cnt, send_cnt; /* messages received from publishers, sent to consumers */

@@ -11,9 +11,9 @@
 typedef struct amqp__sasl {
     const amqp_config *cfg;
     struct sockaddr_storage peer;
-    char user[128];     /* who logged in */
-    char refused[128];  /* who was refused, for the log */
-    const char *mech;   /* the mechanism tried */
+    char user[128];    /* who logged in */
+    char refused[128]; /* who was refused, for the log */
+    const char *mech;  /* the mechanism tried */
     bool done, ok;
 } amqp__sasl;
 
@@ -49,10 +49,10 @@ typedef struct amqp__fcheck {
     uint32_t max_frame;
     uint32_t max_handles; /* links attached at once (0: no bound) */
     uint32_t nhandles;
-    char *pbuf;           /* a performative split across reads */
+    char *pbuf; /* a performative split across reads */
     size_t plen, pcap;
     struct pn_data_t *data;
-    sv_map ends;          /* amqp__fcheck_end: the client's sessions and links */
+    sv_map ends; /* amqp__fcheck_end: the client's sessions and links */
 } amqp__fcheck;
 
 /* An entry of amqp__fcheck.ends: k1 = channel + 1; k2 = 0 for the session,
@@ -82,20 +82,20 @@ ssize_t amqp__enc_size(const void *p, size_t n);
 typedef struct amqp__outbox {
     uint64_t k1, k2; /* the queue process's pid */
     sv_pid pid;
-    sv_msg *pub;     /* publish batch being filled */
-    sv_msg *settle;  /* settle batch being filled */
+    sv_msg *pub;         /* publish batch being filled */
+    sv_msg *settle;      /* settle batch being filled */
     sv_msg *head, *tail; /* ready to send, oldest first (linked by ->next) */
 } amqp__outbox;
 
 /* What the connection remembers of a publish until every queue confirms. */
 typedef struct amqp__tag {
-    uint64_t k1, k2; /* k2: the tag */
+    uint64_t k1, k2;  /* k2: the tag */
     pn_delivery_t *d; /* NULL: presettled by the client, or its link is gone */
     struct amqp__link *l;
     uint32_t remaining; /* queues yet to confirm */
     uint32_t size;
-    uint8_t outcome;    /* the worst so far */
-    uint8_t why;        /* rt_why of a rejection */
+    uint8_t outcome; /* the worst so far */
+    uint8_t why;     /* rt_why of a rejection */
 } amqp__tag;
 
 typedef enum { AMQP__PUB, AMQP__CON } amqp__link_kind;
@@ -111,22 +111,22 @@ typedef struct amqp__ref {
 
 typedef struct amqp__link {
     amqp__link_kind kind;
-    pn_link_t *link;      /* NULL once proton has finalised it */
+    pn_link_t *link; /* NULL once proton has finalised it */
     struct amqp__conn *c;
-    int refs;             /* proton's link, plus pending manager calls */
-    bool attached;        /* we answered the attach */
-    bool closed;          /* detached, by either side */
-    bool freed;           /* handed back to proton (pn_link_free) */
+    int refs;      /* proton's link, plus pending manager calls */
+    bool attached; /* we answered the attach */
+    bool closed;   /* detached, by either side */
+    bool freed;    /* handed back to proton (pn_link_free) */
     /* publishers (client -> broker) */
     amqp_addr addr;
-    bool relay;           /* null target: each message names its own */
-    uint32_t inflight;    /* routed, not yet confirmed by every queue */
-    uint64_t avg_size;    /* moving average of message sizes, for byte-sized credit */
+    bool relay;            /* null target: each message names its own */
+    uint32_t inflight;     /* routed, not yet confirmed by every queue */
+    uint64_t avg_size;     /* moving average of message sizes, for byte-sized credit */
     uint64_t paused_until; /* ms: a queue it feeds asked publishers to slow down */
-    rt_msg *cur;          /* the delivery being read, if it spans frames */
+    rt_msg *cur;           /* the delivery being read, if it spans frames */
     size_t cur_len, cur_cap;
     /* consumers (broker -> client) */
-    uint32_t id;          /* our consumer id, known to the queue */
+    uint32_t id; /* our consumer id, known to the queue */
     sv_pid qpid;
     char qname[RT_NAME_MAX + 1];
     uint32_t outstanding; /* credit passed to the queue and not yet used */
@@ -166,41 +166,41 @@ typedef struct amqp__conn {
     sv_proc *self;
     const amqp_config *cfg;
     uv_loop_t *loop;
-    int fd;               /* the socket, non-blocking */
-    uv_poll_t poll;       /* readable/writable, as update_poll decides */
-    int events;           /* what poll watches now */
+    int fd;         /* the socket, non-blocking */
+    uv_poll_t poll; /* readable/writable, as update_poll decides */
+    int events;     /* what poll watches now */
     uv_timer_t timer;
-    int handles;          /* open libuv handles; the struct is freed with the last */
+    int handles; /* open libuv handles; the struct is freed with the last */
     pn_connection_driver_t d;
     amqp__fcheck fv;
     amqp__sasl sasl;
     char peer[64];
-    char name[160];       /* "peer -> local", for logs and the admin API */
-    bool refuse;          /* over max_connections: say so in close */
-    bool reading;         /* wants input */
-    bool writing;         /* proton has output the socket would not take: wait for writable */
+    char name[160]; /* "peer -> local", for logs and the admin API */
+    bool refuse;    /* over max_connections: say so in close */
+    bool reading;   /* wants input */
+    bool writing;   /* proton has output the socket would not take: wait for writable */
     bool finished, counted, lingering;
-    bool rejecting;       /* a bad frame came: closing, reading no more */
-    bool credit_held;     /* some publisher is owed credit (memory alarm, slow-down) */
-    uint64_t pub_bytes;   /* publishes read and not yet taken by every queue */
-    bool idle_off;        /* reading held back (amqp__pub_may_read): no idle timeout */
-    size_t wlen;          /* output waiting for the socket */
+    bool rejecting;     /* a bad frame came: closing, reading no more */
+    bool credit_held;   /* some publisher is owed credit (memory alarm, slow-down) */
+    uint64_t pub_bytes; /* publishes read and not yet taken by every queue */
+    bool idle_off;      /* reading held back (amqp__pub_may_read): no idle timeout */
+    size_t wlen;        /* output waiting for the socket */
     /* Deliveries from queues not yet handed to proton: fed as the socket
      * drains, so proton (which copies each one) holds little at a time. */
     struct amqp__out *out;
     uint32_t out_head, out_len, out_cap;
     uint64_t next_tag;
-    sv_map tags;          /* amqp__tag */
-    sv_map outboxes;      /* amqp__outbox */
-    sv_map consumers;     /* amqp__ref: consumer id -> link */
-    sv_map calls;         /* amqp__ref: manager call ref -> link */
-    amqp__link *links;    /* all, so none outlives the connection */
+    sv_map tags;       /* amqp__tag */
+    sv_map outboxes;   /* amqp__outbox */
+    sv_map consumers;  /* amqp__ref: consumer id -> link */
+    sv_map calls;      /* amqp__ref: manager call ref -> link */
+    amqp__link *links; /* all, so none outlives the connection */
     uint32_t next_consumer;
     uint32_t nlinks;
-    uint64_t deadline;    /* proton's next tick, ms */
+    uint64_t deadline; /* proton's next tick, ms */
     bool retry_armed;
-    amqp__reg reg;        /* its entry in the table of open connections */
-    amqp__counts counts;  /* bytes and messages, kept here, published to reg each round */
+    amqp__reg reg;       /* its entry in the table of open connections */
+    amqp__counts counts; /* bytes and messages, kept here, published to reg each round */
 } amqp__conn;
 
 /* address.c */

@@ -26,9 +26,9 @@
 
 #include "amqp/amqp_internal.h"
 
-#define TICK_FLOOR_MS 100       /* however short the peer's idle timeout, no more empty frames than this */
-#define RETRY_MS 1              /* a full queue mailbox is tried again this soon */
-#define HELD_MS 5               /* held-back credit (alarm, slow-down) is reconsidered this often */
+#define TICK_FLOOR_MS 100        /* however short the peer's idle timeout, no more empty frames than this */
+#define RETRY_MS 1               /* a full queue mailbox is tried again this soon */
+#define HELD_MS 5                /* held-back credit (alarm, slow-down) is reconsidered this often */
 #define WRITE_BACKLOG (4u << 20) /* stop reading while this much output waits for the socket */
 #define FEED_BYTES (256u << 10)  /* deliveries handed to proton at a time, as the socket drains */
 
@@ -118,8 +118,8 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
     if (!l->link || was_closed)
         return;
     refuse(l->link, cond, desc);
-    sv_log(SV_LOG_INFO, "connection %s: link '%s' refused or closed: %s: %s", l->c->peer, pn_link_name(l->link),
-           cond, desc);
+    sv_log(SV_LOG_INFO, "connection %s: link '%s' refused or closed: %s: %s", l->c->peer, pn_link_name(l->link), cond,
+           desc);
     if (l->kind == AMQP__PUB)
         amqp__pub_closed(l->c, l);
     else
@@ -191,8 +191,8 @@ static void on_remote_open(amqp__conn *c, pn_connection_t *pc)
     if (!c->sasl.done) {
         /* No SASL: anonymous, with the anonymous user's limits. */
         const struct sockaddr *peer = (const struct sockaddr *)&c->sasl.peer;
-        if (!c->cfg->auth || c->cfg->auth(c->cfg->auth_ctx, "ANONYMOUS", NULL, NULL, peer, c->sasl.user,
-                                          sizeof c->sasl.user) < 0) {
+        if (!c->cfg->auth ||
+            c->cfg->auth(c->cfg->auth_ctx, "ANONYMOUS", NULL, NULL, peer, c->sasl.user, sizeof c->sasl.user) < 0) {
             pn_condition_format(pn_connection_condition(pc), "amqp:unauthorized-access",
                                 "anonymous access is not allowed from here; log in with SASL PLAIN");
             pn_connection_open(pc);
@@ -291,12 +291,8 @@ static void log_transport_error(amqp__conn *c, pn_transport_t *t)
 static void handle_event(amqp__conn *c, pn_event_t *e)
 {
     switch (pn_event_type(e)) {
-    case PN_CONNECTION_INIT:
-        on_connection_init(c, pn_event_connection(e));
-        break;
-    case PN_CONNECTION_REMOTE_OPEN:
-        on_remote_open(c, pn_event_connection(e));
-        break;
+    case PN_CONNECTION_INIT: on_connection_init(c, pn_event_connection(e)); break;
+    case PN_CONNECTION_REMOTE_OPEN: on_remote_open(c, pn_event_connection(e)); break;
     case PN_CONNECTION_REMOTE_CLOSE:
         if (!(pn_connection_state(pn_event_connection(e)) & PN_LOCAL_CLOSED))
             pn_connection_close(pn_event_connection(e));
@@ -318,13 +314,9 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         pn_session_free(ssn);
         break;
     }
-    case PN_LINK_REMOTE_OPEN:
-        on_link_open(c, pn_event_link(e));
-        break;
+    case PN_LINK_REMOTE_OPEN: on_link_open(c, pn_event_link(e)); break;
     case PN_LINK_REMOTE_CLOSE:
-    case PN_LINK_REMOTE_DETACH:
-        on_link_close(c, pn_event_link(e));
-        break;
+    case PN_LINK_REMOTE_DETACH: on_link_close(c, pn_event_link(e)); break;
     case PN_LINK_FLOW: {
         pn_link_t *link = pn_event_link(e);
         amqp__link *l = pn_link_get_context(link);
@@ -360,11 +352,8 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         }
         break;
     }
-    case PN_TRANSPORT_ERROR:
-        log_transport_error(c, pn_event_transport(e));
-        break;
-    default:
-        break;
+    case PN_TRANSPORT_ERROR: log_transport_error(c, pn_event_transport(e)); break;
+    default: break;
     }
 }
 
@@ -440,8 +429,8 @@ void amqp__conn_work(amqp__conn *c)
             pn_connection_driver_read_close(&c->d);
         /* Input over and all output written: nothing more can happen
          * (proton leaves the write side open after some SASL errors). */
-        if (pn_connection_driver_read_closed(&c->d) && !c->writing &&
-            !pn_connection_driver_write_buffer(&c->d).size && !pn_connection_driver_write_closed(&c->d))
+        if (pn_connection_driver_read_closed(&c->d) && !c->writing && !pn_connection_driver_write_buffer(&c->d).size &&
+            !pn_connection_driver_write_closed(&c->d))
             pn_connection_driver_write_close(&c->d);
     } while (pn_connection_driver_has_event(&c->d) || (c->out_len && !c->writing));
     if (pn_connection_driver_finished(&c->d) && !c->writing) {
@@ -599,18 +588,10 @@ static int conn_info(sv_proc *self, sv_msg *m)
         return 0;
     }
     switch (m->tag) {
-    case RT_Q_DELIVER:
-        amqp__consumer_deliver(c, m);
-        break;
-    case RT_Q_CONFIRM:
-        amqp__pub_confirm(c, m);
-        break;
-    case RT_Q_DRAINED:
-        amqp__consumer_drained(c, m);
-        break;
-    case RT_Q_CONSUMER_GONE:
-        amqp__consumer_gone(c, m);
-        break;
+    case RT_Q_DELIVER: amqp__consumer_deliver(c, m); break;
+    case RT_Q_CONFIRM: amqp__pub_confirm(c, m); break;
+    case RT_Q_DRAINED: amqp__consumer_drained(c, m); break;
+    case RT_Q_CONSUMER_GONE: amqp__consumer_gone(c, m); break;
     case AMQP__TAG_CLOSE: { /* from the admin API */
         char reason[256];
         snprintf(reason, sizeof reason, "%.*s", (int)m->len, (char *)m->data);

@@ -31,10 +31,10 @@ static void consume_start(amqp__conn *c, amqp__link *l);
 
 static void fail_status(amqp__link *l, int status, const char *what)
 {
-    const char *cond = status == -EBUSY     ? "amqp:resource-locked"
-                       : status == -ENOENT  ? "amqp:not-found"
-                       : status == -EPERM   ? "amqp:unauthorized-access"
-                                            : "amqp:internal-error";
+    const char *cond = status == -EBUSY    ? "amqp:resource-locked"
+                       : status == -ENOENT ? "amqp:not-found"
+                       : status == -EPERM  ? "amqp:unauthorized-access"
+                                           : "amqp:internal-error";
     amqp__link_fail(l, cond, "%s: %s", what, strerror(-status));
 }
 
@@ -106,8 +106,11 @@ static void subscribe(amqp__conn *c, amqp__link *l, const amqp_addr *a)
 {
     rt_exchange *x = a->name[0] ? rt_exchange_find(a->name) : NULL;
     if (!x) {
-        amqp__link_fail(l, "amqp:not-found", a->name[0] ? "no exchange '%s'" : "%sthe default exchange routes to queues by "
-                        "name: consume from /queues/NAME", a->name);
+        amqp__link_fail(l, "amqp:not-found",
+                        a->name[0] ? "no exchange '%s'"
+                                   : "%sthe default exchange routes to queues by "
+                                     "name: consume from /queues/NAME",
+                        a->name);
         return;
     }
     pn_terminus_t *src = pn_link_remote_source(l->link);
@@ -127,8 +130,8 @@ static void subscribe(amqp__conn *c, amqp__link *l, const amqp_addr *a)
     l->bind_len = sizeof *b + alen;
     /* A durable terminus that never expires is a durable subscription: a
      * queue named after the container and link, which outlives the link. */
-    bool durable = pn_terminus_get_durability(src) != PN_NONDURABLE &&
-                   pn_terminus_get_expiry_policy(src) == PN_EXPIRE_NEVER;
+    bool durable =
+        pn_terminus_get_durability(src) != PN_NONDURABLE && pn_terminus_get_expiry_policy(src) == PN_EXPIRE_NEVER;
     if (durable) {
         char name[RT_NAME_MAX + 1];
         const char *cid = pn_connection_remote_container(c->d.connection);
@@ -423,15 +426,9 @@ void amqp__consumer_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
     }
     rt_settle s = {0};
     switch (state) {
-    case PN_ACCEPTED:
-        s.outcome = RT_ACCEPTED;
-        break;
-    case PN_REJECTED:
-        s.outcome = RT_REJECTED;
-        break;
-    case PN_RELEASED:
-        s.outcome = RT_RELEASED;
-        break;
+    case PN_ACCEPTED: s.outcome = RT_ACCEPTED; break;
+    case PN_REJECTED: s.outcome = RT_REJECTED; break;
+    case PN_RELEASED: s.outcome = RT_RELEASED; break;
     case PN_MODIFIED:
         s.outcome = RT_MODIFIED;
         s.failed = pn_disposition_is_failed(pn_delivery_remote(d));
@@ -439,7 +436,7 @@ void amqp__consumer_disposition(amqp__conn *c, amqp__link *l, pn_delivery_t *d)
         break;
     default:
         if (!settled)
-            return; /* no outcome yet (e.g. only "received") */
+            return;              /* no outcome yet (e.g. only "received") */
         s.outcome = RT_ACCEPTED; /* settled without an outcome: taken */
         break;
     }

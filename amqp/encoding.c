@@ -16,9 +16,9 @@
 
 #include "amqp/amqp_internal.h"
 
-#define SHORT (-1)     /* the bytes end inside the value */
-#define BAD (-2)       /* sizes that do not add up, or an unknown type */
-#define MAX_DEPTH 64   /* nesting: deeper than any performative needs */
+#define SHORT (-1)   /* the bytes end inside the value */
+#define BAD (-2)     /* sizes that do not add up, or an unknown type */
+#define MAX_DEPTH 64 /* nesting: deeper than any performative needs */
 
 static ssize_t item(const uint8_t *p, size_t n, int depth);
 
@@ -44,7 +44,7 @@ static ssize_t body(uint8_t code, const uint8_t *p, size_t n, int depth)
         return n >= (size_t)fw ? fw : SHORT;
     unsigned cat = code >> 4, sub = code & 0x0f;
     if (cat < 0xa || (cat <= 0xb && sub != 0 && sub != 1 && sub != 3) || (cat >= 0xc && sub > (cat >= 0xe ? 0u : 1u)))
-        return BAD; /* binary, string, symbol; lists and maps; arrays */
+        return BAD;                /* binary, string, symbol; lists and maps; arrays */
     size_t sw = (cat & 1) ? 4 : 1; /* 0xa, 0xc, 0xe: one-byte sizes; 0xb, 0xd, 0xf: four */
     if (n < sw)
         return SHORT;

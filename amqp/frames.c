@@ -42,6 +42,8 @@ typedef struct perf_def {
     uint8_t fields[16]; /* F_END-terminated */
 } perf_def;
 
+/* A table, one entry a line: */
+/* clang-format off */
 static const perf_def defs[] = {
     {0x10, "open", false, true,
      {F_STRING | MAND, F_STRING, F_UINT, F_USHORT, F_UINT, F_SYMBOLS, F_SYMBOLS, F_SYMBOLS, F_SYMBOLS, F_MAP}},
@@ -64,9 +66,11 @@ static const perf_def defs[] = {
     {0x43, "sasl-response", true, true, {F_BINARY | MAND}},
     {0x44, "sasl-outcome", true, false, {F_UBYTE | MAND, F_BINARY}},
 };
+/* clang-format on */
 
-static const char *const kind_names[] = {"", "uint", "ushort", "ubyte", "ulong", "boolean", "string",
-                                         "symbol", "symbol or symbol array", "binary", "map", "described value"};
+static const char *const kind_names[] = {
+    "",       "uint", "ushort",         "ubyte", "ulong", "boolean", "string", "symbol", "symbol or symbol array",
+    "binary", "map",  "described value"};
 
 static const perf_def *find_def(pn_data_t *d)
 {
@@ -185,8 +189,7 @@ static int check(amqp__fcheck *v, const char **cond, char *err, size_t len)
 
 /* Decodes and checks one performative at p. >0: its encoded size; 0: more
  * bytes needed; <0: bad (err says why). */
-static ssize_t check_at(amqp__fcheck *v, const char *p, size_t n, bool last, const char **cond, char *err,
-                        size_t len)
+static ssize_t check_at(amqp__fcheck *v, const char *p, size_t n, bool last, const char **cond, char *err, size_t len)
 {
     if (!v->data && !(v->data = pn_data(16))) {
         snprintf(err, len, "out of memory");
@@ -266,11 +269,11 @@ static void end_session(amqp__fcheck *v, uint16_t ch)
     }
 }
 
-#define FAIL(c, ...)                                                                                          \
-    do {                                                                                                      \
-        *cond = (c);                                                                                          \
-        snprintf(err, len, __VA_ARGS__);                                                                      \
-        return -EPROTO;                                                                                       \
+#define FAIL(c, ...)                                                                                                   \
+    do {                                                                                                               \
+        *cond = (c);                                                                                                   \
+        snprintf(err, len, __VA_ARGS__);                                                                               \
+        return -EPROTO;                                                                                                \
     } while (0)
 
 /* Whether this performative may come now, from the client, on this
@@ -367,7 +370,8 @@ int amqp__fcheck_feed(amqp__fcheck *v, const char *p, size_t n, const char **con
                 snprintf(err, len, "a protocol header where a frame was expected");
                 return -EBADMSG;
             }
-            uint32_t size = (uint32_t)v->hdr[0] << 24 | (uint32_t)v->hdr[1] << 16 | (uint32_t)v->hdr[2] << 8 | v->hdr[3];
+            uint32_t size =
+                (uint32_t)v->hdr[0] << 24 | (uint32_t)v->hdr[1] << 16 | (uint32_t)v->hdr[2] << 8 | v->hdr[3];
             uint32_t doff = v->hdr[4];
             *cond = "amqp:connection:framing-error";
             if (size < 8 || doff < 2 || doff * 4 > size) {

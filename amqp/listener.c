@@ -70,8 +70,8 @@ static void start_connection(listener *ls, int fd)
 {
     char id[32];
     snprintf(id, sizeof id, "conn-%llu", (unsigned long long)++ls->next_id);
-    sv_child_spec spec = {.id = id, .start = amqp__conn_start, .arg = (void *)(intptr_t)fd,
-                          .restart = SV_TEMPORARY, .shutdown_ms = 2000};
+    sv_child_spec spec = {
+        .id = id, .start = amqp__conn_start, .arg = (void *)(intptr_t)fd, .restart = SV_TEMPORARY, .shutdown_ms = 2000};
     sv_msg *req = sv_sup_start_child_req(&spec);
     uint64_t ref;
     if (!req || sv_call_async(ls->self, sv_whereis(CONN_SUP_NAME), req, 10000, &ref) < 0) {
@@ -260,8 +260,11 @@ int amqp_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pi
     const amqp_config *cfg = arg;
     amqp__conn_configure(cfg);
     sv_child_spec kids[] = {
-        {.id = "connections", .start = conn_sup_start, .restart = SV_PERMANENT,
-         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
+        {.id = "connections",
+         .start = conn_sup_start,
+         .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY,
+         .is_supervisor = true},
         {.id = "amqp", .start = listener_start, .arg = arg, .restart = SV_PERMANENT, .shutdown_ms = 2000},
     };
     sv_sup_flags f = {SV_REST_FOR_ONE, 5, 10000};

@@ -207,8 +207,8 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
         if (n == 0)
             settle_now(d, PN_RELEASED, NULL, NULL);
         else
-            settle_now(d, PN_REJECTED, why, l->relay ? "the message's `to` names no queue or exchange"
-                                                     : "its exchange is gone");
+            settle_now(d, PN_REJECTED, why,
+                       l->relay ? "the message's `to` names no queue or exchange" : "its exchange is gone");
         rt_msg_unref(m);
         if (qs != fixed)
             free(qs);

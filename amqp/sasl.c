@@ -152,10 +152,20 @@ static ssize_t sasl_code(pn_transport_t *t, pn_bytes_t in, pn_bytes_t *out)
 }
 
 static const pnx_sasl_implementation plexus_sasl = {
-    sasl_free,        sasl_mechs,           sasl_init_server,        sasl_init_client,
-    sasl_prepare,     sasl_process_init,    sasl_process_response,   sasl_process_mechanisms,
-    sasl_process_challenge, sasl_process_outcome, sasl_can_encrypt, sasl_max_encrypt,
-    sasl_code,        sasl_code,
+    sasl_free,
+    sasl_mechs,
+    sasl_init_server,
+    sasl_init_client,
+    sasl_prepare,
+    sasl_process_init,
+    sasl_process_response,
+    sasl_process_mechanisms,
+    sasl_process_challenge,
+    sasl_process_outcome,
+    sasl_can_encrypt,
+    sasl_max_encrypt,
+    sasl_code,
+    sasl_code,
 };
 
 void amqp__sasl_setup(pn_transport_t *t, amqp__sasl *s)

@@ -106,7 +106,6 @@ void amqp__sock_read_start(amqp__conn *c)
 
 void amqp__sock_read_stop(amqp__conn *c) { c->reading = false; }
 
-
 /* Proton never sees a bad frame; the client gets a close that says what
  * was wrong (in SASL, where there is no close, an EOF). */
 static void reject_input(amqp__conn *c, const char *cond, const char *why)
@@ -135,7 +134,6 @@ static void header_text(const uint8_t *h, char *out, size_t len)
     for (int i = 0; i < 8 && o + 5 < len; i++)
         o += (size_t)snprintf(out + o, len - o, h[i] >= 0x20 && h[i] < 0x7f && h[i] != '\\' ? "%c" : "\\x%02x", h[i]);
 }
-
 
 /* A protocol header Plexus does not serve (TLS on a plain port, another
  * protocol, garbage): the spec's negotiation (2.2) answers with the header

@@ -24,28 +24,28 @@
 typedef struct brk_user {
     char name[BRK_NAME_MAX];
     char hash[BRK_HASH_MAX];
-    char tags[BRK_NAME_MAX];  /* "administrator", "management", "" */
-    bool loopback_only;       /* may log in from this host only */
+    char tags[BRK_NAME_MAX]; /* "administrator", "management", "" */
+    bool loopback_only;      /* may log in from this host only */
 } brk_user;
 
 /* Everything the broker can be told. Defaults are embedded (brk_config_init),
  * so the broker runs with no file at all. */
 typedef struct brk_config {
-    char node_name[BRK_NAME_MAX];     /* node.name */
-    int schedulers;                   /* node.schedulers: 0 = one per core */
-    uint32_t mailbox_size;            /* node.mailbox_size: default bound per process */
-    int busy_wait_us;                 /* node.busy_wait_us: an idle scheduler spins this long before sleeping */
-    sv_log_level log_level;           /* log.level */
-    amqp_config amqp;                 /* amqp.* (amqp.listen is "HOST:PORT") */
+    char node_name[BRK_NAME_MAX];      /* node.name */
+    int schedulers;                    /* node.schedulers: 0 = one per core */
+    uint32_t mailbox_size;             /* node.mailbox_size: default bound per process */
+    int busy_wait_us;                  /* node.busy_wait_us: an idle scheduler spins this long before sleeping */
+    sv_log_level log_level;            /* log.level */
+    amqp_config amqp;                  /* amqp.* (amqp.listen is "HOST:PORT") */
     char anonymous_user[BRK_NAME_MAX]; /* amqp.anonymous_user: who ANONYMOUS logs in as */
-    rt_config routing;                /* routing.* */
-    char admin_listen[BRK_ADDR_MAX];  /* admin.listen */
-    uint32_t admin_max_connections;   /* admin.max_connections: open HTTP connections at most */
-    uint64_t admin_max_body;          /* admin.max_body: request bodies larger are refused (413) */
-    int admin_timeout_s;              /* admin.timeout: idle HTTP connections are closed after this */
-    int admin_threads;                /* admin.threads: HTTP server threads */
-    char data_dir[PATH_MAX];          /* storage.data_dir */
-    brk_user users[BRK_MAX_USERS];    /* users = ( {...}, ... ) */
+    rt_config routing;                 /* routing.* */
+    char admin_listen[BRK_ADDR_MAX];   /* admin.listen */
+    uint32_t admin_max_connections;    /* admin.max_connections: open HTTP connections at most */
+    uint64_t admin_max_body;           /* admin.max_body: request bodies larger are refused (413) */
+    int admin_timeout_s;               /* admin.timeout: idle HTTP connections are closed after this */
+    int admin_threads;                 /* admin.threads: HTTP server threads */
+    char data_dir[PATH_MAX];           /* storage.data_dir */
+    brk_user users[BRK_MAX_USERS];     /* users = ( {...}, ... ) */
     size_t nusers;
 } brk_config;
 
@@ -79,8 +79,8 @@ int brk_users_load(const char *data_dir, const char *anonymous_user, char *err, 
 int brk_users_save(void);
 void brk_users_free(void);
 /* An amqp_auth_fn: PLAIN against the users, ANONYMOUS as anonymous_user. */
-int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,
-                     const struct sockaddr *peer, char *user_out, size_t user_len);
+int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password, const struct sockaddr *peer,
+                     char *user_out, size_t user_len);
 /* A password login from peer (the admin API's basic auth): 0 and the
  * user's tags ("administrator,management"), or -EACCES. Any thread. */
 int brk_user_login(const char *user, const char *password, const struct sockaddr *peer, char *tags, size_t len);

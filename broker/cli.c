@@ -80,24 +80,16 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
         if (o == -1)
             break;
         switch (o) {
-        case 'h':
-            usage();
-            return BRK_CLI_EXIT_OK;
+        case 'h': usage(); return BRK_CLI_EXIT_OK;
         case 'V':
             /* The allocator too: the ASan build's keeps freed memory, which
              * tests of memory use must know. */
             printf("plexus " PLEXUS_VERSION "\nallocator: %s\n", sv_allocator());
             return BRK_CLI_EXIT_OK;
-        case 'c':
-            config_path = optarg;
-            break;
-        case OPT_CHECK:
-            check_only = true;
-            break;
-        case ':':
-            return error(err, len, "option '%s' needs a value (see plexus --help)", argv[optind - 1]);
-        case '?':
-            return error(err, len, "unknown option '%s' (see plexus --help)", argv[optind - 1]);
+        case 'c': config_path = optarg; break;
+        case OPT_CHECK: check_only = true; break;
+        case ':': return error(err, len, "option '%s' needs a value (see plexus --help)", argv[optind - 1]);
+        case '?': return error(err, len, "unknown option '%s' (see plexus --help)", argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -128,8 +120,7 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
             break;
         case OPT_LOG_LEVEL:
             if (sv_log_parse_level(optarg, &c->log_level) < 0)
-                return error(err, len, "--log-level: expected error, warning, info or debug, got '%s'",
-                             optarg);
+                return error(err, len, "--log-level: expected error, warning, info or debug, got '%s'", optarg);
             break;
         case OPT_SCHEDULERS: {
             errno = 0;

@@ -52,16 +52,19 @@ typedef enum { T_STR, T_INT, T_BOOL, T_LEVEL, T_ADDR } ktype;
 typedef struct key {
     const char *group, *name;
     ktype type;
-    size_t off, size; /* where in brk_config */
+    size_t off, size;   /* where in brk_config */
     long long min, max; /* T_INT */
     const char *doc;    /* the expected form, for messages */
 } key;
 
 #define F(f) offsetof(brk_config, f), sizeof(((brk_config *)0)->f)
+/* A table, one entry a line: */
+/* clang-format off */
 #define STR(g, n, f) {g, n, T_STR, F(f), 0, 0, NULL}
 #define ADDR(g, n, f) {g, n, T_ADDR, F(f), 0, 0, NULL}
 #define BOOL(g, n, f) {g, n, T_BOOL, F(f), 0, 0, NULL}
 #define INT(g, n, f, lo, hi) {g, n, T_INT, F(f), lo, hi, NULL}
+/* clang-format on */
 
 static const key schema[] = {
     STR("node", "name", node_name),
@@ -111,8 +114,7 @@ static int fail(char *err, size_t len, const char *path, const config_setting_t 
     return -1;
 }
 
-static int apply(brk_config *c, const key *k, const config_setting_t *s, const char *path, char *err,
-                 size_t len)
+static int apply(brk_config *c, const key *k, const config_setting_t *s, const char *path, char *err, size_t len)
 {
     void *field = (char *)c + k->off;
     int t = config_setting_type(s);
@@ -122,8 +124,8 @@ static int apply(brk_config *c, const key *k, const config_setting_t *s, const c
             return fail(err, len, path, s, "%s.%s must be an integer", k->group, k->name);
         long long v = config_setting_get_int64(s);
         if (v < k->min || v > k->max)
-            return fail(err, len, path, s, "%s.%s must be between %lld and %lld, not %lld", k->group, k->name,
-                        k->min, k->max, v);
+            return fail(err, len, path, s, "%s.%s must be between %lld and %lld, not %lld", k->group, k->name, k->min,
+                        k->max, v);
         if (k->size == sizeof(uint64_t))
             *(uint64_t *)field = (uint64_t)v;
         else if (k->size == sizeof(int))
@@ -135,8 +137,7 @@ static int apply(brk_config *c, const key *k, const config_setting_t *s, const c
             return fail(err, len, path, s, "%s.%s must be true or false", k->group, k->name);
         *(bool *)field = config_setting_get_bool(s);
         return 0;
-    default:
-        break;
+    default: break;
     }
     if (t != CONFIG_TYPE_STRING)
         return fail(err, len, path, s, "%s.%s must be a string", k->group, k->name);
@@ -150,12 +151,12 @@ static int apply(brk_config *c, const key *k, const config_setting_t *s, const c
         char host[BRK_ADDR_MAX];
         int port;
         if (amqp_hostport_parse(v, host, sizeof host, &port) < 0)
-            return fail(err, len, path, s, "%s.%s must be HOST:PORT (e.g. \"127.0.0.1:5672\"), not \"%s\"",
-                        k->group, k->name, v);
+            return fail(err, len, path, s, "%s.%s must be HOST:PORT (e.g. \"127.0.0.1:5672\"), not \"%s\"", k->group,
+                        k->name, v);
     }
     if (!*v || strlen(v) >= k->size)
-        return fail(err, len, path, s, "%s.%s must be a non-empty string of at most %zu bytes", k->group,
-                    k->name, k->size - 1);
+        return fail(err, len, path, s, "%s.%s must be a non-empty string of at most %zu bytes", k->group, k->name,
+                    k->size - 1);
     memcpy(field, v, strlen(v) + 1);
     return 0;
 }
@@ -196,8 +197,10 @@ static int load_users(brk_config *c, config_setting_t *list, const char *path, c
                 continue;
             }
             if (strcmp(k, "name") && strcmp(k, "password") && strcmp(k, "password_hash") && strcmp(k, "tags"))
-                return fail(err, len, path, s, "unknown setting 'users.%s' (known: name, password, password_hash, "
-                                               "tags, loopback_only)", k);
+                return fail(err, len, path, s,
+                            "unknown setting 'users.%s' (known: name, password, password_hash, "
+                            "tags, loopback_only)",
+                            k);
             if (!is_str)
                 return fail(err, len, path, s, "users: %s must be a string", k);
             const char *v = config_setting_get_string(s);
@@ -218,8 +221,10 @@ static int load_users(brk_config *c, config_setting_t *list, const char *path, c
         if (!pass == !hash)
             return fail(err, len, path, g, "users: '%s' needs exactly one of password or password_hash", name);
         if (hash && !brk_hash_valid(hash))
-            return fail(err, len, path, g, "users: the password_hash of '%s' is not a salted SHA-256 hash "
-                                           "(base64 of 36 bytes, as RabbitMQ exports)", name);
+            return fail(err, len, path, g,
+                        "users: the password_hash of '%s' is not a salted SHA-256 hash "
+                        "(base64 of 36 bytes, as RabbitMQ exports)",
+                        name);
         if (tags && strlen(tags) >= sizeof u->tags)
             return fail(err, len, path, g, "users: tags of '%s' too long", name);
         snprintf(u->name, sizeof u->name, "%s", name);

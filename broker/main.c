@@ -115,8 +115,10 @@ static int lock_data_dir(const char *dir)
         holder[n > 0 ? n : 0] = '\0';
         holder[strcspn(holder, "\n")] = '\0';
         if (e == EWOULDBLOCK)
-            fprintf(stderr, "plexus: data directory %s is in use by another broker%s%s%s; give each broker its own --data-dir\n",
-                    dir, holder[0] ? " (pid " : "", holder, holder[0] ? ")" : "");
+            fprintf(
+                stderr,
+                "plexus: data directory %s is in use by another broker%s%s%s; give each broker its own --data-dir\n",
+                dir, holder[0] ? " (pid " : "", holder, holder[0] ? ")" : "");
         else
             fprintf(stderr, "plexus: data directory %s: cannot lock %s: %s\n", dir, path, strerror(e));
         close(fd);
@@ -135,13 +137,9 @@ int main(int argc, char **argv)
 {
     char err[512];
     switch (brk_cli_parse(argc, argv, &cfg, err, sizeof err)) {
-    case BRK_CLI_EXIT_OK:
-        return 0;
-    case BRK_CLI_ERROR:
-        fprintf(stderr, "plexus: %s\n", err);
-        return 2;
-    case BRK_CLI_RUN:
-        break;
+    case BRK_CLI_EXIT_OK: return 0;
+    case BRK_CLI_ERROR: fprintf(stderr, "plexus: %s\n", err); return 2;
+    case BRK_CLI_RUN: break;
     }
     sv_log_set_level(cfg.log_level);
 
@@ -160,7 +158,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (rc == 1)
-        sv_log(SV_LOG_INFO, "users from %s/users.json (changed at run time; they take the place of the configured ones)",
+        sv_log(SV_LOG_INFO,
+               "users from %s/users.json (changed at run time; they take the place of the configured ones)",
                cfg.data_dir);
 
     /* Before any thread exists, so every thread inherits the mask. */
@@ -184,8 +183,12 @@ int main(int argc, char **argv)
 
     /* The admin API is a layer above the broker: main, not the broker's
      * tree, names it. Temporary: if it gives up, messages keep flowing. */
-    const sv_child_spec admin = {.id = "admin", .start = adm_start_fn, .arg = &cfg, .restart = SV_TEMPORARY,
-                                 .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true};
+    const sv_child_spec admin = {.id = "admin",
+                                 .start = adm_start_fn,
+                                 .arg = &cfg,
+                                 .restart = SV_TEMPORARY,
+                                 .shutdown_ms = SV_SHUTDOWN_INFINITY,
+                                 .is_supervisor = true};
     sv_pid root;
     if ((rc = brk_tree_start(inbox, &cfg, &admin, 1, &root)) < 0) {
         char rb[96];

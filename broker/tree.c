@@ -25,10 +25,18 @@ int brk_tree_start(sv_proc *inbox, brk_config *c, const sv_child_spec *extra, si
     c->routing.data_dir = c->data_dir;
     c->amqp.container_id = c->node_name;
     sv_child_spec kids[2 + MAX_EXTRA] = {
-        {.id = "routing", .start = rt_start_fn, .arg = &c->routing, .restart = SV_PERMANENT,
-         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
-        {.id = "listeners", .start = amqp_start_fn, .arg = &c->amqp, .restart = SV_PERMANENT,
-         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
+        {.id = "routing",
+         .start = rt_start_fn,
+         .arg = &c->routing,
+         .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY,
+         .is_supervisor = true},
+        {.id = "listeners",
+         .start = amqp_start_fn,
+         .arg = &c->amqp,
+         .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY,
+         .is_supervisor = true},
     };
     if (nextra)
         memcpy(kids + 2, extra, nextra * sizeof *extra);

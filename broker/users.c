@@ -91,10 +91,7 @@ int brk_users_set(const brk_user *list, size_t n, const char *anonymous_user)
     return 0;
 }
 
-void brk_users_free(void)
-{
-    brk_users_set(NULL, 0, NULL);
-}
+void brk_users_free(void) { brk_users_set(NULL, 0, NULL); }
 
 static bool is_loopback(const struct sockaddr *sa)
 {
@@ -126,8 +123,8 @@ static const brk_user *login(const char *name, const char *password, bool anonym
     return NULL;
 }
 
-int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password,
-                     const struct sockaddr *peer, char *user_out, size_t user_len)
+int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password, const struct sockaddr *peer,
+                     char *user_out, size_t user_len)
 {
     (void)ctx;
     bool anonymous = !strcmp(mech, "ANONYMOUS");

@@ -18,7 +18,6 @@
 
 static const char *const known_tags[] = {"administrator", "management", "monitoring", "policymaker", "impersonator"};
 
-
 static json_t *tags_json(const char *tags)
 {
     json_t *a = json_array();
@@ -65,8 +64,10 @@ static int add_tag(char *out, size_t outlen, const char *tag, const char *who, c
     for (size_t i = 0; i < sizeof known_tags / sizeof known_tags[0]; i++)
         known = known || !strcmp(tag, known_tags[i]);
     if (!known)
-        return rt_bad(err, len, "%s: unknown tag \"%s\" (known: administrator, management, monitoring, policymaker, "
-                             "impersonator, none)", who, tag);
+        return rt_bad(err, len,
+                      "%s: unknown tag \"%s\" (known: administrator, management, monitoring, policymaker, "
+                      "impersonator, none)",
+                      who, tag);
     if (brk_tags_have(out, tag))
         return 0;
     size_t used = strlen(out);

@@ -31,36 +31,35 @@ typedef struct opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: plexusctl [--url URL] [--user USER:PASSWORD] [--json] COMMAND ...\n"
-            "Talks to a running Plexus broker through its admin API.\n"
-            "\n"
-            "  status                                  the node at a glance\n"
-            "  list queues|exchanges|bindings|connections|users\n"
-            "  declare queue NAME [--durable true|false] [--auto-delete] [--arg K=V]...\n"
-            "  declare exchange NAME --type direct|fanout|topic|headers [--durable true|false] [--auto-delete]\n"
-            "  declare binding SOURCE DEST [--key KEY] [--to-exchange] [--arg K=V]...\n"
-            "  declare user NAME --password PASSWORD [--tags administrator|management|none]\n"
-            "  delete queue NAME [--if-empty] [--if-unused]\n"
-            "  delete exchange NAME [--if-unused]\n"
-            "  delete binding SOURCE DEST PROPERTIES_KEY [--to-exchange]\n"
-            "  delete connection NAME [--reason TEXT]\n"
-            "  delete user NAME\n"
-            "  purge queue NAME\n"
-            "  publish EXCHANGE ROUTING_KEY PAYLOAD    (\"\" is the default exchange; PAYLOAD - reads stdin)\n"
-            "  get QUEUE [--count N] [--ack]           (without --ack the messages stay in the queue)\n"
-            "  export [FILE]                           definitions as JSON (to stdout without FILE)\n"
-            "  import FILE                             definitions from FILE (- for stdin)\n"
-            "  tree                                    the supervision tree\n"
-            "\n"
-            "Options:\n"
-            "  --url URL        the admin API (default $PLEXUS_URL or http://127.0.0.1:15672)\n"
-            "  --user U:P       credentials (default $PLEXUS_USER or guest:guest)\n"
-            "  --json           print the API's JSON instead of tables\n"
-            "  --help, --version\n"
-            "\n"
-            "Exit status: 0 done; 1 the broker refused or failed; 2 bad command line;\n"
-            "3 no broker answered at the URL; 4 wrong credentials or not an administrator.\n");
+    fprintf(f, "Usage: plexusctl [--url URL] [--user USER:PASSWORD] [--json] COMMAND ...\n"
+               "Talks to a running Plexus broker through its admin API.\n"
+               "\n"
+               "  status                                  the node at a glance\n"
+               "  list queues|exchanges|bindings|connections|users\n"
+               "  declare queue NAME [--durable true|false] [--auto-delete] [--arg K=V]...\n"
+               "  declare exchange NAME --type direct|fanout|topic|headers [--durable true|false] [--auto-delete]\n"
+               "  declare binding SOURCE DEST [--key KEY] [--to-exchange] [--arg K=V]...\n"
+               "  declare user NAME --password PASSWORD [--tags administrator|management|none]\n"
+               "  delete queue NAME [--if-empty] [--if-unused]\n"
+               "  delete exchange NAME [--if-unused]\n"
+               "  delete binding SOURCE DEST PROPERTIES_KEY [--to-exchange]\n"
+               "  delete connection NAME [--reason TEXT]\n"
+               "  delete user NAME\n"
+               "  purge queue NAME\n"
+               "  publish EXCHANGE ROUTING_KEY PAYLOAD    (\"\" is the default exchange; PAYLOAD - reads stdin)\n"
+               "  get QUEUE [--count N] [--ack]           (without --ack the messages stay in the queue)\n"
+               "  export [FILE]                           definitions as JSON (to stdout without FILE)\n"
+               "  import FILE                             definitions from FILE (- for stdin)\n"
+               "  tree                                    the supervision tree\n"
+               "\n"
+               "Options:\n"
+               "  --url URL        the admin API (default $PLEXUS_URL or http://127.0.0.1:15672)\n"
+               "  --user U:P       credentials (default $PLEXUS_USER or guest:guest)\n"
+               "  --json           print the API's JSON instead of tables\n"
+               "  --help, --version\n"
+               "\n"
+               "Exit status: 0 done; 1 the broker refused or failed; 2 bad command line;\n"
+               "3 no broker answered at the URL; 4 wrong credentials or not an administrator.\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -85,8 +84,8 @@ static char *path_of(const char *fmt, const char *a, const char *b, const char *
 }
 
 /* Runs one call and prints its answer (JSON, a table, or nothing). */
-static int run(const ctl *c, const char *method, char *path, json_t *body, const char *header,
-               const char *const *cols, size_t ncols)
+static int run(const ctl *c, const char *method, char *path, json_t *body, const char *header, const char *const *cols,
+               size_t ncols)
 {
     json_t *out = NULL;
     int rc = path ? ctl_call(c, method, path, body, header, &out) : CTL_FAILED;
@@ -115,10 +114,11 @@ static json_t *arguments(const opts *o)
         const char *v = eq + 1;
         char *end;
         long long n = strtoll(v, &end, 10);
-        json_object_set_new(a, k, *v && !*end                       ? json_integer(n)
-                                  : !strcmp(v, "true")               ? json_true()
-                                  : !strcmp(v, "false")              ? json_false()
-                                                                     : json_string(v));
+        json_object_set_new(a, k,
+                            *v && !*end           ? json_integer(n)
+                            : !strcmp(v, "true")  ? json_true()
+                            : !strcmp(v, "false") ? json_false()
+                                                  : json_string(v));
     }
     return a;
 }
@@ -139,8 +139,9 @@ static int declare(const ctl *c, const opts *o, int argc, char **argv)
     if (!strcmp(what, "exchange")) {
         if (!o->type)
             return bad_usage("declare exchange needs %s", "--type direct|fanout|topic|headers");
-        json_t *b = json_pack("{s:s, s:b, s:b, s:b}", "type", o->type, "durable", !o->durable || strcmp(o->durable, "false"),
-                              "auto_delete", o->auto_delete, "internal", o->internal);
+        json_t *b =
+            json_pack("{s:s, s:b, s:b, s:b}", "type", o->type, "durable", !o->durable || strcmp(o->durable, "false"),
+                      "auto_delete", o->auto_delete, "internal", o->internal);
         return run(c, "PUT", path_of("/api/exchanges/%%2F/%s", argv[1], NULL, NULL), b, NULL, NULL, 0);
     }
     if (!strcmp(what, "binding")) {
@@ -159,7 +160,7 @@ static int declare(const ctl *c, const opts *o, int argc, char **argv)
     return bad_usage("cannot declare '%s'", what);
 }
 
-static int delete(const ctl *c, const opts *o, int argc, char **argv)
+static int delete (const ctl *c, const opts *o, int argc, char **argv)
 {
     if (argc < 2)
         return bad_usage("delete what? %s", "queue|exchange|binding|connection|user NAME");
@@ -191,8 +192,9 @@ static int delete(const ctl *c, const opts *o, int argc, char **argv)
 
 static int list(const ctl *c, int argc, char **argv)
 {
-    static const char *const queues[] = {"name", "messages_ready", "messages_unacknowledged", "consumers", "durable",
-                                         "message_stats.publish_details.rate|publish_rate"};
+    static const char *const queues[] = {
+        "name",      "messages_ready", "messages_unacknowledged",
+        "consumers", "durable",        "message_stats.publish_details.rate|publish_rate"};
     static const char *const exchanges[] = {"name", "type", "durable", "auto_delete", "internal"};
     static const char *const bindings[] = {"source", "destination", "destination_type", "routing_key",
                                            "properties_key"};
@@ -202,8 +204,11 @@ static int list(const ctl *c, int argc, char **argv)
         const char *what;
         const char *const *cols;
         size_t n;
-    } kinds[] = {{"queues", queues, 6}, {"exchanges", exchanges, 5}, {"bindings", bindings, 5},
-                 {"connections", conns, 6}, {"users", users, 2}};
+    } kinds[] = {{"queues", queues, 6},
+                 {"exchanges", exchanges, 5},
+                 {"bindings", bindings, 5},
+                 {"connections", conns, 6},
+                 {"users", users, 2}};
     if (argc < 1)
         return bad_usage("list what? %s", "queues|exchanges|bindings|connections|users");
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
@@ -271,8 +276,8 @@ static int get(const ctl *c, const opts *o, int argc, char **argv)
     static const char *const cols[] = {"payload", "payload_bytes", "redelivered", "routing_key", "message_count"};
     if (argc < 1)
         return bad_usage("get needs %s", "QUEUE");
-    json_t *b = json_pack("{s:i, s:s, s:s}", "count", o->count, "ackmode", o->ack ? "ack_requeue_false" : "ack_requeue_true",
-                          "encoding", "auto");
+    json_t *b = json_pack("{s:i, s:s, s:s}", "count", o->count, "ackmode",
+                          o->ack ? "ack_requeue_false" : "ack_requeue_true", "encoding", "auto");
     return run(c, "POST", path_of("/api/queues/%%2F/%s/get", argv[0], NULL, NULL), b, NULL, cols, 5);
 }
 
@@ -338,19 +343,46 @@ static int tree(const ctl *c)
 
 int main(int argc, char **argv)
 {
-    enum { O_URL = 256, O_USER, O_JSON, O_DURABLE, O_AUTO_DELETE, O_INTERNAL, O_TYPE, O_ARG, O_KEY, O_TO_X,
-           O_IF_EMPTY, O_IF_UNUSED, O_REASON, O_COUNT, O_ACK, O_PASSWORD, O_TAGS, O_VERSION };
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, O_URL}, {"user", required_argument, NULL, O_USER},
-        {"json", no_argument, NULL, O_JSON}, {"durable", required_argument, NULL, O_DURABLE},
-        {"auto-delete", no_argument, NULL, O_AUTO_DELETE}, {"internal", no_argument, NULL, O_INTERNAL},
-        {"type", required_argument, NULL, O_TYPE}, {"arg", required_argument, NULL, O_ARG},
-        {"key", required_argument, NULL, O_KEY}, {"to-exchange", no_argument, NULL, O_TO_X},
-        {"if-empty", no_argument, NULL, O_IF_EMPTY}, {"if-unused", no_argument, NULL, O_IF_UNUSED},
-        {"reason", required_argument, NULL, O_REASON}, {"count", required_argument, NULL, O_COUNT},
-        {"ack", no_argument, NULL, O_ACK}, {"password", required_argument, NULL, O_PASSWORD},
-        {"tags", required_argument, NULL, O_TAGS}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
+    enum {
+        O_URL = 256,
+        O_USER,
+        O_JSON,
+        O_DURABLE,
+        O_AUTO_DELETE,
+        O_INTERNAL,
+        O_TYPE,
+        O_ARG,
+        O_KEY,
+        O_TO_X,
+        O_IF_EMPTY,
+        O_IF_UNUSED,
+        O_REASON,
+        O_COUNT,
+        O_ACK,
+        O_PASSWORD,
+        O_TAGS,
+        O_VERSION
+    };
+    static const struct option longopts[] = {{"url", required_argument, NULL, O_URL},
+                                             {"user", required_argument, NULL, O_USER},
+                                             {"json", no_argument, NULL, O_JSON},
+                                             {"durable", required_argument, NULL, O_DURABLE},
+                                             {"auto-delete", no_argument, NULL, O_AUTO_DELETE},
+                                             {"internal", no_argument, NULL, O_INTERNAL},
+                                             {"type", required_argument, NULL, O_TYPE},
+                                             {"arg", required_argument, NULL, O_ARG},
+                                             {"key", required_argument, NULL, O_KEY},
+                                             {"to-exchange", no_argument, NULL, O_TO_X},
+                                             {"if-empty", no_argument, NULL, O_IF_EMPTY},
+                                             {"if-unused", no_argument, NULL, O_IF_UNUSED},
+                                             {"reason", required_argument, NULL, O_REASON},
+                                             {"count", required_argument, NULL, O_COUNT},
+                                             {"ack", no_argument, NULL, O_ACK},
+                                             {"password", required_argument, NULL, O_PASSWORD},
+                                             {"tags", required_argument, NULL, O_TAGS},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, O_VERSION},
+                                             {NULL, 0, NULL, 0}};
     ctl c = {getenv("PLEXUS_URL"), getenv("PLEXUS_USER"), false};
     opts o = {.count = 1};
     opterr = 0;
@@ -410,7 +442,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "declare"))
         rc = declare(&c, &o, n - 1, args + 1);
     else if (!strcmp(cmd, "delete"))
-        rc = delete(&c, &o, n - 1, args + 1);
+        rc = delete (&c, &o, n - 1, args + 1);
     else if (!strcmp(cmd, "purge") && n == 3 && !strcmp(args[1], "queue"))
         rc = run(&c, "DELETE", path_of("/api/queues/%%2F/%s/contents", args[2], NULL, NULL), NULL, NULL, NULL, 0);
     else if (!strcmp(cmd, "publish"))

@@ -227,7 +227,7 @@ static int get_name(const json_t *o, const char *key, char *out, bool allow_empt
     size_t n = json_string_length(v);
     if ((!n && !allow_empty) || n > RT_NAME_MAX || memchr(json_string_value(v), '\0', n))
         return rt_bad(err, len, "%s.%s must be %s to %d bytes with no NUL", where, key, allow_empty ? "0" : "1",
-                   RT_NAME_MAX);
+                      RT_NAME_MAX);
     memcpy(out, json_string_value(v), n + 1);
     return 0;
 }
@@ -336,7 +336,7 @@ int rt_exchange_req_json(const json_t *o, const char *name, rt_req_exchange *r, 
     const json_t *args = json_object_get(o, "arguments");
     if (rc == 0 && args && !json_is_null(args) && (!json_is_object(args) || json_object_size(args)))
         rc = rt_bad(err, len, "%s.arguments: exchanges take no arguments here (alternate exchanges are not supported)",
-                 where);
+                    where);
     return rc;
 }
 
@@ -443,8 +443,8 @@ int rt_definitions_parse(const json_t *doc, rt_defs *out, char *err, size_t len)
         goto fail;
     for (size_t i = 0; i < json_array_size(json_object_get(doc, "exchanges")); i++, out->nexchanges++) {
         snprintf(where, sizeof where, "exchanges[%zu]", i);
-        rc = rt_exchange_req_json(json_array_get(json_object_get(doc, "exchanges"), i), NULL, &out->exchanges[i], where, err,
-                                  len);
+        rc = rt_exchange_req_json(json_array_get(json_object_get(doc, "exchanges"), i), NULL, &out->exchanges[i], where,
+                                  err, len);
         if (rc < 0)
             goto fail;
     }
@@ -452,7 +452,8 @@ int rt_definitions_parse(const json_t *doc, rt_defs *out, char *err, size_t len)
         goto fail;
     for (size_t i = 0; i < json_array_size(json_object_get(doc, "queues")); i++, out->nqueues++) {
         snprintf(where, sizeof where, "queues[%zu]", i);
-        rc = rt_queue_req_json(json_array_get(json_object_get(doc, "queues"), i), NULL, &out->queues[i], where, err, len);
+        rc = rt_queue_req_json(json_array_get(json_object_get(doc, "queues"), i), NULL, &out->queues[i], where, err,
+                               len);
         if (rc < 0)
             goto fail;
     }
@@ -461,7 +462,7 @@ int rt_definitions_parse(const json_t *doc, rt_defs *out, char *err, size_t len)
     for (size_t i = 0; i < json_array_size(json_object_get(doc, "bindings")); i++) {
         snprintf(where, sizeof where, "bindings[%zu]", i);
         rc = rt_binding_req_json(json_array_get(json_object_get(doc, "bindings"), i), &out->bindings[i], where, err,
-                                   len);
+                                 len);
         if (rc < 0)
             goto fail;
         out->nbindings++;

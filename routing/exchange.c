@@ -46,8 +46,7 @@ static int bad(char *err, size_t len, const char *what, const char *name)
     return -EINVAL;
 }
 
-int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, bool is_int, char *err,
-                 size_t len)
+int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, bool is_int, char *err, size_t len)
 {
     if (!strcmp(name, "x-max-length") || !strcmp(name, "x-max-length-bytes") || !strcmp(name, "x-message-ttl")) {
         if (!is_int || ival < 0)
@@ -235,12 +234,9 @@ static void add_queue(route *r, rt_queue *q)
 static bool matches(route *r, const rt_exchange *x, const rt_binding *b)
 {
     switch (x->type) {
-    case RT_FANOUT:
-        return true;
-    case RT_DIRECT:
-        return strcmp(b->key, r->key) == 0;
-    case RT_TOPIC:
-        return rt_topic_match(b->key, r->key);
+    case RT_FANOUT: return true;
+    case RT_DIRECT: return strcmp(b->key, r->key) == 0;
+    case RT_TOPIC: return rt_topic_match(b->key, r->key);
     case RT_HEADERS:
         if (!r->props_done) {
             r->props = r->m ? rt_msg_app_props(r->m) : NULL;

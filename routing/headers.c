@@ -215,8 +215,8 @@ static int value_str(const pn_atom_t *v, char *buf, size_t len)
                         v->u.as_bytes.start);
     default: {
         /* binary, uuid, decimals: hex of the bytes */
-        const unsigned char *b = v->type == PN_BINARY ? (const unsigned char *)v->u.as_bytes.start
-                                                      : (const unsigned char *)&v->u;
+        const unsigned char *b =
+            v->type == PN_BINARY ? (const unsigned char *)v->u.as_bytes.start : (const unsigned char *)&v->u;
         size_t n = v->type == PN_BINARY ? v->u.as_bytes.size : 16, o = 0;
         for (size_t i = 0; i < n && o + 3 < len; i++)
             o += (size_t)snprintf(buf + o, len - o, "%02x", b[i]);

@@ -25,22 +25,12 @@ static int put(pn_data_t *d, const json_t *v, int depth, char *err, size_t errle
         return -EINVAL;
     }
     switch (json_typeof(v)) {
-    case JSON_STRING:
-        pn_data_put_string(d, pn_bytes(json_string_length(v), json_string_value(v)));
-        break;
-    case JSON_INTEGER:
-        pn_data_put_long(d, (int64_t)json_integer_value(v));
-        break;
-    case JSON_REAL:
-        pn_data_put_double(d, json_real_value(v));
-        break;
+    case JSON_STRING: pn_data_put_string(d, pn_bytes(json_string_length(v), json_string_value(v))); break;
+    case JSON_INTEGER: pn_data_put_long(d, (int64_t)json_integer_value(v)); break;
+    case JSON_REAL: pn_data_put_double(d, json_real_value(v)); break;
     case JSON_TRUE:
-    case JSON_FALSE:
-        pn_data_put_bool(d, json_is_true(v));
-        break;
-    case JSON_NULL:
-        pn_data_put_null(d);
-        break;
+    case JSON_FALSE: pn_data_put_bool(d, json_is_true(v)); break;
+    case JSON_NULL: pn_data_put_null(d); break;
     case JSON_OBJECT: {
         const char *k;
         json_t *e;
@@ -175,8 +165,8 @@ static json_t *get(pn_data_t *d, int depth)
         pn_uuid_t u = pn_data_get_uuid(d);
         const unsigned char *b = (const unsigned char *)u.bytes;
         char s[37];
-        snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
         return json_string(s);
     }
     case PN_MAP:

@@ -196,8 +196,7 @@ ssize_t rt__rec_decode(const unsigned char *buf, size_t avail, rt__rec *r)
         r->mark = get64(p + 8);
         r->next_seq = get64(p + 16);
         break;
-    default:
-        return -EBADMSG;
+    default: return -EBADMSG;
     }
     return (ssize_t)(RT__REC_HDR + len);
 }

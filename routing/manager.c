@@ -91,8 +91,8 @@ static int queue_child_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg,
 
 int rt__mgr_start_process(sv_proc *self, manager *mg, rt_queue *q, waiter *w)
 {
-    sv_child_spec spec = {.id = q->name, .start = queue_child_start, .arg = q, .restart = SV_PERMANENT,
-                          .shutdown_ms = 5000};
+    sv_child_spec spec = {
+        .id = q->name, .start = queue_child_start, .arg = q, .restart = SV_PERMANENT, .shutdown_ms = 5000};
     sv_msg *req = sv_sup_start_child_req(&spec);
     if (!req)
         return -ENOMEM;
@@ -182,8 +182,7 @@ static void declare_queue(sv_proc *self, manager *mg, sv_msg *req)
             sv_reply_error(sv_from_of(req), -EINVAL);
             return;
         }
-        snprintf(r->name, sizeof r->name, "amq.gen-%08x-%llu", sv_self(self).creation,
-                 (unsigned long long)++mg->gen);
+        snprintf(r->name, sizeof r->name, "amq.gen-%08x-%llu", sv_self(self).creation, (unsigned long long)++mg->gen);
     }
     rt_queue *q = rt_queue_find(r->name);
     starting *st = q ? NULL : rt__mgr_find_starting(mg, r->name);
@@ -369,9 +368,7 @@ static int manager_call(sv_proc *self, sv_msg *req)
 {
     manager *mg = sv_state(self);
     switch (req->tag) {
-    case RT_REQ_DECLARE_QUEUE:
-        declare_queue(self, mg, req);
-        return 0;
+    case RT_REQ_DECLARE_QUEUE: declare_queue(self, mg, req); return 0;
     case RT_REQ_DELETE_QUEUE: {
         rt_req_queue *r = SV_MSG_AS(req, rt_req_queue);
         int rc = -EINVAL;
@@ -385,21 +382,11 @@ static int manager_call(sv_proc *self, sv_msg *req)
             rt__mgr_answer(sv_from_of(req), NULL, 0);
         return 0;
     }
-    case RT_REQ_DECLARE_EXCHANGE:
-        rt__mgr_declare_exchange(self, mg, req);
-        return 0;
-    case RT_REQ_DELETE_EXCHANGE:
-        rt__mgr_delete_exchange(self, mg, req);
-        return 0;
-    case RT_REQ_BIND:
-        rt__mgr_bind(self, mg, req);
-        return 0;
-    case RT_REQ_UNBIND:
-        rt__mgr_unbind(self, mg, req);
-        return 0;
-    default:
-        sv_reply_error(sv_from_of(req), -ENOTSUP);
-        return 0;
+    case RT_REQ_DECLARE_EXCHANGE: rt__mgr_declare_exchange(self, mg, req); return 0;
+    case RT_REQ_DELETE_EXCHANGE: rt__mgr_delete_exchange(self, mg, req); return 0;
+    case RT_REQ_BIND: rt__mgr_bind(self, mg, req); return 0;
+    case RT_REQ_UNBIND: rt__mgr_unbind(self, mg, req); return 0;
+    default: sv_reply_error(sv_from_of(req), -ENOTSUP); return 0;
     }
 }
 
@@ -463,8 +450,11 @@ static int manager_init(sv_proc *self, void *arg)
     static const struct {
         const char *name;
         rt_xtype type;
-    } builtin[] = {{"amq.direct", RT_DIRECT}, {"amq.fanout", RT_FANOUT}, {"amq.topic", RT_TOPIC},
-                   {"amq.headers", RT_HEADERS}, {"amq.match", RT_HEADERS}};
+    } builtin[] = {{"amq.direct", RT_DIRECT},
+                   {"amq.fanout", RT_FANOUT},
+                   {"amq.topic", RT_TOPIC},
+                   {"amq.headers", RT_HEADERS},
+                   {"amq.match", RT_HEADERS}};
     for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
         if (rt_exchange_find(builtin[i].name))
             continue;
@@ -569,7 +559,10 @@ static int store_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pi
 /* The store first: queues need it to load their logs, and it stops last. */
 static const sv_child_spec routing_children[] = {
     {.id = "store", .start = store_start, .restart = SV_PERMANENT, .shutdown_ms = SV_SHUTDOWN_INFINITY},
-    {.id = "queues", .start = queue_sup_start, .restart = SV_PERMANENT, .shutdown_ms = SV_SHUTDOWN_INFINITY,
+    {.id = "queues",
+     .start = queue_sup_start,
+     .restart = SV_PERMANENT,
+     .shutdown_ms = SV_SHUTDOWN_INFINITY,
      .is_supervisor = true},
     {.id = "manager", .start = manager_start, .restart = SV_PERMANENT, .shutdown_ms = 5000},
 };

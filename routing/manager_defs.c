@@ -63,7 +63,6 @@ void rt__mgr_answer_all(waitlist *w, int status)
     w->n = 0;
 }
 
-
 /* One queue.meta: the queue it describes, as a declare would give it. */
 static int read_meta(const char *path, rt_req_queue *r)
 {
@@ -83,7 +82,8 @@ static int read_meta(const char *path, rt_req_queue *r)
     r->args.auto_delete = json_is_true(json_object_get(doc, "auto_delete"));
     const char *key;
     json_t *v;
-    json_object_foreach(doc, key, v) {
+    json_object_foreach(doc, key, v)
+    {
         if (rc < 0 || strncmp(key, "x-", 2) != 0)
             continue;
         char err[160];
@@ -201,8 +201,8 @@ void rt__mgr_restore_bindings(sv_proc *self, manager *mg, const char *queue, boo
         bool durable;
         int rc = up ? rt__mgr_binding_add(p->b.req, p->b.len, &durable) : -ENOENT;
         if (rc < 0)
-            sv_log(SV_LOG_WARNING, "%s: binding from %s to queue %s not restored: %s", RT_DEFS_FILE,
-                   p->b.req->source, queue, strerror(-rc));
+            sv_log(SV_LOG_WARNING, "%s: binding from %s to queue %s not restored: %s", RT_DEFS_FILE, p->b.req->source,
+                   queue, strerror(-rc));
         *pp = p->next;
         free(p->b.req);
         free(p);

@@ -38,11 +38,11 @@ typedef struct waitlist {
 
 typedef struct manager {
     sv_map starting, deleting, owners;
-    uint64_t gen; /* for generated queue names */
-    bool defs_dirty;          /* durable definitions changed since the last write began */
-    bool saving;              /* a write is with the store */
-    waitlist next, inflight;  /* answered when the next write, or the one under way, is on disk */
-    pending_bind *pending;    /* while not empty the file is not rewritten: it holds these */
+    uint64_t gen;            /* for generated queue names */
+    bool defs_dirty;         /* durable definitions changed since the last write began */
+    bool saving;             /* a write is with the store */
+    waitlist next, inflight; /* answered when the next write, or the one under way, is on disk */
+    pending_bind *pending;   /* while not empty the file is not rewritten: it holds these */
 } manager;
 
 /* manager.c */
@@ -67,7 +67,7 @@ void rt__mgr_declare_exchange(sv_proc *self, manager *mg, sv_msg *req);
 void rt__mgr_delete_exchange(sv_proc *self, manager *mg, sv_msg *req);
 void rt__mgr_bind(sv_proc *self, manager *mg, sv_msg *req);
 void rt__mgr_unbind(sv_proc *self, manager *mg, sv_msg *req);
-int rt__mgr_exchange_declare(rt_req_exchange *r); /* 1: created, 0: there already, or an error */
+int rt__mgr_exchange_declare(rt_req_exchange *r);                   /* 1: created, 0: there already, or an error */
 int rt__mgr_binding_add(rt_req_bind *b, size_t len, bool *durable); /* 1: bound, 0: bound already, or an error */
 /* Drops every binding whose destination is the queue (or exchange) name. */
 void rt__mgr_unbind_dest(const char *name, bool to_exchange);

@@ -117,8 +117,7 @@ static void read_header(pn_data_t *d, parsed *p)
         else if (field == 1 && t == PN_UBYTE) {
             p->priority = pn_data_get_ubyte(d);
             p->has_priority = true;
-        }
-        else if (field == 2 && t == PN_UINT)
+        } else if (field == 2 && t == PN_UINT)
             p->ttl = pn_data_get_uint(d);
         else if (field == 3 && t == PN_BOOL)
             p->first_acquirer = pn_data_get_bool(d);
@@ -158,8 +157,7 @@ static void read_properties(pn_data_t *d, parsed *p)
 
 /* Decodes the sections before the body; strings in p point into the
  * thread's decoder and are copied by the caller before the next decode. */
-static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf, size_t *strlen_out,
-                 size_t strcap)
+static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf, size_t *strlen_out, size_t strcap)
 {
     memset(p, 0, sizeof *p);
     size_t off = 0, used = 0;

@@ -196,7 +196,8 @@ static void meta_text(const queue *s, char *buf, size_t len)
         else
             buf[n++] = (char)c;
     }
-    snprintf(buf + n, len - (size_t)n, "\",\"auto_delete\":%s,\"x-max-length\":%lld,\"x-max-length-bytes\":%lld,"
+    snprintf(buf + n, len - (size_t)n,
+             "\",\"auto_delete\":%s,\"x-max-length\":%lld,\"x-max-length-bytes\":%lld,"
              "\"x-overflow\":\"%s\",\"x-message-ttl\":%lld%s%s%s%s%s%s}\n",
              a->auto_delete ? "true" : "false", (long long)a->max_length, (long long)a->max_length_bytes,
              a->overflow == RT_REJECT_PUBLISH ? "reject-publish" : "drop-head", (long long)a->message_ttl,
@@ -274,12 +275,18 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
             return;
         for (uint32_t i = 0; i < c->n; i++) {
             rt__lent *le = &c->e[i];
-            qent e = {.m = le->m, .seq = le->seq, .expires = to_mono(le->expires), .dc = le->dc,
-                      .size = le->size, .seg = le->seg, .off = (uint32_t)le->off, .rlen = le->len};
+            qent e = {.m = le->m,
+                      .seq = le->seq,
+                      .expires = to_mono(le->expires),
+                      .dc = le->dc,
+                      .size = le->size,
+                      .seg = le->seg,
+                      .off = (uint32_t)le->off,
+                      .rlen = le->len};
             le->m = NULL;
             if (rt__q_push_back(s, e) < 0) {
-                sv_log(SV_LOG_ERROR, "queue %s: out of memory loading its log; message %llu stays on disk",
-                       s->q->name, (unsigned long long)e.seq);
+                sv_log(SV_LOG_ERROR, "queue %s: out of memory loading its log; message %llu stays on disk", s->q->name,
+                       (unsigned long long)e.seq);
                 rt_msg_unref(e.m);
                 continue;
             }
@@ -463,15 +470,9 @@ static void on_read(sv_proc *self, queue *s, sv_msg *m)
 bool rt__qlog_handle(sv_proc *self, queue *s, sv_msg *m)
 {
     switch (m->tag) {
-    case RT__S_LOADED:
-        on_loaded(self, s, m);
-        return true;
-    case RT__S_SYNCED:
-        on_synced(self, s, m);
-        return true;
-    case RT__S_READ_DONE:
-        on_read(self, s, m);
-        return true;
+    case RT__S_LOADED: on_loaded(self, s, m); return true;
+    case RT__S_SYNCED: on_synced(self, s, m); return true;
+    case RT__S_READ_DONE: on_read(self, s, m); return true;
     }
     return false;
 }

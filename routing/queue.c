@@ -58,10 +58,7 @@ static int ring_resize(queue *s, uint32_t ncap)
     return 0;
 }
 
-static int make_room(queue *s)
-{
-    return s->len < s->cap ? 0 : ring_resize(s, s->cap ? s->cap * 2 : 64);
-}
+static int make_room(queue *s) { return s->len < s->cap ? 0 : ring_resize(s, s->cap ? s->cap * 2 : 64); }
 
 static int push_back(queue *s, qent e)
 {
@@ -302,7 +299,7 @@ static void pump(sv_proc *self, queue *s)
         qent *h = peek(s);
         if (!h->m) {
             if (h->rlen)
-                break; /* on disk only: it is being read back */
+                break;                               /* on disk only: it is being read back */
             drop_entry(self, s, pop_front(s), true); /* could not be read back */
             continue;
         }
@@ -331,8 +328,7 @@ static void pump(sv_proc *self, queue *s)
             u->slot = s->rr + 1;
         } else {
             if (!c->presettled)
-                sv_log(SV_LOG_WARNING, "queue %s: out of memory tracking a delivery; sent at most once",
-                       s->q->name);
+                sv_log(SV_LOG_WARNING, "queue %s: out of memory tracking a delivery; sent at most once", s->q->name);
             s->held_delta -= (int64_t)e.size; /* at most once: gone now */
             rt__qlog_gone(s, &e);
         }
@@ -473,8 +469,7 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
         s->ncons++;
     }
     consumer *c = &s->cons[slot];
-    *c = (consumer){.conn = conn, .id = rc->consumer, .credit = rc->credit, .presettled = rc->presettled,
-                    .used = true};
+    *c = (consumer){.conn = conn, .id = rc->consumer, .credit = rc->credit, .presettled = rc->presettled, .used = true};
     c->mref = sv_monitor(self, conn);
     s->active++;
     s->had_consumer = true;
@@ -507,7 +502,10 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
         uint8_t outcome = RT_ACCEPTED, why = RT_WHY_NONE;
         bool full = (a->max_length >= 0 && s->len >= (uint64_t)a->max_length) ||
                     (a->max_length_bytes >= 0 && s->bytes + msg->buf.len > (uint64_t)a->max_length_bytes);
-        qent e = {.m = msg, .seq = s->next_seq + 1, .expires = expiry_of(s, msg, now), .dc = msg->delivery_count,
+        qent e = {.m = msg,
+                  .seq = s->next_seq + 1,
+                  .expires = expiry_of(s, msg, now),
+                  .dc = msg->delivery_count,
                   .size = (uint32_t)msg->buf.len};
         int logged = 0;
         if ((full && a->overflow == RT_REJECT_PUBLISH) || push_back(s, e) < 0) {
@@ -633,9 +631,7 @@ static void on_settle(sv_proc *self, queue *s, sv_msg *m)
                 u.e.avoid = u.slot;
             return_entry(s, u.e);
             break;
-        default: /* rejected */
-            drop_entry(self, s, u.e, false);
-            break;
+        default: /* rejected */ drop_entry(self, s, u.e, false); break;
         }
     }
     pump(self, s);
@@ -681,15 +677,9 @@ void rt__q_pump(sv_proc *self, queue *s) { pump(self, s); }
 static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
 {
     switch (m->tag) {
-    case RT_Q_PUBLISH:
-        on_publish(self, s, m);
-        return 0;
-    case RT_Q_SETTLE:
-        on_settle(self, s, m);
-        return 0;
-    case RT_Q_CREDIT:
-        on_credit(self, s, m);
-        return 0;
+    case RT_Q_PUBLISH: on_publish(self, s, m); return 0;
+    case RT_Q_SETTLE: on_settle(self, s, m); return 0;
+    case RT_Q_CREDIT: on_credit(self, s, m); return 0;
     case RT_Q_CONSUME: {
         rt_consume *rc = SV_MSG_AS(m, rt_consume);
         if (rc) {
@@ -769,7 +759,7 @@ static int queue_init(sv_proc *self, void *arg)
     sv_set_state(self, s);
     sv_set_label(self, s->q->name);
     atomic_fetch_add(&s->q->refs, 1); /* dropped in terminate */
-    int rc = rt__qlog_init(self, s); /* a durable queue reads its log back first */
+    int rc = rt__qlog_init(self, s);  /* a durable queue reads its log back first */
     if (rc < 0)
         sv_log(SV_LOG_ERROR, "queue %s: its log cannot be opened (%s); it works in memory only", s->q->name,
                strerror(-rc));

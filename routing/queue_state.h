@@ -64,16 +64,16 @@ typedef struct qwait {
 } qwait;
 
 typedef struct qlog {
-    bool on;          /* a durable queue with a store */
-    bool loading;     /* its log is being read back: other work waits */
-    bool failed;      /* a write failed: persistent publishes are refused until reset_at */
+    bool on;      /* a durable queue with a store */
+    bool loading; /* its log is being read back: other work waits */
+    bool failed;  /* a write failed: persistent publishes are refused until reset_at */
     rt__slog *slog;
     sv_pid store;
     uint64_t seg_size, window;
     uint32_t tail_seg; /* 0: none open, the next write starts one */
     uint32_t tail_off;
     uint32_t next_seg;
-    qseg *segs;       /* oldest first; the last is the tail */
+    qseg *segs; /* oldest first; the last is the tail */
     uint32_t nsegs;
     size_t capsegs;
     /* this turn's records, sent at its end */
@@ -83,7 +83,7 @@ typedef struct qlog {
     uint64_t *acks;
     uint32_t nacks;
     size_t capacks;
-    qconf *conf;      /* confirms that wait for this turn's write */
+    qconf *conf; /* confirms that wait for this turn's write */
     uint32_t nconf;
     size_t capconf;
     bool want_sync;
@@ -94,13 +94,13 @@ typedef struct qlog {
     size_t capwaits;
     uint64_t token;
     uint64_t mark_durable, mark_asked; /* deliveries up to mark_durable are on record */
-    uint64_t mem_ready; /* bytes of logged ready messages held in memory */
-    uint64_t npaged;    /* ready messages on disk only */
-    bool reading;       /* a read-back is outstanding */
-    int64_t reset_at;   /* failed: when to try writing again */
-    sv_msg *deferred, *deferred_tail; /* what arrived while loading */
+    uint64_t mem_ready;                /* bytes of logged ready messages held in memory */
+    uint64_t npaged;                   /* ready messages on disk only */
+    bool reading;                      /* a read-back is outstanding */
+    int64_t reset_at;                  /* failed: when to try writing again */
+    sv_msg *deferred, *deferred_tail;  /* what arrived while loading */
     uint64_t corrupt;
-    uint32_t gc_after;  /* compaction is considered again once the tail segment gets here */
+    uint32_t gc_after; /* compaction is considered again once the tail segment gets here */
 } qlog;
 
 typedef struct queue {
@@ -121,7 +121,7 @@ typedef struct queue {
     uint32_t ndl;
     uint64_t dl_tref;
     bool warned_paged_dl;
-    bool init_waits;  /* init deferred until the log exists on disk (a fresh durable queue) */
+    bool init_waits; /* init deferred until the log exists on disk (a fresh durable queue) */
     qlog log;
 } queue;
 

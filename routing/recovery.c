@@ -74,8 +74,13 @@ static int take(scan *s, uint32_t seg, uint64_t off, size_t len, const rt__rec *
     case RT__REC_MSG:
         if (sv_grow((void **)&s->e, &s->cap_e, s->ne + 1, sizeof *s->e) < 0)
             return -ENOMEM;
-        s->e[s->ne++] = (rt__lent){.seq = r->seq, .off = off, .expires = r->expires, .seg = seg,
-                                   .len = (uint32_t)len, .size = r->msg_len, .dc = r->dc};
+        s->e[s->ne++] = (rt__lent){.seq = r->seq,
+                                   .off = off,
+                                   .expires = r->expires,
+                                   .seg = seg,
+                                   .len = (uint32_t)len,
+                                   .size = r->msg_len,
+                                   .dc = r->dc};
         if (r->seq > s->max_seq)
             s->max_seq = r->seq;
         return 0;
@@ -159,8 +164,8 @@ static int scan_segment(scan *s, uint32_t seg, bool newest)
             sv_log(SV_LOG_INFO, "store: %s: empty segment %u from an interrupted start; removed", s->dir, seg);
             unlink(path);
         } else {
-            sv_log(SV_LOG_WARNING, "store: %s: segment %u has a damaged header; its %zu bytes are skipped", s->dir,
-                   seg, len);
+            sv_log(SV_LOG_WARNING, "store: %s: segment %u has a damaged header; its %zu bytes are skipped", s->dir, seg,
+                   len);
             s->corrupt++;
         }
         free(buf);
@@ -184,8 +189,7 @@ static int scan_segment(scan *s, uint32_t seg, bool newest)
                 rc = -errno;
             break;
         }
-        sv_log(SV_LOG_WARNING, "store: %s: segment %u: %zu damaged bytes at %zu skipped", s->dir, seg, next - pos,
-               pos);
+        sv_log(SV_LOG_WARNING, "store: %s: segment %u: %zu damaged bytes at %zu skipped", s->dir, seg, next - pos, pos);
         s->corrupt++;
         pos = next;
     }
@@ -206,7 +210,10 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int cmp_dcount(const void *a, const void *b) { return cmp_u64(&((const dcount *)a)->seq, &((const dcount *)b)->seq); }
+static int cmp_dcount(const void *a, const void *b)
+{
+    return cmp_u64(&((const dcount *)a)->seq, &((const dcount *)b)->seq);
+}
 
 /* By seq, and for one seq by place in the log. */
 static int cmp_ent(const void *a, const void *b)

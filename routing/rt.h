@@ -23,11 +23,11 @@
 /* ---------------------------------------------------------------- messages */
 
 typedef struct rt_msg {
-    sv_buf buf;              /* refs; data/len: the encoded message as received */
-    uint32_t hdr_len;        /* bytes of the header section at the start (0: none) */
+    sv_buf buf;       /* refs; data/len: the encoded message as received */
+    uint32_t hdr_len; /* bytes of the header section at the start (0: none) */
     bool durable;
     bool first_acquirer;
-    bool has_priority;       /* the header gave one (0 is a priority; absent means 4) */
+    bool has_priority; /* the header gave one (0 is a priority; absent means 4) */
     uint8_t priority;
     uint32_t ttl;            /* header ttl in ms, 0: none */
     uint32_t delivery_count; /* header delivery-count as received */
@@ -80,7 +80,7 @@ typedef struct rt_qargs {
     int64_t max_length;       /* ready messages; -1: unbounded */
     int64_t max_length_bytes; /* ready bytes; -1: unbounded */
     rt_overflow overflow;
-    int64_t message_ttl;      /* ms; -1: none */
+    int64_t message_ttl; /* ms; -1: none */
     bool has_dlx, has_dlk;
     char dlx[RT_NAME_MAX + 1]; /* dead-letter exchange ("" is the default exchange) */
     char dlk[RT_NAME_MAX + 1]; /* dead-letter routing key; none: the message's own */
@@ -89,19 +89,18 @@ typedef struct rt_qargs {
 void rt_qargs_init(rt_qargs *a);
 /* Parses a RabbitMQ-style argument ("x-max-length", "x-overflow", ...)
  * given as a string or integer; -EINVAL with a reason in err. */
-int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, bool is_int, char *err,
-                 size_t errlen);
+int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, bool is_int, char *err, size_t errlen);
 
 /* A queue as the directory knows it. Read-only to everyone but the
  * manager; freed by sv_retire after it leaves the directory. */
 typedef struct rt_queue {
     char *name;
     rt_qargs args;
-    sv_pid owner;                 /* exclusive owner (a connection), or none */
-    int scheduler;                /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
-    _Atomic(sv_pid *) pid;        /* the queue process; swapped when it restarts */
-    atomic_int refs;              /* the manager's, plus one per running queue process */
-    atomic_bool slow;             /* consumed and behind: publishers pause (see rt_queue_slow) */
+    sv_pid owner;          /* exclusive owner (a connection), or none */
+    int scheduler;         /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
+    _Atomic(sv_pid *) pid; /* the queue process; swapped when it restarts */
+    atomic_int refs;       /* the manager's, plus one per running queue process */
+    atomic_bool slow;      /* consumed and behind: publishers pause (see rt_queue_slow) */
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;
@@ -138,11 +137,11 @@ typedef struct rt_exchange rt_exchange;
 
 /* A binding, immutable once made; shared by successive binding sets. */
 typedef struct rt_binding {
-    char *key;               /* routing key or pattern */
-    bool to_exchange;        /* destination is an exchange (e2e binding) */
-    char *dest;              /* queue or exchange name */
-    char *args;              /* arguments as text ("" if none): part of its identity */
-    struct rt_hdrmatch *hm;  /* headers exchanges: parsed arguments */
+    char *key;              /* routing key or pattern */
+    bool to_exchange;       /* destination is an exchange (e2e binding) */
+    char *dest;             /* queue or exchange name */
+    char *args;             /* arguments as text ("" if none): part of its identity */
+    struct rt_hdrmatch *hm; /* headers exchanges: parsed arguments */
 } rt_binding;
 
 /* An immutable set of an exchange's bindings; replaced whole on change. */
@@ -241,11 +240,11 @@ typedef enum rt_req_kind {
 typedef struct rt_req_queue {
     char name[RT_NAME_MAX + 1]; /* empty: generate one ("amq.gen-...") */
     rt_qargs args;
-    sv_pid owner;               /* exclusive queues: the owning connection */
-    int scheduler;              /* where to run it (the declarer's: SV_SCHED_ON(i)); 0: anywhere */
-    bool passive;               /* only check it exists */
-    bool if_unused, if_empty;   /* delete */
-    bool exists;                /* in the reply: it existed already */
+    sv_pid owner;             /* exclusive queues: the owning connection */
+    int scheduler;            /* where to run it (the declarer's: SV_SCHED_ON(i)); 0: anywhere */
+    bool passive;             /* only check it exists */
+    bool if_unused, if_empty; /* delete */
+    bool exists;              /* in the reply: it existed already */
 } rt_req_queue;
 
 typedef struct rt_req_exchange {
@@ -305,8 +304,8 @@ typedef enum rt_why { RT_WHY_NONE, RT_WHY_FULL, RT_WHY_STORE } rt_why;
 
 typedef struct rt_confirm {
     uint64_t tag;
-    uint8_t outcome;  /* rt_outcome: RT_ACCEPTED, RT_RELEASED, or RT_REJECTED (see why) */
-    uint8_t why;      /* rt_why: RT_WHY_FULL (reject-publish), RT_WHY_STORE (cannot be logged) */
+    uint8_t outcome; /* rt_outcome: RT_ACCEPTED, RT_RELEASED, or RT_REJECTED (see why) */
+    uint8_t why;     /* rt_why: RT_WHY_FULL (reject-publish), RT_WHY_STORE (cannot be logged) */
 } rt_confirm;
 typedef struct rt_confirm_batch {
     uint32_t n;
@@ -340,7 +339,7 @@ typedef struct rt_settle_batch {
 
 typedef struct rt_delivery {
     rt_msg *m;
-    uint64_t id;     /* settle with this */
+    uint64_t id; /* settle with this */
     uint32_t delivery_count;
 } rt_delivery;
 typedef struct rt_deliver_batch {
@@ -370,7 +369,6 @@ typedef struct rt_store_stat {
     uint64_t syncs, bytes_written;
 } rt_store_stat;
 void rt_store_stats(rt_store_stat *out);
-
 
 /* ------------------------------------------------------------ definitions */
 

@@ -45,11 +45,11 @@ void rt__queue_unref(rt_queue *q);
 enum { RT__REC_MSG = 1, RT__REC_ACK, RT__REC_DCOUNT, RT__REC_MARK };
 typedef struct rt__rec {
     uint8_t type;
-    uint32_t dc;      /* MSG, DCOUNT */
-    uint64_t seq;     /* MSG, DCOUNT */
-    int64_t expires;  /* MSG: ms since the epoch, 0: never */
+    uint32_t dc;             /* MSG, DCOUNT */
+    uint64_t seq;            /* MSG, DCOUNT */
+    int64_t expires;         /* MSG: ms since the epoch, 0: never */
     uint64_t mark, next_seq; /* MARK */
-    uint32_t n;       /* ACK: how many seqs (rt__rec_ack_at) */
+    uint32_t n;              /* ACK: how many seqs (rt__rec_ack_at) */
     const unsigned char *acks;
     const char *rkey; /* MSG: routing key (not NUL-terminated) */
     uint16_t rkey_len;
@@ -91,21 +91,21 @@ enum {
     RT__S_DESTROY,           /* NUL-terminated directory: remove it and what is in it */
     RT__S_FILE,              /* rt__s_file: replace a file atomically */
     RT__S_STOP,
-    RT__S_LOADED,            /* store -> queue: rt__s_loaded */
-    RT__S_SYNCED,            /* store -> queue: rt__s_synced */
-    RT__S_READ_DONE,         /* store -> queue: rt__s_read, entries filled */
-    RT__S_FILE_DONE,         /* store -> asker: a file replaced (status: 0 or the error) */
+    RT__S_LOADED,    /* store -> queue: rt__s_loaded */
+    RT__S_SYNCED,    /* store -> queue: rt__s_synced */
+    RT__S_READ_DONE, /* store -> queue: rt__s_read, entries filled */
+    RT__S_FILE_DONE, /* store -> asker: a file replaced (status: 0 or the error) */
 };
 typedef struct rt__wop {
-    uint8_t type;      /* RT__REC_*, or 0: start segment `seg` */
+    uint8_t type; /* RT__REC_*, or 0: start segment `seg` */
     uint32_t seg;
-    uint64_t off;      /* where the record goes (checked against the log's end) */
+    uint64_t off; /* where the record goes (checked against the log's end) */
     uint32_t dc;
     uint64_t seq;
-    int64_t expires;   /* ms since the epoch */
+    int64_t expires; /* ms since the epoch */
     uint64_t mark, next_seq;
-    rt_msg *m;         /* MSG: a reference the store drops once written (or gives back on failure) */
-    uint64_t *acks;    /* ACK: malloc'd, freed by the store */
+    rt_msg *m;      /* MSG: a reference the store drops once written (or gives back on failure) */
+    uint64_t *acks; /* ACK: malloc'd, freed by the store */
     uint32_t nacks;
 } rt__wop;
 typedef struct rt__s_write {
@@ -121,7 +121,7 @@ typedef struct rt__back {
 } rt__back;
 typedef struct rt__s_synced {
     uint64_t token;
-    int status;     /* 0: durable; else the error, and the MSG records' messages come back */
+    int status; /* 0: durable; else the error, and the MSG records' messages come back */
     rt__slog *log;
     uint32_t n;
     rt__back back[];
@@ -130,7 +130,7 @@ typedef struct rt__rent {
     uint64_t seq, off;
     uint32_t seg, len; /* the whole record */
     int status;
-    rt_msg *m;         /* filled by the store */
+    rt_msg *m; /* filled by the store */
 } rt__rent;
 typedef struct rt__s_read {
     rt__slog *log;
@@ -160,12 +160,12 @@ typedef struct rt__lent {
     uint32_t seg, len; /* the record */
     uint32_t size;     /* the message's bytes */
     uint32_t dc;
-    bool bumped;       /* dc went up at recovery (the queue logs the new count) */
-    rt_msg *m;         /* read for the first window; NULL: on disk only */
+    bool bumped; /* dc went up at recovery (the queue logs the new count) */
+    rt_msg *m;   /* read for the first window; NULL: on disk only */
 } rt__lent;
 typedef struct rt__s_loaded {
     int status;
-    bool last;         /* the last chunk: n == 0, and nsegs segment numbers follow in e's place */
+    bool last; /* the last chunk: n == 0, and nsegs segment numbers follow in e's place */
     uint32_t n;
     uint64_t next_seq, mark, corrupt;
     uint32_t nsegs;
@@ -178,7 +178,7 @@ const char *rt__store_dir(void);              /* the data directory; NULL: no st
 sv_pid rt__store_pid(const char *queue_name); /* the thread for this queue; none: no store */
 int rt__store_send(sv_pid store, sv_msg *m);  /* owed: the store's input is bounded by credit */
 rt__slog *rt__slog_new(const char *dir);
-void rt__slog_free_unused(rt__slog *l);       /* one never handed to a store thread */
+void rt__slog_free_unused(rt__slog *l); /* one never handed to a store thread */
 const char *rt__slog_dir(const rt__slog *l);
 int rt__slog_open_dir(rt__slog *l);
 void rt__seg_path(char *out, size_t len, const char *dir, uint32_t seg);
@@ -188,7 +188,8 @@ void rt__read_entries(rt__s_read *r);
  * answer went to the queue and r is freed. abort frees r unfinished (the
  * queue closed its log meanwhile). */
 typedef struct rt__recovery rt__recovery;
-rt__recovery *rt__recover_start(sv_msg *load_req); /* NULL: out of memory, answered so; the request stays the caller's */
+rt__recovery *
+rt__recover_start(sv_msg *load_req); /* NULL: out of memory, answered so; the request stays the caller's */
 bool rt__recover_step(rt__recovery *r);
 void rt__recovery_abort(rt__recovery *r);
 rt__slog *rt__recovery_log(const rt__recovery *r);
@@ -196,7 +197,6 @@ rt__recovery **rt__recovery_next(rt__recovery *r); /* the link of the store thre
 int rt__msg_from_rec(const rt__rec *r, rt_msg **out);
 /* The directory of a durable queue's log: data_dir/queues/<hash of name>. */
 int rt__queue_dir(const char *name, char *out, size_t len);
-
 
 /* manager.c */
 const rt_config *rt__config(void);

@@ -182,8 +182,8 @@ int rt__seg_write_run(rt__slog *l, rt__wop *ops, uint32_t from, uint32_t to)
     size_t scratch_len = 0;
     for (uint32_t i = from; i < to; i++) {
         rt__wop *o = &ops[i];
-        scratch_len += o->type == RT__REC_MSG ? rt__rec_msg_size(o->m->rkey ? strlen(o->m->rkey) : 0, 0)
-                       : o->type == RT__REC_ACK ? rt__rec_ack_size(o->nacks)
+        scratch_len += o->type == RT__REC_MSG      ? rt__rec_msg_size(o->m->rkey ? strlen(o->m->rkey) : 0, 0)
+                       : o->type == RT__REC_ACK    ? rt__rec_ack_size(o->nacks)
                        : o->type == RT__REC_DCOUNT ? rt__rec_dcount_size()
                                                    : rt__rec_mark_size();
     }
@@ -289,8 +289,8 @@ void rt__read_entries(rt__s_read *r)
         }
         ssize_t got = pread(fd, buf, e->len, (off_t)e->off);
         rt__rec rec;
-        if (got != (ssize_t)e->len || rt__rec_decode(buf, e->len, &rec) != (ssize_t)e->len ||
-            rec.type != RT__REC_MSG || rec.seq != e->seq) {
+        if (got != (ssize_t)e->len || rt__rec_decode(buf, e->len, &rec) != (ssize_t)e->len || rec.type != RT__REC_MSG ||
+            rec.seq != e->seq) {
             e->status = got < 0 ? -errno : -EBADMSG;
             continue;
         }

@@ -36,7 +36,7 @@
 #include "routing/store_internal.h"
 
 #define MAX_THREADS 16
-#define ROUND_MAX 4096    /* requests per round at most, so answers are not held back for long */
+#define ROUND_MAX 4096 /* requests per round at most, so answers are not held back for long */
 #define CHECK_EVERY_MS 1000
 
 typedef struct store_thread {
@@ -61,8 +61,9 @@ bool rt_disk_alarm(void) { return atomic_load_explicit(&disk_alarm, memory_order
 static void set_disk_alarm(bool on, uint64_t free_bytes)
 {
     if (atomic_exchange(&disk_alarm, on) != on)
-        sv_log(SV_LOG_WARNING, on ? "disk alarm: %llu MiB free in %s (limit %llu MiB); publishers are blocked"
-                                  : "disk alarm cleared: %llu MiB free in %s (limit %llu MiB); publishers resume",
+        sv_log(SV_LOG_WARNING,
+               on ? "disk alarm: %llu MiB free in %s (limit %llu MiB); publishers are blocked"
+                  : "disk alarm cleared: %llu MiB free in %s (limit %llu MiB); publishers resume",
                (unsigned long long)(free_bytes >> 20), data_dir, (unsigned long long)(disk_free_limit >> 20));
 }
 
@@ -368,8 +369,8 @@ static bool handle(store_thread *t, sv_msg *m, bool *stop)
             rt__recovery *r = take_recovery(t, l);
             if (r)
                 rt__recovery_abort(r); /* closed while being read back: its queue is gone */
-            drop_answers(t, l); /* its queue is gone: nobody to tell */
-            if (l->in_round) { /* sync it now: it leaves the round */
+            drop_answers(t, l);        /* its queue is gone: nobody to tell */
+            if (l->in_round) {         /* sync it now: it leaves the round */
                 rt__slog **pp = &t->round;
                 while (*pp != l)
                     pp = &(*pp)->next_in_round;
@@ -389,12 +390,8 @@ static bool handle(store_thread *t, sv_msg *m, bool *stop)
             sv_log(SV_LOG_WARNING, "store: cannot remove %s: %s", (const char *)m->data, strerror(-rc));
         break;
     }
-    case RT__S_FILE:
-        on_file(m);
-        break;
-    case RT__S_STOP:
-        *stop = true;
-        break;
+    case RT__S_FILE: on_file(m); break;
+    case RT__S_STOP: *stop = true; break;
     }
     return false;
 }

@@ -8,18 +8,18 @@
 #include "routing/rt_internal.h"
 
 struct rt__slog {
-    char *dir;       /* the queue's directory */
+    char *dir; /* the queue's directory */
     int dirfd;
-    uint32_t seg;    /* the segment written to (0: none open) */
+    uint32_t seg; /* the segment written to (0: none open) */
     int fd;
-    uint64_t tail;   /* its size */
+    uint64_t tail; /* its size */
     struct {
         uint32_t seg;
         int fd;
     } rd[RT__READ_FDS];
-    int failed;      /* the first write error since the last reset, 0: none */
+    int failed; /* the first write error since the last reset, 0: none */
     bool need_sync, dir_dirty, in_round;
-    int round_err;   /* this round's sync failed with it */
+    int round_err;     /* this round's sync failed with it */
     uint32_t *unlinks; /* segments to delete once the round's writes are synced */
     uint32_t nunlinks, capunlinks;
     rt__slog *next_in_round;
@@ -39,6 +39,6 @@ int rt__seg_write_run(rt__slog *l, rt__wop *ops, uint32_t from, uint32_t to);
  * of memory (it stays; a restart deletes it). */
 bool rt__slog_add_unlink(rt__slog *l, uint32_t seg);
 void rt__slog_do_unlinks(rt__slog *l); /* after a successful rt__slog_sync */
-int rt__remove_tree(const char *dir);   /* a log's directory, with its files */
+int rt__remove_tree(const char *dir);  /* a log's directory, with its files */
 
 #endif

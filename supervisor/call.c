@@ -35,10 +35,7 @@ static int call_begin(sv_proc *self, sv_pid to, sv_msg *req, uint64_t *ref)
     return 0;
 }
 
-static bool is_answer(const sv_msg *m, void *ctx)
-{
-    return m->kind == SV_MSG_REPLY && m->ref == *(uint64_t *)ctx;
-}
+static bool is_answer(const sv_msg *m, void *ctx) { return m->kind == SV_MSG_REPLY && m->ref == *(uint64_t *)ctx; }
 
 int sv_call(sv_proc *inbox, sv_pid to, sv_msg *req, int timeout_ms, sv_msg **reply)
 {
@@ -92,8 +89,7 @@ int sv_call_async(sv_proc *self, sv_pid to, sv_msg *req, int timeout_ms, uint64_
 static bool is_started(const sv_msg *m, void *ctx)
 {
     const sv_msg *want = ctx; /* from: the child, ref: its monitor */
-    return (m->kind == SV_MSG_ACK && sv_pid_eq(m->from, want->from)) ||
-           (m->kind == SV_MSG_DOWN && m->ref == want->ref);
+    return (m->kind == SV_MSG_ACK && sv_pid_eq(m->from, want->from)) || (m->kind == SV_MSG_DOWN && m->ref == want->ref);
 }
 
 int sv_start(sv_proc *inbox, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts, int timeout_ms,

@@ -52,10 +52,7 @@ int sv__deliver(sv_pid to, sv_msg *m)
     return 0;
 }
 
-static sv_pid current_pid(void)
-{
-    return sv__tls_proc ? sv__tls_proc->pid : SV_PID_NONE;
-}
+static sv_pid current_pid(void) { return sv__tls_proc ? sv__tls_proc->pid : SV_PID_NONE; }
 
 static int send_kind(sv_pid to, sv_msg *m, uint16_t kind)
 {
@@ -118,10 +115,7 @@ static int reply_with(sv_from to, sv_msg *reply, int status)
     return sv__deliver(to.pid, reply);
 }
 
-int sv_reply(sv_from to, sv_msg *reply)
-{
-    return reply ? reply_with(to, reply, 0) : -EINVAL;
-}
+int sv_reply(sv_from to, sv_msg *reply) { return reply ? reply_with(to, reply, 0) : -EINVAL; }
 
 int sv_reply_data(sv_from to, const void *data, size_t len)
 {

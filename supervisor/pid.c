@@ -17,15 +17,14 @@ bool sv_pid_is_local(sv_pid p) { return p.node == sv__n.id && p.creation == sv__
 
 const char *sv_reason_str(int reason, char *buf, size_t len)
 {
-    static const char *const names[] = {"normal", "shutdown", "kill", "killed", "noproc", "noconnection",
-                                        "reached_max_restart_intensity"};
+    static const char *const names[] = {
+        "normal", "shutdown", "kill", "killed", "noproc", "noconnection", "reached_max_restart_intensity"};
     if (reason >= 0 && reason < (int)(sizeof names / sizeof names[0]))
         snprintf(buf, len, "%s", names[reason]);
     else if (reason < 0) {
         char tmp[64];
         snprintf(buf, len, "%s (%d)", strerror_r(-reason, tmp, sizeof tmp), reason);
-    }
-    else
+    } else
         snprintf(buf, len, "reason %d", reason);
     return buf;
 }

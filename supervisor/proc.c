@@ -258,21 +258,15 @@ bool sv__handle_signal(sv_proc *p, sv_msg *sig, int *reason)
 {
     bool die = false;
     switch (sig->kind) {
-    case SV__SIG_LINK:
-        sv_map_put(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from));
-        break;
-    case SV__SIG_UNLINK:
-        sv_map_del(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from), NULL);
-        break;
+    case SV__SIG_LINK: sv_map_put(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from)); break;
+    case SV__SIG_UNLINK: sv_map_del(&p->links, sv__pid_k1(sig->from), sv__pid_k2(sig->from), NULL); break;
     case SV__SIG_MONITOR: {
         sv__ent *e = sv_map_put(&p->watchers, 0, sig->ref);
         if (e)
             e->pid = sig->from;
         break;
     }
-    case SV__SIG_DEMONITOR:
-        sv_map_del(&p->watchers, 0, sig->ref, NULL);
-        break;
+    case SV__SIG_DEMONITOR: sv_map_del(&p->watchers, 0, sig->ref, NULL); break;
     case SV__SIG_EXIT:
         if (sig->flags & SV__F_LINKED) {
             /* A link's signal counts only while the link stands. */
@@ -333,8 +327,7 @@ bool sv__filter(sv_proc *p, sv_msg *m)
             m->status = call_status_of(m->status);
         }
         return true;
-    case SV_MSG_REPLY:
-        return call_finish(p, m->ref); /* a late answer to a call that timed out is dropped */
+    case SV_MSG_REPLY: return call_finish(p, m->ref); /* a late answer to a call that timed out is dropped */
     case SV__MSG_CALL_TIMEOUT: {
         sv__ent *call = sv_map_get(&p->calls, 0, m->ref);
         if (!call)
@@ -345,8 +338,7 @@ bool sv__filter(sv_proc *p, sv_msg *m)
         m->status = -ETIMEDOUT;
         return true;
     }
-    default:
-        return true;
+    default: return true;
     }
 }
 

@@ -123,7 +123,7 @@ static void drain_loop(sv__sched *s)
 /* How busy a scheduler has been: the share of the last window it spent
  * neither sleeping nor spinning. */
 #define BUSY_WINDOW_NS 10000000ull /* 10 ms */
-#define SPIN_BUSY_MAX 50 /* percent of one scheduler, summed over all: a busier node does not spin */
+#define SPIN_BUSY_MAX 50           /* percent of one scheduler, summed over all: a busier node does not spin */
 
 static void count_idle(sv__sched *s, uint64_t from, uint64_t to)
 {

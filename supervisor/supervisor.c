@@ -28,9 +28,9 @@ enum {
 typedef struct child {
     sv_child_spec spec; /* spec.id points to id */
     char *id;
-    sv_pid pid;         /* SV_PID_NONE when not running */
+    sv_pid pid; /* SV_PID_NONE when not running */
     uint32_t restarts;
-    bool crashed;       /* ended while a plan ran: handle when it is done */
+    bool crashed; /* ended while a plan ran: handle when it is done */
     int crash_reason;
     struct child *prev, *next;
 } child;
@@ -40,9 +40,9 @@ typedef enum { STEP_START, STEP_STOP, STEP_EXIT } step_kind;
 typedef struct step {
     step_kind kind;
     child *c;
-    int reason;       /* STEP_EXIT */
-    bool reply;       /* answer `from` when the step ends */
-    bool remove;      /* STOP: forget the child once it is down (delete_child) */
+    int reason;  /* STEP_EXIT */
+    bool reply;  /* answer `from` when the step ends */
+    bool remove; /* STOP: forget the child once it is down (delete_child) */
     sv_from from;
     struct step *next;
 } step;
@@ -57,14 +57,14 @@ typedef struct sup {
     char *name;
     sv_sup_flags flags;
     child *head, *tail;
-    sv_map by_pid;      /* running child pid -> child */
-    sv_map by_id;       /* hash of child id -> child: thousands of connections */
-    uint32_t ncrashed;  /* children marked crashed, waiting for the plan to end */
-    bool id_clash;      /* two ids share a 128-bit hash (never, in practice): look ids up by walking */
+    sv_map by_pid;     /* running child pid -> child */
+    sv_map by_id;      /* hash of child id -> child: thousands of connections */
+    uint32_t ncrashed; /* children marked crashed, waiting for the plan to end */
+    bool id_clash;     /* two ids share a 128-bit hash (never, in practice): look ids up by walking */
     step *plan, *plan_tail;
-    bool busy;           /* the plan's head step is under way */
-    uint64_t kill_tref;  /* kill timer of a STOP under way */
-    bool initializing;   /* own ACK waits for the first plan */
+    bool busy;          /* the plan's head step is under way */
+    uint64_t kill_tref; /* kill timer of a STOP under way */
+    bool initializing;  /* own ACK waits for the first plan */
     bool shutting_down;
     uint64_t *restart_at; /* ring of the last intensity+1 restart times (ms) */
     uint32_t nrestarts;
@@ -265,9 +265,9 @@ static void step_done(sv_proc *self, sup *s)
 static void log_child(sup *s, child *c, sv_pid pid, const char *what, int reason)
 {
     /* A temporary child ending normally (a closed connection) is routine. */
-    sv_log_level level = sv_reason_is_failure(reason)             ? SV_LOG_ERROR
+    sv_log_level level = sv_reason_is_failure(reason)      ? SV_LOG_ERROR
                          : c->spec.restart == SV_TEMPORARY ? SV_LOG_DEBUG
-                                                                  : SV_LOG_INFO;
+                                                           : SV_LOG_INFO;
     if (!sv_log_enabled(level))
         return;
     char pb[SV_PID_FMT_LEN], rb[96];
@@ -355,9 +355,7 @@ static void step_begin(sv_proc *self, sup *s)
         }
         return; /* wait for its EXIT */
     }
-    case STEP_EXIT:
-        sv_stop(self, st->reason);
-        return;
+    case STEP_EXIT: sv_stop(self, st->reason); return;
     }
 }
 
@@ -423,17 +421,15 @@ static void handle_crash(sv_proc *self, sup *s, child *c, int reason)
     if (c->spec.restart == SV_TRANSIENT && !sv_reason_is_failure(reason))
         return; /* done, and stays down */
     if (!intensity_ok(s)) {
-        sv_log(SV_LOG_ERROR, "supervisor %s: more than %d restarts in %d ms, giving up", s->name,
-               s->flags.intensity, s->flags.period_ms);
+        sv_log(SV_LOG_ERROR, "supervisor %s: more than %d restarts in %d ms, giving up", s->name, s->flags.intensity,
+               s->flags.period_ms);
         plan_shutdown(self, s, SV_MAX_RESTARTS);
         return;
     }
     c->restarts++;
     s->restarts_total++;
     switch (s->flags.strategy) {
-    case SV_ONE_FOR_ONE:
-        plan_ok(self, step_add(s, STEP_START, c, 0));
-        break;
+    case SV_ONE_FOR_ONE: plan_ok(self, step_add(s, STEP_START, c, 0)); break;
     case SV_ONE_FOR_ALL:
     case SV_REST_FOR_ONE: {
         child *first = s->flags.strategy == SV_ONE_FOR_ALL ? s->head : c;
@@ -666,12 +662,8 @@ static int sup_handle_info(sv_proc *self, sv_msg *m)
 {
     sup *s = sv_state(self);
     switch (m->kind) {
-    case SV_MSG_EXIT:
-        on_exit_signal(self, s, m->from, m->status);
-        break;
-    case SV_MSG_ACK:
-        on_ack(self, s, m->from);
-        break;
+    case SV_MSG_EXIT: on_exit_signal(self, s, m->from, m->status); break;
+    case SV_MSG_ACK: on_ack(self, s, m->from); break;
     case SV_MSG_INFO:
         if (m->tag == TAG_KILL_TIMER && s->busy && s->plan->kind == STEP_STOP && s->kill_tref) {
             s->kill_tref = 0;

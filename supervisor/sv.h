@@ -144,7 +144,7 @@ typedef struct sv_map {
 
 #define SV_MAP_INIT(T) ((sv_map){NULL, 0, 0, sizeof(T)})
 void *sv_map_get(const sv_map *m, uint64_t k1, uint64_t k2);
-void *sv_map_put(sv_map *m, uint64_t k1, uint64_t k2); /* existing or new (zeroed); NULL: out of memory */
+void *sv_map_put(sv_map *m, uint64_t k1, uint64_t k2);           /* existing or new (zeroed); NULL: out of memory */
 bool sv_map_del(sv_map *m, uint64_t k1, uint64_t k2, void *out); /* copies the entry to out if set */
 void sv_map_free(sv_map *m);
 /* Iterate: for (i = 0; i < m->cap; i++) if ((e = sv_map_at(m, i))) ... (no put/del meanwhile) */
@@ -205,13 +205,13 @@ typedef struct sv_server_ops {
 #define SV_SCHED_ON(i) ((i) + 1) /* scheduler number i, counted from 0 */
 
 typedef struct sv_spawn_opts {
-    int scheduler;         /* SV_SCHED_SELF (0, the default), SV_SCHED_ANY or SV_SCHED_ON(i) */
-    uint32_t mailbox_cap;  /* bound on queued messages; 0 takes the node's default */
-    bool link;             /* link the new process to the spawner, atomically */
-    bool ack;              /* send the spawner SV_MSG_ACK when init succeeds */
-    bool trap_exit;        /* start trapping exits */
-    uint64_t *monitor;     /* if set, monitor the new process atomically and store the ref */
-    const char *label;     /* instance label for logs and the tree (copied) */
+    int scheduler;        /* SV_SCHED_SELF (0, the default), SV_SCHED_ANY or SV_SCHED_ON(i) */
+    uint32_t mailbox_cap; /* bound on queued messages; 0 takes the node's default */
+    bool link;            /* link the new process to the spawner, atomically */
+    bool ack;             /* send the spawner SV_MSG_ACK when init succeeds */
+    bool trap_exit;       /* start trapping exits */
+    uint64_t *monitor;    /* if set, monitor the new process atomically and store the ref */
+    const char *label;    /* instance label for logs and the tree (copied) */
 } sv_spawn_opts;
 
 /* Starts a process running ops with arg. self is the spawner (a process or an
@@ -220,19 +220,19 @@ typedef struct sv_spawn_opts {
 int sv_spawn(sv_proc *self, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts, sv_pid *pid);
 /* From an inbox: spawn and wait until init has run; returns init's error, or
  * -ETIMEDOUT (the process is then killed). */
-int sv_start(sv_proc *inbox, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts,
-             int timeout_ms, sv_pid *pid);
+int sv_start(sv_proc *inbox, const sv_server_ops *ops, void *arg, const sv_spawn_opts *opts, int timeout_ms,
+             sv_pid *pid);
 /* After init returned SV_INIT_DEFER: report the outcome (a failure ends the
  * process with that reason; it was live, so terminate runs). */
 void sv_init_ack(sv_proc *self, int status);
 
 sv_pid sv_self(sv_proc *self);
-sv_pid sv_parent(sv_proc *self);  /* the spawner, SV_PID_NONE if none */
+sv_pid sv_parent(sv_proc *self); /* the spawner, SV_PID_NONE if none */
 void *sv_state(sv_proc *self);
 void sv_set_state(sv_proc *self, void *state);
 const char *sv_label(sv_proc *self);
 void sv_set_label(sv_proc *self, const char *label); /* copied */
-int sv_scheduler_of(sv_proc *self); /* index, -1 for an inbox */
+int sv_scheduler_of(sv_proc *self);                  /* index, -1 for an inbox */
 
 /* Ends self with reason once the current callback returns. */
 void sv_stop(sv_proc *self, int reason);
@@ -378,7 +378,7 @@ typedef enum sv_strategy {
     SV_REST_FOR_ONE, /* stop those started after it, restart it and them */
 } sv_strategy;
 
-#define SV_BRUTAL_KILL 0     /* shutdown_ms: kill at once */
+#define SV_BRUTAL_KILL 0 /* shutdown_ms: kill at once */
 #define SV_SHUTDOWN_INFINITY (-1)
 
 typedef struct sv_child_spec {
@@ -394,14 +394,14 @@ typedef struct sv_child_spec {
 
 typedef struct sv_sup_flags {
     sv_strategy strategy;
-    int intensity;   /* at most this many restarts ... */
-    int period_ms;   /* ... within this window, or the supervisor gives up */
+    int intensity; /* at most this many restarts ... */
+    int period_ms; /* ... within this window, or the supervisor gives up */
 } sv_sup_flags;
 
 /* Spawns a supervisor that starts children in order (each after the previous
  * one's init succeeded) and acks its spawner when all are up. */
-int sv_sup_spawn(sv_proc *self, const char *name, sv_sup_flags flags, const sv_child_spec *children,
-                 size_t n, const sv_spawn_opts *opts, sv_pid *pid);
+int sv_sup_spawn(sv_proc *self, const char *name, sv_sup_flags flags, const sv_child_spec *children, size_t n,
+                 const sv_spawn_opts *opts, sv_pid *pid);
 /* A child_spec start function for a supervisor child: arg is an sv_sup_def. */
 typedef struct sv_sup_def {
     const char *name;
@@ -425,10 +425,10 @@ sv_pid sv_sup_reply_pid(const sv_msg *reply);
 
 typedef struct sv_child_info {
     char id[64];
-    sv_pid pid;       /* SV_PID_NONE when not running */
+    sv_pid pid; /* SV_PID_NONE when not running */
     uint32_t restarts;
     bool is_supervisor;
-    uint32_t mailbox; /* queued messages at the time of the query */
+    uint32_t mailbox;      /* queued messages at the time of the query */
     const char *behaviour; /* its sv_server_ops name (static), NULL when not running */
     sv_restart restart;
 } sv_child_info;
@@ -448,10 +448,10 @@ int sv_sup_get_info(sv_proc *inbox, sv_pid sup, sv_sup_info *out, int timeout_ms
 /* ------------------------------------------------------------------- node */
 
 typedef struct sv_node_opts {
-    uint32_t node_id;       /* 0: 1 (a lone node) */
-    int schedulers;         /* 0: one per core */
-    uint32_t mailbox_cap;   /* default bound per process; 0: 4096 */
-    int spin_us;            /* how long an idle scheduler spins before sleeping; <0: default */
+    uint32_t node_id;     /* 0: 1 (a lone node) */
+    int schedulers;       /* 0: one per core */
+    uint32_t mailbox_cap; /* default bound per process; 0: 4096 */
+    int spin_us;          /* how long an idle scheduler spins before sleeping; <0: default */
 } sv_node_opts;
 
 int sv_node_start(const sv_node_opts *opts);
@@ -461,11 +461,11 @@ uint32_t sv_node_id(void);
 int sv_node_schedulers(void);
 
 typedef struct sv_node_stats {
-    uint64_t processes;       /* alive now */
-    uint64_t spawned;         /* since start */
-    uint64_t messages;        /* delivered to handlers since start */
-    uint64_t wakeups;         /* sleeping schedulers woken by another thread */
-    uint64_t spin_ns;         /* time schedulers have spent spinning before sleeping, summed */
+    uint64_t processes; /* alive now */
+    uint64_t spawned;   /* since start */
+    uint64_t messages;  /* delivered to handlers since start */
+    uint64_t wakeups;   /* sleeping schedulers woken by another thread */
+    uint64_t spin_ns;   /* time schedulers have spent spinning before sleeping, summed */
 } sv_node_stats;
 void sv_node_get_stats(sv_node_stats *st);
 uint32_t sv_mailbox_len(sv_pid pid); /* queued messages of a local process, 0 if none */

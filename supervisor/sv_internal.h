@@ -19,9 +19,9 @@
 enum {
     SV__SIG_LINK = SV_MSG__SIGNAL,
     SV__SIG_UNLINK,
-    SV__SIG_MONITOR,   /* ref: the monitor; from: the watcher */
-    SV__SIG_DEMONITOR, /* ref */
-    SV__SIG_EXIT,      /* status: reason; flags: SV__F_LINKED if from a link */
+    SV__SIG_MONITOR,      /* ref: the monitor; from: the watcher */
+    SV__SIG_DEMONITOR,    /* ref */
+    SV__SIG_EXIT,         /* status: reason; flags: SV__F_LINKED if from a link */
     SV__MSG_CALL_TIMEOUT, /* a message, not a signal: ref is the call */
 };
 
@@ -32,10 +32,7 @@ enum {
     SV__F_HELD = 1 << 3,   /* kept with sv_hold: still counts against its mailbox bound */
 };
 
-static inline bool sv__is_signal(const sv_msg *m)
-{
-    return m->kind >= SV__SIG_LINK && m->kind <= SV__SIG_EXIT;
-}
+static inline bool sv__is_signal(const sv_msg *m) { return m->kind >= SV__SIG_LINK && m->kind <= SV__SIG_EXIT; }
 
 /* ------------------------------------------------------------ map entries */
 
@@ -101,9 +98,9 @@ typedef struct sv__sched sv__sched;
 
 typedef struct sv__slot {
     pthread_mutex_t lock;
-    uint32_t gen;    /* generation of the current or next occupant */
+    uint32_t gen; /* generation of the current or next occupant */
     uint32_t next_free;
-    sv_proc *proc;   /* NULL while free */
+    sv_proc *proc; /* NULL while free */
 } sv__slot;
 
 enum { SV__NEW, SV__LIVE, SV__DEAD };
@@ -120,16 +117,16 @@ struct sv_proc {
 
     /* Shared with senders, under slot->lock. */
     sv__mq in_msgs, in_sigs;
-    bool queued;           /* in a run queue or running: senders need not schedule it */
-    pthread_cond_t *cond;  /* an inbox's waiter */
+    bool queued;          /* in a run queue or running: senders need not schedule it */
+    pthread_cond_t *cond; /* an inbox's waiter */
 
     /* Owned by the running thread. */
     sv__mq msgs, sigs;
-    atomic_uint count;     /* ordinary messages queued, in and private */
+    atomic_uint count; /* ordinary messages queued, in and private */
     uint32_t cap;
-    uint8_t status;        /* SV__NEW, SV__LIVE, SV__DEAD */
+    uint8_t status; /* SV__NEW, SV__LIVE, SV__DEAD */
     bool trap_exit;
-    bool ack;              /* send SV_MSG_ACK to the parent after init */
+    bool ack; /* send SV_MSG_ACK to the parent after init */
     bool stop_pending;
     int stop_reason;
     int enter_depth;
@@ -139,8 +136,8 @@ struct sv_proc {
     sv_map calls;    /* key ref -> aux: timer ref (sv_call_async, sv_call) */
     sv_map timers;   /* key ref -> ptr: sv__timer */
 
-    sv_proc *run_next;     /* run queue */
-    sv_proc *prev, *next;  /* the scheduler's list of its processes */
+    sv_proc *run_next;    /* run queue */
+    sv_proc *prev, *next; /* the scheduler's list of its processes */
 };
 
 /* ------------------------------------------------------------ scheduler */
@@ -152,9 +149,9 @@ struct sv__sched {
     uv_async_t wake;
     pthread_mutex_t in_lock; /* guards in_head/in_tail */
     sv_proc *in_head, *in_tail;
-    atomic_int has_input;    /* in_head != NULL, readable without the lock */
-    atomic_int sleeping;     /* about to block in uv_run: senders must wake it */
-    atomic_int owes_pass;    /* a retirement waits for it to pass its loop top (retire.c) */
+    atomic_int has_input; /* in_head != NULL, readable without the lock */
+    atomic_int sleeping;  /* about to block in uv_run: senders must wake it */
+    atomic_int owes_pass; /* a retirement waits for it to pass its loop top (retire.c) */
     atomic_bool stop;
     bool in_uv;                   /* inside uv_run: a local wake-up must uv_stop */
     sv_proc *run_head, *run_tail; /* owner thread only */
@@ -176,7 +173,7 @@ typedef struct sv__node {
     sv__sched *sched;
     uint32_t mailbox_cap;
     int spin_us;
-    atomic_uint rr;          /* round robin for SV_SCHED_ANY */
+    atomic_uint rr; /* round robin for SV_SCHED_ANY */
     atomic_uint_fast64_t next_ref;
     atomic_uint_fast64_t processes, spawned, inboxes;
     atomic_bool running;
@@ -194,7 +191,7 @@ uint64_t sv__new_ref(void);
 int sv__table_init(void);
 void sv__table_destroy(void);
 sv__slot *sv__table_slot(uint32_t index); /* NULL if out of range */
-int sv__table_alloc(sv_proc *p);           /* fills p->pid and p->slot */
+int sv__table_alloc(sv_proc *p);          /* fills p->pid and p->slot */
 void sv__table_release(sv__slot *s, uint32_t index);
 uint32_t sv__table_size(void);
 

@@ -104,7 +104,7 @@ typedef struct stamp {
     uint32_t producer; /* fanout and reqrep: 0 */
     uint32_t size;     /* body size the producer meant */
     uint64_t seq;
-    uint64_t sent_ns;  /* CLOCK_MONOTONIC: sender and receiver share the clock */
+    uint64_t sent_ns; /* CLOCK_MONOTONIC: sender and receiver share the clock */
 } stamp;
 _Static_assert(sizeof(stamp) == STAMP_SIZE, "stamp layout");
 
@@ -112,8 +112,8 @@ _Static_assert(sizeof(stamp) == STAMP_SIZE, "stamp layout");
 
 typedef enum {
     ROLE_PRODUCER,
-    ROLE_CONSUMER,   /* throughput consumer, fanout subscriber */
-    ROLE_RR_SERVER,  /* reqrep responder on a broker */
+    ROLE_CONSUMER,  /* throughput consumer, fanout subscriber */
+    ROLE_RR_SERVER, /* reqrep responder on a broker */
     ROLE_RR_CLIENT,
     ROLE_DIRECT_PEER, /* the listening side of --direct */
     ROLE_IDLE         /* idle mode: SASL and open, nothing else */
@@ -178,9 +178,9 @@ struct bench {
     pn_proactor_t *proactor;
     pn_proactor_t *peer_proactor; /* --direct: the listening side's, with its own thread */
     uint32_t nonce;
-    char target_addr[512];  /* where producers (or the reqrep client) send */
-    char source_addr[512];  /* where consumers (or the reqrep server) receive */
-    char named_reply[512];  /* reqrep reply address when not dynamic */
+    char target_addr[512]; /* where producers (or the reqrep client) send */
+    char source_addr[512]; /* where consumers (or the reqrep server) receive */
+    char named_reply[512]; /* reqrep reply address when not dynamic */
     char connect_addr[PN_MAX_ADDR];
 
     /* the message template: prefix + stamp + filler is one encoded message */
@@ -243,11 +243,11 @@ typedef struct run_result {
 /* What a finished run's report works from, for every mode's lines. */
 typedef struct ab_totals {
     uint64_t sent, accepted, released, no_outcome; /* the producers' (or the reqrep client's) */
-    uint64_t got;  /* received once (drain: accepted, good or not) */
-    size_t size;   /* drain: the fill's */
-    double rate;   /* got per second */
-    double p50, p99; /* latency, us */
-    bool filled;   /* fill: every message accepted (or sent, and the broker read them) */
+    uint64_t got;                                  /* received once (drain: accepted, good or not) */
+    size_t size;                                   /* drain: the fill's */
+    double rate;                                   /* got per second */
+    double p50, p99;                               /* latency, us */
+    bool filled; /* fill: every message accepted (or sent, and the broker read them) */
 } ab_totals;
 
 /* seen[] after a run: how many slots never arrived and how many more than
@@ -268,17 +268,14 @@ void ab_cond_text(pn_condition_t *c, char *out, size_t n);
 int ab_grow(void **p, size_t *cap, size_t need, size_t elem);
 int ab_push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x);
 
-#define FAIL(b, ...)                              \
-    do {                                          \
-        pthread_mutex_lock(&(b)->lock);           \
-        ab_fail_locked((b), __VA_ARGS__);         \
-        pthread_mutex_unlock(&(b)->lock);         \
+#define FAIL(b, ...)                                                                                                   \
+    do {                                                                                                               \
+        pthread_mutex_lock(&(b)->lock);                                                                                \
+        ab_fail_locked((b), __VA_ARGS__);                                                                              \
+        pthread_mutex_unlock(&(b)->lock);                                                                              \
     } while (0)
 
-static inline bool ab_is_finishing(bench *b)
-{
-    return __atomic_load_n(&b->finishing, __ATOMIC_ACQUIRE);
-}
+static inline bool ab_is_finishing(bench *b) { return __atomic_load_n(&b->finishing, __ATOMIC_ACQUIRE); }
 
 /* ---- ab_conn.c: connections, links, the event dispatch */
 conn_ctx *ab_ctx_new_locked(bench *b, conn_role role, int index);

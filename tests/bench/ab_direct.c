@@ -23,7 +23,8 @@ void ab_direct_listen_locked(bench *b)
     pn_listener_t *lis = pn_listener();
     b->peer_proactor = pn_proactor();
     if (!lis || !b->peer_proactor) {
-        if (lis) pn_listener_free(lis);
+        if (lis)
+            pn_listener_free(lis);
         ab_fail_locked(b, "out of memory creating the listener");
     } else {
         pn_proactor_listen(b->peer_proactor, lis, la, 16);
@@ -35,7 +36,8 @@ void ab_direct_listen_locked(bench *b)
  * reply receiver as a sender from an address of our making. */
 void ab_direct_link_open(bench *b, conn_ctx *c, pn_link_t *l)
 {
-    if (pn_link_state(l) & PN_LOCAL_ACTIVE) return;
+    if (pn_link_state(l) & PN_LOCAL_ACTIVE)
+        return;
     pn_terminus_copy(pn_link_source(l), pn_link_remote_source(l));
     pn_terminus_copy(pn_link_target(l), pn_link_remote_target(l));
     if (pn_link_is_sender(l)) {
@@ -63,7 +65,8 @@ void ab_direct_listener_open(bench *b, pn_listener_t *lis)
     pn_netaddr_host_port(pn_listener_addr(lis), host, sizeof host, port, sizeof port);
     pthread_mutex_lock(&b->lock);
     pn_proactor_addr(b->connect_addr, sizeof b->connect_addr, b->o->listen_host, port);
-    if (b->o->verbose) fprintf(stderr, "amqp_bench: direct: listening on %s\n", b->connect_addr);
+    if (b->o->verbose)
+        fprintf(stderr, "amqp_bench: direct: listening on %s\n", b->connect_addr);
     ab_start_producers_locked(b);
     pthread_mutex_unlock(&b->lock);
 }
@@ -76,8 +79,10 @@ void ab_direct_listener_accept(bench *b, pn_listener_t *lis)
     pthread_mutex_lock(&b->lock);
     conn_ctx *c = conn && t ? ab_ctx_new_locked(b, ROLE_DIRECT_PEER, b->n_receivers) : NULL;
     if (!c) {
-        if (conn) pn_connection_free(conn);
-        if (t) pn_transport_free(t);
+        if (conn)
+            pn_connection_free(conn);
+        if (t)
+            pn_transport_free(t);
         ab_fail_locked(b, "direct: out of memory accepting a connection");
         pthread_mutex_unlock(&b->lock);
         return;
@@ -89,9 +94,11 @@ void ab_direct_listener_accept(bench *b, pn_listener_t *lis)
     pn_connection_set_container(conn, "amqp-bench-direct-peer");
     pn_transport_set_server(t); /* before pn_sasl: it decides the SASL role */
     pn_sasl_allowed_mechs(pn_sasl(t), "ANONYMOUS");
-    if (b->o->max_frame) pn_transport_set_max_frame(t, b->o->max_frame);
+    if (b->o->max_frame)
+        pn_transport_set_max_frame(t, b->o->max_frame);
     pn_listener_accept2(lis, conn, t);
-    if (b->finishing) pn_connection_wake(conn);
+    if (b->finishing)
+        pn_connection_wake(conn);
     pthread_mutex_unlock(&b->lock);
 }
 

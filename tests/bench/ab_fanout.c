@@ -10,10 +10,9 @@
 int ab_fanout_address(bench *b)
 {
     const options *o = b->o;
-    int k = o->style == STYLE_PLEXUS ? snprintf(b->target_addr, sizeof b->target_addr, "/exchanges/%s/%s",
-                                                o->exchange, o->key)
-                                     : snprintf(b->target_addr, sizeof b->target_addr, "/exchange/%s/%s",
-                                                o->exchange, o->key);
+    int k = o->style == STYLE_PLEXUS
+                ? snprintf(b->target_addr, sizeof b->target_addr, "/exchanges/%s/%s", o->exchange, o->key)
+                : snprintf(b->target_addr, sizeof b->target_addr, "/exchange/%s/%s", o->exchange, o->key);
     snprintf(b->source_addr, sizeof b->source_addr, "%s", b->target_addr);
     return k < 0 || (size_t)k >= sizeof b->target_addr ? -1 : 0;
 }

@@ -15,12 +15,14 @@ bool ab_drain_take_nonce(bench *b, const stamp *st)
     if (!b->drain_stamp_known) {
         b->drain_stamp_known = true;
         b->nonce = st->nonce;
-        if (!b->size) b->size = st->size; /* no --size: the fill's */
+        if (!b->size)
+            b->size = st->size; /* no --size: the fill's */
         if (b->o->verbose)
             fprintf(stderr, "amqp_bench: drain: fill run nonce %08x, size %u\n", st->nonce, st->size);
     } else if (st->nonce != b->nonce) {
-        ab_note_bad(b, "consumer: a message of another fill run (nonce %08x after %08x): the queue holds more "
-                       "than one fill",
+        ab_note_bad(b,
+                    "consumer: a message of another fill run (nonce %08x after %08x): the queue holds more "
+                    "than one fill",
                     st->nonce, b->nonce);
         return false;
     }
@@ -39,8 +41,10 @@ void ab_drain_note_order(bench *b, const stamp *st)
 void ab_drain_print_config(const bench *b, const char *label)
 {
     printf("== drain  target=%s  ", label);
-    if (b->size) printf("size=%zu B", b->size);
-    else printf("size=(the fill's)");
+    if (b->size)
+        printf("size=%zu B", b->size);
+    else
+        printf("size=(the fill's)");
     printf("  count=%" PRIu64 "  credit=%" PRIu64 "\n   address      receive %s\n", b->count,
            b->credit < b->count ? (uint64_t)b->credit : b->count, b->source_addr);
     fflush(stdout);
@@ -56,9 +60,12 @@ void ab_fill_report(bench *b, const ab_totals *t)
         printf("   messages     %" PRIu64 " sent presettled; %s\n", t->sent,
                b->t_closed ? "the broker answered our close after reading them all"
                            : "the broker did not answer our close (no telling what it read)");
-    if (t->released) printf("   released     %" PRIu64 " (sent again, after later ones: the queue is out of seq "
-                            "order now)\n", t->released);
-    if (t->no_outcome) printf("   no outcome   %" PRIu64 " settled by the peer without an outcome\n", t->no_outcome);
+    if (t->released)
+        printf("   released     %" PRIu64 " (sent again, after later ones: the queue is out of seq "
+               "order now)\n",
+               t->released);
+    if (t->no_outcome)
+        printf("   no outcome   %" PRIu64 " settled by the peer without an outcome\n", t->no_outcome);
     printf("   rate         %.0f msgs/s (first send to the last %s)\n", t->rate,
            b->qos == QOS_ALO ? "acceptance" : "byte read by the broker");
     printf("   bandwidth    %.1f MB/s (payload; 1 MB = 10^6 bytes)\n", t->rate * (double)t->size / 1e6);
@@ -74,7 +81,8 @@ void ab_fill_report(bench *b, const ab_totals *t)
 void ab_drain_report(bench *b, const ab_totals *t)
 {
     printf("   messages     %" PRIu64 " of %" PRIu64 " received and accepted", t->got, b->count);
-    if (b->drain_stamp_known) printf(" (fill run %08x, %zu B)", b->nonce, t->size);
+    if (b->drain_stamp_known)
+        printf(" (fill run %08x, %zu B)", b->nonce, t->size);
     printf("\n   rate         %.0f msgs/s (attach to the last message)\n", t->rate);
     printf("   bandwidth    %.1f MB/s (payload; 1 MB = 10^6 bytes)\n", t->rate * (double)t->size / 1e6);
     if (b->extra && !b->failed) {

@@ -11,8 +11,8 @@
 
 void ab_idle_print_config(const bench *b, const char *label)
 {
-    printf("== idle  target=%s  connections=%" PRIu64 "  hold=%g s  threads=%d  (at most %d opening at once)\n",
-           label, b->count, b->o->hold_s, b->threads, IDLE_OPENING);
+    printf("== idle  target=%s  connections=%" PRIu64 "  hold=%g s  threads=%d  (at most %d opening at once)\n", label,
+           b->count, b->o->hold_s, b->threads, IDLE_OPENING);
     fflush(stdout);
 }
 
@@ -47,7 +47,6 @@ void ab_idle_opened(bench *b, conn_ctx *c)
     pthread_mutex_unlock(&b->lock);
 }
 
-
 /* idle: one descriptor a connection, and 64 spare for the proactor and
  * stdio. Raises the soft limit to the hard one; fails the run, saying so,
  * when even that is too few. */
@@ -60,9 +59,11 @@ int ab_idle_raise_nofile(bench *b)
     } else {
         if (rl.rlim_cur < rl.rlim_max) {
             struct rlimit want = {rl.rlim_max, rl.rlim_max};
-            if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+            if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                rl = want;
         }
-        if (rl.rlim_cur == RLIM_INFINITY || need <= (uint64_t)rl.rlim_cur) return 0;
+        if (rl.rlim_cur == RLIM_INFINITY || need <= (uint64_t)rl.rlim_cur)
+            return 0;
         snprintf(b->error, sizeof b->error,
                  "%" PRIu64 " connections need %" PRIu64 " open files (64 spare), but the limit is %" PRIu64
                  " (hard limit %" PRIu64 "): lower --count or raise the hard limit (ulimit -Hn, limits.conf)",
@@ -96,11 +97,15 @@ bool ab_idle_report(bench *b, const char *label, double cpu)
         b->failed = true;
         fprintf(stderr, "amqp_bench: error: %s\n", b->error);
     }
-    if (b->failed) printf("   FAILED       %s\n", b->error);
+    if (b->failed)
+        printf("   FAILED       %s\n", b->error);
     printf("RESULT mode=idle target=%s connections=%" PRIu64 " open_s=%.3f hold_s=%g status=%s", label, n, open_s,
            b->o->hold_s, ok ? "ok" : "FAIL");
     if (!ok)
-        printf(" opened=%" PRIu64 " reason=%s", opened, b->conn_failed ? "connect" : b->timed_out ? "timeout" : "error");
+        printf(" opened=%" PRIu64 " reason=%s", opened,
+               b->conn_failed ? "connect"
+               : b->timed_out ? "timeout"
+                              : "error");
     printf("\n");
     fflush(stdout);
     return ok;

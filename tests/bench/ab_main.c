@@ -108,10 +108,12 @@ static void usage(FILE *f)
 static int parse_u64(const char *s, uint64_t *out, uint64_t min, uint64_t max)
 {
     char *end;
-    if (!s || !*s || *s == '-') return -1;
+    if (!s || !*s || *s == '-')
+        return -1;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max) return -1;
+    if (errno || *end || v < min || v > max)
+        return -1;
     *out = v;
     return 0;
 }
@@ -121,16 +123,20 @@ static int parse_seconds(const char *s, double *out, bool zero_ok)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0 || (zero_ok && v == 0)) || v > 86400) return -1;
+    if (errno || end == s || *end || !(v > 0 || (zero_ok && v == 0)) || v > 86400)
+        return -1;
     *out = v;
     return 0;
 }
 
 static int hexval(char ch)
 {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
     return -1;
 }
 
@@ -141,11 +147,13 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         if (ch == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) return -1;
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+                return -1;
             ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }
-        if (o + 1 >= cap) return -1;
+        if (o + 1 >= cap)
+            return -1;
         out[o++] = ch;
     }
     out[o] = 0;
@@ -157,7 +165,8 @@ static int parse_url(options *o, const char *url)
 {
     snprintf(o->url, sizeof o->url, "%s", url);
     const char *p = url;
-    if (!strncmp(p, "amqp://", 7)) p += 7;
+    if (!strncmp(p, "amqp://", 7))
+        p += 7;
     else if (!strncmp(p, "amqps://", 8)) {
         fprintf(stderr, "amqp_bench: amqps:// (TLS) is not supported by this bench\n");
         return -1;
@@ -168,7 +177,8 @@ static int parse_url(options *o, const char *url)
     const char *end = p + strcspn(p, "/?#");
     const char *at = NULL;
     for (const char *q = p; q < end; q++)
-        if (*q == '@') at = q;
+        if (*q == '@')
+            at = q;
     o->have_user = false;
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
@@ -178,7 +188,8 @@ static int parse_url(options *o, const char *url)
             fprintf(stderr, "amqp_bench: bad user or password in --url\n");
             return -1;
         }
-        if (!colon) o->password[0] = 0;
+        if (!colon)
+            o->password[0] = 0;
         o->have_user = o->user[0] != 0;
         p = at + 1;
     }
@@ -191,7 +202,8 @@ static int parse_url(options *o, const char *url)
         }
         hs = p + 1;
         he = rb;
-        if (rb + 1 < end && rb[1] == ':') port = rb + 2;
+        if (rb + 1 < end && rb[1] == ':')
+            port = rb + 2;
         else if (rb + 1 != end) {
             fprintf(stderr, "amqp_bench: bad --url after the host\n");
             return -1;
@@ -199,7 +211,8 @@ static int parse_url(options *o, const char *url)
     } else {
         const char *colon = memchr(p, ':', (size_t)(end - p));
         he = colon ? colon : end;
-        if (colon) port = colon + 1;
+        if (colon)
+            port = colon + 1;
     }
     if (he == hs || (size_t)(he - hs) >= sizeof o->host) {
         fprintf(stderr, "amqp_bench: --url has no host\n");
@@ -231,37 +244,69 @@ static int parse_url(options *o, const char *url)
 static int parse_hostport(const char *s, char *host, size_t hn, char *port, size_t pn)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon) return -1;
+    if (!colon)
+        return -1;
     const char *hs = s, *he = colon;
     if (*s == '[' && colon > s && colon[-1] == ']') {
         hs = s + 1;
         he = colon - 1;
     }
-    if ((size_t)(he - hs) >= hn) return -1;
+    if ((size_t)(he - hs) >= hn)
+        return -1;
     memcpy(host, hs, (size_t)(he - hs));
     host[he - hs] = 0;
     uint64_t v;
-    if (parse_u64(colon + 1, &v, 0, 65535)) return -1;
+    if (parse_u64(colon + 1, &v, 0, 65535))
+        return -1;
     snprintf(port, pn, "%s", colon + 1);
     return 0;
 }
 
 static uint64_t default_count(bench_mode m, size_t size)
 {
-    if (m == MODE_REQREP) return size <= 4096 ? 10000 : 2000;
+    if (m == MODE_REQREP)
+        return size <= 4096 ? 10000 : 2000;
     /* ~1.3 GB of payload at most, so 64 KiB runs stay a few seconds */
     uint64_t n = 1310720000ull / size;
-    if (n > 200000) n = 200000;
-    if (n < 1000) n = 1000;
-    if (m == MODE_FANOUT) n /= 4;
+    if (n > 200000)
+        n = 200000;
+    if (n < 1000)
+        n = 1000;
+    if (m == MODE_FANOUT)
+        n /= 4;
     return n;
 }
 
 enum {
-    OPT_URL = 256, OPT_MODE, OPT_COUNT, OPT_SIZE, OPT_QOS, OPT_PRODUCERS, OPT_CONSUMERS, OPT_SUBSCRIBERS,
-    OPT_DIRECT, OPT_LISTEN, OPT_STYLE, OPT_CREDIT, OPT_WINDOW, OPT_DEADLINE, OPT_IDLE, OPT_CONNECT, OPT_THREADS,
-    OPT_QUEUE, OPT_EXCHANGE, OPT_KEY, OPT_LABEL, OPT_REPLY_VIA, OPT_REPLY_SOURCE, OPT_MAX_FRAME, OPT_INJECT, OPT_VERBOSE, OPT_PERSISTENT,
-    OPT_HOLD, OPT_HELP
+    OPT_URL = 256,
+    OPT_MODE,
+    OPT_COUNT,
+    OPT_SIZE,
+    OPT_QOS,
+    OPT_PRODUCERS,
+    OPT_CONSUMERS,
+    OPT_SUBSCRIBERS,
+    OPT_DIRECT,
+    OPT_LISTEN,
+    OPT_STYLE,
+    OPT_CREDIT,
+    OPT_WINDOW,
+    OPT_DEADLINE,
+    OPT_IDLE,
+    OPT_CONNECT,
+    OPT_THREADS,
+    OPT_QUEUE,
+    OPT_EXCHANGE,
+    OPT_KEY,
+    OPT_LABEL,
+    OPT_REPLY_VIA,
+    OPT_REPLY_SOURCE,
+    OPT_MAX_FRAME,
+    OPT_INJECT,
+    OPT_VERBOSE,
+    OPT_PERSISTENT,
+    OPT_HOLD,
+    OPT_HELP
 };
 
 static int parse_args(options *o, int argc, char **argv)
@@ -315,7 +360,8 @@ static int parse_args(options *o, int argc, char **argv)
     o->key = "bench";
     snprintf(o->listen_host, sizeof o->listen_host, "127.0.0.1");
     snprintf(o->listen_port, sizeof o->listen_port, "0");
-    if (parse_url(o, "amqp://127.0.0.1:5672") < 0) return 2;
+    if (parse_url(o, "amqp://127.0.0.1:5672") < 0)
+        return 2;
 
     opterr = 0;
     int ch, li = -1;
@@ -327,21 +373,31 @@ static int parse_args(options *o, int argc, char **argv)
         snprintf(optname, sizeof optname, "--%s", li >= 0 ? longopts[li].name : "?");
         switch (ch) {
         case OPT_URL:
-            if (parse_url(o, a) < 0) return 2;
+            if (parse_url(o, a) < 0)
+                return 2;
             break;
         case OPT_MODE:
             o->mode_all = false;
-            if (!strcmp(a, "throughput")) o->mode = MODE_THROUGHPUT;
-            else if (!strcmp(a, "fanout")) o->mode = MODE_FANOUT;
-            else if (!strcmp(a, "reqrep")) o->mode = MODE_REQREP;
-            else if (!strcmp(a, "fill")) o->mode = MODE_FILL;
-            else if (!strcmp(a, "drain")) o->mode = MODE_DRAIN;
-            else if (!strcmp(a, "idle")) o->mode = MODE_IDLE;
-            else if (!strcmp(a, "all")) o->mode_all = true;
-            else goto bad;
+            if (!strcmp(a, "throughput"))
+                o->mode = MODE_THROUGHPUT;
+            else if (!strcmp(a, "fanout"))
+                o->mode = MODE_FANOUT;
+            else if (!strcmp(a, "reqrep"))
+                o->mode = MODE_REQREP;
+            else if (!strcmp(a, "fill"))
+                o->mode = MODE_FILL;
+            else if (!strcmp(a, "drain"))
+                o->mode = MODE_DRAIN;
+            else if (!strcmp(a, "idle"))
+                o->mode = MODE_IDLE;
+            else if (!strcmp(a, "all"))
+                o->mode_all = true;
+            else
+                goto bad;
             break;
         case OPT_COUNT:
-            if (parse_u64(a, &v, 1, 1000000000ull)) goto bad;
+            if (parse_u64(a, &v, 1, 1000000000ull))
+                goto bad;
             o->count = v;
             o->count_set = true;
             break;
@@ -355,21 +411,27 @@ static int parse_args(options *o, int argc, char **argv)
             o->size_set = true;
             break;
         case OPT_QOS:
-            if (!strcmp(a, "alo")) o->qos = QOS_ALO;
-            else if (!strcmp(a, "amo")) o->qos = QOS_AMO;
-            else goto bad;
+            if (!strcmp(a, "alo"))
+                o->qos = QOS_ALO;
+            else if (!strcmp(a, "amo"))
+                o->qos = QOS_AMO;
+            else
+                goto bad;
             o->qos_set = true;
             break;
         case OPT_PRODUCERS:
-            if (parse_u64(a, &v, 1, 1000)) goto bad;
+            if (parse_u64(a, &v, 1, 1000))
+                goto bad;
             o->producers = (int)v;
             break;
         case OPT_CONSUMERS:
-            if (parse_u64(a, &v, 1, 1000)) goto bad;
+            if (parse_u64(a, &v, 1, 1000))
+                goto bad;
             o->consumers = (int)v;
             break;
         case OPT_SUBSCRIBERS:
-            if (parse_u64(a, &v, 1, 1000)) goto bad;
+            if (parse_u64(a, &v, 1, 1000))
+                goto bad;
             o->subscribers = (int)v;
             break;
         case OPT_DIRECT: o->direct = true; break;
@@ -378,77 +440,97 @@ static int parse_args(options *o, int argc, char **argv)
                 goto bad;
             break;
         case OPT_STYLE:
-            if (!strcmp(a, "plexus")) o->style = STYLE_PLEXUS;
-            else if (!strcmp(a, "rabbitmq310")) o->style = STYLE_RABBITMQ310;
-            else if (!strcmp(a, "plain")) o->style = STYLE_PLAIN;
-            else goto bad;
+            if (!strcmp(a, "plexus"))
+                o->style = STYLE_PLEXUS;
+            else if (!strcmp(a, "rabbitmq310"))
+                o->style = STYLE_RABBITMQ310;
+            else if (!strcmp(a, "plain"))
+                o->style = STYLE_PLAIN;
+            else
+                goto bad;
             break;
         case OPT_CREDIT:
-            if (parse_u64(a, &v, 1, 1000000)) goto bad;
+            if (parse_u64(a, &v, 1, 1000000))
+                goto bad;
             o->credit = (uint32_t)v;
             break;
         case OPT_WINDOW:
-            if (parse_u64(a, &v, 1, 10000000)) goto bad;
+            if (parse_u64(a, &v, 1, 10000000))
+                goto bad;
             o->window = (uint32_t)v;
             break;
         case OPT_DEADLINE:
-            if (parse_seconds(a, &o->deadline_s, false)) goto bad;
+            if (parse_seconds(a, &o->deadline_s, false))
+                goto bad;
             break;
         case OPT_IDLE:
-            if (parse_seconds(a, &o->idle_s, false)) goto bad;
+            if (parse_seconds(a, &o->idle_s, false))
+                goto bad;
             break;
         case OPT_CONNECT:
-            if (parse_seconds(a, &o->connect_s, false)) goto bad;
+            if (parse_seconds(a, &o->connect_s, false))
+                goto bad;
             break;
         case OPT_HOLD:
-            if (parse_seconds(a, &o->hold_s, true)) goto bad;
+            if (parse_seconds(a, &o->hold_s, true))
+                goto bad;
             break;
         case OPT_THREADS:
-            if (parse_u64(a, &v, 1, 64)) goto bad;
+            if (parse_u64(a, &v, 1, 64))
+                goto bad;
             o->threads = (int)v;
             o->threads_set = true;
             break;
         case OPT_QUEUE:
-            if (!*a) goto bad;
+            if (!*a)
+                goto bad;
             o->queue = a;
             break;
         case OPT_EXCHANGE:
-            if (!*a) goto bad;
+            if (!*a)
+                goto bad;
             o->exchange = a;
             break;
         case OPT_KEY: o->key = a; break;
         case OPT_LABEL:
-            if (!*a || strchr(a, ' ')) goto bad;
+            if (!*a || strchr(a, ' '))
+                goto bad;
             o->label = a;
             break;
         case OPT_REPLY_VIA:
-            if (!strcmp(a, "anon")) o->reply = REPLY_ANON;
-            else if (!strcmp(a, "link")) o->reply = REPLY_LINK;
-            else goto bad;
+            if (!strcmp(a, "anon"))
+                o->reply = REPLY_ANON;
+            else if (!strcmp(a, "link"))
+                o->reply = REPLY_LINK;
+            else
+                goto bad;
             break;
         case OPT_REPLY_SOURCE:
-            if (!strcmp(a, "dynamic")) o->rsource = RSRC_DYNAMIC;
-            else if (!strcmp(a, "named")) o->rsource = RSRC_NAMED;
-            else goto bad;
+            if (!strcmp(a, "dynamic"))
+                o->rsource = RSRC_DYNAMIC;
+            else if (!strcmp(a, "named"))
+                o->rsource = RSRC_NAMED;
+            else
+                goto bad;
             break;
         case OPT_MAX_FRAME:
-            if (parse_u64(a, &v, 512, UINT32_MAX)) goto bad;
+            if (parse_u64(a, &v, 512, UINT32_MAX))
+                goto bad;
             o->max_frame = (uint32_t)v;
             break;
         case OPT_INJECT:
-            if (!strcmp(a, "dup")) o->inject = INJECT_DUP;
-            else if (!strcmp(a, "skip")) o->inject = INJECT_SKIP;
-            else goto bad;
+            if (!strcmp(a, "dup"))
+                o->inject = INJECT_DUP;
+            else if (!strcmp(a, "skip"))
+                o->inject = INJECT_SKIP;
+            else
+                goto bad;
             break;
         case OPT_VERBOSE: o->verbose = true; break;
         case OPT_PERSISTENT: o->persistent = true; break;
         case OPT_HELP: usage(stdout); return 1;
-        case ':':
-            fprintf(stderr, "amqp_bench: %s needs a value (see --help)\n", argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, "amqp_bench: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        case ':': fprintf(stderr, "amqp_bench: %s needs a value (see --help)\n", argv[optind - 1]); return 2;
+        default: fprintf(stderr, "amqp_bench: unknown option '%s' (see --help)\n", argv[optind - 1]); return 2;
         }
         continue;
     bad:
@@ -474,8 +556,10 @@ int main(int argc, char **argv)
 {
     options o;
     int rc = parse_args(&o, argc, argv);
-    if (rc == 1) return 0; /* --help */
-    if (rc) return 2;
+    if (rc == 1)
+        return 0; /* --help */
+    if (rc)
+        return 2;
 
     bool broker_only = !o.mode_all && (o.mode == MODE_FILL || o.mode == MODE_DRAIN || o.mode == MODE_IDLE);
     if (broker_only && o.direct) {
@@ -514,7 +598,8 @@ int main(int argc, char **argv)
             plan[np++] = (planned){MODE_THROUGHPUT, 256, QOS_AMO};
             plan[np++] = (planned){MODE_THROUGHPUT, 65536, QOS_ALO};
         }
-        if (!o.direct && o.style != STYLE_PLAIN) plan[np++] = (planned){MODE_FANOUT, o.size, o.qos};
+        if (!o.direct && o.style != STYLE_PLAIN)
+            plan[np++] = (planned){MODE_FANOUT, o.size, o.qos};
         plan[np++] = (planned){MODE_REQREP, o.size, o.qos};
     } else {
         plan[np++] = (planned){o.mode, o.size, o.qos};
@@ -522,18 +607,22 @@ int main(int argc, char **argv)
 
     int failed = 0;
     for (int i = 0; i < np; i++) {
-        uint64_t n = o.count_set ? o.count : plan[i].mode == MODE_IDLE ? 1000 : default_count(plan[i].mode, plan[i].size);
+        uint64_t n = o.count_set                 ? o.count
+                     : plan[i].mode == MODE_IDLE ? 1000
+                                                 : default_count(plan[i].mode, plan[i].size);
         run_result r = ab_run_one(&o, plan[i].mode, plan[i].size, plan[i].qos, n);
-        if (!r.ok) failed++;
+        if (!r.ok)
+            failed++;
         if (r.conn_failed) {
             fprintf(stderr, "amqp_bench: cannot reach %s; skipping the remaining runs\n",
                     o.direct ? "the direct listener" : o.url);
             break;
         }
-        if (i + 1 < np) printf("\n");
+        if (i + 1 < np)
+            printf("\n");
     }
     if (o.mode_all && (o.direct || o.style == STYLE_PLAIN))
-        printf("(fanout skipped: %s)\n", o.direct ? "it needs a broker's exchange" : "plain addresses have no exchanges");
+        printf("(fanout skipped: %s)\n",
+               o.direct ? "it needs a broker's exchange" : "plain addresses have no exchanges");
     return failed ? 1 : 0;
 }
-

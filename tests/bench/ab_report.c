@@ -16,10 +16,13 @@ static int cmp_u64(const void *a, const void *b)
 
 static double pct_us(const uint64_t *v, size_t n, double p)
 {
-    if (!n) return 0;
+    if (!n)
+        return 0;
     size_t i = (size_t)(p * (double)n);
-    if (i > 0 && (double)i == p * (double)n) i--; /* nearest-rank */
-    if (i >= n) i = n - 1;
+    if (i > 0 && (double)i == p * (double)n)
+        i--; /* nearest-rank */
+    if (i >= n)
+        i = n - 1;
     return (double)v[i] / 1000.0;
 }
 
@@ -44,14 +47,18 @@ void ab_print_config(const bench *b, const char *label)
         ab_drain_print_config(b, label);
         return;
     }
-    printf("== %s%s  target=%s  size=%zu B  qos=%s", ab_mode_name(b->mode), o->persistent ? " (persistent)" : "", label, b->size,
-           b->qos == QOS_ALO ? "at-least-once" : "at-most-once");
+    printf("== %s%s  target=%s  size=%zu B  qos=%s", ab_mode_name(b->mode), o->persistent ? " (persistent)" : "", label,
+           b->size, b->qos == QOS_ALO ? "at-least-once" : "at-most-once");
     if (b->mode == MODE_THROUGHPUT)
         printf("  producers=%d consumers=%d", b->n_producers, o->direct ? b->n_producers : o->consumers);
-    if (b->mode == MODE_FANOUT) printf("  subscribers=%d", o->subscribers);
-    if (b->mode == MODE_FILL) printf("  count=%" PRIu64, b->count); /* the broker grants the credit */
-    else printf("  count=%" PRIu64 "  credit=%u", b->count, b->credit);
-    if (b->mode != MODE_REQREP && b->qos == QOS_ALO) printf("  window=%u", b->window);
+    if (b->mode == MODE_FANOUT)
+        printf("  subscribers=%d", o->subscribers);
+    if (b->mode == MODE_FILL)
+        printf("  count=%" PRIu64, b->count); /* the broker grants the credit */
+    else
+        printf("  count=%" PRIu64 "  credit=%u", b->count, b->credit);
+    if (b->mode != MODE_REQREP && b->qos == QOS_ALO)
+        printf("  window=%u", b->window);
     if (b->mode == MODE_FILL) {
         printf("\n   address      send %s (no consumer)\n", b->target_addr);
         fflush(stdout);
@@ -87,7 +94,8 @@ bool ab_report(bench *b, const char *label, double cpu)
     size_t k = 0;
     if (lat)
         for (conn_ctx *c = b->conns; c; c = c->next) {
-            if (c->lat_n) memcpy(lat + k, c->lat, c->lat_n * sizeof *lat);
+            if (c->lat_n)
+                memcpy(lat + k, c->lat, c->lat_n * sizeof *lat);
             k += c->lat_n;
         }
     else
@@ -101,9 +109,11 @@ bool ab_report(bench *b, const char *label, double cpu)
     uint64_t t1 = b->t_end > t0 ? b->t_end : ab_now_ns();
     /* fill at-most-once: until the broker answered our close, so it has
      * read every transfer; at-least-once: until the last acceptance */
-    if (mode == MODE_FILL && qos == QOS_AMO && b->t_closed > t0) t1 = b->t_closed;
+    if (mode == MODE_FILL && qos == QOS_AMO && b->t_closed > t0)
+        t1 = b->t_closed;
     double secs = (double)(t1 - t0) / 1e9;
-    if (secs <= 0) secs = 1e-9;
+    if (secs <= 0)
+        secs = 1e-9;
 
     /* exactly-once: every slot received once */
     ab_seen_scan scan;
@@ -120,7 +130,8 @@ bool ab_report(bench *b, const char *label, double cpu)
     tot.got = b->unique;
     if (mode == MODE_DRAIN) /* every delivery accepted, good or not */
         for (conn_ctx *c = b->conns; c; c = c->next)
-            if (c->role == ROLE_CONSUMER) tot.got = c->drained;
+            if (c->role == ROLE_CONSUMER)
+                tot.got = c->drained;
     tot.rate = (double)tot.got / secs;
     switch (mode) { /* fill and drain may fail the run here; ok is decided already */
     case MODE_FILL: ab_fill_report(b, &tot); break;
@@ -129,11 +140,15 @@ bool ab_report(bench *b, const char *label, double cpu)
     case MODE_FANOUT: ab_fanout_report(b, &tot); break;
     default: ab_reqrep_report(b, &tot); break;
     }
-    if (checked) printf("   elapsed      %.3f s, client cpu %.2f s (%.0f%% of one core)\n", secs, cpu, 100.0 * cpu / secs);
-    if (b->stale) printf("   stale        %" PRIu64 " messages from an earlier run drained and ignored\n", b->stale);
+    if (checked)
+        printf("   elapsed      %.3f s, client cpu %.2f s (%.0f%% of one core)\n", secs, cpu, 100.0 * cpu / secs);
+    if (b->stale)
+        printf("   stale        %" PRIu64 " messages from an earlier run drained and ignored\n", b->stale);
     ab_print_exactly_once(b, &scan, verified, in_order, checked);
-    if (b->bad && b->bad_example[0]) printf("   malformed    %" PRIu64 ", e.g. %s\n", b->bad, b->bad_example);
-    if (b->failed) printf("   FAILED       %s\n", b->error);
+    if (b->bad && b->bad_example[0])
+        printf("   malformed    %" PRIu64 ", e.g. %s\n", b->bad, b->bad_example);
+    if (b->failed)
+        printf("   FAILED       %s\n", b->error);
 
     printf("RESULT mode=%s target=%s size=%zu qos=%s", ab_mode_name(mode), label, tot.size,
            qos == QOS_ALO ? "alo" : "amo");
@@ -144,14 +159,15 @@ bool ab_report(bench *b, const char *label, double cpu)
     case MODE_DRAIN: ab_fill_result(b, &tot); break;
     default: ab_reqrep_result(b, &tot); break;
     }
-    if (mode != MODE_FILL && mode != MODE_DRAIN) printf(" p50_us=%.1f p99_us=%.1f", tot.p50, tot.p99);
+    if (mode != MODE_FILL && mode != MODE_DRAIN)
+        printf(" p50_us=%.1f p99_us=%.1f", tot.p50, tot.p99);
     printf(" status=%s", ok ? "ok" : "FAIL");
     if (!ok) /* one word, for scripts: why it failed */
-        printf(" reason=%s", b->conn_failed                           ? "connect"
-                             : b->timed_out                           ? "timeout"
+        printf(" reason=%s", b->conn_failed                              ? "connect"
+                             : b->timed_out                              ? "timeout"
                              : !verified && (!b->failed || b->idle_stop) ? "exactly-once"
                              : !in_order && (!b->failed || b->idle_stop) ? "order"
-                                                                       : "error");
+                                                                         : "error");
     printf("\n");
     fflush(stdout);
     return ok;

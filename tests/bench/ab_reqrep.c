@@ -17,11 +17,13 @@
 static ssize_t read_all(conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
 {
     size_t pending = pn_delivery_pending(d);
-    if (ab_grow((void **)&c->buf, &c->buf_cap, pending + 1, 1)) return -ENOMEM;
+    if (ab_grow((void **)&c->buf, &c->buf_cap, pending + 1, 1))
+        return -ENOMEM;
     size_t got = 0;
     while (got < pending) {
         ssize_t r = pn_link_recv(l, c->buf + got, pending - got);
-        if (r <= 0) break;
+        if (r <= 0)
+            break;
         got += (size_t)r;
     }
     return (ssize_t)got;
@@ -30,13 +32,17 @@ static ssize_t read_all(conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
 /* Encode m into c->out, growing it as proton asks. */
 static ssize_t encode_msg(conn_ctx *c, pn_message_t *m)
 {
-    if (!c->out_cap && ab_grow((void **)&c->out, &c->out_cap, 1024, 1)) return -ENOMEM;
+    if (!c->out_cap && ab_grow((void **)&c->out, &c->out_cap, 1024, 1))
+        return -ENOMEM;
     for (;;) {
         size_t len = c->out_cap;
         int rc = pn_message_encode(m, c->out, &len);
-        if (rc == 0) return (ssize_t)len;
-        if (rc != PN_OVERFLOW) return rc;
-        if (ab_grow((void **)&c->out, &c->out_cap, c->out_cap * 2, 1)) return -ENOMEM;
+        if (rc == 0)
+            return (ssize_t)len;
+        if (rc != PN_OVERFLOW)
+            return rc;
+        if (ab_grow((void **)&c->out, &c->out_cap, c->out_cap * 2, 1))
+            return -ENOMEM;
     }
 }
 
@@ -59,7 +65,8 @@ int ab_rr_client_send(bench *b, conn_ctx *c)
         return 0;
     }
     c->rr_want_send = false;
-    if (!c->msg && !(c->msg = pn_message())) return -ENOMEM;
+    if (!c->msg && !(c->msg = pn_message()))
+        return -ENOMEM;
     pn_message_clear(c->msg);
     uint64_t seq = c->rr_seq++;
     pn_atom_t id;
@@ -73,16 +80,20 @@ int ab_rr_client_send(bench *b, conn_ctx *c)
     memcpy(b->filler, &st, STAMP_SIZE); /* only the client writes the filler here */
     pn_data_put_binary(pn_message_body(c->msg), pn_bytes(b->size, b->filler));
     ssize_t len = encode_msg(c, c->msg);
-    if (len < 0) return (int)len;
+    if (len < 0)
+        return (int)len;
     uint64_t tag = ++c->tag;
     pn_delivery_t *d = pn_delivery(c->sender, pn_dtag((const char *)&tag, sizeof tag));
-    if (!d) return -ENOMEM;
+    if (!d)
+        return -ENOMEM;
     c->rr_sent_ns = st.sent_ns;
     if (!__atomic_load_n(&b->t_first_send, __ATOMIC_RELAXED))
         __atomic_store_n(&b->t_first_send, st.sent_ns, __ATOMIC_RELAXED);
-    if (pn_link_send(c->sender, c->out, (size_t)len) < 0) return -EIO;
+    if (pn_link_send(c->sender, c->out, (size_t)len) < 0)
+        return -EIO;
     pn_link_advance(c->sender);
-    if (b->qos == QOS_AMO) pn_delivery_settle(d);
+    if (b->qos == QOS_AMO)
+        pn_delivery_settle(d);
     c->sent++;
     c->rr_waiting = true;
     return 0;
@@ -91,7 +102,8 @@ int ab_rr_client_send(bench *b, conn_ctx *c)
 /* A reply arrived at the client: a round trip done, the next request. */
 void ab_rr_client_reply(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
 {
-    if (!pn_delivery_readable(d) || pn_delivery_partial(d)) return;
+    if (!pn_delivery_readable(d) || pn_delivery_partial(d))
+        return;
     uint64_t t = ab_now_ns();
     ssize_t n = read_all(c, l, d);
     pn_link_advance(l);
@@ -122,7 +134,7 @@ void ab_rr_client_reply(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
     }
     if (!c->rr_waiting || cid.type != PN_ULONG || cid.u.as_ulong != c->rr_seq - 1) {
         ab_note_bad(b, "reqrep client: reply with an unexpected correlation-id (waiting for %" PRIu64 ")",
-                 c->rr_seq - 1);
+                    c->rr_seq - 1);
         return;
     }
     c->rr_waiting = false;
@@ -140,7 +152,8 @@ void ab_rr_client_reply(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
         pthread_mutex_unlock(&b->lock);
         return;
     }
-    if (ab_rr_client_send(b, c) < 0) FAIL(b, "reqrep client: cannot send a request");
+    if (ab_rr_client_send(b, c) < 0)
+        FAIL(b, "reqrep client: cannot send a request");
 }
 
 /* Send the replies waiting for credit on l. */
@@ -155,7 +168,8 @@ void ab_rr_flush_pending(bench *b, conn_ctx *c, pn_link_t *l)
             if (d) {
                 pn_link_send(l, p->bytes, p->len);
                 pn_link_advance(l);
-                if (b->qos == QOS_AMO) pn_delivery_settle(d);
+                if (b->qos == QOS_AMO)
+                    pn_delivery_settle(d);
                 c->sent++;
             }
             free(p->bytes);
@@ -173,19 +187,23 @@ static pn_link_t *rr_reply_link(bench *b, conn_ctx *c, const char *addr)
     if (c->role == ROLE_DIRECT_PEER) {
         for (pn_link_t *l = pn_link_head(c->conn, PN_LOCAL_ACTIVE); l; l = pn_link_next(l, PN_LOCAL_ACTIVE)) {
             const char *a = pn_terminus_get_address(pn_link_source(l));
-            if (pn_link_is_sender(l) && a && !strcmp(a, addr)) return l;
+            if (pn_link_is_sender(l) && a && !strcmp(a, addr))
+                return l;
         }
         return NULL;
     }
-    if (b->reply == REPLY_ANON) return c->sender;
+    if (b->reply == REPLY_ANON)
+        return c->sender;
     for (pn_link_t *l = pn_link_head(c->conn, PN_LOCAL_ACTIVE); l; l = pn_link_next(l, PN_LOCAL_ACTIVE)) {
         const char *a = pn_terminus_get_address(pn_link_target(l));
-        if (pn_link_is_sender(l) && a && !strcmp(a, addr)) return l;
+        if (pn_link_is_sender(l) && a && !strcmp(a, addr))
+            return l;
     }
     char name[640];
     snprintf(name, sizeof name, "amqp-bench-%08x-reply-%d", b->nonce, c->dyn_counter++);
     pn_link_t *l = ab_make_sender(b, c->session, name, addr);
-    if (l) pn_link_open(l);
+    if (l)
+        pn_link_open(l);
     return l;
 }
 
@@ -193,7 +211,8 @@ static pn_link_t *rr_reply_link(bench *b, conn_ctx *c, const char *addr)
  * to its reply-to, with its correlation-id (or message-id). */
 void ab_rr_server_request(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
 {
-    if (!pn_delivery_readable(d) || pn_delivery_partial(d)) return;
+    if (!pn_delivery_readable(d) || pn_delivery_partial(d))
+        return;
     ssize_t n = read_all(c, l, d);
     pn_link_advance(l);
     if (n < 0 || (!c->msg && !(c->msg = pn_message()))) {
@@ -220,7 +239,8 @@ void ab_rr_server_request(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
     /* copy the correlation-id (or the message-id) before the message
      * changes: a string id points into the message's own storage */
     pn_atom_t cid = pn_message_get_correlation_id(c->msg);
-    if (cid.type == PN_NULL) cid = pn_message_get_id(c->msg);
+    if (cid.type == PN_NULL)
+        cid = pn_message_get_id(c->msg);
     char idbuf[256];
     if (cid.type == PN_STRING || cid.type == PN_BINARY || cid.type == PN_SYMBOL) {
         size_t k = cid.u.as_bytes.size < sizeof idbuf ? cid.u.as_bytes.size : sizeof idbuf;
@@ -235,7 +255,7 @@ void ab_rr_server_request(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
     pn_message_set_id(c->msg, null_atom);
     pn_message_set_reply_to(c->msg, NULL);
     pn_message_set_address(c->msg, reply_to); /* `to`: what an anonymous relay routes on */
-    ssize_t len = encode_msg(c, c->msg);       /* the body goes back as it came */
+    ssize_t len = encode_msg(c, c->msg);      /* the body goes back as it came */
     if (len < 0) {
         ab_settle_incoming(d, PN_RELEASED);
         FAIL(b, "reqrep server: cannot encode a reply (%zd)", len);
@@ -268,18 +288,22 @@ static bool offers(pn_connection_t *conn, const char *cap)
 {
     pn_data_t *d = pn_connection_remote_offered_capabilities(conn);
     size_t n = strlen(cap);
-    if (!d) return false;
+    if (!d)
+        return false;
     pn_data_rewind(d);
-    if (!pn_data_next(d)) return false;
+    if (!pn_data_next(d))
+        return false;
     bool array = pn_data_type(d) == PN_ARRAY;
     if (array) {
         pn_data_enter(d);
-        if (!pn_data_next(d)) return false;
+        if (!pn_data_next(d))
+            return false;
     }
     do {
         if (pn_data_type(d) == PN_SYMBOL) {
             pn_bytes_t s = pn_data_get_symbol(d);
-            if (s.size == n && !memcmp(s.start, cap, n)) return true;
+            if (s.size == n && !memcmp(s.start, cap, n))
+                return true;
         }
     } while (array && pn_data_next(d));
     return false;

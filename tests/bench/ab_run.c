@@ -18,12 +18,15 @@
 /* Start closing every connection; the run's outcome is already decided. */
 void ab_finish_locked(bench *b)
 {
-    if (b->finishing) return;
+    if (b->finishing)
+        return;
     __atomic_store_n(&b->finishing, true, __ATOMIC_RELEASE); /* read unlocked by ab_is_finishing */
     b->t_finish = ab_now_ns();
-    if (!b->t_end) b->t_end = b->t_finish;
+    if (!b->t_end)
+        b->t_end = b->t_finish;
     for (conn_ctx *c = b->conns; c; c = c->next)
-        if (c->conn) pn_connection_wake(c->conn);
+        if (c->conn)
+            pn_connection_wake(c->conn);
     /* No pn_proactor_disconnect here, even when nobody ever spoke AMQP to
      * us: proton 0.37's epoll proactor loses connections whose connect is
      * still in flight when disconnect comes (no PN_TRANSPORT_CLOSED ever,
@@ -40,7 +43,8 @@ void ab_maybe_stop_locked(bench *b)
         b->stopping = true;
         pn_proactor_cancel_timeout(b->proactor);
         pn_proactor_disconnect(b->proactor, NULL);
-        if (b->peer_proactor) pn_proactor_disconnect(b->peer_proactor, NULL);
+        if (b->peer_proactor)
+            pn_proactor_disconnect(b->peer_proactor, NULL);
     }
 }
 
@@ -63,7 +67,8 @@ void ab_fail_locked(bench *b, const char *fmt, ...)
  * the hold (both elsewhere). */
 void ab_check_complete_locked(bench *b)
 {
-    if (b->finishing || b->mode == MODE_REQREP || b->mode == MODE_DRAIN || b->mode == MODE_IDLE) return;
+    if (b->finishing || b->mode == MODE_REQREP || b->mode == MODE_DRAIN || b->mode == MODE_IDLE)
+        return;
     if (__atomic_load_n(&b->unique, __ATOMIC_ACQUIRE) >= b->expected && b->producers_done >= b->n_producers) {
         b->t_end = ab_now_ns();
         ab_finish_locked(b);
@@ -84,11 +89,14 @@ void ab_cond_text(pn_condition_t *c, char *out, size_t n)
 
 int ab_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap) return 0;
+    if (need <= *cap)
+        return 0;
     size_t nc = *cap ? *cap : 16;
-    while (nc < need) nc *= 2;
+    while (nc < need)
+        nc *= 2;
     void *np = realloc(*p, nc * elem);
-    if (!np) return -ENOMEM;
+    if (!np)
+        return -ENOMEM;
     *p = np;
     *cap = nc;
     return 0;
@@ -96,7 +104,8 @@ int ab_grow(void **p, size_t *cap, size_t need, size_t elem)
 
 int ab_push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 {
-    if (ab_grow((void **)v, cap, *n + 1, sizeof **v)) return -ENOMEM;
+    if (ab_grow((void **)v, cap, *n + 1, sizeof **v))
+        return -ENOMEM;
     (*v)[(*n)++] = x;
     return 0;
 }
@@ -116,7 +125,7 @@ void ab_tick(bench *b)
         if (t >= b->deadline_ns) {
             b->timed_out = true;
             ab_fail_locked(b, "timeout: the run did not finish within %.0f s (%" PRIu64 " of %" PRIu64 " received)",
-                        b->o->deadline_s, u, b->expected);
+                           b->o->deadline_s, u, b->expected);
         } else if (!b->any_open && t - b->t_start >= (uint64_t)(b->o->connect_s * 1e9)) {
             b->conn_failed = true;
             ab_fail_locked(b, "no AMQP open from %s within %.0f s", b->connect_addr, b->o->connect_s);
@@ -125,7 +134,7 @@ void ab_tick(bench *b)
         } else if (b->mode == MODE_FILL && b->any_open && b->producers_done < b->n_producers &&
                    t - b->last_progress_ns >= (uint64_t)(b->o->idle_s * 1e9)) {
             ab_fail_locked(b, "the broker took no message for %.1f s (%" PRIu64 " of %" PRIu64 " %s)", b->o->idle_s, u,
-                        b->expected, b->qos == QOS_ALO ? "accepted" : "sent");
+                           b->expected, b->qos == QOS_ALO ? "accepted" : "sent");
         } else if (b->mode != MODE_REQREP && b->mode != MODE_FILL && b->producers_started &&
                    b->producers_done >= b->n_producers && t - b->last_progress_ns >= (uint64_t)(b->o->idle_s * 1e9)) {
             /* the producers are done and nothing arrives any more: stop and
@@ -133,11 +142,14 @@ void ab_tick(bench *b)
             b->t_end = b->last_progress_ns;
             b->idle_stop = true;
             if (b->mode == MODE_DRAIN)
-                ab_fail_locked(b, "nothing received for %.1f s (%" PRIu64 " of %" PRIu64 " received; does the queue "
-                               "hold that many?)", b->o->idle_s, u, b->expected);
+                ab_fail_locked(b,
+                               "nothing received for %.1f s (%" PRIu64 " of %" PRIu64 " received; does the queue "
+                               "hold that many?)",
+                               b->o->idle_s, u, b->expected);
             else
-                ab_fail_locked(b, "nothing received for %.1f s after the producers finished (%" PRIu64 " of %" PRIu64
-                               " received)", b->o->idle_s, u, b->expected);
+                ab_fail_locked(
+                    b, "nothing received for %.1f s after the producers finished (%" PRIu64 " of %" PRIu64 " received)",
+                    b->o->idle_s, u, b->expected);
         }
         if (b->o->verbose && t >= b->next_verbose_ns) {
             fprintf(stderr, "amqp_bench: %" PRIu64 "/%" PRIu64 " %s\n", u, b->expected,
@@ -151,7 +163,8 @@ void ab_tick(bench *b)
         b->disconnected = true;
         b->t_disconnect = t;
         pn_proactor_disconnect(b->proactor, NULL);
-        if (b->peer_proactor) pn_proactor_disconnect(b->peer_proactor, NULL);
+        if (b->peer_proactor)
+            pn_proactor_disconnect(b->peer_proactor, NULL);
     } else if (b->disconnected && !b->stopping && t - b->t_disconnect > 2000000000ull) {
         /* connections the disconnect lost (see ab_finish_locked): stop waiting
          * for them; pn_proactor_free releases them */
@@ -159,9 +172,11 @@ void ab_tick(bench *b)
                 b->live == 1 ? "" : "s", b->live == 1 ? "it" : "them");
         b->stopping = true;
         pn_proactor_interrupt(b->proactor);
-        if (b->peer_proactor) pn_proactor_interrupt(b->peer_proactor);
+        if (b->peer_proactor)
+            pn_proactor_interrupt(b->peer_proactor);
     }
-    if (!b->stopping) pn_proactor_set_timeout(b->proactor, 100);
+    if (!b->stopping)
+        pn_proactor_set_timeout(b->proactor, 100);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -180,8 +195,10 @@ static void *worker(void *arg)
         pn_event_t *e;
         while ((e = pn_event_batch_next(batch))) {
             pn_event_type_t t = pn_event_type(e);
-            if (t == PN_PROACTOR_INACTIVE || t == PN_PROACTOR_INTERRUPT) stop = true;
-            else ab_handle(b, e);
+            if (t == PN_PROACTOR_INACTIVE || t == PN_PROACTOR_INTERRUPT)
+                stop = true;
+            else
+                ab_handle(b, e);
         }
         pn_proactor_done(p, batch);
         if (stop) {
@@ -243,7 +260,7 @@ run_result ab_run_one(const options *o, bench_mode mode, size_t size, qos_level 
     /* reply path defaults: dynamic source + anonymous relay where the
      * address scheme has them (plexus, direct), a named queue and one link
      * per reply address elsewhere */
-    b->rsource = o->rsource != RSRC_AUTO ? o->rsource
+    b->rsource = o->rsource != RSRC_AUTO                   ? o->rsource
                  : (o->direct || o->style == STYLE_PLEXUS) ? RSRC_DYNAMIC
                                                            : RSRC_NAMED;
     b->reply = o->reply != REPLY_AUTO ? o->reply : (!o->direct && o->style == STYLE_PLEXUS) ? REPLY_ANON : REPLY_LINK;
@@ -265,13 +282,14 @@ run_result ab_run_one(const options *o, bench_mode mode, size_t size, qos_level 
     }
 
     b->n_producers = mode == MODE_THROUGHPUT ? o->producers : mode == MODE_DRAIN || mode == MODE_IDLE ? 0 : 1;
-    b->n_receivers = o->direct ? 0
-                     : mode == MODE_THROUGHPUT                 ? o->consumers
-                     : mode == MODE_FANOUT                     ? o->subscribers
+    b->n_receivers = o->direct                                ? 0
+                     : mode == MODE_THROUGHPUT                ? o->consumers
+                     : mode == MODE_FANOUT                    ? o->subscribers
                      : mode == MODE_FILL || mode == MODE_IDLE ? 0
-                                                               : 1;
+                                                              : 1;
     b->expected = mode == MODE_FANOUT ? count * (uint64_t)o->subscribers : count;
-    if (mode == MODE_DRAIN && !o->size_set) b->size = 0; /* taken from the first message */
+    if (mode == MODE_DRAIN && !o->size_set)
+        b->size = 0; /* taken from the first message */
     /* idle: one thread is plenty for connections that do nothing */
     b->threads = mode == MODE_IDLE && !o->threads_set ? 1 : o->threads;
     b->close_grace_ns = 3000000000ull + (mode == MODE_IDLE ? count * 1000000ull : 0); /* 1 ms a connection */
@@ -314,10 +332,14 @@ run_result ab_run_one(const options *o, bench_mode mode, size_t size, qos_level 
         ab_direct_listen_locked(b);
     } else {
         pn_proactor_addr(b->connect_addr, sizeof b->connect_addr, o->host, o->port);
-        if (mode == MODE_REQREP) ab_connect_role_locked(b, ROLE_RR_SERVER, 1);
-        else if (mode == MODE_IDLE) ab_idle_connect_more_locked(b);
-        else if (mode == MODE_FILL) ab_start_producers_locked(b); /* no receiver to wait for */
-        else ab_connect_role_locked(b, ROLE_CONSUMER, b->n_receivers);
+        if (mode == MODE_REQREP)
+            ab_connect_role_locked(b, ROLE_RR_SERVER, 1);
+        else if (mode == MODE_IDLE)
+            ab_idle_connect_more_locked(b);
+        else if (mode == MODE_FILL)
+            ab_start_producers_locked(b); /* no receiver to wait for */
+        else
+            ab_connect_role_locked(b, ROLE_CONSUMER, b->n_receivers);
     }
     pthread_mutex_unlock(&b->lock);
 
@@ -341,12 +363,14 @@ run_result ab_run_one(const options *o, bench_mode mode, size_t size, qos_level 
     } else {
         worker(&main_arg); /* the main thread is a worker too */
     }
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
     free(th);
     double cpu = ab_cpu_seconds() - cpu0;
     pn_proactor_free(b->proactor);
     b->proactor = NULL;
-    if (b->peer_proactor) pn_proactor_free(b->peer_proactor);
+    if (b->peer_proactor)
+        pn_proactor_free(b->peer_proactor);
     b->peer_proactor = NULL;
 
     /* the report: counters are final now, no thread runs */
@@ -359,8 +383,10 @@ out:
         b->conns = c->next;
         ab_ctx_free(c);
     }
-    if (b->proactor) pn_proactor_free(b->proactor);
-    if (b->peer_proactor) pn_proactor_free(b->peer_proactor);
+    if (b->proactor)
+        pn_proactor_free(b->proactor);
+    if (b->peer_proactor)
+        pn_proactor_free(b->peer_proactor);
     free(b->prefix);
     free(b->filler);
     free(b->seen);
@@ -369,4 +395,3 @@ out:
     free(b);
     return res;
 }
-

@@ -18,15 +18,19 @@
  * are needed to tell, -1 when the bytes are not an AMQP value. */
 static int value_size(const uint8_t *p, size_t n, size_t *sz, int depth)
 {
-    if (n < 1) return 0;
-    if (depth > 8) return -1;
+    if (n < 1)
+        return 0;
+    if (depth > 8)
+        return -1;
     uint8_t code = p[0];
     if (code == 0x00) { /* described: descriptor then value */
         size_t d, v;
         int r = value_size(p + 1, n - 1, &d, depth + 1);
-        if (r <= 0) return r;
+        if (r <= 0)
+            return r;
         r = value_size(p + 1 + d, n - 1 - d, &v, depth + 1);
-        if (r <= 0) return r;
+        if (r <= 0)
+            return r;
         *sz = 1 + d + v;
         return 1;
     }
@@ -38,17 +42,24 @@ static int value_size(const uint8_t *p, size_t n, size_t *sz, int depth)
     case 0x7: need = 5; break;
     case 0x8: need = 9; break;
     case 0x9: need = 17; break;
-    case 0xa: case 0xc: case 0xe:
-        if (n < 2) return 0;
+    case 0xa:
+    case 0xc:
+    case 0xe:
+        if (n < 2)
+            return 0;
         need = 2 + (size_t)p[1];
         break;
-    case 0xb: case 0xd: case 0xf:
-        if (n < 5) return 0;
+    case 0xb:
+    case 0xd:
+    case 0xf:
+        if (n < 5)
+            return 0;
         need = 5 + (((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4]);
         break;
     default: return -1;
     }
-    if (need > n) return 0;
+    if (need > n)
+        return 0;
     *sz = need;
     return 1;
 }
@@ -60,43 +71,54 @@ int ab_find_body(const uint8_t *p, size_t n, size_t *off, size_t *len)
 {
     size_t o = 0;
     while (o < n) {
-        if (p[o] != 0x00) return -1;
-        if (o + 2 > n) return 0;
+        if (p[o] != 0x00)
+            return -1;
+        if (o + 2 > n)
+            return 0;
         uint64_t code = 0;
         size_t dlen;
         uint8_t dc = p[o + 1];
         if (dc == 0x53) {
-            if (o + 3 > n) return 0;
+            if (o + 3 > n)
+                return 0;
             code = p[o + 2];
             dlen = 2;
         } else if (dc == 0x80) {
-            if (o + 10 > n) return 0;
-            for (int i = 0; i < 8; i++) code = (code << 8) | p[o + 2 + i];
+            if (o + 10 > n)
+                return 0;
+            for (int i = 0; i < 8; i++)
+                code = (code << 8) | p[o + 2 + i];
             dlen = 9;
         } else if (dc == 0xa3 || dc == 0xb3) { /* symbolic descriptor */
             size_t ds;
             int r = value_size(p + o + 1, n - o - 1, &ds, 0);
-            if (r <= 0) return r;
+            if (r <= 0)
+                return r;
             size_t hs = dc == 0xa3 ? 2 : 5;
             const char *sym = (const char *)p + o + 1 + hs;
             size_t sl = ds - hs;
-            if (sl == 16 && !memcmp(sym, "amqp:data:binary", 16)) code = 0x75;
-            else if (sl == 17 && !memcmp(sym, "amqp:amqp-value:*", 17)) code = 0x77;
+            if (sl == 16 && !memcmp(sym, "amqp:data:binary", 16))
+                code = 0x75;
+            else if (sl == 17 && !memcmp(sym, "amqp:amqp-value:*", 17))
+                code = 0x77;
             dlen = ds;
         } else {
             return -1;
         }
         size_t v = o + 1 + dlen;
         if (code == 0x75 || code == 0x77) {
-            if (v >= n) return 0;
+            if (v >= n)
+                return 0;
             if (p[v] == 0xa0) {
-                if (v + 2 > n) return 0;
+                if (v + 2 > n)
+                    return 0;
                 *len = p[v + 1];
                 *off = v + 2;
                 return 1;
             }
             if (p[v] == 0xb0) {
-                if (v + 5 > n) return 0;
+                if (v + 5 > n)
+                    return 0;
                 *len = ((size_t)p[v + 1] << 24) | ((size_t)p[v + 2] << 16) | ((size_t)p[v + 3] << 8) | p[v + 4];
                 *off = v + 5;
                 return 1;
@@ -105,7 +127,8 @@ int ab_find_body(const uint8_t *p, size_t n, size_t *off, size_t *len)
         }
         size_t vs;
         int r = value_size(p + v, n - v, &vs, 0);
-        if (r <= 0) return r;
+        if (r <= 0)
+            return r;
         o = v + vs;
     }
     return 0;
@@ -132,7 +155,7 @@ void ab_consume_stamped(bench *b, conn_ctx *c, const uint8_t *p, size_t got, siz
     int r = ab_find_body(p, got, &off, &len);
     if (r <= 0 || off + STAMP_SIZE > got) {
         ab_note_bad(b, "%s %d: %s (%zu bytes)", ab_role_name[c->role], c->index,
-                 r < 0 ? "message body is not one binary section" : "message too short for a stamp", total);
+                    r < 0 ? "message body is not one binary section" : "message too short for a stamp", total);
         return;
     }
     stamp st;
@@ -142,30 +165,35 @@ void ab_consume_stamped(bench *b, conn_ctx *c, const uint8_t *p, size_t got, siz
         return;
     }
     /* drain: the messages are an earlier run's, so take its nonce */
-    if (b->mode == MODE_DRAIN && !ab_drain_take_nonce(b, &st)) return;
+    if (b->mode == MODE_DRAIN && !ab_drain_take_nonce(b, &st))
+        return;
     if (st.nonce != b->nonce) { /* left in the queue by an earlier run */
         __atomic_fetch_add(&b->stale, 1, __ATOMIC_RELAXED);
         return;
     }
     if (len != b->size || off + len != total || st.size != b->size) {
         ab_note_bad(b, "%s %d: body of %zu bytes (message %zu), expected %zu", ab_role_name[c->role], c->index, len,
-                 total, b->size);
+                    total, b->size);
         return;
     }
     uint64_t slot;
     if (b->mode == MODE_DRAIN) {
-        if (st.producer != 0 || st.seq >= b->count) goto out_of_range;
+        if (st.producer != 0 || st.seq >= b->count)
+            goto out_of_range;
         slot = st.seq;
         ab_drain_note_order(b, &st);
         c->received++;
         goto count;
     } else if (b->mode == MODE_FANOUT) {
-        if (st.producer != 0 || st.seq >= b->count) goto out_of_range;
+        if (st.producer != 0 || st.seq >= b->count)
+            goto out_of_range;
         slot = (uint64_t)c->index * b->count + st.seq;
     } else {
-        if (st.producer >= (uint32_t)b->n_producers) goto out_of_range;
+        if (st.producer >= (uint32_t)b->n_producers)
+            goto out_of_range;
         uint64_t n = b->base[st.producer + 1] - b->base[st.producer];
-        if (st.seq >= n) goto out_of_range;
+        if (st.seq >= n)
+            goto out_of_range;
         slot = b->base[st.producer] + st.seq;
     }
     uint64_t t = ab_now_ns();
@@ -187,7 +215,7 @@ count:
     return;
 out_of_range:
     ab_note_bad(b, "%s %d: stamp names producer %u seq %" PRIu64 ", outside this run", ab_role_name[c->role], c->index,
-             st.producer, st.seq);
+                st.producer, st.seq);
 }
 
 /* The message template: encode one message whose body is a data section
@@ -196,11 +224,15 @@ out_of_range:
 int ab_build_template(bench *b)
 {
     b->filler = malloc(b->size);
-    if (!b->filler) return -ENOMEM;
-    for (size_t i = 0; i < b->size; i++) b->filler[i] = (char)('a' + i % 26);
-    if (b->mode == MODE_REQREP) return 0;
+    if (!b->filler)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->size; i++)
+        b->filler[i] = (char)('a' + i % 26);
+    if (b->mode == MODE_REQREP)
+        return 0;
     pn_message_t *m = pn_message();
-    if (!m) return -ENOMEM;
+    if (!m)
+        return -ENOMEM;
     pn_message_set_inferred(m, true); /* a binary body is a data section */
     pn_message_set_durable(m, b->o->persistent);
     pn_data_put_binary(pn_message_body(m), pn_bytes(b->size, b->filler));
@@ -240,7 +272,6 @@ int ab_build_template(bench *b)
     return rc;
 }
 
-
 /* exactly-once: which slots of seen[] arrived never, and which more than
  * once (fill's seen[] is a placeholder: nothing to scan). */
 void ab_scan_seen(const bench *b, ab_seen_scan *s)
@@ -250,9 +281,11 @@ void ab_scan_seen(const bench *b, ab_seen_scan *s)
     if (b->seen && b->mode != MODE_FILL)
         for (uint64_t i = 0; i < b->expected; i++) {
             if (b->seen[i] == 0) {
-                if (!s->missing++) s->first_missing = i;
+                if (!s->missing++)
+                    s->first_missing = i;
             } else if (b->seen[i] > 1) {
-                if (!s->dup_slots++) s->first_dup = i;
+                if (!s->dup_slots++)
+                    s->first_dup = i;
             }
         }
 }
@@ -280,13 +313,15 @@ void ab_print_exactly_once(const bench *b, const ab_seen_scan *s, bool verified,
             uint64_t firsts[2] = {s->first_missing, s->first_dup};
             const char *what[2] = {"first missing", "first duplicated"};
             for (int f = 0; f < 2; f++) {
-                if (firsts[f] == UINT64_MAX) continue;
+                if (firsts[f] == UINT64_MAX)
+                    continue;
                 uint64_t who = 0, seq;
                 if (mode == MODE_FANOUT) {
                     who = firsts[f] / count;
                     seq = firsts[f] % count;
                 } else {
-                    while (who + 1 < (uint64_t)b->n_producers && b->base[who + 1] <= firsts[f]) who++;
+                    while (who + 1 < (uint64_t)b->n_producers && b->base[who + 1] <= firsts[f])
+                        who++;
                     seq = firsts[f] - b->base[who];
                 }
                 size_t wl = strlen(where);
@@ -296,7 +331,8 @@ void ab_print_exactly_once(const bench *b, const ab_seen_scan *s, bool verified,
                     snprintf(where + wl, sizeof where - wl, "%s%s: %s %" PRIu64 " seq %" PRIu64, wl ? ", " : " (",
                              what[f], unit, who, seq);
             }
-            if (where[0]) strncat(where, ")", sizeof where - strlen(where) - 1);
+            if (where[0])
+                strncat(where, ")", sizeof where - strlen(where) - 1);
             char msg[512];
             snprintf(msg, sizeof msg,
                      "*** EXACTLY-ONCE VIOLATED: %" PRIu64 " missing, %" PRIu64 " duplicated (%" PRIu64

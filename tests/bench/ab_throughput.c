@@ -12,8 +12,10 @@
 
 static void producer_done_check(bench *b, conn_ctx *c)
 {
-    if (c->done || c->next_seq < c->to_send || c->retry_n) return;
-    if (b->qos == QOS_ALO && c->inflight) return;
+    if (c->done || c->next_seq < c->to_send || c->retry_n)
+        return;
+    if (b->qos == QOS_ALO && c->inflight)
+        return;
     c->done = true;
     pthread_mutex_lock(&b->lock);
     b->producers_done++;
@@ -26,7 +28,8 @@ static int send_stamped(bench *b, conn_ctx *c, pn_link_t *l, uint64_t seq)
 {
     uint64_t tag = ++c->tag;
     pn_delivery_t *d = pn_delivery(l, pn_dtag((const char *)&tag, sizeof tag));
-    if (!d) return -ENOMEM;
+    if (!d)
+        return -ENOMEM;
     /* seq + 1, so a context of 0 never looks like seq 0 */
     pn_delivery_set_context(d, (void *)(uintptr_t)(seq + 1));
     stamp st = {STAMP_MAGIC, b->nonce, (uint32_t)c->index, (uint32_t)b->size, seq, ab_now_ns()};
@@ -41,7 +44,8 @@ static int send_stamped(bench *b, conn_ctx *c, pn_link_t *l, uint64_t seq)
     pn_link_advance(l);
     if (b->qos == QOS_AMO) {
         pn_delivery_settle(d);
-        if (b->mode == MODE_FILL) __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
+        if (b->mode == MODE_FILL)
+            __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
     } else {
         c->inflight++;
     }
@@ -52,18 +56,24 @@ static int send_stamped(bench *b, conn_ctx *c, pn_link_t *l, uint64_t seq)
 void ab_producer_pump(bench *b, conn_ctx *c)
 {
     pn_link_t *l = c->sender;
-    if (!l || !c->sender_ready || ab_is_finishing(b)) return;
+    if (!l || !c->sender_ready || ab_is_finishing(b))
+        return;
     /* --window bounds unsettled sends; at-most-once has none, so there only
      * the receiver's credit paces the producer */
     while (pn_link_credit(l) > 0 && (b->qos == QOS_AMO || c->inflight < b->window)) {
         uint64_t seq;
-        if (c->retry_n) seq = c->retry[--c->retry_n];
-        else if (c->next_seq < c->to_send) seq = c->next_seq++;
-        else break;
+        if (c->retry_n)
+            seq = c->retry[--c->retry_n];
+        else if (c->next_seq < c->to_send)
+            seq = c->next_seq++;
+        else
+            break;
         /* --inject: break the stream on purpose, to see the check catch it */
         bool fault = b->o->inject && !c->injected && c->index == 0 && seq == c->to_send / 2;
-        if (fault) c->injected = true;
-        if (fault && b->o->inject == INJECT_SKIP) continue;
+        if (fault)
+            c->injected = true;
+        if (fault && b->o->inject == INJECT_SKIP)
+            continue;
         if (send_stamped(b, c, l, seq) < 0 || (fault && send_stamped(b, c, l, seq) < 0)) {
             FAIL(b, "producer %d: cannot send (out of memory)", c->index);
             return;
@@ -78,12 +88,14 @@ void ab_producer_disposition(bench *b, conn_ctx *c, pn_delivery_t *d)
 {
     uint64_t st = pn_delivery_remote_state(d);
     bool settled = pn_delivery_settled(d);
-    if (!settled && (st == 0 || st == PN_RECEIVED)) return; /* not an outcome yet */
+    if (!settled && (st == 0 || st == PN_RECEIVED))
+        return; /* not an outcome yet */
     uint64_t seq = (uint64_t)(uintptr_t)pn_delivery_get_context(d) - 1;
     switch (st) {
     case PN_ACCEPTED:
         c->accepted++;
-        if (b->mode == MODE_FILL) __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
+        if (b->mode == MODE_FILL)
+            __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
         break;
     case PN_REJECTED: {
         char why[512];
@@ -106,7 +118,8 @@ void ab_producer_disposition(bench *b, conn_ctx *c, pn_delivery_t *d)
         /* settled with no outcome: the peer took it, count it as accepted */
         c->accepted++;
         c->no_outcome++;
-        if (b->mode == MODE_FILL) __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
+        if (b->mode == MODE_FILL)
+            __atomic_fetch_add(&b->unique, 1, __ATOMIC_RELAXED);
         break;
     }
     pn_delivery_settle(d);
@@ -120,14 +133,17 @@ void ab_refill_credit(bench *b, pn_link_t *l)
 {
     /* grant in windows: one flow frame per half window, not per message */
     int w = (int)b->credit, cr = pn_link_credit(l);
-    if (cr > w / 2) return;
+    if (cr > w / 2)
+        return;
     int add = w - cr;
     if (b->mode == MODE_DRAIN) { /* exactly count in all, so nothing more leaves the queue */
         uint64_t left = b->count - b->granted;
-        if ((uint64_t)add > left) add = (int)left;
+        if ((uint64_t)add > left)
+            add = (int)left;
         b->granted += (uint64_t)add;
     }
-    if (add > 0) pn_link_flow(l, add);
+    if (add > 0)
+        pn_link_flow(l, add);
 }
 
 /* One stamped delivery on a consumer (or the direct peer's receiver). */
@@ -135,11 +151,13 @@ void ab_consumer_delivery(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
 {
     if (pn_delivery_aborted(d)) {
         pn_delivery_settle(d);
-        if (b->mode == MODE_DRAIN && b->granted) b->granted--; /* the message is still queued: ask again */
+        if (b->mode == MODE_DRAIN && b->granted)
+            b->granted--; /* the message is still queued: ask again */
         ab_refill_credit(b, l);
         return;
     }
-    if (!pn_delivery_readable(d) || pn_delivery_partial(d)) return; /* wait for the rest */
+    if (!pn_delivery_readable(d) || pn_delivery_partial(d))
+        return; /* wait for the rest */
     if (b->mode == MODE_DRAIN && c->drained >= b->count) {
         /* beyond the credit we granted: leave it in the queue */
         b->extra++;
@@ -152,7 +170,8 @@ void ab_consumer_delivery(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
     uint8_t head[2048];
     size_t want = total < sizeof head ? total : sizeof head;
     ssize_t got = pn_link_recv(l, (char *)head, want);
-    if (got < 0) got = 0;
+    if (got < 0)
+        got = 0;
     size_t off, len;
     int r = ab_find_body(head, (size_t)got, &off, &len);
     if (r == 0 || (r == 1 && off + STAMP_SIZE > (size_t)got && (size_t)got < total)) {
@@ -165,7 +184,8 @@ void ab_consumer_delivery(bench *b, conn_ctx *c, pn_link_t *l, pn_delivery_t *d)
         size_t have = (size_t)got;
         while (have < total) {
             ssize_t n = pn_link_recv(l, c->buf + have, total - have);
-            if (n <= 0) break;
+            if (n <= 0)
+                break;
             have += (size_t)n;
         }
         ab_consume_stamped(b, c, (const uint8_t *)c->buf, have, total);
@@ -188,8 +208,10 @@ void ab_throughput_report(bench *b, const ab_totals *t)
 {
     printf("   messages     %" PRIu64 " sent, %" PRIu64 " accepted%s, %" PRIu64 " received once\n", t->sent,
            b->qos == QOS_ALO ? t->accepted : 0, b->qos == QOS_ALO ? "" : " (presettled: no outcomes)", t->got);
-    if (t->released) printf("   released     %" PRIu64 " (sent again)\n", t->released);
-    if (t->no_outcome) printf("   no outcome   %" PRIu64 " settled by the peer without an outcome\n", t->no_outcome);
+    if (t->released)
+        printf("   released     %" PRIu64 " (sent again)\n", t->released);
+    if (t->no_outcome)
+        printf("   no outcome   %" PRIu64 " settled by the peer without an outcome\n", t->no_outcome);
     printf("   rate         %.0f msgs/s\n", t->rate);
     printf("   bandwidth    %.1f MB/s (payload; 1 MB = 10^6 bytes)\n", t->rate * (double)t->size / 1e6);
     printf("   latency      p50 %.1f us, p99 %.1f us (end to end: send to receive)\n", t->p50, t->p99);

@@ -98,10 +98,10 @@ static void flow_term(sv_proc *self, int r)
     free(sv_state(self));
 }
 
-static const sv_server_ops producer_ops = {.name = "producer", .init = flow_init, .handle_info = producer_info,
-                                           .terminate = flow_term};
-static const sv_server_ops consumer_ops = {.name = "consumer", .init = flow_init, .handle_info = consumer_info,
-                                           .terminate = flow_term};
+static const sv_server_ops producer_ops = {
+    .name = "producer", .init = flow_init, .handle_info = producer_info, .terminate = flow_term};
+static const sv_server_ops consumer_ops = {
+    .name = "consumer", .init = flow_init, .handle_info = consumer_info, .terminate = flow_term};
 
 static bool is_tag(const sv_msg *m, void *ctx) { return m->tag == *(uint32_t *)ctx; }
 
@@ -199,8 +199,7 @@ static void bench_pingpong(sv_proc *in, const char *what, int s_ping, int s_pong
     sv_msg_free(wait_tag(in, TAG_DONE));
     qsort(p.lat, (size_t)rounds, sizeof *p.lat, cmp_u64);
     double med = (double)p.lat[rounds / 2] / 1000.0, p99 = (double)p.lat[rounds * 99 / 100] / 1000.0;
-    printf("  %-26s round trip median %7.2f us, p99 %7.2f us (one-way median %.2f us)\n", what, med, p99,
-           med / 2);
+    printf("  %-26s round trip median %7.2f us, p99 %7.2f us (one-way median %.2f us)\n", what, med, p99, med / 2);
     sv_exit(in, a, SV_KILL);
     sv_exit(in, b, SV_KILL);
     usleep(10000);
@@ -254,8 +253,8 @@ static void bench_spawn(sv_proc *in, int n)
         sv_node_get_stats(&st);
     } while (st.processes > base);
     uint64_t dt = now_ns() - t0;
-    printf("  spawn + init + exit:      %8.2f M processes/s  (%d, %.0f ns each)\n", (double)n * 1e3 / (double)dt,
-           n, (double)dt / n);
+    printf("  spawn + init + exit:      %8.2f M processes/s  (%d, %.0f ns each)\n", (double)n * 1e3 / (double)dt, n,
+           (double)dt / n);
     sv_exit(in, sp, SV_KILL);
 }
 

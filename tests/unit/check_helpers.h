@@ -43,10 +43,10 @@ static inline uint64_t now_ms(void)
 }
 
 typedef struct match_ctx {
-    int kind;      /* -1: any */
-    uint32_t tag;  /* 0: any */
-    uint64_t ref;  /* 0: any */
-    sv_pid from;   /* none: any */
+    int kind;     /* -1: any */
+    uint32_t tag; /* 0: any */
+    uint64_t ref; /* 0: any */
+    sv_pid from;  /* none: any */
 } match_ctx;
 
 static bool match_fn(const sv_msg *m, void *ctx)
@@ -168,10 +168,8 @@ static int counter_call(sv_proc *self, sv_msg *req)
 {
     counter *c = sv_state(self);
     switch (req->tag) {
-    case CNT_INC:
-        return reply_int(req, ++c->count);
-    case CNT_READ:
-        return reply_int(req, c->count);
+    case CNT_INC: return reply_int(req, ++c->count);
+    case CNT_READ: return reply_int(req, c->count);
     case CNT_RESET:
         if (c->count == 0)
             return -EDOM; /* the chosen crash */
@@ -181,9 +179,7 @@ static int counter_call(sv_proc *self, sv_msg *req)
         reply_int(req, c->count);
         sv_stop(self, SV_NORMAL);
         return 0;
-    case CNT_HANG_ON_SHUTDOWN:
-        c->hang = true;
-        return reply_int(req, 0);
+    case CNT_HANG_ON_SHUTDOWN: c->hang = true; return reply_int(req, 0);
     }
     return -EINVAL;
 }
@@ -235,7 +231,9 @@ static inline int counter_do(sv_pid pid, int op)
     return v;
 }
 
-#define COUNTER_SPEC(name, restart_type) \
-    {.id = (name), .start = counter_start, .restart = (restart_type), .shutdown_ms = 2000}
+#define COUNTER_SPEC(name, restart_type)                                                                               \
+    {                                                                                                                  \
+        .id = (name), .start = counter_start, .restart = (restart_type), .shutdown_ms = 2000                           \
+    }
 
 #endif

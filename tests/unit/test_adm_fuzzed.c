@@ -73,7 +73,4 @@ static Suite *adm_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(adm_suite());
-}
+int main(void) { return run_suite(adm_suite()); }

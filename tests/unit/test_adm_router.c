@@ -198,10 +198,26 @@ START_TEST(test_int_takes_numbers_and_strings_of_digits_only)
     static const struct {
         const char *json;
         int64_t want;
-    } good[] = {{"5", 5}, {"\"5\"", 5}, {"\"-3\"", -3}, {"\"+7\"", 7}, {"5.0", 5}, {"\"0\"", 0},
+    } good[] = {{"5", 5},
+                {"\"5\"", 5},
+                {"\"-3\"", -3},
+                {"\"+7\"", 7},
+                {"5.0", 5},
+                {"\"0\"", 0},
                 {"\"9223372036854775807\"", INT64_MAX}};
-    const char *bad[] = {"\"5x\"", "\"\"", "\"-\"", "\" 5\"", "\"5 \"", "\"5.0\"", "5.5", "\"0x10\"", "true",
-                         "null", "\"99999999999999999999\"", "\"9223372036854775808\"", "{}"};
+    const char *bad[] = {"\"5x\"",
+                         "\"\"",
+                         "\"-\"",
+                         "\" 5\"",
+                         "\"5 \"",
+                         "\"5.0\"",
+                         "5.5",
+                         "\"0x10\"",
+                         "true",
+                         "null",
+                         "\"99999999999999999999\"",
+                         "\"9223372036854775808\"",
+                         "{}"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int64_t n = -1;
         json_t *v = parse_json(good[i].json);
@@ -332,8 +348,9 @@ START_TEST(test_every_user_has_full_permissions_on_slash)
     route("GET", "permissions", NULL);
     ck_assert_int_eq(R.status, 200);
     char *text = json_dumps(R.json, JSON_SORT_KEYS | JSON_COMPACT);
-    ck_assert_str_eq(text, "[{\"configure\":\".*\",\"read\":\".*\",\"user\":\"app\",\"vhost\":\"/\",\"write\":\".*\"},"
-                           "{\"configure\":\".*\",\"read\":\".*\",\"user\":\"guest\",\"vhost\":\"/\",\"write\":\".*\"}]");
+    ck_assert_str_eq(text,
+                     "[{\"configure\":\".*\",\"read\":\".*\",\"user\":\"app\",\"vhost\":\"/\",\"write\":\".*\"},"
+                     "{\"configure\":\".*\",\"read\":\".*\",\"user\":\"guest\",\"vhost\":\"/\",\"write\":\".*\"}]");
     free(text);
     route("GET", "vhosts/%2F/permissions", NULL);
     ck_assert_int_eq(json_array_size(R.json), 2);
@@ -354,7 +371,8 @@ END_TEST
 
 START_TEST(test_declaring_permissions_accepts_only_what_holds)
 {
-    const char *full = "{\"configure\": \".*\", \"write\": \".*\", \"read\": \".*\", \"vhost\": \"/\", \"user\": \"app\"}";
+    const char *full =
+        "{\"configure\": \".*\", \"write\": \".*\", \"read\": \".*\", \"vhost\": \"/\", \"user\": \"app\"}";
     route("PUT", "permissions/%2F/app", full);
     ck_assert_int_eq(R.status, 204);
     route("PUT", "permissions/%2F/app", "{\"configure\": \"^app\\\\.\", \"write\": \".*\", \"read\": \".*\"}");
@@ -403,7 +421,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(suite());
-}
+int main(void) { return run_suite(suite()); }

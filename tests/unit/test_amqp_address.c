@@ -232,8 +232,20 @@ START_TEST(test_addr_queue_round_trips_through_parse)
         every[i] = (char)(i + 1); /* bytes 0x01 .. 0xff */
     every[RT_NAME_MAX] = '\0';
     const char *names[] = {
-        "orders", "with space", "a/b/c", "/leading", "trailing/", "100%", "%2F literally", "%",
-        "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac", "?#[]@!$&'()*+,;=", "amq.default", "tab\there", longest, every,
+        "orders",
+        "with space",
+        "a/b/c",
+        "/leading",
+        "trailing/",
+        "100%",
+        "%2F literally",
+        "%",
+        "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac",
+        "?#[]@!$&'()*+,;=",
+        "amq.default",
+        "tab\there",
+        longest,
+        every,
     };
     char out[1024];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -288,8 +300,8 @@ static void hp_bad(const char *s)
 {
     char h[64] = "unset";
     int p = -2;
-    ck_assert_msg(amqp_hostport_parse(s, h, sizeof h, &p) == -1, "\"%s\" accepted as \"%s\" %d", s ? s : "(null)",
-                  h, p);
+    ck_assert_msg(amqp_hostport_parse(s, h, sizeof h, &p) == -1, "\"%s\" accepted as \"%s\" %d", s ? s : "(null)", h,
+                  p);
 }
 
 START_TEST(test_hostport_parses_host_and_port)
@@ -324,8 +336,8 @@ END_TEST
 
 START_TEST(test_hostport_port_is_digits_only)
 {
-    hp_bad("h: 5672");  /* strtol would skip the space */
-    hp_bad("h:+5672");  /* and take a sign */
+    hp_bad("h: 5672"); /* strtol would skip the space */
+    hp_bad("h:+5672"); /* and take a sign */
     hp_bad("h:\t80");
 }
 END_TEST
@@ -405,7 +417,4 @@ static Suite *address_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(address_suite());
-}
+int main(void) { return run_suite(address_suite()); }

@@ -61,8 +61,7 @@ static pn_data_t *perf(uint64_t code)
 }
 
 /* The frame holding D's performative (and payload): into buf, its size. */
-static size_t frame_of(pn_data_t *d, uint8_t type, uint16_t ch, const void *payload, size_t plen, char *buf,
-                       size_t cap)
+static size_t frame_of(pn_data_t *d, uint8_t type, uint16_t ch, const void *payload, size_t plen, char *buf, size_t cap)
 {
     pn_data_rewind(d);
     ssize_t n = pn_data_encode(d, buf + 8, cap - 8 - plen);
@@ -158,13 +157,13 @@ static int end_on(uint16_t ch)
     return send_on(ch);
 }
 
-#define REFUSED(rc, want_cond, text)                                                                          \
-    do {                                                                                                      \
-        int rc_ = (rc);                                                                                       \
-        ck_assert_msg(rc_ < 0, "accepted; wanted %s", want_cond);                                             \
-        ck_assert_msg(cond && !strcmp(cond, want_cond), "condition %s, not %s (%s)", cond ? cond : "-",        \
-                      want_cond, err);                                                                        \
-        ck_assert_msg(strstr(err, text), "reason \"%s\" lacks \"%s\"", err, text);                            \
+#define REFUSED(rc, want_cond, text)                                                                                   \
+    do {                                                                                                               \
+        int rc_ = (rc);                                                                                                \
+        ck_assert_msg(rc_ < 0, "accepted; wanted %s", want_cond);                                                      \
+        ck_assert_msg(cond && !strcmp(cond, want_cond), "condition %s, not %s (%s)", cond ? cond : "-", want_cond,     \
+                      err);                                                                                            \
+        ck_assert_msg(strstr(err, text), "reason \"%s\" lacks \"%s\"", err, text);                                     \
     } while (0)
 
 /* ---------------------------------------------------------- the headers */
@@ -327,8 +326,8 @@ END_TEST
 START_TEST(test_undecodable_performative)
 {
     open_conn();
-    static const char bad[16] = {0, 0, 0, 16, 2, 0, 0, 0, 0x00, 0x53, 0x10, (char)0xff, (char)0xff, (char)0xff,
-                                 (char)0xff, (char)0xff};
+    static const char bad[16] = {0,    0,    0,    16,         2,          0,          0,          0,
+                                 0x00, 0x53, 0x10, (char)0xff, (char)0xff, (char)0xff, (char)0xff, (char)0xff};
     REFUSED(feed(bad, 16), "amqp:decode-error", "cannot be decoded");
 }
 END_TEST

@@ -130,16 +130,19 @@ END_TEST
 
 START_TEST(test_enc_size_holds_values_to_their_sizes)
 {
-    ck_assert_int_eq(amqp__enc_size("\x45", 1), 1);                       /* list0 */
-    ck_assert_int_eq(amqp__enc_size("\xc0\x01\x00", 3), 3);               /* list8, empty */
-    ck_assert_int_eq(amqp__enc_size("\xc0\x03\x01\x50\x07", 5), 5);       /* [ubyte 7] */
-    ck_assert_int_eq(amqp__enc_size("\xc0\x03\x01\x50", 4), 0);           /* more bytes to come */
-    ck_assert_int_eq(amqp__enc_size("\xc0\x02\x01\x50\x07", 5), -EBADMSG); /* size short of its element */
+    ck_assert_int_eq(amqp__enc_size("\x45", 1), 1);                            /* list0 */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x01\x00", 3), 3);                    /* list8, empty */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x03\x01\x50\x07", 5), 5);            /* [ubyte 7] */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x03\x01\x50", 4), 0);                /* more bytes to come */
+    ck_assert_int_eq(amqp__enc_size("\xc0\x02\x01\x50\x07", 5), -EBADMSG);     /* size short of its element */
     ck_assert_int_eq(amqp__enc_size("\xc0\x04\x01\x50\x07\x00", 6), -EBADMSG); /* size past it */
-    ck_assert_int_eq(amqp__enc_size("\xe0\x04\x02\x50\x01\x02", 6), 6); /* array of two ubytes */
+    ck_assert_int_eq(amqp__enc_size("\xe0\x04\x02\x50\x01\x02", 6), 6);        /* array of two ubytes */
     ck_assert_int_eq(amqp__enc_size("\xe0\x04\x03\x50\x01\x02", 6), -EBADMSG);
-    ck_assert_int_eq(amqp__enc_size("\x00\x53\x10\x45", 4), 4);           /* described */
-    ck_assert_int_eq(amqp__enc_size("\xa1\x05" "abc", 5), 0);
+    ck_assert_int_eq(amqp__enc_size("\x00\x53\x10\x45", 4), 4); /* described */
+    ck_assert_int_eq(amqp__enc_size("\xa1\x05"
+                                    "abc",
+                                    5),
+                     0);
     ck_assert_int_eq(amqp__enc_size("\xff", 1), -EBADMSG);
 }
 END_TEST
@@ -233,7 +236,4 @@ static Suite *frames_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(frames_suite());
-}
+int main(void) { return run_suite(frames_suite()); }

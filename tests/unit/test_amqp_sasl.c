@@ -260,10 +260,10 @@ START_TEST(test_plain_garbled)
         const char *r;
         size_t n;
     } bad[] = {
-        {"guestguest", 10},  /* no NUL */
-        {"\0guest", 6},      /* one NUL: no password */
-        {"\0\0guest", 7},    /* empty user */
-        {"", 0},             /* empty */
+        {"guestguest", 10}, /* no NUL */
+        {"\0guest", 6},     /* one NUL: no password */
+        {"\0\0guest", 7},   /* empty user */
+        {"", 0},            /* empty */
     };
     int i = _i;
     login("PLAIN", bad[i].r, bad[i].n);

@@ -17,8 +17,8 @@
 
 /* --------------------------------------------------------------- helpers */
 
-static brk_config *C;      /* the config under test (large: on the heap) */
-static char path[64];      /* the temporary file */
+static brk_config *C; /* the config under test (large: on the heap) */
+static char path[64]; /* the temporary file */
 static char err[512];
 
 static void setup(void)
@@ -325,10 +325,7 @@ START_TEST(test_config_unknown_sections_and_keys_are_errors)
 }
 END_TEST
 
-START_TEST(test_config_section_must_be_a_group)
-{
-    refused_at("node = 5;\n", 1, "node", "group", NULL);
-}
+START_TEST(test_config_section_must_be_a_group) { refused_at("node = 5;\n", 1, "node", "group", NULL); }
 END_TEST
 
 START_TEST(test_config_syntax_error_names_line)
@@ -420,10 +417,8 @@ START_TEST(test_config_user_errors_name_the_problem)
     refused_at("users = ( { name = \"a\"; password = \"1\"; },\n"
                "          { name = \"a\"; password = \"2\"; } );\n",
                2, "'a'", "twice", NULL);
-    refused_at("users = ( { name = \"e\"; password_hash = \"not-a-hash\"; } );\n", 1, "'e'", "password_hash",
-               NULL);
-    refused_at("users = ( { name = \"f\"; password = \"x\"; loopback_only = \"yes\"; } );\n", 1, "loopback_only",
-               NULL);
+    refused_at("users = ( { name = \"e\"; password_hash = \"not-a-hash\"; } );\n", 1, "'e'", "password_hash", NULL);
+    refused_at("users = ( { name = \"f\"; password = \"x\"; loopback_only = \"yes\"; } );\n", 1, "loopback_only", NULL);
     refused_at("users = ( { name = \"g\"; passwd = \"x\"; } );\n", 1, "users.passwd", NULL);
     refused_at("users = ( { password = \"x\"; } );\n", 1, "name", NULL);
     refused_at("users = ( { name = \"\"; password = \"x\"; } );\n", 1, "name", NULL);
@@ -710,7 +705,8 @@ START_TEST(test_auth_user_out_is_truncated_to_its_length)
     struct sockaddr_in lo = v4("127.0.0.1");
     char out[4];
     memset(out, 'Z', sizeof out);
-    ck_assert_int_eq(brk_authenticate(NULL, "PLAIN", "alice", "wonderland", (struct sockaddr *)&lo, out, sizeof out), 0);
+    ck_assert_int_eq(brk_authenticate(NULL, "PLAIN", "alice", "wonderland", (struct sockaddr *)&lo, out, sizeof out),
+                     0);
     ck_assert_str_eq(out, "ali");
 }
 END_TEST
@@ -768,7 +764,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(config_suite());
-}
+int main(void) { return run_suite(config_suite()); }

@@ -45,7 +45,8 @@ static json_t *parse_json(const char *text)
 
 START_TEST(test_login_gives_the_users_tags_and_obeys_loopback_only)
 {
-    brk_user u[2] = {user("admin", "s3cret", "administrator,management", false), user("guest", "guest", "administrator", true)};
+    brk_user u[2] = {user("admin", "s3cret", "administrator,management", false),
+                     user("guest", "guest", "administrator", true)};
     ck_assert_int_eq(brk_users_set(u, 2, "guest"), 0);
     struct sockaddr_in lo = v4("127.0.0.1"), far = v4("192.0.2.7");
     char tags[BRK_NAME_MAX] = "";
@@ -230,7 +231,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(suite());
-}
+int main(void) { return run_suite(suite()); }

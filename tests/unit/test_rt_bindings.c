@@ -86,7 +86,7 @@ START_TEST(test_builtin_exchanges_exist_and_are_reserved)
     ck_assert_int_eq(rt_exchange_find("amq.headers")->type, RT_HEADERS);
     ck_assert_int_eq(exchange("amq.mine", RT_DIRECT, false), -EPERM);
     ck_assert_int_eq(exchange("amq.direct", RT_FANOUT, false), -EEXIST); /* other type */
-    ck_assert_int_eq(exchange("amq.direct", RT_DIRECT, false), 0);      /* same: fine */
+    ck_assert_int_eq(exchange("amq.direct", RT_DIRECT, false), 0);       /* same: fine */
 }
 END_TEST
 
@@ -330,7 +330,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(suite());
-}
+int main(void) { return run_suite(suite()); }

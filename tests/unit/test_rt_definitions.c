@@ -34,16 +34,17 @@ static void refused(const char *text, const char *want)
 
 START_TEST(test_parse_reads_queues_exchanges_and_bindings_as_requests)
 {
-    ck_assert_int_eq(parse("{\"rabbit_version\": \"3.12.0\", \"users\": [], \"vhosts\": [{\"name\": \"/\"}],"
-                           " \"queues\": [{\"name\": \"orders\", \"vhost\": \"/\", \"durable\": true, \"auto_delete\": false,"
-                           "   \"arguments\": {\"x-max-length\": 10, \"x-overflow\": \"reject-publish\","
-                           "                  \"x-dead-letter-exchange\": \"dlx\", \"x-queue-type\": \"classic\"}},"
-                           "   {\"name\": \"tmp\", \"durable\": false, \"auto_delete\": true, \"arguments\": {}}],"
-                           " \"exchanges\": [{\"name\": \"events\", \"vhost\": \"/\", \"type\": \"topic\", \"durable\": true,"
-                           "   \"auto_delete\": false, \"internal\": false, \"arguments\": {}}],"
-                           " \"bindings\": [{\"source\": \"events\", \"vhost\": \"/\", \"destination\": \"orders\","
-                           "   \"destination_type\": \"queue\", \"routing_key\": \"order.*\", \"arguments\": {}}]}"),
-                     0);
+    ck_assert_int_eq(
+        parse("{\"rabbit_version\": \"3.12.0\", \"users\": [], \"vhosts\": [{\"name\": \"/\"}],"
+              " \"queues\": [{\"name\": \"orders\", \"vhost\": \"/\", \"durable\": true, \"auto_delete\": false,"
+              "   \"arguments\": {\"x-max-length\": 10, \"x-overflow\": \"reject-publish\","
+              "                  \"x-dead-letter-exchange\": \"dlx\", \"x-queue-type\": \"classic\"}},"
+              "   {\"name\": \"tmp\", \"durable\": false, \"auto_delete\": true, \"arguments\": {}}],"
+              " \"exchanges\": [{\"name\": \"events\", \"vhost\": \"/\", \"type\": \"topic\", \"durable\": true,"
+              "   \"auto_delete\": false, \"internal\": false, \"arguments\": {}}],"
+              " \"bindings\": [{\"source\": \"events\", \"vhost\": \"/\", \"destination\": \"orders\","
+              "   \"destination_type\": \"queue\", \"routing_key\": \"order.*\", \"arguments\": {}}]}"),
+        0);
     ck_assert_uint_eq(D.nqueues, 2);
     ck_assert_str_eq(D.queues[0].name, "orders");
     ck_assert(D.queues[0].args.durable);
@@ -90,8 +91,9 @@ START_TEST(test_parse_refuses_bad_entries_naming_them)
     refused("{\"queues\": [{\"name\": \"a\", \"arguments\": {\"x-max-length\": [1]}}]}", "string or an integer");
     refused("{\"queues\": [{\"name\": \"a\", \"arguments\": {\"exclusive\": true}}]}", "exclusive");
     refused("{\"exchanges\": [{\"name\": \"x\", \"type\": \"fast\"}]}", "exchanges[0].type");
-    refused("{\"exchanges\": [{\"name\": \"x\", \"type\": \"direct\", \"arguments\": {\"alternate-exchange\": \"y\"}}]}",
-            "alternate");
+    refused(
+        "{\"exchanges\": [{\"name\": \"x\", \"type\": \"direct\", \"arguments\": {\"alternate-exchange\": \"y\"}}]}",
+        "alternate");
     refused("{\"bindings\": [{\"source\": \"x\", \"destination\": \"q\", \"destination_type\": \"topic\"}]}",
             "bindings[0].destination_type");
     refused("{\"bindings\": [{\"source\": \"x\", \"destination_type\": \"queue\"}]}", "bindings[0].destination");
@@ -114,9 +116,10 @@ END_TEST
 
 START_TEST(test_binding_arguments_are_encoded_after_the_request)
 {
-    ck_assert_int_eq(parse("{\"bindings\": [{\"source\": \"h\", \"destination\": \"q\", \"destination_type\": \"queue\","
-                           " \"arguments\": {\"x-match\": \"any\", \"color\": \"red\", \"size\": 3}}]}"),
-                     0);
+    ck_assert_int_eq(
+        parse("{\"bindings\": [{\"source\": \"h\", \"destination\": \"q\", \"destination_type\": \"queue\","
+              " \"arguments\": {\"x-match\": \"any\", \"color\": \"red\", \"size\": 3}}]}"),
+        0);
     rt_req_bind *b = D.bindings[0].req;
     ck_assert_uint_gt(b->args_len, 0);
     ck_assert_uint_eq(D.bindings[0].len, sizeof *b + b->args_len);
@@ -201,7 +204,8 @@ END_TEST
 static void apply(const rt_defs *d)
 {
     for (size_t i = 0; i < d->nexchanges; i++)
-        ck_assert_int_eq(rt_call(T, RT_REQ_DECLARE_EXCHANGE, &d->exchanges[i], sizeof d->exchanges[i], NULL, 0, 2000), 0);
+        ck_assert_int_eq(rt_call(T, RT_REQ_DECLARE_EXCHANGE, &d->exchanges[i], sizeof d->exchanges[i], NULL, 0, 2000),
+                         0);
     for (size_t i = 0; i < d->nqueues; i++)
         ck_assert_int_eq(rt_call(T, RT_REQ_DECLARE_QUEUE, &d->queues[i], sizeof d->queues[i], NULL, 0, 2000), 0);
     for (size_t i = 0; i < d->nbindings; i++)
@@ -209,14 +213,19 @@ static void apply(const rt_defs *d)
 }
 
 static const char *DOC =
-    "{\"exchanges\": [{\"name\": \"h\", \"type\": \"headers\"}, {\"name\": \"t\", \"type\": \"topic\", \"durable\": false},"
+    "{\"exchanges\": [{\"name\": \"h\", \"type\": \"headers\"}, {\"name\": \"t\", \"type\": \"topic\", \"durable\": "
+    "false},"
     "                 {\"name\": \"e2\", \"type\": \"fanout\", \"auto_delete\": true}],"
-    " \"queues\": [{\"name\": \"b\", \"arguments\": {\"x-message-ttl\": 5000, \"x-dead-letter-routing-key\": \"dead\"}},"
-    "              {\"name\": \"a\", \"durable\": false}, {\"name\": \"c\", \"arguments\": {\"x-max-length-bytes\": 1024}}],"
+    " \"queues\": [{\"name\": \"b\", \"arguments\": {\"x-message-ttl\": 5000, \"x-dead-letter-routing-key\": "
+    "\"dead\"}},"
+    "              {\"name\": \"a\", \"durable\": false}, {\"name\": \"c\", \"arguments\": {\"x-max-length-bytes\": "
+    "1024}}],"
     " \"bindings\": [{\"source\": \"h\", \"destination\": \"a\", \"destination_type\": \"queue\","
     "                 \"arguments\": {\"x-match\": \"any\", \"k\": \"v\"}},"
-    "               {\"source\": \"t\", \"destination\": \"b\", \"destination_type\": \"queue\", \"routing_key\": \"x.#\"},"
-    "               {\"source\": \"amq.direct\", \"destination\": \"c\", \"destination_type\": \"queue\", \"routing_key\": \"k\"},"
+    "               {\"source\": \"t\", \"destination\": \"b\", \"destination_type\": \"queue\", \"routing_key\": "
+    "\"x.#\"},"
+    "               {\"source\": \"amq.direct\", \"destination\": \"c\", \"destination_type\": \"queue\", "
+    "\"routing_key\": \"k\"},"
     "               {\"source\": \"amq.fanout\", \"destination\": \"e2\", \"destination_type\": \"exchange\"}]}";
 
 START_TEST(test_export_after_import_gives_the_document_back_sorted)
@@ -301,7 +310,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(suite());
-}
+int main(void) { return run_suite(suite()); }

@@ -677,7 +677,4 @@ static Suite *headers_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(headers_suite());
-}
+int main(void) { return run_suite(headers_suite()); }

@@ -15,8 +15,8 @@ static unsigned char buf[4096];
 
 static size_t msg_record(uint64_t seq, uint32_t dc, int64_t expires, const char *rkey, const char *msg)
 {
-    size_t head = rt__rec_msg_head(buf, seq, dc, expires, rkey, (uint16_t)(rkey ? strlen(rkey) : 0), msg,
-                                   (uint32_t)strlen(msg));
+    size_t head =
+        rt__rec_msg_head(buf, seq, dc, expires, rkey, (uint16_t)(rkey ? strlen(rkey) : 0), msg, (uint32_t)strlen(msg));
     memcpy(buf + head, msg, strlen(msg));
     return head + strlen(msg);
 }

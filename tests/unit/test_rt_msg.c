@@ -329,7 +329,10 @@ START_TEST(test_msg_garbage_is_ebadmsg)
     } bad[] = {
         {"text", "hello world", 11},
         {"0xff bytes", "\xff\xff\xff\xff", 4},
-        {"a bare string, not a section", "\xa1\x03" "abc", 5},
+        {"a bare string, not a section",
+         "\xa1\x03"
+         "abc",
+         5},
         {"a described value with a string descriptor", "\x00\xa1\x01x\x45", 5},
         {"a header cut short", good, 4},
         {"properties cut short", good, h + 5},
@@ -755,7 +758,4 @@ static Suite *msg_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(msg_suite());
-}
+int main(void) { return run_suite(msg_suite()); }

@@ -23,12 +23,12 @@ static int set_str(rt_qargs *a, const char *name, const char *v)
 }
 
 /* A refusal: -EINVAL, a; unchanged, and err naming the argument. */
-#define REFUSED(a, call, name)                                                                   \
-    do {                                                                                         \
-        rt_qargs before_ = *(a);                                                                 \
-        ck_assert_int_eq((call), -EINVAL);                                                       \
-        ck_assert_msg(memcmp(&before_, (a), sizeof before_) == 0, "%s: args changed", (name));   \
-        ck_assert_msg(strstr(err, (name)) != NULL, "err \"%s\" does not name %s", err, (name)); \
+#define REFUSED(a, call, name)                                                                                         \
+    do {                                                                                                               \
+        rt_qargs before_ = *(a);                                                                                       \
+        ck_assert_int_eq((call), -EINVAL);                                                                             \
+        ck_assert_msg(memcmp(&before_, (a), sizeof before_) == 0, "%s: args changed", (name));                         \
+        ck_assert_msg(strstr(err, (name)) != NULL, "err \"%s\" does not name %s", err, (name));                        \
     } while (0)
 
 START_TEST(test_qargs_defaults_are_durable_and_unbounded)
@@ -246,7 +246,7 @@ START_TEST(test_qargs_unknown_arguments_are_refused_by_name)
     rt_qargs a;
     rt_qargs_init(&a);
     const char *names[] = {"x-max-priority", "x-expires", "x-single-active-consumer", "x-max-len", "max-length",
-                           "X-Max-Length", ""};
+                           "X-Max-Length",   ""};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         REFUSED(&a, set_int(&a, names[i], 5), names[i]);
         ck_assert_msg(strstr(err, "not supported") != NULL, "\"%s\": \"%s\"", names[i], err);
@@ -290,7 +290,4 @@ static Suite *qargs_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(qargs_suite());
-}
+int main(void) { return run_suite(qargs_suite()); }

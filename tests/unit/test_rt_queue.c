@@ -182,12 +182,12 @@ START_TEST(test_each_outcome_does_what_it_says)
     got g = {0};
     take(q, &g, 4, 2000);
     ck_assert_int_eq(g.n, 4);
-    settle(q, g.id[0], RT_ACCEPTED, false);  /* gone, counted */
-    settle(q, g.id[0], RT_ACCEPTED, false);  /* twice: ignored */
-    settle(q, g.id[1], RT_RELEASED, false);  /* back, as it was */
-    settle(q, g.id[2], RT_MODIFIED, true);   /* back, delivery-count + 1 */
-    settle(q, g.id[3], RT_REJECTED, false);  /* gone (no dead-letter exchange) */
-    settle(q, 424242, RT_ACCEPTED, false);   /* unknown: ignored */
+    settle(q, g.id[0], RT_ACCEPTED, false); /* gone, counted */
+    settle(q, g.id[0], RT_ACCEPTED, false); /* twice: ignored */
+    settle(q, g.id[1], RT_RELEASED, false); /* back, as it was */
+    settle(q, g.id[2], RT_MODIFIED, true);  /* back, delivery-count + 1 */
+    settle(q, g.id[3], RT_REJECTED, false); /* gone (no dead-letter exchange) */
+    settle(q, 424242, RT_ACCEPTED, false);  /* unknown: ignored */
     credit(q, 1, 10, false);
     got again = {0};
     take(q, &again, 10, 500);

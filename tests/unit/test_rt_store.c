@@ -26,7 +26,10 @@ static void setup(void)
     node_setup();
     snprintf(dir, sizeof dir, "/tmp/plexus-store-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    cfg = (rt_config){.queue_max_batch = 256, .data_dir = dir, .store_threads = 2, .segment_size = 64 << 10,
+    cfg = (rt_config){.queue_max_batch = 256,
+                      .data_dir = dir,
+                      .store_threads = 2,
+                      .segment_size = 64 << 10,
                       .queue_window = 64 << 10};
     routing_start(&cfg);
 }
@@ -153,8 +156,7 @@ static void consume(const char *q, int n, bool settle, got *g, int ms)
         if (!m)
             break;
         rt_deliver_batch *db = (rt_deliver_batch *)(void *)m->data;
-        sv_msg *s = settle ? sv_msg_new(RT_Q_SETTLE, NULL, sizeof(rt_settle_batch) + db->n * sizeof(rt_settle))
-                           : NULL;
+        sv_msg *s = settle ? sv_msg_new(RT_Q_SETTLE, NULL, sizeof(rt_settle_batch) + db->n * sizeof(rt_settle)) : NULL;
         for (uint32_t i = 0; i < db->n; i++) {
             g->num[g->n] = body_number(db->d[i].m);
             g->dc[g->n] = db->d[i].delivery_count;

@@ -10,8 +10,7 @@
 #include "routing/rt.h"
 
 #define MATCH(p, k) ck_assert_msg(rt_topic_match((p), (k)), "pattern \"%s\" should match key \"%s\"", (p), (k))
-#define NO_MATCH(p, k) \
-    ck_assert_msg(!rt_topic_match((p), (k)), "pattern \"%s\" should not match key \"%s\"", (p), (k))
+#define NO_MATCH(p, k) ck_assert_msg(!rt_topic_match((p), (k)), "pattern \"%s\" should not match key \"%s\"", (p), (k))
 
 /* "w.w.w...": n words of w, separated by dots, in out (room for it all). */
 static char *words(char *out, const char *w, int n)
@@ -315,7 +314,4 @@ static Suite *topic_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(topic_suite());
-}
+int main(void) { return run_suite(topic_suite()); }

@@ -54,9 +54,12 @@ static void echo_term(sv_proc *self, int reason)
     (void)reason;
     free(sv_state(self));
 }
-static const sv_server_ops echo_ops = {
-    .name = "echo", .init = echo_init, .handle_call = echo_call, .handle_cast = echo_cast,
-    .handle_info = echo_info, .terminate = echo_term};
+static const sv_server_ops echo_ops = {.name = "echo",
+                                       .init = echo_init,
+                                       .handle_call = echo_call,
+                                       .handle_cast = echo_cast,
+                                       .handle_info = echo_info,
+                                       .terminate = echo_term};
 
 static sv_pid spawn_echo(sv_pid report_to, bool trap, int sched)
 {
@@ -200,8 +203,8 @@ static void order_term(sv_proc *self, int r)
     (void)r;
     free(sv_state(self));
 }
-static const sv_server_ops order_ops = {.name = "order", .init = order_init, .handle_info = order_info,
-                                        .terminate = order_term};
+static const sv_server_ops order_ops = {
+    .name = "order", .init = order_init, .handle_info = order_info, .terminate = order_term};
 
 START_TEST(test_messages_from_one_sender_arrive_in_order)
 {
@@ -343,8 +346,8 @@ static void caller_term(sv_proc *self, int r)
     (void)r;
     free(sv_state(self));
 }
-static const sv_server_ops caller_ops = {.name = "caller", .init = caller_init, .handle_info = caller_info,
-                                         .terminate = caller_term};
+static const sv_server_ops caller_ops = {
+    .name = "caller", .init = caller_init, .handle_info = caller_info, .terminate = caller_term};
 
 static void check_async_call_on(int sched, sv_pid target, int timeout, int want_status, int want_tag)
 {
@@ -531,8 +534,8 @@ static void watch_term(sv_proc *self, int r)
     (void)r;
     free(sv_state(self));
 }
-static const sv_server_ops watch_ops = {.name = "watcher", .init = watch_init, .handle_info = watch_info,
-                                        .terminate = watch_term};
+static const sv_server_ops watch_ops = {
+    .name = "watcher", .init = watch_init, .handle_info = watch_info, .terminate = watch_term};
 
 static sv_pid spawn_watcher(sv_pid target, bool link, bool trap)
 {
@@ -674,11 +677,8 @@ static int lc_init(sv_proc *self, void *arg)
         free(st); /* the rule: a failed init undoes its own work */
         return -ENOENT;
     }
-    case LC_DEFER:
-        return SV_INIT_DEFER;
-    case LC_STOP_IN_INIT:
-        sv_stop(self, SV_NORMAL);
-        return 0;
+    case LC_DEFER: return SV_INIT_DEFER;
+    case LC_STOP_IN_INIT: sv_stop(self, SV_NORMAL); return 0;
     }
     return 0;
 }
@@ -715,7 +715,7 @@ START_TEST(test_failed_init_gets_no_terminate_and_the_runtime_clears_the_rest)
     uint64_t ref = spawn_lc(LC_FAIL, &a, &p);
     ck_assert_int_eq(expect_down(ref, 1000), -ENOENT);
     ck_assert_int_eq(atomic_load(&lc_terms), 0);
-    ck_assert(sv_pid_is_none(sv_whereis("lc")));               /* its name went */
+    ck_assert(sv_pid_is_none(sv_whereis("lc")));                 /* its name went */
     ck_assert_ptr_null(recv_match(-1, 77, 0, SV_PID_NONE, 150)); /* its timer too */
     ck_assert(!sv_is_alive(p));
     /* sv_start reports the same failure, and the same rule holds there. */
@@ -1001,8 +1001,11 @@ static void keeper_discard(sv_msg *m)
     if (m->tag == 7)
         atomic_fetch_add(&discarded, 1);
 }
-static const sv_server_ops keeper_ops = {.name = "keeper", .init = keeper_init, .handle_info = keeper_info,
-                                         .terminate = keeper_term, .discard = keeper_discard};
+static const sv_server_ops keeper_ops = {.name = "keeper",
+                                         .init = keeper_init,
+                                         .handle_info = keeper_info,
+                                         .terminate = keeper_term,
+                                         .discard = keeper_discard};
 
 START_TEST(test_taken_messages_outlive_their_turn)
 {
@@ -1085,7 +1088,6 @@ START_TEST(test_node_stop_ends_processes_still_running)
 }
 END_TEST
 
-
 /* The idle spin (node.busy_wait_us) lasts a moment after work, then the
  * schedulers sleep: an idle node must not keep burning its cores. */
 static double cpu_seconds(void)
@@ -1150,8 +1152,8 @@ static void bouncer_term(sv_proc *self, int reason)
     (void)reason;
     free(sv_state(self));
 }
-static const sv_server_ops bouncer_ops = {.name = "bouncer", .init = bouncer_init, .handle_info = bouncer_info,
-                                          .terminate = bouncer_term};
+static const sv_server_ops bouncer_ops = {
+    .name = "bouncer", .init = bouncer_init, .handle_info = bouncer_info, .terminate = bouncer_term};
 
 /* The per-scheduler counts behind sv_node_get_stats (messages, wake-ups,
  * spin time) are written by each scheduler as it works and read by any
@@ -1225,8 +1227,8 @@ static void flooder_term(sv_proc *self, int reason)
     (void)reason;
     free(sv_state(self));
 }
-static const sv_server_ops flooder_ops = {.name = "flooder", .init = flooder_init, .handle_info = flooder_info,
-                                          .terminate = flooder_term};
+static const sv_server_ops flooder_ops = {
+    .name = "flooder", .init = flooder_init, .handle_info = flooder_info, .terminate = flooder_term};
 
 /* Sends from one scheduler race the ends of their addressees on the
  * other: the slot lock and generation decide, and every message is either
@@ -1303,7 +1305,8 @@ static void shared_reader_term(sv_proc *self, int reason)
     (void)reason;
     free(sv_state(self));
 }
-static const sv_server_ops shared_reader_ops = {.name = "shared_reader", .init = shared_reader_init,
+static const sv_server_ops shared_reader_ops = {.name = "shared_reader",
+                                                .init = shared_reader_init,
                                                 .handle_info = shared_reader_info,
                                                 .terminate = shared_reader_term};
 
@@ -1412,7 +1415,4 @@ static Suite *runtime_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(runtime_suite());
-}
+int main(void) { return run_suite(runtime_suite()); }

@@ -231,8 +231,12 @@ START_TEST(test_escalation_restarts_the_failed_supervisor_from_its_parent)
 {
     const sv_child_spec top_kids[] = {
         COUNTER_SPEC("sibling", SV_PERMANENT),
-        {.id = "inner", .start = sv_sup_start_fn, .arg = (void *)&inner, .restart = SV_PERMANENT,
-         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
+        {.id = "inner",
+         .start = sv_sup_start_fn,
+         .arg = (void *)&inner,
+         .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY,
+         .is_supervisor = true},
     };
     sv_pid top = start_sup(SV_ONE_FOR_ONE, 5, top_kids, 2);
     sv_pid k[2];
@@ -241,7 +245,7 @@ START_TEST(test_escalation_restarts_the_failed_supervisor_from_its_parent)
     children(inner_sup, &x, 1);
     crash(x);
     x = wait_restarted(inner_sup, 0, x);
-    crash(x); /* the inner supervisor gives up ... */
+    crash(x);                                          /* the inner supervisor gives up ... */
     sv_pid inner2 = wait_restarted(top, 1, inner_sup); /* ... and its parent restarts it */
     ck_assert(!sv_is_alive(inner_sup));
     sv_pid x2;
@@ -380,8 +384,12 @@ START_TEST(test_crash_stays_inside_its_subtree)
 {
     /* Two independent subtrees; crashing in one leaves the other untouched. */
     const sv_child_spec top_kids[] = {
-        {.id = "inner", .start = sv_sup_start_fn, .arg = (void *)&inner, .restart = SV_PERMANENT,
-         .shutdown_ms = SV_SHUTDOWN_INFINITY, .is_supervisor = true},
+        {.id = "inner",
+         .start = sv_sup_start_fn,
+         .arg = (void *)&inner,
+         .restart = SV_PERMANENT,
+         .shutdown_ms = SV_SHUTDOWN_INFINITY,
+         .is_supervisor = true},
         COUNTER_SPEC("other", SV_PERMANENT),
     };
     sv_pid top = start_sup(SV_ONE_FOR_ONE, 5, top_kids, 2);
@@ -423,7 +431,4 @@ static Suite *sup_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(sup_suite());
-}
+int main(void) { return run_suite(sup_suite()); }

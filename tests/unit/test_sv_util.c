@@ -115,7 +115,4 @@ static Suite *util_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(util_suite());
-}
+int main(void) { return run_suite(util_suite()); }
