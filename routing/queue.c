@@ -340,9 +340,30 @@ static void pump(sv_proc *self, queue *s)
     publish_stats(s);
 }
 
+/* Puts a message that was out with a consumer back where it stood: ahead
+ * of every ready message published after it, behind those returned
+ * earlier that were published before it (released one by one, 1 2 3 come
+ * back as 1 2 3, not 3 2 1). Returned messages are the ring's first ones,
+ * so the walk is over those only. */
+static int push_in_order(queue *s, qent e)
+{
+    if (push_front(s, e) < 0)
+        return -ENOMEM;
+    uint32_t mask = s->cap - 1;
+    for (uint32_t i = 0; i + 1 < s->len; i++) {
+        qent *a = &s->ring[(s->head + i) & mask], *b = &s->ring[(s->head + i + 1) & mask];
+        if (b->seq >= a->seq)
+            break;
+        qent t = *a;
+        *a = *b;
+        *b = t;
+    }
+    return 0;
+}
+
 static void return_entry(queue *s, qent e)
 {
-    if (push_front(s, e) < 0) {
+    if (push_in_order(s, e) < 0) {
         sv_log(SV_LOG_ERROR, "queue %s: out of memory returning a message; it is lost", s->q->name);
         s->held_delta -= (int64_t)e.size;
         rt__qlog_gone(s, &e);
