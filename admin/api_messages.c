@@ -565,10 +565,8 @@ void adm__queue_fetch(adm_req *q, adm_resp *r)
             /* Requeued as modified/delivery-failed: the next consumer sees
              * it redelivered, as RabbitMQ's requeue marks it. */
             uint8_t outcome = mode == ACK ? RT_ACCEPTED : mode == REJECT ? RT_REJECTED : RT_MODIFIED;
-            /* Released messages go back to the head one by one: the last
-             * first, so they end up in the order they were in. */
-            for (int i = 0; i < n; i++)
-                sb->s[n - 1 - i] = (rt_settle){.id = got[i].id, .outcome = outcome, .failed = true};
+            for (int i = 0; i < n; i++) /* requeued ones go back where they stood */
+                sb->s[i] = (rt_settle){.id = got[i].id, .outcome = outcome, .failed = true};
             send_to(f.pid, RT_Q_SETTLE, sb, len);
             free(sb);
         }
