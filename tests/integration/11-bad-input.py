@@ -9,7 +9,7 @@ import unittest
 
 from proton import uint
 
-from harness import (config_file, AMQP_HEADER, ATTACH, BEGIN, CLOSE, OPEN, SASL_HEADER, SASL_OUTCOME, Broker, Message, Raw,
+from harness import (SurvivorTest, config_file, AMQP_HEADER, ATTACH, BEGIN, CLOSE, OPEN, SASL_HEADER, SASL_OUTCOME, Broker, Message, Raw,
                      connect, main, perf, receiver, sender)
 
 
@@ -20,24 +20,7 @@ def condition_of(frame):
     return str(err.value[0]) if err is not None else None
 
 
-class BadInput(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.b.stop()
-        assert code == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def tearDown(self):
-        # Whatever the test did, the broker still works.
-        c = connect(self.b)
-        sender(c, "/queues/alive").send(Message(body="still here"))
-        self.assertEqual(receiver(c, "/queues/alive").receive(timeout=5).body, "still here")
-        c.close()
-
+class BadInput(SurvivorTest):
     def test_garbage_bytes_get_our_header_and_a_closed_socket(self):
         # The spec's protocol negotiation: an unknown header is answered
         # with the header the broker serves (SASL first), then the socket

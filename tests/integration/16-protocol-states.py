@@ -10,7 +10,7 @@ import unittest
 
 from proton import Described, ulong, uint, ushort
 
-from harness import (AMQP_HEADER, ATTACH, BEGIN, CLOSE, DETACH, DISPOSITION, END, FLOW, OPEN, SASL_HEADER,
+from harness import (SurvivorTest, AMQP_HEADER, ATTACH, BEGIN, CLOSE, DETACH, DISPOSITION, END, FLOW, OPEN, SASL_HEADER,
                      TRANSFER, Broker, Message, Raw, connect, encode, main, perf, receiver, sender)
 
 SOURCE, TARGET = 0x28, 0x29
@@ -27,23 +27,7 @@ def error_of(frame):
     return str(err.value[0]), str(err.value[1])
 
 
-class States(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.b.stop()
-        assert code == 0, cls.b.log()
-        cls.b.tmp.cleanup()
-
-    def tearDown(self):
-        c = connect(self.b)
-        sender(c, "/queues/alive").send(Message(body="still here"))
-        self.assertEqual(receiver(c, "/queues/alive").receive(timeout=5).body, "still here")
-        c.close()
-
+class States(SurvivorTest):
     # -------------------------------------------------------------- helpers
 
     def raw(self, port=None):

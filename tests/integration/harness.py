@@ -391,3 +391,25 @@ class Raw:
 
     def close(self):
         self.s.close()
+
+
+class SurvivorTest(unittest.TestCase):
+    """For tests that throw bad input at one broker (which must stop
+    cleanly, exit 0): after each test, whatever it did, the broker still
+    takes a message and hands it back to a fresh client."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.b.stop()
+        assert code == 0, cls.b.log()
+        cls.b.tmp.cleanup()
+
+    def tearDown(self):
+        c = connect(self.b)
+        sender(c, "/queues/alive").send(Message(body="still here"))
+        self.assertEqual(receiver(c, "/queues/alive").receive(timeout=5).body, "still here")
+        c.close()

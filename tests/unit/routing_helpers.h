@@ -4,6 +4,10 @@
 #ifndef PLEXUS_ROUTING_HELPERS_H
 #define PLEXUS_ROUTING_HELPERS_H
 
+#include <proton/codec.h>
+#include <proton/message.h>
+#include <stdio.h>
+
 #include "check_helpers.h"
 #include "routing/rt.h"
 
@@ -90,6 +94,22 @@ static inline void routing_down(void)
 {
     routing_stop();
     node_teardown();
+}
+
+/* The number n of a message whose body is the binary "m<n>" (as the
+ * queue and store suites make them). */
+static inline int body_number(const rt_msg *m)
+{
+    pn_message_t *pm = pn_message();
+    ck_assert_int_eq(pn_message_decode(pm, (const char *)m->buf.data, m->buf.len), 0);
+    pn_data_t *b = pn_message_body(pm);
+    pn_data_rewind(b);
+    ck_assert(pn_data_next(b));
+    pn_bytes_t v = pn_data_get_binary(b);
+    int num = -1;
+    ck_assert_int_eq(sscanf(v.start, "m%d", &num), 1);
+    pn_message_free(pm);
+    return num;
 }
 
 #endif

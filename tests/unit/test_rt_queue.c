@@ -51,20 +51,6 @@ static rt_msg *message(int i)
     return m;
 }
 
-static int body_number(const rt_msg *m)
-{
-    pn_message_t *pm = pn_message();
-    ck_assert_int_eq(pn_message_decode(pm, (const char *)m->buf.data, m->buf.len), 0);
-    pn_data_t *b = pn_message_body(pm);
-    pn_data_rewind(b);
-    ck_assert(pn_data_next(b));
-    pn_bytes_t v = pn_data_get_binary(b);
-    int num = -1;
-    ck_assert_int_eq(sscanf(v.start, "m%d", &num), 1);
-    pn_message_free(pm);
-    return num;
-}
-
 /* Publishes messages first..first+n-1 in one batch, each wanting a
  * confirm; stores the outcomes (and why) in order of tag. */
 static void publish(sv_pid q, int first, int n, uint8_t *outcome, uint8_t *why)

@@ -129,20 +129,6 @@ typedef struct got {
     uint64_t id[20000];
 } got;
 
-static int body_number(const rt_msg *m)
-{
-    pn_message_t *pm = pn_message();
-    ck_assert_int_eq(pn_message_decode(pm, (const char *)m->buf.data, m->buf.len), 0);
-    pn_data_t *b = pn_message_body(pm);
-    pn_data_rewind(b);
-    ck_assert(pn_data_next(b));
-    pn_bytes_t v = pn_data_get_binary(b);
-    int num = -1;
-    ck_assert_int_eq(sscanf(v.start, "m%d", &num), 1);
-    pn_message_free(pm);
-    return num;
-}
-
 /* Consumes up to n messages (waiting up to ms for each batch); settles
  * them with outcome unless settle is false. */
 static void consume(const char *q, int n, bool settle, got *g, int ms)
