@@ -6,7 +6,6 @@ closes; protocol headers the broker does not serve are answered with its
 own header (negotiation, 2.2) and the socket closes. After each, a fresh
 client is served."""
 import time
-import unittest
 
 from proton import Described, ulong, uint, ushort
 
