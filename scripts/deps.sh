@@ -15,7 +15,7 @@
 # apt-get line that would install them is printed and the script fails.
 set -eu
 
-build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev check"
+build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev check"
 tsan="clang-14 libclang-rt-14-dev"
 test="$build python3 amqp-specs python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
