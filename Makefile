@@ -9,6 +9,7 @@
 #   make amqp091-gen-check  the committed AMQP 0-9-1 method tables are what the spec gives
 #   make format     apply .clang-format (format-check: fail where it would change a file)
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (tests/fuzz/README.md)
+#   make install    binaries, example configuration and systemd unit (PREFIX, DESTDIR; uninstall)
 #
 # `make run` and `make test` install missing Debian packages first when run
 # as root (scripts/deps.sh), or print the apt-get line that would.
@@ -17,7 +18,7 @@ VERSION := 0.1.0
 CC      ?= cc
 BUILD   ?= build
 BINDIR  ?= bin
-PKGS    := libuv libqpid-proton jansson libconfig libcrypto zlib libmicrohttpd
+PKGS    := libuv libqpid-proton jansson libconfig libcrypto zlib libmicrohttpd libsystemd
 OPT     ?= -O2
 SAN     ?=
 XCFLAGS := -std=gnu11 -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -66,7 +67,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test unit integration asan tsan tsan-integration bench deps test-deps clean format format-check amqp091-gen-check \
+.PHONY: install uninstall all run test unit integration asan tsan tsan-integration bench deps test-deps clean format format-check amqp091-gen-check \
         fuzz fuzz-ci fuzz-build fuzz-bins fuzz-repro fuzz-deps
 .DELETE_ON_ERROR:
 
@@ -177,6 +178,46 @@ bench: test-deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN) $(AMQP_BENCH) all
 	$(BENCH_BIN)
 	@PLEXUS_BIN=$(abspath $(PLEXUS)) AMQP_BENCH=$(abspath $(AMQP_BENCH)) /usr/bin/python3 tests/bench/run_bench.py
+
+# ------------------------------------------------------------------ install
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the two binaries, the
+# example configuration and the systemd unit (dist/plexus.service.in, with
+# the paths below written in). The directories take GNU's lower-case names
+# (bindir, sysconfdir, unitdir) because BINDIR already names where the
+# build puts its binaries. A configuration already installed is kept (it
+# is the administrator's); uninstall removes it only if it is unchanged.
+PREFIX     ?= /usr/local
+bindir     ?= $(PREFIX)/bin
+# /usr's configuration lives in /etc, any other prefix's in PREFIX/etc.
+sysconfdir ?= $(if $(filter /usr /usr/,$(PREFIX)),/etc,$(PREFIX)/etc)
+# systemd reads units from /usr/lib/systemd/system and, for local
+# installs, from /usr/local/lib/systemd/system.
+unitdir    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(bindir) $(DESTDIR)$(sysconfdir)/plexus $(DESTDIR)$(unitdir)
+	$(INSTALL) -m 755 $(PLEXUS) $(DESTDIR)$(bindir)/plexus
+	$(INSTALL) -m 755 $(CTL) $(DESTDIR)$(bindir)/plexusctl
+	@if [ -e $(DESTDIR)$(sysconfdir)/plexus/plexus.conf ]; then \
+	    echo "install: keeping $(DESTDIR)$(sysconfdir)/plexus/plexus.conf (the example is conf/plexus.conf)"; \
+	else \
+	    echo "$(INSTALL) -m 640 conf/plexus.conf $(DESTDIR)$(sysconfdir)/plexus/plexus.conf"; \
+	    $(INSTALL) -m 640 conf/plexus.conf $(DESTDIR)$(sysconfdir)/plexus/plexus.conf; \
+	fi
+	sed -e 's|@bindir@|$(bindir)|g' -e 's|@sysconfdir@|$(sysconfdir)|g' dist/plexus.service.in \
+	    > $(DESTDIR)$(unitdir)/plexus.service.tmp
+	chmod 644 $(DESTDIR)$(unitdir)/plexus.service.tmp
+	mv -f $(DESTDIR)$(unitdir)/plexus.service.tmp $(DESTDIR)$(unitdir)/plexus.service
+
+uninstall:
+	rm -f $(DESTDIR)$(bindir)/plexus $(DESTDIR)$(bindir)/plexusctl $(DESTDIR)$(unitdir)/plexus.service
+	@c=$(DESTDIR)$(sysconfdir)/plexus/plexus.conf; \
+	if [ -e $$c ] && ! cmp -s $$c conf/plexus.conf; then \
+	    echo "uninstall: keeping $$c (changed since it was installed)"; \
+	else \
+	    rm -f $$c; rmdir $(DESTDIR)$(sysconfdir)/plexus 2>/dev/null || true; \
+	fi
 
 # ------------------------------------------------------------------ fuzzing
 # libFuzzer targets (tests/fuzz/fuzz_NAME.c) in a tree of their own, built

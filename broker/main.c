@@ -4,7 +4,9 @@
  * Signals are blocked in every thread and taken by one small thread with
  * sigwait, which turns them into messages for the main thread's inbox; the
  * main thread also hears from the top supervisor if it ever gives up. So
- * both ways a node can end arrive through one mailbox.
+ * both ways a node can end arrive through one mailbox. Under systemd
+ * (Type=notify, dist/plexus.service.in) it says READY=1 once every listener
+ * is up, and STOPPING=1 when it begins to shut down.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "admin/adm.h"
@@ -131,6 +134,17 @@ static int lock_data_dir(const char *dir)
     return 0; /* fd stays open (and locked) until the process ends */
 }
 
+/* Tells systemd (or whoever set NOTIFY_SOCKET) how the broker stands;
+ * libsystemd's sd_notify does nothing when NOTIFY_SOCKET is unset, so the
+ * broker runs the same without systemd. A failure to send is only logged:
+ * the service manager's own timeout then reports it. */
+static void notify(const char *state)
+{
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        sv_log(SV_LOG_WARNING, "plexus: cannot notify the service manager (%s): %s", state, strerror(-rc));
+}
+
 static brk_config cfg; /* outlives the node: processes keep pointers into it */
 
 int main(int argc, char **argv)
@@ -197,6 +211,10 @@ int main(int argc, char **argv)
     }
     sv_log(SV_LOG_INFO, "plexus %s node %s started: amqp on port %d, admin on port %d, %d schedulers, data in %s",
            PLEXUS_VERSION, cfg.node_name, amqp_listen_port(), adm_listen_port(), sv_node_schedulers(), cfg.data_dir);
+    /* brk_tree_start returned once every child had started, the AMQP
+     * listener and the admin API included, each bound in its init: clients
+     * can connect from here on, and not before. */
+    notify("READY=1");
 
     bool stopping = false;
     for (;;) {
@@ -210,6 +228,7 @@ int main(int argc, char **argv)
             } else {
                 sv_log(SV_LOG_ERROR, "plexus: the top supervisor ended (%s); stopping the node",
                        sv_reason_str(m->status, rb, sizeof rb));
+                notify("STOPPING=1");
                 rc = -ECHILD;
             }
             sv_msg_free(m);
@@ -225,6 +244,7 @@ int main(int argc, char **argv)
             }
             sv_log(SV_LOG_INFO, "plexus: %s, shutting down", strsignal(s));
             stopping = true;
+            notify("STOPPING=1");
             sv_exit(inbox, root, SV_SHUTDOWN);
         }
         sv_msg_free(m);
