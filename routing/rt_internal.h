@@ -71,7 +71,7 @@ size_t rt__rec_ack(unsigned char *out, const uint64_t *seqs, uint32_t n);
 size_t rt__rec_dcount(unsigned char *out, uint64_t seq, uint32_t dc);
 size_t rt__rec_mark(unsigned char *out, uint64_t mark, uint64_t next_seq);
 /* The record at buf: its size (> 0); 0 if avail holds only part of one;
- * -EBADMSG if it is not a record (bad length, CRC or type). */
+ * -EBADMSG if it is not a record (bad length, CRC, type, flags or padding). */
 ssize_t rt__rec_decode(const unsigned char *buf, size_t avail, rt__rec *r);
 uint64_t rt__rec_ack_at(const rt__rec *r, uint32_t i);
 /* Reading a whole segment that may be damaged (recovery). After damage the
