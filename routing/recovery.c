@@ -17,7 +17,9 @@
  * A record that fails its check at the very end of the newest segment is a
  * torn write: the segment is cut there. Anywhere else it is damage: the
  * bytes are skipped up to the next record that checks out, counted, and
- * logged; the queue serves what is intact.
+ * logged; the queue serves what is intact. Finding that record tries every
+ * offset, in constant time each (rt__segscan): a damaged segment is read in
+ * time linear in its size, as an intact one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -133,16 +135,6 @@ static int read_file(int fd, unsigned char **out, size_t *len)
     return 0;
 }
 
-/* The next offset from pos at which a whole record checks out, or len. */
-static size_t resync(const unsigned char *buf, size_t len, size_t pos)
-{
-    rt__rec r;
-    for (size_t q = pos + 1; q + RT__REC_HDR <= len; q++)
-        if (rt__rec_decode(buf + q, len - q, &r) > 0)
-            return q;
-    return len;
-}
-
 static int scan_segment(scan *s, uint32_t seg, bool newest)
 {
     char path[PATH_MAX + 16];
@@ -173,15 +165,17 @@ static int scan_segment(scan *s, uint32_t seg, bool newest)
         return 0;
     }
     size_t pos = RT__SEG_HDR;
+    rt__segscan sc;
+    rt__segscan_init(&sc, buf, len);
     while (pos < len && rc == 0) {
         rt__rec r;
-        ssize_t n = rt__rec_decode(buf + pos, len - pos, &r);
+        ssize_t n = rt__segscan_decode(&sc, pos, &r);
         if (n > 0) {
             rc = take(s, seg, pos, (size_t)n, &r);
             pos += (size_t)n;
             continue;
         }
-        size_t next = resync(buf, len, pos);
+        size_t next = rt__segscan_resync(&sc, pos);
         if (next == len && newest) {
             sv_log(SV_LOG_WARNING, "store: %s: segment %u ends in a torn write (%zu bytes at %zu); cut off", s->dir,
                    seg, len - pos, pos);
@@ -193,6 +187,7 @@ static int scan_segment(scan *s, uint32_t seg, bool newest)
         s->corrupt++;
         pos = next;
     }
+    rt__segscan_free(&sc);
     free(buf);
     close(fd);
     return rc;

@@ -71,9 +71,28 @@ size_t rt__rec_ack(unsigned char *out, const uint64_t *seqs, uint32_t n);
 size_t rt__rec_dcount(unsigned char *out, uint64_t seq, uint32_t dc);
 size_t rt__rec_mark(unsigned char *out, uint64_t mark, uint64_t next_seq);
 /* The record at buf: its size (> 0); 0 if avail holds only part of one;
- * -EBADMSG if it is not a record (bad length, CRC or type). */
+ * -EBADMSG if it is not a record (bad length, CRC, type, flags or padding). */
 ssize_t rt__rec_decode(const unsigned char *buf, size_t avail, rt__rec *r);
 uint64_t rt__rec_ack_at(const rt__rec *r, uint32_t i);
+/* Reading a whole segment that may be damaged (recovery). After damage the
+ * next record is searched for at every offset; a candidate's CRC would cost
+ * the length it claims, so once a search begins the segment gets CRC
+ * checkpoints that give the CRC of any span in constant time: the whole
+ * read stays linear in the segment's size, whatever the damage. */
+#define RT__SEGSCAN_OPS 512
+typedef struct rt__segscan {
+    const unsigned char *buf;
+    size_t len;
+    uint32_t *pre;                     /* the CRC of buf up to each checkpoint */
+    uint32_t ops[2 * RT__SEGSCAN_OPS]; /* zlib's combine operators for checkpoint distances */
+    bool built;                        /* tried (pre stays NULL if memory ran out: plain CRCs then) */
+} rt__segscan;
+void rt__segscan_init(rt__segscan *sc, const unsigned char *buf, size_t len);
+/* rt__rec_decode of the record at pos (within the segment). */
+ssize_t rt__segscan_decode(rt__segscan *sc, size_t pos, rt__rec *r);
+/* The first offset after pos at which a whole record checks out, or len. */
+size_t rt__segscan_resync(rt__segscan *sc, size_t pos);
+void rt__segscan_free(rt__segscan *sc);
 
 /* store.c, recovery.c: the message store's threads (see store.c). A
  * queue's log is an rt__slog that the queue creates, hands to its store

@@ -131,6 +131,11 @@ mark = rec(struct.pack("<B7xQQ", 4, 1, 3))
 put("logfmt", "segment", b"\x00" + seg_header(1) + m1 + m2 + dc + ack + mark)
 put("logfmt", "records", b"\x01" + m1 + ack + mark)
 put("logfmt", "torn", b"\x00" + m1 + m2[: len(m2) // 2])
+# damage first (a zeroed CRC), then records long enough that recovery's
+# walk takes their CRCs from its checkpoints (rt__segscan)
+big = [rec(struct.pack("<BBHIQq", 1, 0, 0, 0, 10 + i, 0) + bytes((i * 37 + j) % 251 for j in range(1500 + 300 * i)))
+       for i in range(3)]
+put("logfmt", "damaged-long", b"\x00" + seg_header(2) + m1[:4] + b"\x00" * 4 + m1[8:] + b"".join(big) + dc + big[0])
 
 # ---------------------------------------------------------------- admin (method byte: GET HEAD PUT POST DELETE PATCH)
 put("admin", "queue-put", "\x02queues/%2F/orders\n\n" + json.dumps({"durable": True, "auto_delete": False,
