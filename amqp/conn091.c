@@ -20,10 +20,10 @@
 
 #include "amqp/amqp_internal.h"
 
-#define OUT_CAP (64u << 10)      /* output waiting for the socket; reading stops past half of it */
-#define HANDSHAKE_MS 10000       /* header to Open-Ok, as RabbitMQ's handshake_timeout */
-#define CLOSE_WAIT_MS 3000       /* for the client's Close-Ok after our Close */
-#define CHANNEL_MAX 2047         /* RabbitMQ's default */
+#define OUT_CAP (64u << 10)                  /* output waiting for the socket; reading stops past half of it */
+#define HANDSHAKE_MS 10000                   /* header to Open-Ok, as RabbitMQ's handshake_timeout */
+#define CLOSE_WAIT_MS 3000                   /* for the client's Close-Ok after our Close */
+#define CHANNEL_MAX 2047                     /* RabbitMQ's default */
 #define PRE_TUNE_FRAME AMQP91_FRAME_MIN_SIZE /* frames before Tune-Ok (spec: frame-min-size) */
 
 enum { S_START, S_TUNE, S_OPEN_WAIT, S_OPEN, S_CLOSING, S_DONE };
@@ -36,12 +36,12 @@ typedef struct amqp__c91 {
     uint8_t out[OUT_CAP];
     size_t olen;
     amqp__091_limits ours, agreed;
-    uint8_t *chan;        /* agreed.channel_max + 1 states, from Tune-Ok on */
-    uint64_t last_recv;   /* ms: anything read (any frame counts as a heartbeat) */
-    uint64_t last_send;   /* ms: anything written */
-    uint64_t deadline;    /* ms: the handshake's or our Close's end; 0: none */
-    bool flush_then_end;  /* nothing more to read or say: end once out is written */
-    bool fail_close;      /* the client's authentication_failure_close */
+    uint8_t *chan;       /* agreed.channel_max + 1 states, from Tune-Ok on */
+    uint64_t last_recv;  /* ms: anything read (any frame counts as a heartbeat) */
+    uint64_t last_send;  /* ms: anything written */
+    uint64_t deadline;   /* ms: the handshake's or our Close's end; 0: none */
+    bool flush_then_end; /* nothing more to read or say: end once out is written */
+    bool fail_close;     /* the client's authentication_failure_close */
     char user[128];
     char client[128];
     const char *mech;
@@ -179,9 +179,8 @@ static void on_start_ok(amqp__conn *c, const amqp91_connection_start_ok *a)
     const char *why = "";
     int rc = amqp__091_credentials(a->mechanism, a->response, user, sizeof user, pass, sizeof pass, &why);
     k->mech = a->mechanism.len == 8 ? "AMQPLAIN" : "PLAIN";
-    if (rc == 0 && (!c->cfg->auth ||
-                    c->cfg->auth(c->cfg->auth_ctx, "PLAIN", user, pass, (const struct sockaddr *)&c->sasl.peer, out,
-                                 sizeof out) < 0)) {
+    if (rc == 0 && (!c->cfg->auth || c->cfg->auth(c->cfg->auth_ctx, "PLAIN", user, pass,
+                                                  (const struct sockaddr *)&c->sasl.peer, out, sizeof out) < 0)) {
         rc = -EACCES;
         why = "wrong user or password, or not allowed from here";
     }
@@ -363,8 +362,7 @@ static void on_frame(amqp__conn *c, const amqp91_frame *f)
         if (!f->channel)
             conn_close(c, AMQP91_CHANNEL_ERROR, 0, false, "content frame on channel 0");
         else if (k->chan[f->channel] == CH_CLOSED)
-            conn_close(c, AMQP91_CHANNEL_ERROR, 0, false, "content frame on channel %u, which is not open",
-                       f->channel);
+            conn_close(c, AMQP91_CHANNEL_ERROR, 0, false, "content frame on channel %u, which is not open", f->channel);
         else if (k->chan[f->channel] == CH_OPEN)
             conn_close(c, AMQP91_UNEXPECTED_FRAME, 0, false, "content frame on channel %u without a content method",
                        f->channel);
@@ -476,8 +474,9 @@ void amqp__091_work(amqp__conn *c)
     }
     if (hb_ms && k->state < S_DONE && !k->flush_then_end) {
         if (now - k->last_recv >= 2ull * hb_ms) {
-            sv_log(SV_LOG_WARNING, "connection %s: AMQP 0-9-1 client missed heartbeats (silent %llu ms, heartbeat %u s)",
-                   c->peer, (unsigned long long)(now - k->last_recv), k->agreed.heartbeat);
+            sv_log(SV_LOG_WARNING,
+                   "connection %s: AMQP 0-9-1 client missed heartbeats (silent %llu ms, heartbeat %u s)", c->peer,
+                   (unsigned long long)(now - k->last_recv), k->agreed.heartbeat);
             k->state = S_DONE;
             k->olen = 0;
             k->flush_then_end = true;
