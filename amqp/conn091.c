@@ -311,6 +311,8 @@ static void on_chan_method(amqp__conn *c, uint16_t ch, const amqp91_method *m)
         simple(c, ch, AMQP91_CHANNEL_OPEN_OK);
         return;
     }
+    if (st == CH_CLOSED && m->id == AMQP91_CHANNEL_CLOSE_OK)
+        return; /* both sides closed at once: we answered its Close already */
     if (st == CH_CLOSED) {
         conn_close(c, AMQP91_CHANNEL_ERROR, m->id, false, "%s on channel %u, which is not open", m->desc->name, ch);
         return;
@@ -480,7 +482,7 @@ void amqp__091_work(amqp__conn *c)
             k->state = S_DONE;
             k->olen = 0;
             k->flush_then_end = true;
-        } else if (now - k->last_send >= hb_ms / 2 && k->olen + AMQP91_FRAME_OVERHEAD <= OUT_CAP) {
+        } else if (now - k->last_send >= hb_ms / 2 && !k->olen) { /* output waiting says enough */
             int n = amqp91_heartbeat_write(k->out + k->olen, OUT_CAP - k->olen);
             if (n > 0)
                 k->olen += (size_t)n;
@@ -497,7 +499,7 @@ void amqp__091_work(amqp__conn *c)
     uint64_t at = k->deadline;
     if (hb_ms && !k->flush_then_end) {
         uint64_t send_at = k->last_send + hb_ms / 2, dead_at = k->last_recv + 2ull * hb_ms;
-        uint64_t due = send_at < dead_at ? send_at : dead_at;
+        uint64_t due = send_at < dead_at && !k->olen ? send_at : dead_at;
         if (!at || due < at)
             at = due;
     }

@@ -390,6 +390,22 @@ class RawSocket(unittest.TestCase):
         r2.expect(10, 51)
         self.assertTrue(r2.eof())
 
+    def test_channel_closed_by_both_sides_at_once(self):
+        r = self.raw()
+        r.open()
+        r.send(method(1, 20, 10, shortstr("")))
+        r.expect(20, 11)
+        close = struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)
+        # Basic.Qos (not implemented: the broker closes channel 1) and our own close, crossing
+        r.send(method(1, 60, 10, struct.pack(">IHB", 0, 1, 0)) + method(1, 20, 40, close))
+        self.assertEqual(r.expect_close(ch=1)[0], 540)
+        self.assertEqual(r.method()[:3], (1, 20, 41))  # its Close-Ok to ours
+        r.send(method(1, 20, 41))  # ours to its Close
+        r.send(method(2, 20, 10, shortstr("")))
+        self.assertEqual(r.method()[:3], (2, 20, 11), "the connection is still usable")
+        r.send(method(1, 20, 10, shortstr("")))
+        self.assertEqual(r.method()[:3], (1, 20, 11), "channel 1 can be opened again")
+
     def test_missed_heartbeats_close_the_connection(self):
         r = self.raw()
         r.open(heartbeat=1)

@@ -60,8 +60,8 @@ START_TEST(test_plain_credentials)
     ck_assert_str_eq(u, "bob");
     ck_assert_str_eq(p, "");
     /* malformed: one NUL, none, an empty user, a NUL in the password, too long */
-    const amqp91_bytes bad[] = {S("\0guest"), S("guestguest"), S(""), S("\0\0pw"), S("\0u\0p\0w"),
-                                S("\0averyveryverylonguser\0p")};
+    const amqp91_bytes bad[] = {S("\0guest"), S("guestguest"), S(""),
+                                S("\0\0pw"),  S("\0u\0p\0w"),  S("\0averyveryverylonguser\0p")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
         ck_assert_int_eq(amqp__091_credentials(S("PLAIN"), bad[i], u, sizeof u, p, sizeof p, &why), -EINVAL);
@@ -77,17 +77,16 @@ START_TEST(test_amqplain_credentials)
     /* LOGIN S "guest", PASSWORD S "pw": a table's content, no length */
     static const uint8_t good[] = "\x05LOGINS\x00\x00\x00\x05guest\x08PASSWORDS\x00\x00\x00\x02pw";
     ck_assert_int_eq(
-        amqp__091_credentials(S("AMQPLAIN"), (amqp91_bytes){good, sizeof good - 1}, u, sizeof u, p, sizeof p, &why),
-        0);
+        amqp__091_credentials(S("AMQPLAIN"), (amqp91_bytes){good, sizeof good - 1}, u, sizeof u, p, sizeof p, &why), 0);
     ck_assert_str_eq(u, "guest");
     ck_assert_str_eq(p, "pw");
     static const uint8_t no_pw[] = "\x05LOGINS\x00\x00\x00\x05guest";
-    ck_assert_int_eq(amqp__091_credentials(S("AMQPLAIN"), (amqp91_bytes){no_pw, sizeof no_pw - 1}, u, sizeof u, p,
-                                           sizeof p, &why),
-                     -EINVAL);
+    ck_assert_int_eq(
+        amqp__091_credentials(S("AMQPLAIN"), (amqp91_bytes){no_pw, sizeof no_pw - 1}, u, sizeof u, p, sizeof p, &why),
+        -EINVAL);
     static const uint8_t not_str[] = "\x05LOGINI\x00\x00\x00\x05\x08PASSWORDS\x00\x00\x00\x02pw";
-    ck_assert_int_eq(amqp__091_credentials(S("AMQPLAIN"), (amqp91_bytes){not_str, sizeof not_str - 1}, u, sizeof u,
-                                           p, sizeof p, &why),
+    ck_assert_int_eq(amqp__091_credentials(S("AMQPLAIN"), (amqp91_bytes){not_str, sizeof not_str - 1}, u, sizeof u, p,
+                                           sizeof p, &why),
                      -EINVAL);
     ck_assert_int_eq(amqp__091_credentials(S("AMQPLAIN"), S("\x05LOG"), u, sizeof u, p, sizeof p, &why), -EINVAL);
     ck_assert_int_eq(amqp__091_credentials(S("EXTERNAL"), S(""), u, sizeof u, p, sizeof p, &why), -ENOTSUP);
@@ -108,7 +107,7 @@ START_TEST(test_client_capabilities_and_name)
     ck_assert(!amqp__091_client_cap(b, "publisher_confirms"));
     char name[32];
     amqp__091_client_name(b, name, sizeof name);
-    ck_assert_str_eq(name, "pi?a"); /* control bytes made printable */
+    ck_assert_str_eq(name, "pi?a");                   /* control bytes made printable */
     ck_assert(!amqp__091_client_cap(S("\x03"), "x")); /* a bad table: no capabilities */
     amqp__091_client_name(S("\x03"), name, sizeof name);
     ck_assert_str_eq(name, "");
