@@ -4,8 +4,10 @@ pika against the real broker (login, server properties, channels,
 heartbeats, a method not implemented yet closing its channel with 540),
 and a raw socket for what a client library never sends (AMQPLAIN, bad
 frames, a silent or vanishing peer)."""
+import shutil
 import socket
 import struct
+import subprocess
 import time
 import unittest
 import urllib.parse
@@ -247,6 +249,29 @@ class Pika(unittest.TestCase):
             ch2.basic_qos(prefetch_count=1)
         self.assertEqual(e.exception.reply_code, 540)
         self.assertTrue(c.channel().is_open)
+
+
+class AmqpTools(unittest.TestCase):
+    """Debian's amqp-tools (librabbitmq): a clear error, not a hang."""
+
+    def test_declare_and_publish_fail_clearly(self):
+        if not shutil.which("amqp-declare-queue"):
+            missing("amqp-tools")
+        with Broker() as b:
+            url = f"amqp://guest:guest@127.0.0.1:{b.port}"
+            p = subprocess.run(["amqp-declare-queue", "--url", url, "-q", "q50"], capture_output=True, text=True,
+                               timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("540", p.stderr)
+            self.assertIn("queue.declare is not implemented yet", p.stderr)
+            p = subprocess.run(["amqp-publish", "--url", url, "-r", "q50", "-b", "hi"], capture_output=True,
+                               text=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("basic.publish is not implemented yet", p.stderr)
+            p = subprocess.run(["amqp-declare-queue", "--url", url.replace("guest@", "nope@"), "-q", "q50"],
+                               capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("ACCESS_REFUSED", p.stderr)
 
 
 class RawSocket(unittest.TestCase):
