@@ -297,6 +297,8 @@ typedef struct amqp__091_limits {
 int amqp__091_server_props(uint8_t *out, size_t cap);
 /* Whether the client-properties table's capabilities say cap is true. */
 bool amqp__091_client_cap(amqp91_bytes props, const char *cap);
+/* Bytes from the client as text for the log: control bytes become '?', cut to len - 1. */
+void amqp__091_printable(const uint8_t *p, size_t n, char *out, size_t len);
 /* The client's connection_name (else product) as printable text, or "". */
 void amqp__091_client_name(amqp91_bytes props, char *out, size_t len);
 /* User and password from a Start-Ok response: 0; -EINVAL (malformed) or

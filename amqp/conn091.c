@@ -186,9 +186,11 @@ static void on_start_ok(amqp__conn *c, const amqp91_connection_start_ok *a)
     }
     memset(pass, 0, sizeof pass);
     if (rc < 0) {
-        sv_log(SV_LOG_WARNING, "connection %s: AMQP 0-9-1 authentication failed for %s (%.*s): %s", c->peer,
-               rc == -EACCES ? user : "?", (int)(a->mechanism.len < 16 ? a->mechanism.len : 16),
-               (const char *)a->mechanism.p, why);
+        char who[128], mech[24];
+        amqp__091_printable((const uint8_t *)user, rc == -EACCES ? strlen(user) : 0, who, sizeof who);
+        amqp__091_printable(a->mechanism.p, a->mechanism.len, mech, sizeof mech);
+        sv_log(SV_LOG_WARNING, "connection %s: AMQP 0-9-1 authentication failed for %s (%s): %s", c->peer,
+               who[0] ? who : "?", mech, why);
         if (k->fail_close) {
             conn_close(c, AMQP91_ACCESS_REFUSED, AMQP91_CONNECTION_START_OK, true,
                        "Login was refused using authentication mechanism %s", rc == -ENOTSUP ? "?" : k->mech);
@@ -235,10 +237,7 @@ static void on_open(amqp__conn *c, const amqp91_connection_open *a)
     amqp__c91 *k = c->c91;
     if (!(a->virtual_host.len == 1 && a->virtual_host.p[0] == '/')) {
         char vh[64];
-        size_t n = a->virtual_host.len < sizeof vh - 1 ? a->virtual_host.len : sizeof vh - 1;
-        for (size_t i = 0; i < n; i++)
-            vh[i] = a->virtual_host.p[i] < 0x20 || a->virtual_host.p[i] == 0x7f ? '?' : (char)a->virtual_host.p[i];
-        vh[n] = 0;
+        amqp__091_printable(a->virtual_host.p, a->virtual_host.len, vh, sizeof vh);
         conn_close(c, AMQP91_NOT_ALLOWED, AMQP91_CONNECTION_OPEN, false,
                    "virtual host '%s' does not exist: Plexus serves the virtual host '/' only", vh);
         return;

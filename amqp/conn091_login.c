@@ -37,6 +37,15 @@ int amqp__091_server_props(uint8_t *out, size_t cap)
     return amqp91_table_encode(&t, out, cap);
 }
 
+void amqp__091_printable(const uint8_t *p, size_t n, char *out, size_t len)
+{
+    if (n > len - 1)
+        n = len - 1;
+    for (size_t i = 0; i < n; i++) /* for the log and JSON: no control bytes */
+        out[i] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+    out[n] = 0;
+}
+
 /* The field of that name in t, or NULL. */
 static const amqp91_value *field(const amqp91_table *t, const char *name)
 {
@@ -68,12 +77,8 @@ void amqp__091_client_name(amqp91_bytes props, char *out, size_t len)
     const amqp91_value *v = field(t, "connection_name");
     if (!v || v->type != 'S')
         v = field(t, "product");
-    if (v && v->type == 'S') {
-        size_t n = v->v.str.len < len ? v->v.str.len : len - 1;
-        for (size_t i = 0; i < n; i++) /* for the log and JSON: no control bytes */
-            out[i] = v->v.str.p[i] < 0x20 || v->v.str.p[i] == 0x7f ? '?' : (char)v->v.str.p[i];
-        out[n] = 0;
-    }
+    if (v && v->type == 'S')
+        amqp__091_printable(v->v.str.p, v->v.str.len, out, len);
     amqp91_table_free(t);
 }
 

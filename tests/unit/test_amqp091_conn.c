@@ -107,7 +107,12 @@ START_TEST(test_client_capabilities_and_name)
     ck_assert(!amqp__091_client_cap(b, "publisher_confirms"));
     char name[32];
     amqp__091_client_name(b, name, sizeof name);
-    ck_assert_str_eq(name, "pi?a");                   /* control bytes made printable */
+    ck_assert_str_eq(name, "pi?a"); /* control bytes made printable */
+    char six[6];
+    amqp__091_printable((const uint8_t *)"a\nb\x7f"
+                                         "cdef",
+                        8, six, sizeof six);
+    ck_assert_str_eq(six, "a?b?c");                   /* no line breaks in the log; cut to fit */
     ck_assert(!amqp__091_client_cap(S("\x03"), "x")); /* a bad table: no capabilities */
     amqp__091_client_name(S("\x03"), name, sizeof name);
     ck_assert_str_eq(name, "");
