@@ -466,6 +466,15 @@ class RawSocket(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(len(api_conns(self.b)), before, api_conns(self.b))
 
+    def test_silent_peer_mid_handshake_is_closed(self):
+        r = self.raw()
+        r.send(HEADER)
+        r.expect(10, 10)  # then nothing: the 10 s handshake deadline ends it
+        t0 = time.time()
+        self.assertTrue(r.eof(timeout=15))
+        self.assertGreater(time.time() - t0, 8)
+        self.b.wait_log("handshake not done in time")
+
     def test_unsupported_header_answered_with_ours(self):
         for hdr in (b"AMQP\x00\x00\x08\x00", b"AMQP\x01\x01\x00\x09"):
             r = self.raw()
