@@ -405,7 +405,8 @@ static void handle_input(amqp__conn *c)
     while (k->state < S_DONE && !k->flush_then_end && off < k->ilen) {
         amqp91_frame f;
         const char *why = "";
-        uint32_t max = k->state >= S_OPEN_WAIT ? k->agreed.frame_max : PRE_TUNE_FRAME;
+        /* The buffer is one frame: PRE_TUNE_FRAME until Tune-Ok, then frame_max. */
+        uint32_t max = (uint32_t)k->icap;
         int rc = amqp91_frame_read(k->in + off, k->ilen - off, max, &f, &why);
         if (rc < 0) {
             conn_close(c, AMQP91_FRAME_ERROR, 0, true, "%s", why);
