@@ -87,7 +87,8 @@ typedef struct amqp_conn_info {
     sv_pid pid;              /* its process */
     char user[128];          /* who logged in ("" until the client's open) */
     char container[128];     /* the client's container id */
-    char auth_mechanism[16]; /* PLAIN, ANONYMOUS, or "" (no SASL: anonymous) */
+    char auth_mechanism[16]; /* PLAIN, AMQPLAIN, ANONYMOUS, or "" (no SASL: anonymous) */
+    char protocol[16];       /* "AMQP 1.0" or "AMQP 0-9-1" */
     char peer_host[64];
     int peer_port;
     char host[64];

@@ -6,6 +6,7 @@
 #include <proton/transport.h>
 
 #include "amqp/amqp.h"
+#include "amqp/amqp091.h"
 
 /* sasl.c: the outcome of one connection's SASL exchange. */
 typedef struct amqp__sasl {
@@ -44,6 +45,7 @@ typedef struct amqp__fcheck {
     bool checked;         /* the current frame's performative passed */
     bool opened;          /* the client's open came */
     uint8_t refused[8];   /* a protocol header not served here (-EPROTONOSUPPORT) */
+    bool amqp091;         /* ... and it is AMQP 0-9-1, first thing: for conn091.c */
     uint8_t reply[8];     /* the header to answer it with */
     uint32_t skip, body;  /* extended header and body bytes left in the frame */
     uint32_t max_frame;
@@ -159,6 +161,7 @@ typedef struct amqp__reg {
 void amqp__reg_add(amqp__reg *r, sv_pid pid, const char *name);
 void amqp__reg_remove(amqp__reg *r);
 void amqp__reg_opened(amqp__reg *r, const char *user, const char *container, const char *mech);
+void amqp__reg_protocol(amqp__reg *r, const char *protocol); /* "AMQP 1.0" until told otherwise */
 /* The connection's own counts, published once per round. */
 void amqp__reg_flush(amqp__reg *r, const amqp__counts *n);
 
@@ -199,8 +202,9 @@ typedef struct amqp__conn {
     uint32_t nlinks;
     uint64_t deadline; /* proton's next tick, ms */
     bool retry_armed;
-    amqp__reg reg;       /* its entry in the table of open connections */
-    amqp__counts counts; /* bytes and messages, kept here, published to reg each round */
+    amqp__reg reg;         /* its entry in the table of open connections */
+    amqp__counts counts;   /* bytes and messages, kept here, published to reg each round */
+    struct amqp__c91 *c91; /* set once the client spoke AMQP 0-9-1: conn091.c has the connection */
 } amqp__conn;
 
 /* address.c */
@@ -213,6 +217,8 @@ int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid 
 extern atomic_uint amqp__nconns;
 void amqp__conn_configure(const amqp_config *cfg);
 void amqp__conn_work(amqp__conn *c); /* a round: proton's events handled, then the round's work sent */
+/* The connection has ended: its process stops (terminate closes the socket). */
+void amqp__conn_finish(amqp__conn *c);
 /* Closes the connection with an AMQP error condition and its text. */
 void amqp__conn_close_with(amqp__conn *c, const char *cond, const char *desc);
 
@@ -271,5 +277,40 @@ void amqp__consumer_drained(amqp__conn *c, sv_msg *m);
 void amqp__consumer_gone(amqp__conn *c, sv_msg *m);
 void amqp__consumer_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
 void amqp__consumer_closed(amqp__conn *c, amqp__link *l);
+
+/* conn091.c: the AMQP 0-9-1 front end. The connection process (same
+ * socket, registry entry and limits) hands itself over once the client's
+ * protocol header says 0-9-1; rest holds the bytes read after the header. */
+void amqp__091_begin(amqp__conn *c, const uint8_t *rest, size_t n);
+void amqp__091_poll(amqp__conn *c, int status, int events);
+void amqp__091_work(amqp__conn *c); /* a round: timers checked, output written, poll set */
+void amqp__091_info(amqp__conn *c, sv_msg *m);
+void amqp__091_free(amqp__conn *c);
+
+/* conn091_login.c: the handshake's pure parts. */
+typedef struct amqp__091_limits {
+    uint16_t channel_max;
+    uint32_t frame_max;
+    uint16_t heartbeat; /* seconds; 0: none */
+} amqp__091_limits;
+/* The server-properties table of Connection.Start (content, no length). */
+int amqp__091_server_props(uint8_t *out, size_t cap);
+/* Whether the client-properties table's capabilities say cap is true. */
+bool amqp__091_client_cap(amqp91_bytes props, const char *cap);
+/* Bytes from the client as text for the log: control bytes become '?', cut to len - 1. */
+void amqp__091_printable(const uint8_t *p, size_t n, char *out, size_t len);
+/* The client's connection_name (else product) as printable text, or "". */
+void amqp__091_client_name(amqp91_bytes props, char *out, size_t len);
+/* User and password from a Start-Ok response: 0; -EINVAL (malformed) or
+ * -ENOTSUP (mechanism not offered), with *why. */
+int amqp__091_credentials(amqp91_bytes mech, amqp91_bytes resp, char *user, size_t ulen, char *pass, size_t plen,
+                          const char **why);
+/* The client's Tune-Ok against the server's Tune: 0 and the limits agreed,
+ * or -AMQP91_NOT_ALLOWED with why. */
+int amqp__091_tune(const amqp__091_limits *ours, uint16_t channel_max, uint32_t frame_max, uint16_t heartbeat,
+                   amqp__091_limits *out, char *why, size_t len);
+/* The heartbeat delay agreed: 0 if the client wants none, else the lower
+ * non-zero of the two. */
+uint16_t amqp__091_heartbeat(uint16_t ours, uint16_t theirs);
 
 #endif

@@ -366,7 +366,10 @@ static void on_timer(uv_timer_t *t)
         return;
     sv_enter(c->self);
     c->retry_armed = false;
-    amqp__conn_work(c);
+    if (c->c91)
+        amqp__091_work(c);
+    else
+        amqp__conn_work(c);
     sv_leave(c->self);
 }
 
@@ -388,7 +391,7 @@ static void arm_timer(amqp__conn *c, bool retry, bool held)
 /* The connection has ended (closed by either side, or broken): free what
  * it holds in queues' names and end the process. Queues monitor their
  * consumers' connections and return unsettled messages themselves. */
-static void finish(amqp__conn *c)
+void amqp__conn_finish(amqp__conn *c)
 {
     if (c->finished)
         return;
@@ -434,7 +437,7 @@ void amqp__conn_work(amqp__conn *c)
             pn_connection_driver_write_close(&c->d);
     } while (pn_connection_driver_has_event(&c->d) || (c->out_len && !c->writing));
     if (pn_connection_driver_finished(&c->d) && !c->writing) {
-        finish(c);
+        amqp__conn_finish(c);
         return;
     }
     bool held = !c->rejecting && !amqp__pub_may_read(c);
@@ -587,6 +590,12 @@ static int conn_info(sv_proc *self, sv_msg *m)
         conn_discard(m); /* the queue gets them back when it hears we are gone */
         return 0;
     }
+    if (c->c91) {
+        amqp__091_info(c, m);
+        if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(self)))
+            sv_stop(self, m->status);
+        return 0;
+    }
     switch (m->tag) {
     case RT_Q_DELIVER: amqp__consumer_deliver(c, m); break;
     case RT_Q_CONFIRM: amqp__pub_confirm(c, m); break;
@@ -633,6 +642,7 @@ static void conn_terminate(sv_proc *self, int reason)
         link_free(c->links);
     pn_connection_driver_destroy(&c->d);
     amqp__fcheck_free(&c->fv);
+    amqp__091_free(c);
     if (c->counted)
         atomic_fetch_sub(&amqp__nconns, 1);
     amqp__sock_read_stop(c);

@@ -230,8 +230,8 @@ void amqp__fcheck_free(amqp__fcheck *v)
 /* The 8 bytes of a protocol header. First SASL or AMQP 1.0; after SASL,
  * AMQP 1.0. Anything else is answered, as the spec's protocol negotiation
  * says (2.2), with the header Plexus would serve there, then a close: the
- * connection does that, on -EPROTONOSUPPORT. (AMQP 0-9-1 will be handed to
- * its own front end here.) */
+ * connection does that, on -EPROTONOSUPPORT; AMQP 0-9-1 as the first header
+ * (v->amqp091) is handed to its own front end there instead (conn091.c). */
 static int on_header(amqp__fcheck *v, const uint8_t *h)
 {
     amqp__hdr_kind k = amqp__header_classify(h);
@@ -243,6 +243,7 @@ static int on_header(amqp__fcheck *v, const uint8_t *h)
         return 0;
     }
     memcpy(v->refused, h, 8);
+    v->amqp091 = first && k == AMQP__HDR_AMQP091;
     memcpy(v->reply, first ? "AMQP\x03\x01\x00\x00" : "AMQP\x00\x01\x00\x00", 8);
     return -EPROTONOSUPPORT;
 }

@@ -3,8 +3,8 @@
  * Every AMQP connection starts with a protocol header ("AMQP", protocol id,
  * version). This is the one place that tells them apart, so the connection
  * can answer a header it does not serve as the spec's negotiation says (its
- * own header, then close) and, later, hand AMQP 0-9-1 ("AMQP" 0 0 9 1) to
- * its own front end from the same spot.
+ * own header, then close) and hand AMQP 0-9-1 ("AMQP" 0 0 9 1) to its own
+ * front end (conn091.c) from the same spot.
  */
 #include <string.h>
 

@@ -32,6 +32,7 @@ void amqp__reg_add(amqp__reg *r, sv_pid pid, const char *name)
 {
     /* The connection has filled in the addresses. */
     snprintf(r->info.name, sizeof r->info.name, "%s", name);
+    snprintf(r->info.protocol, sizeof r->info.protocol, "AMQP 1.0");
     r->info.pid = pid;
     r->info.connected_at = epoch_ms();
     pthread_mutex_lock(&lock);
@@ -69,6 +70,13 @@ void amqp__reg_opened(amqp__reg *r, const char *user, const char *container, con
     snprintf(r->info.container, sizeof r->info.container, "%s", container ? container : "");
     snprintf(r->info.auth_mechanism, sizeof r->info.auth_mechanism, "%s", mech ? mech : "");
     r->info.opened = true;
+    pthread_mutex_unlock(&lock);
+}
+
+void amqp__reg_protocol(amqp__reg *r, const char *protocol)
+{
+    pthread_mutex_lock(&lock);
+    snprintf(r->info.protocol, sizeof r->info.protocol, "%s", protocol);
     pthread_mutex_unlock(&lock);
 }
 

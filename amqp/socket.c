@@ -177,7 +177,16 @@ static void read_input(amqp__conn *c)
         }
         const char *cond;
         char why[200];
+        uint8_t had = c->fv.hlen; /* header bytes from earlier reads */
         int rc = amqp__fcheck_feed(&c->fv, rb.start, (size_t)n, &cond, why, sizeof why);
+        if (rc == -EPROTONOSUPPORT && c->fv.amqp091) {
+            /* AMQP 0-9-1: its own front end takes the connection over, with
+             * what came after the header. Proton never sees a byte of it. */
+            c->counts.recv_oct += (uint64_t)n;
+            size_t used = 8u - had;
+            amqp__091_begin(c, (const uint8_t *)rb.start + used, (size_t)n - used);
+            return;
+        }
         if (rc == -EPROTONOSUPPORT) {
             refuse_header(c);
             return;
@@ -240,6 +249,11 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (c->finished)
         return;
     sv_enter(c->self);
+    if (c->c91) {
+        amqp__091_poll(c, status, events);
+        sv_leave(c->self);
+        return;
+    }
     if (status < 0) { /* the socket is broken */
         amqp__sock_read_stop(c);
         pn_connection_driver_read_close(&c->d);
@@ -247,6 +261,9 @@ static void on_poll(uv_poll_t *p, int status, int events)
     } else if (events & UV_READABLE) {
         read_input(c);
     }
-    amqp__conn_work(c);
+    if (c->c91)
+        amqp__091_work(c); /* the header said 0-9-1 just now */
+    else
+        amqp__conn_work(c);
     sv_leave(c->self);
 }

@@ -123,7 +123,24 @@ class States(SurvivorTest):
         self.b.wait_log("protocol header 'AMQP 2 1 0 0' (AMQP 1.0 TLS) is not served here; answered 'AMQP 3 1 0 0'")
 
     def test_amqp_091_header(self):
-        self.assert_negotiated(AMQP091_HEADER, SASL_HEADER)
+        # Served by the 0-9-1 front end (test 50): Connection.Start on channel 0, not a header.
+        r = self.raw()
+        r.send(AMQP091_HEADER)
+        deadline = time.time() + 5
+        while len(r.buf) < 11 and time.time() < deadline:
+            r._fill(0.1)
+        self.assertEqual(r.buf[:3], b"\x01\x00\x00", "a method frame on channel 0")
+        self.assertEqual(r.buf[7:11], b"\x00\x0a\x00\x0a", "connection.start")
+
+    def test_amqp_091_header_after_sasl(self):
+        # Only as the first header: after SASL it is refused as before.
+        r = self.raw()
+        r.send(SASL_HEADER)
+        self.assertEqual(r.read(), SASL_HEADER)
+        r.expect(0x40)  # sasl-mechanisms
+        r.send(AMQP091_HEADER)
+        self.assertEqual(r.read(), AMQP_HEADER)
+        self.assertTrue(r.closed(3))
         self.b.wait_log("protocol header 'AMQP 0 0 9 1' (AMQP 0-9-1) is not served here")
 
     def test_unknown_amqp_versions(self):

@@ -206,6 +206,7 @@ START_TEST(test_unserved_headers_are_answered_with_sasl)
         ck_assert_int_eq(feed(bad[i], 8), -EPROTONOSUPPORT);
         ck_assert(!memcmp(V.refused, bad[i], 8));
         ck_assert(!memcmp(V.reply, SASL_HDR, 8));
+        ck_assert(V.amqp091 == (i == 1)); /* 0-9-1 first: for its own front end (conn091.c) */
     }
 }
 END_TEST
@@ -222,6 +223,12 @@ START_TEST(test_after_sasl_only_the_amqp_header)
     ck_assert_int_eq(feed(SASL_HDR, 8), 0);
     ck_assert_int_eq(feed(SASL_HDR, 8), -EPROTONOSUPPORT);
     ck_assert(!memcmp(V.reply, AMQP_HDR, 8));
+    ck_assert(!V.amqp091);
+    amqp__fcheck_free(&V);
+    amqp__fcheck_init(&V, 65536);
+    ck_assert_int_eq(feed(SASL_HDR, 8), 0);
+    ck_assert_int_eq(feed("AMQP\x00\x00\x09\x01", 8), -EPROTONOSUPPORT);
+    ck_assert(!V.amqp091); /* 0-9-1 only as the first header */
 }
 END_TEST
 

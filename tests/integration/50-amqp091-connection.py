@@ -1,0 +1,487 @@
+#!/usr/bin/python3
+"""50: AMQP 0-9-1 on the AMQP port, connections and channels only — Debian's
+pika against the real broker (login, server properties, channels,
+heartbeats, a method not implemented yet closing its channel with 540),
+and a raw socket for what a client library never sends (AMQPLAIN, bad
+frames, a silent or vanishing peer)."""
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import unittest
+import urllib.parse
+
+from admin_api import Api
+from harness import Broker, main, missing
+
+try:
+    import pika
+except ImportError:  # counted as a skip here, a failure in CI
+    pika = None
+
+HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def shortstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return bytes([len(b)]) + b
+
+
+def longstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">I", len(b)) + b
+
+
+def table(d):
+    """A field table of strings and booleans, with its length."""
+    out = b""
+    for k, v in d.items():
+        if isinstance(v, bool):
+            out += shortstr(k) + b"t" + bytes([v])
+        elif isinstance(v, dict):
+            out += shortstr(k) + b"F" + table(v)
+        else:
+            out += shortstr(k) + b"S" + longstr(v)
+    return struct.pack(">I", len(out)) + out
+
+
+def frame(ftype, ch, payload):
+    return struct.pack(">BHI", ftype, ch, len(payload)) + payload + b"\xce"
+
+
+def method(ch, cls, mid, args=b""):
+    return frame(1, ch, struct.pack(">HH", cls, mid) + args)
+
+
+class Raw:
+    """An AMQP 0-9-1 client by hand: one frame at a time."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+
+    def send(self, b):
+        self.s.sendall(b)
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError(f"closed by the broker ({len(self.buf)} of {n} bytes read)")
+            self.buf += d
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def frame(self):
+        """(type, channel, payload), skipping heartbeats."""
+        while True:
+            t, ch, size = struct.unpack(">BHI", self.read_exact(7))
+            payload = self.read_exact(size)
+            assert self.read_exact(1) == b"\xce", "frame-end"
+            if t != 8:
+                return t, ch, payload
+
+    def method(self):
+        """(channel, class, method, arguments)"""
+        t, ch, p = self.frame()
+        assert t == 1, f"frame type {t}, not a method"
+        cls, mid = struct.unpack(">HH", p[:4])
+        return ch, cls, mid, p[4:]
+
+    def expect(self, cls, mid):
+        ch, c, m, args = self.method()
+        if (c, m) != (cls, mid):
+            raise AssertionError(f"expected {cls}.{mid}, got {c}.{m}: {args!r}")
+        return args
+
+    def expect_close(self, ch=0):
+        """The reply code and text of a Connection.Close (or Channel.Close)."""
+        got_ch, c, m, args = self.method()
+        want = (10, 50) if ch == 0 else (20, 40)
+        assert (got_ch, c, m) == (ch, *want), f"expected a close on {ch}, got {got_ch} {c}.{m} {args!r}"
+        code = struct.unpack(">H", args[:2])[0]
+        text = args[3:3 + args[2]].decode()
+        return code, text
+
+    def eof(self, timeout=5):
+        """True if the broker closes the socket within timeout (after any
+        frames it still sends)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+                self.buf += d
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def start_ok(self, mech="PLAIN", response=b"\0guest\0guest", caps=None):
+        self.send(HEADER)
+        start = self.expect(10, 10)
+        props = {"product": "raw test"}
+        if caps:
+            props["capabilities"] = caps
+        self.send(method(0, 10, 11, table(props) + shortstr(mech) + longstr(response) + shortstr("en_US")))
+        return start
+
+    def handshake(self, frame_max=4096, heartbeat=0, vhost="/"):
+        self.start_ok()
+        tune = self.expect(10, 30)
+        self.send(method(0, 10, 31, struct.pack(">HIH", 0, frame_max, heartbeat)))
+        self.send(method(0, 10, 40, shortstr(vhost) + shortstr("") + b"\0"))
+        return tune
+
+    def open(self, **kw):
+        tune = self.handshake(**kw)
+        self.expect(10, 41)
+        return tune
+
+    def close(self):
+        self.s.close()
+
+
+def api_conns(b):
+    return Api(b.admin_port).get("/api/connections")[1]
+
+
+class Pika(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.assert_code = cls.b.stop()
+        cls.b.tmp.cleanup()
+        assert cls.assert_code == 0, f"plexus exited {cls.assert_code}"
+
+    def setUp(self):
+        if pika is None:
+            missing("python3-pika")
+
+    def params(self, user="guest", password="guest", **kw):
+        return pika.ConnectionParameters(host="127.0.0.1", port=self.b.port,
+                                         credentials=pika.PlainCredentials(user, password),
+                                         connection_attempts=1, **kw)
+
+    def connect(self, **kw):
+        c = pika.BlockingConnection(self.params(**kw))
+        self.addCleanup(lambda: c.is_open and c.close())
+        return c
+
+    def test_login_and_server_properties(self):
+        c = self.connect()
+        props = c._impl.server_properties
+        self.assertEqual(props["product"], b"Plexus" if isinstance(props["product"], bytes) else "Plexus")
+        caps = props["capabilities"]
+        self.assertIs(caps.get("authentication_failure_close"), True)
+        # Nothing advertised that is not served yet.
+        for cap in ("publisher_confirms", "basic.nack", "consumer_cancel_notify", "direct_reply_to"):
+            self.assertNotIn(cap, caps)
+
+    def test_channels_open_and_close(self):
+        c = self.connect()
+        chans = [c.channel() for _ in range(3)]
+        self.assertEqual(len({ch.channel_number for ch in chans}), 3)
+        self.assertTrue(all(ch.is_open for ch in chans))
+        chans[1].close()
+        self.assertTrue(chans[1].is_closed)
+        again = c.channel()
+        self.assertTrue(again.is_open)
+        self.assertTrue(chans[0].flow(True) in (True, None))  # Channel.Flow answered
+        c.close()
+        self.assertTrue(c.is_closed)
+
+    def test_admin_api_lists_the_protocol(self):
+        c = self.connect(client_properties={"connection_name": "pika-50"})
+        mine = [x for x in api_conns(self.b) if x["client_properties"].get("container_id") == "pika-50"]
+        self.assertEqual(len(mine), 1, api_conns(self.b))
+        self.assertEqual(mine[0]["protocol"], "AMQP 0-9-1")
+        self.assertEqual(mine[0]["user"], "guest")
+        self.assertEqual(mine[0]["auth_mechanism"], "PLAIN")
+        self.assertEqual(mine[0]["state"], "running")
+        # An operator's close reaches the client as 320 CONNECTION_FORCED.
+        name = urllib.parse.quote(mine[0]["name"], safe="")
+        code, _, _ = Api(self.b.admin_port).delete(f"/api/connections/{name}", headers={"X-Reason": "maintenance"})
+        self.assertIn(code, (200, 204))
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as e:
+            c.process_data_events(time_limit=3)
+            c.process_data_events(time_limit=3)
+        self.assertEqual(e.exception.reply_code, 320)
+        self.assertIn("maintenance", e.exception.reply_text)
+
+    def test_wrong_password_refused(self):
+        with self.assertRaises((pika.exceptions.ProbableAuthenticationError,
+                                pika.exceptions.AuthenticationError)) as e:
+            pika.BlockingConnection(self.params(password="wrong"))
+        self.assertIn("ACCESS_REFUSED", str(e.exception))
+        self.b.wait_log("AMQP 0-9-1 authentication failed for guest")
+        self.assertIn("127.0.0.1:", [ln for ln in self.b.log().splitlines() if "authentication failed" in ln][-1])
+
+    def test_other_vhost_refused(self):
+        with self.assertRaises(pika.exceptions.AMQPConnectionError) as e:
+            pika.BlockingConnection(self.params(virtual_host="other"))
+        self.assertIn("530", str(e.exception))
+        self.assertIn("'other' does not exist", self.b.log())
+
+    def test_heartbeats_keep_an_idle_connection_up(self):
+        c = self.connect(heartbeat=2)
+        self.assertEqual(c._impl.params.heartbeat, 2)
+        c.sleep(5)  # pika sends and expects heartbeats meanwhile
+        self.assertTrue(c.is_open)
+        self.assertTrue(c.channel().is_open)
+
+    def test_method_not_implemented_closes_the_channel_only(self):
+        c = self.connect()
+        ch = c.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch.queue_declare("q50")
+        self.assertEqual(e.exception.reply_code, 540)
+        self.assertIn("queue.declare is not implemented yet", e.exception.reply_text)
+        self.assertTrue(c.is_open)
+        ch2 = c.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch2.basic_publish("", "q50", b"body")  # content frames after it are dropped with the channel
+            ch2.basic_qos(prefetch_count=1)
+        self.assertEqual(e.exception.reply_code, 540)
+        self.assertTrue(c.channel().is_open)
+
+
+class AmqpTools(unittest.TestCase):
+    """Debian's amqp-tools (librabbitmq): a clear error, not a hang."""
+
+    def test_declare_and_publish_fail_clearly(self):
+        if not shutil.which("amqp-declare-queue"):
+            missing("amqp-tools")
+        with Broker() as b:
+            url = f"amqp://guest:guest@127.0.0.1:{b.port}"
+            p = subprocess.run(["amqp-declare-queue", "--url", url, "-q", "q50"], capture_output=True, text=True,
+                               timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("540", p.stderr)
+            self.assertIn("queue.declare is not implemented yet", p.stderr)
+            p = subprocess.run(["amqp-publish", "--url", url, "-r", "q50", "-b", "hi"], capture_output=True,
+                               text=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("basic.publish is not implemented yet", p.stderr)
+            p = subprocess.run(["amqp-declare-queue", "--url", url.replace("guest@", "nope@"), "-q", "q50"],
+                               capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("ACCESS_REFUSED", p.stderr)
+
+
+class RawSocket(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.b.stop()
+        cls.b.tmp.cleanup()
+        assert code == 0, f"plexus exited {code}"
+
+    def raw(self):
+        r = Raw(self.b.port)
+        self.addCleanup(r.close)
+        return r
+
+    def test_tune_offers_limits(self):
+        r = self.raw()
+        tune = r.handshake()
+        ch_max, frame_max, hb = struct.unpack(">HIH", tune)
+        self.assertEqual(ch_max, 2047)
+        self.assertGreaterEqual(frame_max, 4096)
+        self.assertLessEqual(frame_max, 1 << 20)  # the broker's max frame size
+        self.assertEqual(hb, 60)
+        r.expect(10, 41)
+
+    def test_amqplain_login(self):
+        r = self.raw()
+        resp = table({"LOGIN": "guest", "PASSWORD": "guest"})[4:]
+        r.start_ok(mech="AMQPLAIN", response=resp)
+        r.expect(10, 30)
+        bad = self.raw()
+        bad.start_ok(mech="AMQPLAIN", response=table({"LOGIN": "guest", "PASSWORD": "nope"})[4:],
+                     caps={"authentication_failure_close": True})
+        code, text = bad.expect_close()
+        self.assertEqual(code, 403, text)
+        self.assertTrue(bad.eof())
+
+    def test_failed_login_without_the_capability_just_closes(self):
+        r = self.raw()
+        r.start_ok(response=b"\0guest\0nope")
+        self.assertTrue(r.eof())
+        self.assertEqual(r.buf, b"")  # no Close: the client did not ask for one
+
+    def test_unknown_mechanism_refused(self):
+        r = self.raw()
+        r.start_ok(mech="EXTERNAL", response=b"", caps={"authentication_failure_close": True})
+        self.assertEqual(r.expect_close()[0], 403)
+
+    def test_tune_ok_over_the_limits_refused(self):
+        r = self.raw()
+        r.start_ok()
+        r.expect(10, 30)
+        r.send(method(0, 10, 31, struct.pack(">HIH", 0, 2048, 0)))  # frame_max under 4096
+        code, text = r.expect_close()
+        self.assertEqual(code, 530, text)
+
+    def test_garbage_after_header_is_a_frame_error(self):
+        r = self.raw()
+        r.send(HEADER + b"\x42" * 16)
+        r.expect(10, 10)
+        code, text = r.expect_close()
+        self.assertEqual(code, 501, text)
+        self.assertTrue(r.eof())
+
+    def test_channel_method_on_channel_0(self):
+        r = self.raw()
+        r.open()
+        r.send(method(0, 20, 10, shortstr("")))  # Channel.Open on channel 0
+        code, text = r.expect_close()
+        self.assertEqual(code, 504, text)
+        self.assertIn("channel 0", text)
+        r.send(method(0, 10, 51))  # Close-Ok
+        self.assertTrue(r.eof())
+
+    def test_unopened_channel_and_beyond_channel_max(self):
+        r = self.raw()
+        r.open()
+        r.send(method(7, 60, 10, struct.pack(">IHB", 0, 1, 0)))  # Basic.Qos on a channel never opened
+        self.assertEqual(r.expect_close()[0], 504)
+        r2 = self.raw()
+        r2.open()
+        r2.send(method(3000, 20, 10, shortstr("")))
+        self.assertEqual(r2.expect_close()[0], 504)
+
+    def test_unexpected_method_in_handshake(self):
+        r = self.raw()
+        r.send(HEADER)
+        r.expect(10, 10)
+        r.send(method(0, 10, 40, shortstr("/") + shortstr("") + b"\0"))  # Open before Start-Ok
+        self.assertEqual(r.expect_close()[0], 503)
+
+    def test_bad_method_arguments(self):
+        r = self.raw()
+        r.open()
+        r.send(method(1, 20, 10, b"\x05ab"))  # Channel.Open with a truncated shortstr
+        self.assertEqual(r.expect_close()[0], 502)
+        r2 = self.raw()
+        r2.open()
+        r2.send(method(1, 99, 1))  # no such class
+        self.assertEqual(r2.expect_close()[0], 540)
+
+    def test_oversized_frame(self):
+        r = self.raw()
+        r.open(frame_max=4096)
+        r.send(method(0, 20, 10, shortstr("")))
+        r.send(struct.pack(">BHI", 1, 1, 10000) + b"x" * 100)  # announces more than frame_max
+        # the 504 for the first frame comes first; the connection is closing
+        self.assertEqual(r.expect_close()[0], 504)
+        r2 = self.raw()
+        r2.open(frame_max=4096)
+        r2.send(struct.pack(">BHI", 1, 1, 10000) + b"x" * 100)
+        code, text = r2.expect_close()
+        self.assertEqual(code, 501, text)
+        self.assertTrue(r2.eof())
+
+    def test_content_frame_without_content_method(self):
+        r = self.raw()
+        r.open()
+        r.send(method(1, 20, 10, shortstr("")))
+        r.expect(20, 11)
+        r.send(frame(3, 1, b"stray body"))
+        self.assertEqual(r.expect_close()[0], 505)
+
+    def test_client_close_and_channel_close(self):
+        r = self.raw()
+        r.open()
+        r.send(method(1, 20, 10, shortstr("")))
+        r.expect(20, 11)
+        r.send(method(1, 20, 10, shortstr("")))  # open twice
+        self.assertEqual(r.expect_close()[0], 504)
+        r2 = self.raw()
+        r2.open()
+        r2.send(method(5, 20, 10, shortstr("")))
+        r2.expect(20, 11)
+        r2.send(method(5, 20, 40, struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)))
+        self.assertEqual(r2.method()[:3], (5, 20, 41))
+        r2.send(method(0, 10, 50, struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)))
+        r2.expect(10, 51)
+        self.assertTrue(r2.eof())
+
+    def test_channel_closed_by_both_sides_at_once(self):
+        r = self.raw()
+        r.open()
+        r.send(method(1, 20, 10, shortstr("")))
+        r.expect(20, 11)
+        close = struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)
+        # Basic.Qos (not implemented: the broker closes channel 1) and our own close, crossing
+        r.send(method(1, 60, 10, struct.pack(">IHB", 0, 1, 0)) + method(1, 20, 40, close))
+        self.assertEqual(r.expect_close(ch=1)[0], 540)
+        self.assertEqual(r.method()[:3], (1, 20, 41))  # its Close-Ok to ours
+        r.send(method(1, 20, 41))  # ours to its Close
+        r.send(method(2, 20, 10, shortstr("")))
+        self.assertEqual(r.method()[:3], (2, 20, 11), "the connection is still usable")
+        r.send(method(1, 20, 10, shortstr("")))
+        self.assertEqual(r.method()[:3], (1, 20, 11), "channel 1 can be opened again")
+
+    def test_missed_heartbeats_close_the_connection(self):
+        r = self.raw()
+        r.open(heartbeat=1)
+        t0 = time.time()
+        self.assertTrue(r.eof(timeout=6), "a silent client was not closed")
+        self.assertLess(time.time() - t0, 5)
+        self.assertGreaterEqual(time.time() - t0, 1.5)
+        self.b.wait_log("missed heartbeats")
+
+    def test_heartbeats_sent(self):
+        r = self.raw()
+        r.open(heartbeat=1)
+        r.s.settimeout(3)
+        got = b""
+        t0 = time.time()
+        while b"\x08\x00\x00\x00\x00\x00\x00\xce" not in got and time.time() - t0 < 3:
+            got += r.s.recv(100)
+        self.assertIn(b"\x08\x00\x00\x00\x00\x00\x00\xce", got)
+
+    def test_vanishing_peer_leaves_nothing(self):
+        before = len(api_conns(self.b))
+        for _ in range(5):
+            r = Raw(self.b.port)
+            r.send(HEADER)
+            r.expect(10, 10)
+            r.s.close()
+        r = Raw(self.b.port)
+        r.start_ok()
+        r.expect(10, 30)
+        r.s.close()
+        deadline = time.time() + 5
+        while len(api_conns(self.b)) > before and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(api_conns(self.b)), before, api_conns(self.b))
+
+    def test_silent_peer_mid_handshake_is_closed(self):
+        r = self.raw()
+        r.send(HEADER)
+        r.expect(10, 10)  # then nothing: the 10 s handshake deadline ends it
+        t0 = time.time()
+        self.assertTrue(r.eof(timeout=15))
+        self.assertGreater(time.time() - t0, 8)
+        self.b.wait_log("handshake not done in time")
+
+    def test_unsupported_header_answered_with_ours(self):
+        for hdr in (b"AMQP\x00\x00\x08\x00", b"AMQP\x01\x01\x00\x09"):
+            r = self.raw()
+            r.send(hdr)
+            self.assertTrue(r.eof())
+            self.assertEqual(r.buf, b"AMQP\x03\x01\x00\x00")
+
+
+if __name__ == "__main__":
+    main()
