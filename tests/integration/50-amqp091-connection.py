@@ -13,7 +13,7 @@ import unittest
 import urllib.parse
 
 from admin_api import Api
-from harness import Broker, main, missing
+from harness import Broker, SurvivorTest, main, missing
 
 try:
     import pika
@@ -274,16 +274,8 @@ class AmqpTools(unittest.TestCase):
             self.assertIn("ACCESS_REFUSED", p.stderr)
 
 
-class RawSocket(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.b.stop()
-        cls.b.tmp.cleanup()
-        assert code == 0, f"plexus exited {code}"
+class RawSocket(SurvivorTest):
+    """Bad input over raw sockets; after each test the broker still serves."""
 
     def raw(self):
         r = Raw(self.b.port)
