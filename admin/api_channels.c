@@ -35,10 +35,9 @@ static json_t *consumer_json(const amqp_consumer_info *e)
     chan_name(&e->conn, e->channel, name, sizeof name);
     return json_pack("{s:{s:s, s:s}, s:s, s:{s:s, s:s, s:i, s:s, s:i, s:s}, s:b, s:i, s:b, s:b, s:s, s:{}}", "queue",
                      "name", e->queue, "vhost", "/", "consumer_tag", e->tag, "channel_details", "connection_name",
-                     e->conn.name, "name", name, "number", (int)e->channel, "peer_host", e->conn.peer_host,
-                     "peer_port", e->conn.peer_port, "user", e->conn.user, "ack_required", (int)e->ack_required,
-                     "prefetch_count", (int)e->credit, "active", 1, "exclusive", (int)e->exclusive,
-                     "activity_status", "up", "arguments");
+                     e->conn.name, "name", name, "number", (int)e->channel, "peer_host", e->conn.peer_host, "peer_port",
+                     e->conn.peer_port, "user", e->conn.user, "ack_required", (int)e->ack_required, "prefetch_count",
+                     (int)e->credit, "active", 1, "exclusive", (int)e->exclusive, "activity_status", "up", "arguments");
 }
 
 /* Fills a fresh array through fn (channels or consumers) and returns it;
@@ -56,15 +55,9 @@ static void *list(int (*fn)(void *, int), size_t size, int *n)
     }
 }
 
-static int channels_fn(void *v, int cap)
-{
-    return amqp_channel_list(v, cap);
-}
+static int channels_fn(void *v, int cap) { return amqp_channel_list(v, cap); }
 
-static int consumers_fn(void *v, int cap)
-{
-    return amqp_consumer_list(v, cap);
-}
+static int consumers_fn(void *v, int cap) { return amqp_consumer_list(v, cap); }
 
 void adm__channels_list(adm_req *q, adm_resp *r)
 {
