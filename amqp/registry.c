@@ -56,18 +56,17 @@ void amqp__reg_add(amqp__reg *r, sv_pid pid, const char *name)
 void amqp__reg_remove(amqp__reg *r)
 {
     pthread_mutex_lock(&lock);
+    bool listed = r->prev || head == r; /* else never added, or removed already */
     if (r->prev)
         r->prev->next = r->next;
-    else if (head == r)
+    else if (listed)
         head = r->next;
-    else {
-        pthread_mutex_unlock(&lock); /* never added */
-        return;
-    }
-    if (r->next)
+    if (listed && r->next)
         r->next->prev = r->prev;
-    count--;
+    if (listed)
+        count--;
     r->prev = r->next = NULL;
+    /* Its channels and consumers go with it, listed or not. */
     while (r->chans) {
         amqp__reg_chan *ch = r->chans;
         r->chans = ch->next;
