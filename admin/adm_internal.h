@@ -169,6 +169,10 @@ void adm__binding_delete(adm_req *q, adm_resp *r);
 void adm__connections_list(adm_req *q, adm_resp *r);
 void adm__connection_get(adm_req *q, adm_resp *r);
 void adm__connection_delete(adm_req *q, adm_resp *r);
+/* api_channels.c */
+void adm__channels_list(adm_req *q, adm_resp *r);
+void adm__connection_channels(adm_req *q, adm_resp *r);
+void adm__consumers_list(adm_req *q, adm_resp *r);
 void adm__users_list(adm_req *q, adm_resp *r);
 void adm__user_get(adm_req *q, adm_resp *r);
 void adm__user_put(adm_req *q, adm_resp *r);

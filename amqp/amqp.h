@@ -96,6 +96,7 @@ typedef struct amqp_conn_info {
     int64_t connected_at; /* ms since the epoch */
     bool opened;          /* the AMQP open was accepted */
     uint32_t links;
+    uint32_t channels;           /* AMQP 1.0 sessions or 0-9-1 channels open */
     uint64_t recv_oct, send_oct; /* bytes read and written */
     uint64_t recv_cnt, send_cnt; /* messages received from publishers, sent to consumers */
 } amqp_conn_info;
@@ -106,5 +107,37 @@ int amqp_conn_list(amqp_conn_info *out, int max);
 /* Closes the connection of that name with amqp:connection:forced and the
  * reason as its description (the client sees it). -ENOENT if none. */
 int amqp_conn_close(const char *name, const char *reason);
+
+/* What channels and consumers carry of their connection (RabbitMQ's
+ * channel_details). */
+typedef struct amqp_chan_conn {
+    char name[160]; /* the connection's */
+    char user[128];
+    char peer_host[64];
+    int peer_port;
+} amqp_chan_conn;
+
+/* One channel: an AMQP 1.0 session (numbered in the order the client
+ * began them, from 1) or an AMQP 0-9-1 channel (its number). */
+typedef struct amqp_channel_info {
+    amqp_chan_conn conn;
+    uint16_t number;
+    uint32_t consumers; /* consumers on it now */
+} amqp_channel_info;
+
+/* One consumer: an AMQP 1.0 link that receives from a queue. */
+typedef struct amqp_consumer_info {
+    amqp_chan_conn conn;
+    uint16_t channel;
+    char tag[128];   /* the link's name (cut to fit) */
+    char queue[256]; /* its queue */
+    bool ack_required, exclusive;
+    uint32_t credit; /* as of the connection's last flow from the client */
+} amqp_consumer_info;
+
+/* From any thread, as amqp_conn_list: up to max entries, returns how many
+ * there are. */
+int amqp_channel_list(amqp_channel_info *out, int max);
+int amqp_consumer_list(amqp_consumer_info *out, int max);
 
 #endif

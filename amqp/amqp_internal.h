@@ -100,6 +100,18 @@ typedef struct amqp__tag {
     uint8_t why;     /* rt_why of a rejection */
 } amqp__tag;
 
+/* A consumer's entry, part of its link; linked into its connection's
+ * entry while the link consumes. */
+typedef struct amqp__reg_con {
+    struct amqp__reg_con *prev, *next;
+    struct amqp__reg *r; /* NULL: not linked */
+    uint16_t channel;
+    bool ack_required, exclusive;
+    char tag[128];
+    char queue[RT_NAME_MAX + 1];
+    atomic_uint credit;
+} amqp__reg_con;
+
 typedef enum { AMQP__PUB, AMQP__CON } amqp__link_kind;
 
 struct amqp__link;
@@ -140,6 +152,7 @@ typedef struct amqp__link {
     uint8_t step;         /* attach progress: what the manager is doing for it */
     void *bind_req;       /* subscriptions: the binding to make once the queue exists */
     size_t bind_len;
+    amqp__reg_con con_reg;          /* its entry for the admin API, while consuming */
     struct amqp__link *prev, *next; /* every link of the connection */
 } amqp__link;
 
@@ -151,11 +164,15 @@ typedef struct amqp__counts {
     uint32_t links;
 } amqp__counts;
 
+struct amqp__reg_chan; /* registry.c's: one per open channel */
+
 typedef struct amqp__reg {
     struct amqp__reg *prev, *next;
     amqp_conn_info info; /* strings and fixed fields: under the table's lock */
     atomic_uint_fast64_t recv_oct, send_oct, recv_cnt, send_cnt;
     atomic_uint links;
+    struct amqp__reg_chan *chans; /* under the lock; freed with the entry */
+    amqp__reg_con *cons;          /* under the lock */
 } amqp__reg;
 
 void amqp__reg_add(amqp__reg *r, sv_pid pid, const char *name);
@@ -164,6 +181,14 @@ void amqp__reg_opened(amqp__reg *r, const char *user, const char *container, con
 void amqp__reg_protocol(amqp__reg *r, const char *protocol); /* "AMQP 1.0" until told otherwise */
 /* The connection's own counts, published once per round. */
 void amqp__reg_flush(amqp__reg *r, const amqp__counts *n);
+/* A channel (session) opened / closed: 0 or -ENOMEM. Each is bounded by
+ * the connection's channel limit; amqp__reg_remove drops what is left. */
+int amqp__reg_chan_open(amqp__reg *r, uint16_t number);
+void amqp__reg_chan_close(amqp__reg *r, uint16_t number);
+/* A consumer starts (e filled in but for the links) / ends (no-op if not
+ * linked). amqp__reg_remove unlinks what is left. */
+void amqp__reg_con_add(amqp__reg *r, amqp__reg_con *e);
+void amqp__reg_con_remove(amqp__reg_con *e);
 
 typedef struct amqp__conn {
     sv_proc *self;
@@ -199,6 +224,7 @@ typedef struct amqp__conn {
     sv_map calls;      /* amqp__ref: manager call ref -> link */
     amqp__link *links; /* all, so none outlives the connection */
     uint32_t next_consumer;
+    uint16_t next_session; /* AMQP 1.0 sessions, numbered for the admin API */
     uint32_t nlinks;
     uint64_t deadline; /* proton's next tick, ms */
     bool retry_armed;

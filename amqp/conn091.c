@@ -307,6 +307,8 @@ static void on_chan_method(amqp__conn *c, uint16_t ch, const amqp91_method *m)
             return;
         }
         k->chan[ch] = CH_OPEN;
+        if (amqp__reg_chan_open(&c->reg, ch) < 0)
+            sv_log(SV_LOG_WARNING, "connection %s: channel %u: no memory to list it", c->peer, ch);
         simple(c, ch, AMQP91_CHANNEL_OPEN_OK);
         return;
     }
@@ -319,11 +321,14 @@ static void on_chan_method(amqp__conn *c, uint16_t ch, const amqp91_method *m)
     if (m->id == AMQP91_CHANNEL_CLOSE) { /* open, or closing both ways at once */
         simple(c, ch, AMQP91_CHANNEL_CLOSE_OK);
         k->chan[ch] = CH_CLOSED;
+        amqp__reg_chan_close(&c->reg, ch);
         return;
     }
     if (m->id == AMQP91_CHANNEL_CLOSE_OK) {
-        if (st == CH_CLOSING)
+        if (st == CH_CLOSING) {
             k->chan[ch] = CH_CLOSED;
+            amqp__reg_chan_close(&c->reg, ch);
+        }
         return;
     }
     if (st == CH_CLOSING)

@@ -67,6 +67,8 @@ static void link_free(amqp__link *l)
     if (l->link)
         pn_link_set_context(l->link, NULL);
     c->nlinks--;
+    if (l->kind == AMQP__CON)
+        amqp__reg_con_remove(&l->con_reg); /* if it ended without a close */
     rt_msg_unref(l->cur);
     free(l->bind_req);
     free(l);
@@ -297,10 +299,21 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         if (!(pn_connection_state(pn_event_connection(e)) & PN_LOCAL_CLOSED))
             pn_connection_close(pn_event_connection(e));
         break;
-    case PN_SESSION_REMOTE_OPEN:
-        if (pn_session_state(pn_event_session(e)) & PN_LOCAL_UNINIT)
-            pn_session_open(pn_event_session(e));
+    case PN_SESSION_REMOTE_OPEN: {
+        pn_session_t *ssn = pn_event_session(e);
+        if (!pn_session_get_context(ssn)) {
+            /* The number the admin API shows for it: 1, 2, ... in the
+             * order the client began them (0 is skipped on wrapping, as
+             * it stands for "none"). Without memory it is not listed. */
+            if (!++c->next_session)
+                c->next_session = 1;
+            if (amqp__reg_chan_open(&c->reg, c->next_session) == 0)
+                pn_session_set_context(ssn, (void *)(uintptr_t)c->next_session);
+        }
+        if (pn_session_state(ssn) & PN_LOCAL_UNINIT)
+            pn_session_open(ssn);
         break;
+    }
     case PN_SESSION_REMOTE_CLOSE: {
         pn_session_t *ssn = pn_event_session(e);
         /* Its links end with it. */
@@ -311,6 +324,9 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
         }
         if (!(pn_session_state(ssn) & PN_LOCAL_CLOSED))
             pn_session_close(ssn);
+        if (pn_session_get_context(ssn))
+            amqp__reg_chan_close(&c->reg, (uint16_t)(uintptr_t)pn_session_get_context(ssn));
+        pn_session_set_context(ssn, NULL);
         pn_session_free(ssn);
         break;
     }

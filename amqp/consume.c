@@ -14,6 +14,7 @@
 #include <proton/delivery.h>
 #include <proton/disposition.h>
 #include <proton/link.h>
+#include <proton/session.h>
 #include <proton/terminus.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,16 @@ static void consume_start(amqp__conn *c, amqp__link *l)
     amqp__outbox_push(c, pid, m);
     l->outstanding = rc.credit;
     l->consuming = true;
+    /* Seen by the admin API from now until it stops consuming. */
+    amqp__reg_con *rg = &l->con_reg;
+    pn_session_t *ssn = pn_link_session(link);
+    rg->channel = (uint16_t)(uintptr_t)pn_session_get_context(ssn);
+    rg->ack_required = !l->presettled;
+    rg->exclusive = false; /* AMQP 1.0 has no exclusive consumers */
+    snprintf(rg->tag, sizeof rg->tag, "%s", pn_link_name(link));
+    memcpy(rg->queue, l->qname, sizeof rg->queue);
+    atomic_store_explicit(&rg->credit, rc.credit, memory_order_relaxed);
+    amqp__reg_con_add(&c->reg, rg);
     l->owns_queue = false; /* consuming now: an auto-delete queue goes by itself */
 }
 
@@ -289,6 +300,7 @@ void amqp__consumer_flow(amqp__conn *c, amqp__link *l)
     if (!l->consuming)
         return; /* the credit goes with RT_Q_CONSUME once the queue is known */
     int credit = pn_link_credit(l->link);
+    atomic_store_explicit(&l->con_reg.credit, credit > 0 ? (uint32_t)credit : 0, memory_order_relaxed);
     uint32_t add = credit > (int)l->outstanding ? (uint32_t)credit - l->outstanding : 0;
     bool drain = pn_link_get_drain(l->link) && !l->drain_pending;
     if (!add && !drain)
@@ -463,5 +475,6 @@ void amqp__consumer_closed(amqp__conn *c, amqp__link *l)
             amqp__outbox_push(c, l->qpid, m);
         l->consuming = false;
         sv_map_del(&c->consumers, 0, l->id, NULL);
+        amqp__reg_con_remove(&l->con_reg);
     }
 }

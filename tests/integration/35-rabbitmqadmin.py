@@ -19,6 +19,9 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
+
+from proton.reactor import AtMostOnce
 
 from harness import ROOT, Broker, Message, connect, main, receive_all, receiver, sender
 from admin_api import Api
@@ -343,15 +346,81 @@ class RabbitmqadminTest(unittest.TestCase):
             f.write('{"queues": [{"name": "x", "durable": "maybe"}]}')
         self.refused("import", path, expect="must be true or false")
 
+    def wait_for(self, fn, what, timeout=5):
+        """fn() once it is true (the API sees a connection's changes when its round ends)."""
+        deadline = time.time() + timeout
+        while not (v := fn()) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(v, what)
+        return v
+
+    def test_list_consumers_and_channels(self):
+        self.ok("declare", "queue", "name=watched")
+        c = connect(self.b)
+        try:
+            conn = [x for x in self.listing("connections") if self.is_ours(x, c)][0]
+
+            def mine(what):  # this connection's channels or consumers, from the API
+                key = ("channel_details", "connection_name") if what == "consumers" else ("connection_details", "name")
+                status, items, _ = self.api.get(f"/api/{what}")
+                self.assertEqual(status, 200, items)
+                return [x for x in items if x[key[0]][key[1]] == conn["name"]]
+
+            rcv = receiver(c, "/queues/watched", credit=5)
+            cons = self.wait_for(lambda: [x for x in mine("consumers") if x["prefetch_count"] == 5],
+                                 "the receiver with its credit of 5 is listed")
+            self.assertEqual(len(cons), 1, cons)
+            x = cons[0]
+            self.assertEqual(x["queue"], {"name": "watched", "vhost": "/"})
+            self.assertEqual(x["consumer_tag"], rcv.link.name)
+            d = x["channel_details"]
+            self.assertEqual((d["connection_name"], d["peer_host"], d["peer_port"], d["user"]),
+                             (conn["name"], conn["peer_host"], conn["peer_port"], conn["user"]))
+            self.assertEqual(d["name"], f"{conn['name']} ({d['number']})")
+            self.assertGreaterEqual(d["number"], 1)
+            self.assertEqual((x["ack_required"], x["active"], x["exclusive"], x["arguments"]), (True, True, False, {}))
+            self.assertIn(rcv.link.name, self.ok("list", "consumers"))
+            # The same through the API, with the vhost, and 404 for another.
+            status, body, _ = self.api.get("/api/consumers/%2F")
+            self.assertEqual(status, 200)
+            self.assertIn(rcv.link.name, [y["consumer_tag"] for y in body])
+            self.assertEqual(self.api.get("/api/consumers/nowhere")[0], 404)
+
+            # Its session is a channel, with the consumer on it.
+            chans = mine("channels")
+            self.assertEqual([(y["name"], y["number"], y["user"], y["vhost"], y["state"], y["consumer_count"])
+                              for y in chans], [(d["name"], d["number"], conn["user"], "/", "running", 1)])
+            self.assertIn(d["name"], self.ok("list", "channels"))
+            conn = [y for y in self.listing("connections") if self.is_ours(y, c)][0]
+            self.assertEqual(conn["channels"], 1)
+            status, body, _ = self.api.get("/api/connections/" + urllib.parse.quote(conn["name"], safe="") +
+                                           "/channels")
+            self.assertEqual((status, [y["name"] for y in body]), (200, [d["name"]]))
+
+            # A presettled receiver needs no acks.
+            pre = receiver(c, "/queues/watched", options=AtMostOnce())
+            pres = self.wait_for(lambda: [y for y in mine("consumers") if y["consumer_tag"] == pre.link.name],
+                                 "the presettled receiver is listed")
+            self.assertIs(pres[0]["ack_required"], False)
+            pre.close()
+
+            rcv.close()
+            self.wait_for(lambda: not mine("consumers"), "no consumer left once the receivers closed")
+            self.assertEqual([y["consumer_count"] for y in mine("channels")], [0])
+        finally:
+            c.close()
+        self.wait_for(lambda: not mine("channels"), "no channel left once the connection closed")
+        self.assertNotIn(conn["name"], self.ok("list", "channels"))
+        self.assertNotIn(conn["name"], self.ok("list", "consumers"))
+
     # ------------------------------------------------------------ errors
 
     def test_wrong_password_and_missing_queue(self):
         self.refused("list", "queues", password="wrong", expect="Access refused: /api/queues")
         self.refused("get", "queue=missing", expect="Not found: /api/queues/%2F/missing/get")
         self.refused("list", "queues", "-V", "staging", expect="Not found: /api/queues/staging")
-        # Channels and consumers are not listed (yet): a clear 404, not an empty list that would lie.
-        self.refused("list", "channels", expect="Not found: /api/channels")
-        self.refused("list", "consumers", expect="Not found: /api/consumers")
+        # Consumers of a vhost that does not exist: as RabbitMQ says it.
+        self.refused("list", "consumers", "-V", "staging", expect="Not found: /api/consumers/staging")
 
 
 if __name__ == "__main__":

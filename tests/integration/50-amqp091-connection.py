@@ -214,6 +214,36 @@ class Pika(unittest.TestCase):
         self.assertEqual(e.exception.reply_code, 320)
         self.assertIn("maintenance", e.exception.reply_text)
 
+    def test_admin_api_lists_channels(self):
+        c = self.connect(client_properties={"connection_name": "pika-chans"})
+        api = Api(self.b.admin_port)
+        conn = [x for x in api_conns(self.b) if x["client_properties"].get("container_id") == "pika-chans"][0]
+
+        def listed(want):
+            """This connection's channels once they are `want` (channel numbers), else as they are."""
+            deadline = time.time() + 5
+            while True:
+                status, chans, _ = api.get("/api/channels")
+                self.assertEqual(status, 200, chans)
+                mine = sorted((x for x in chans if x["connection_details"]["name"] == conn["name"]),
+                              key=lambda x: x["number"])
+                if [x["number"] for x in mine] == want or time.time() > deadline:
+                    return mine
+
+        chans = [c.channel() for _ in range(2)]
+        nums = sorted(ch.channel_number for ch in chans)
+        mine = listed(nums)
+        self.assertEqual([(x["number"], x["name"], x["user"], x["vhost"], x["state"], x["consumer_count"])
+                          for x in mine],
+                         [(n, f"{conn['name']} ({n})", "guest", "/", "running", 0) for n in nums])
+        self.assertEqual([x["channels"] for x in api_conns(self.b) if x["name"] == conn["name"]], [2])
+        status, per_conn, _ = api.get("/api/connections/" + urllib.parse.quote(conn["name"], safe="") + "/channels")
+        self.assertEqual((status, sorted(x["number"] for x in per_conn)), (200, nums))
+        chans[0].close()
+        self.assertEqual([x["number"] for x in listed([chans[1].channel_number])], [chans[1].channel_number])
+        c.close()
+        self.assertEqual(listed([]), [])
+
     def test_wrong_password_refused(self):
         with self.assertRaises((pika.exceptions.ProbableAuthenticationError,
                                 pika.exceptions.AuthenticationError)) as e:

@@ -154,7 +154,15 @@ START_TEST(test_unknown_path_is_404_and_wrong_method_405_with_allow)
     route("PUT", "permissions", NULL);
     ck_assert_int_eq(R.status, 405);
     ck_assert_str_eq(R.allow, "GET");
-    route("GET", "channels", NULL);
+    route("POST", "consumers", NULL);
+    ck_assert_int_eq(R.status, 405);
+    ck_assert_str_eq(R.allow, "GET");
+    route("GET", "consumers/%2F", NULL); /* no connection: an empty list */
+    ck_assert_int_eq(R.status, 200);
+    ck_assert_int_eq(json_array_size(R.json), 0);
+    route("GET", "consumers/nowhere", NULL);
+    ck_assert_int_eq(R.status, 404);
+    route("GET", "channels/1", NULL);
     ck_assert_int_eq(R.status, 404);
     ck_assert_str_eq(error(), "not_found");
     ck_assert_str_eq(R.allow, "");
