@@ -65,6 +65,12 @@ bool adm__vhost_ok(const char *vhost, adm_resp *r);
 int64_t adm__epoch_ms(void);
 extern int64_t adm__started_ms; /* when the admin subtree first started: the node's uptime */
 
+/* api_connections.c: a fresh copy of one of the AMQP front end's tables
+ * (connections, channels, consumers), filled by fill(v, cap), which says
+ * how many there are; cap is the first guess, grown if more came
+ * meanwhile. *n: how many; NULL without memory. */
+void *adm__copy_table(int (*fill)(void *, int), size_t size, int cap, int *n);
+
 /* router.c: splits the path after "/api/" (in place) into q's
  * percent-decoded segments; false with a 400 or 404 in r. */
 bool adm__split_path(char *path, adm_req *q, adm_resp *r);

@@ -40,46 +40,18 @@ static json_t *consumer_json(const amqp_consumer_info *e)
                      (int)e->credit, "active", 1, "exclusive", (int)e->exclusive, "activity_status", "up", "arguments");
 }
 
-/* Fills a fresh array through fn (channels or consumers) and returns it;
- * *n how many; NULL without memory. */
-static void *list(int (*fn)(void *, int), size_t size, int *n)
-{
-    for (int cap = 64;; cap = *n + 16) {
-        void *v = malloc((size_t)cap * size);
-        if (!v)
-            return NULL;
-        *n = fn(v, cap);
-        if (*n <= cap)
-            return v;
-        free(v); /* more opened meanwhile */
-    }
-}
-
 static int channels_fn(void *v, int cap) { return amqp_channel_list(v, cap); }
 
 static int consumers_fn(void *v, int cap) { return amqp_consumer_list(v, cap); }
 
-void adm__channels_list(adm_req *q, adm_resp *r)
+/* Every channel, or those of the connection named conn. */
+static void channels(adm_req *q, adm_resp *r, const char *conn)
 {
     int n;
-    amqp_channel_info *v = list(channels_fn, sizeof *v, &n);
+    amqp_channel_info *v = adm__copy_table(channels_fn, sizeof *v, 64, &n);
     json_t *arr = v ? json_array() : NULL;
     for (int i = 0; arr && i < n; i++)
-        json_array_append_new(arr, channel_json(&v[i], q->cfg->node_name));
-    free(v);
-    if (arr)
-        adm__ok(r, arr);
-    else
-        adm__fail_rc(r, -ENOMEM, "channels");
-}
-
-void adm__connection_channels(adm_req *q, adm_resp *r)
-{
-    int n;
-    amqp_channel_info *v = list(channels_fn, sizeof *v, &n);
-    json_t *arr = v ? json_array() : NULL;
-    for (int i = 0; arr && i < n; i++)
-        if (!strcmp(v[i].conn.name, q->segs[1]))
+        if (!conn || !strcmp(v[i].conn.name, conn))
             json_array_append_new(arr, channel_json(&v[i], q->cfg->node_name));
     free(v);
     if (arr)
@@ -88,12 +60,16 @@ void adm__connection_channels(adm_req *q, adm_resp *r)
         adm__fail_rc(r, -ENOMEM, "channels");
 }
 
+void adm__channels_list(adm_req *q, adm_resp *r) { channels(q, r, NULL); }
+
+void adm__connection_channels(adm_req *q, adm_resp *r) { channels(q, r, q->segs[1]); }
+
 void adm__consumers_list(adm_req *q, adm_resp *r)
 {
     if (q->nsegs == 2 && !adm__vhost_ok(q->segs[1], r))
         return;
     int n;
-    amqp_consumer_info *v = list(consumers_fn, sizeof *v, &n);
+    amqp_consumer_info *v = adm__copy_table(consumers_fn, sizeof *v, 64, &n);
     json_t *arr = v ? json_array() : NULL;
     for (int i = 0; arr && i < n; i++)
         json_array_append_new(arr, consumer_json(&v[i]));

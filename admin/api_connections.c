@@ -26,18 +26,25 @@ static json_t *conn_json(const amqp_conn_info *c, const char *node)
                      "send_cnt", (json_int_t)c->send_cnt);
 }
 
-/* Every open connection, as a fresh array the caller frees. */
-static amqp_conn_info *list(int *n)
+void *adm__copy_table(int (*fill)(void *, int), size_t size, int cap, int *n)
 {
-    for (int cap = (int)amqp_connections() + 16;; cap = *n + 16) {
-        amqp_conn_info *v = malloc((size_t)cap * sizeof *v);
+    for (;; cap = *n + 16) {
+        void *v = malloc((size_t)cap * size);
         if (!v)
             return NULL;
-        *n = amqp_conn_list(v, cap);
+        *n = fill(v, cap);
         if (*n <= cap)
             return v;
         free(v); /* more opened meanwhile */
     }
+}
+
+static int conns_fill(void *v, int cap) { return amqp_conn_list(v, cap); }
+
+/* Every open connection, as a fresh array the caller frees. */
+static amqp_conn_info *list(int *n)
+{
+    return adm__copy_table(conns_fill, sizeof(amqp_conn_info), (int)amqp_connections() + 16, n);
 }
 
 static int by_name(const void *a, const void *b)

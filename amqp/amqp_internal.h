@@ -252,9 +252,12 @@ void amqp__conn_close_with(amqp__conn *c, const char *cond, const char *desc);
 void amqp__sock_read_start(amqp__conn *c);
 void amqp__sock_read_stop(amqp__conn *c);
 void amqp__sock_update_poll(amqp__conn *c); /* watch for what the connection wants now */
-void amqp__sock_write_out(amqp__conn *c);   /* proton's output to the socket, as much as it takes */
-void amqp__sock_linger(amqp__conn *c);      /* half-close, drain briefly, then close */
-void amqp__sock_close(amqp__conn *c);       /* the handles; the last one frees c */
+/* Sends what the socket takes of p (n > 0) and counts it: bytes sent, 0
+ * when the socket is full, -errno when it is broken. */
+ssize_t amqp__sock_send(amqp__conn *c, const void *p, size_t n);
+void amqp__sock_write_out(amqp__conn *c); /* proton's output to the socket, as much as it takes */
+void amqp__sock_linger(amqp__conn *c);    /* half-close, drain briefly, then close */
+void amqp__sock_close(amqp__conn *c);     /* the handles; the last one frees c */
 
 /* outbox.c */
 bool amqp__outbox_flush(amqp__conn *c); /* true: something still waits (a mailbox was full) */

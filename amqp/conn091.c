@@ -70,21 +70,18 @@ static void write_out(amqp__conn *c)
     size_t off = 0;
     c->writing = false;
     while (off < k->olen) {
-        ssize_t n = send(c->fd, k->out + off, k->olen - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ssize_t n = amqp__sock_send(c, k->out + off, k->olen - off);
+        if (n == 0) { /* the socket is full: on when it is writable */
             c->writing = true;
             break;
         }
-        if (n <= 0) { /* broken: nobody to write to */
+        if (n < 0) { /* broken: nobody to write to */
             k->olen = off = 0;
             k->flush_then_end = true;
             k->state = S_DONE;
             break;
         }
         off += (size_t)n;
-        c->counts.send_oct += (uint64_t)n;
         k->last_send = uv_now(c->loop);
     }
     if (off) {

@@ -210,6 +210,19 @@ static void read_input(amqp__conn *c)
 
 /* Writes what proton has for the socket, from proton's own buffer; what the
  * socket does not take waits there until it is writable. */
+ssize_t amqp__sock_send(amqp__conn *c, const void *p, size_t n)
+{
+    for (;;) {
+        ssize_t sent = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        c->counts.send_oct += (uint64_t)sent;
+        return sent;
+    }
+}
+
 void amqp__sock_write_out(amqp__conn *c)
 {
     c->writing = false;
@@ -217,20 +230,13 @@ void amqp__sock_write_out(amqp__conn *c)
         pn_bytes_t wb = pn_connection_driver_write_buffer(&c->d);
         if (!wb.size)
             return;
-        ssize_t n = send(c->fd, wb.start, wb.size, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->writing = true;
-            c->wlen = wb.size;
-            return;
-        }
+        ssize_t n = amqp__sock_send(c, wb.start, wb.size);
         if (n < 0) {
             pn_connection_driver_write_close(&c->d);
             return;
         }
-        pn_connection_driver_write_done(&c->d, (size_t)n);
-        c->counts.send_oct += (uint64_t)n;
+        if (n > 0)
+            pn_connection_driver_write_done(&c->d, (size_t)n);
         if ((size_t)n < wb.size) {
             c->writing = true;
             c->wlen = wb.size - (size_t)n;
