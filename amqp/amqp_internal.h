@@ -243,6 +243,8 @@ int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid 
 extern atomic_uint amqp__nconns;
 void amqp__conn_configure(const amqp_config *cfg);
 void amqp__conn_work(amqp__conn *c); /* a round: proton's events handled, then the round's work sent */
+/* The connection's timer: a round of whichever front end has it. */
+void amqp__conn_on_timer(uv_timer_t *t);
 /* The connection has ended: its process stops (terminate closes the socket). */
 void amqp__conn_finish(amqp__conn *c);
 /* Closes the connection with an AMQP error condition and its text. */

@@ -452,16 +452,6 @@ static void read_input(amqp__conn *c)
 
 /* ----------------------------------------------------------------- rounds */
 
-static void on_tick(uv_timer_t *t)
-{
-    amqp__conn *c = t->data;
-    if (c->finished)
-        return;
-    sv_enter(c->self);
-    amqp__091_work(c);
-    sv_leave(c->self);
-}
-
 void amqp__091_work(amqp__conn *c)
 {
     amqp__c91 *k = c->c91;
@@ -506,7 +496,7 @@ void amqp__091_work(amqp__conn *c)
             at = due;
     }
     if (at)
-        uv_timer_start(&c->timer, on_tick, at > now ? at - now : 1, 0);
+        uv_timer_start(&c->timer, amqp__conn_on_timer, at > now ? at - now : 1, 0);
     else
         uv_timer_stop(&c->timer);
     amqp__reg_flush(&c->reg, &c->counts);

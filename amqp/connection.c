@@ -375,7 +375,7 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
 
 /* -------------------------------------------------------------- rounds */
 
-static void on_timer(uv_timer_t *t)
+void amqp__conn_on_timer(uv_timer_t *t)
 {
     amqp__conn *c = t->data;
     if (c->finished)
@@ -399,7 +399,7 @@ static void arm_timer(amqp__conn *c, bool retry, bool held)
     if (held && (!at || now + HELD_MS < at))
         at = now + HELD_MS;
     if (at)
-        uv_timer_start(&c->timer, on_timer, at - now, 0);
+        uv_timer_start(&c->timer, amqp__conn_on_timer, at - now, 0);
     else
         uv_timer_stop(&c->timer);
 }
