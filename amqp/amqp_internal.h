@@ -344,4 +344,29 @@ int amqp__091_tune(const amqp__091_limits *ours, uint16_t channel_max, uint32_t 
  * non-zero of the two. */
 uint16_t amqp__091_heartbeat(uint16_t ours, uint16_t theirs);
 
+/* map091.c: the one message model, 0-9-1 content <-> AMQP 1.0 message bytes
+ * (the table is in DESIGN.md, "AMQP 0-9-1 message mapping"). */
+/* A 0-9-1 publish as an AMQP 1.0 message: allocates an rt_msg holding the
+ * sections p maps to (exchange and rkey, if not NULL, as the annotations
+ * x-exchange and x-routing-key), then the head of one data section of
+ * body_size bytes. The caller copies the body to rt_msg_bytes(*out) +
+ * *body_off and calls rt_msg_finish(out, *total); it bounds body_size by the
+ * broker's message size first (the whole message is allocated here). 0, or
+ * a negative 0-9-1 reply code with a static reason in *why:
+ * -AMQP91_PRECONDITION_FAILED (a bad expiration, a timestamp past int64
+ * milliseconds, a message over 4 GiB), -AMQP91_SYNTAX_ERROR (a bad headers
+ * table); or -ENOMEM. */
+int amqp__091_msg_new(const amqp91_props *p, uint64_t body_size, const char *exchange, const char *rkey,
+                      rt_msg **out, size_t *body_off, size_t *total, const char **why);
+/* A delivery of m to a 0-9-1 client: writes the content header frame's
+ * payload (class 60, weight 0, body size, the properties mapped back,
+ * headers as a field table) into out[0..cap) and returns its length;
+ * -ENOSPC if it does not fit, -EBADMSG if m's bytes are not an AMQP 1.0
+ * message. *body_size: the bytes amqp__091_body_next will hand out. */
+int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *body_size);
+/* The body, as views into m's bytes in order (any number of data sections;
+ * an amqp-value string or binary; otherwise the encoded body sections).
+ * Start with *pos = 0; false once all is out. */
+bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t *len);
+
 #endif
