@@ -309,15 +309,6 @@ void amqp__consumer_gone(amqp__conn *c, sv_msg *m);
 void amqp__consumer_reply(amqp__conn *c, amqp__link *l, sv_msg *reply);
 void amqp__consumer_closed(amqp__conn *c, amqp__link *l);
 
-/* conn091.c: the AMQP 0-9-1 front end. The connection process (same
- * socket, registry entry and limits) hands itself over once the client's
- * protocol header says 0-9-1; rest holds the bytes read after the header. */
-void amqp__091_begin(amqp__conn *c, const uint8_t *rest, size_t n);
-void amqp__091_poll(amqp__conn *c, int status, int events);
-void amqp__091_work(amqp__conn *c); /* a round: timers checked, output written, poll set */
-void amqp__091_info(amqp__conn *c, sv_msg *m);
-void amqp__091_free(amqp__conn *c);
-
 /* conn091_login.c: the handshake's pure parts. */
 typedef struct amqp__091_limits {
     uint16_t channel_max;
@@ -356,8 +347,8 @@ uint16_t amqp__091_heartbeat(uint16_t ours, uint16_t theirs);
  * -AMQP91_PRECONDITION_FAILED (a bad expiration, a timestamp past int64
  * milliseconds, a message over 4 GiB), -AMQP91_SYNTAX_ERROR (a bad headers
  * table); or -ENOMEM. */
-int amqp__091_msg_new(const amqp91_props *p, uint64_t body_size, const char *exchange, const char *rkey,
-                      rt_msg **out, size_t *body_off, size_t *total, const char **why);
+int amqp__091_msg_new(const amqp91_props *p, uint64_t body_size, const char *exchange, const char *rkey, rt_msg **out,
+                      size_t *body_off, size_t *total, const char **why);
 /* A delivery of m to a 0-9-1 client: writes the content header frame's
  * payload (class 60, weight 0, body size, the properties mapped back,
  * headers as a field table) into out[0..cap) and returns its length;
@@ -368,5 +359,194 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
  * an amqp-value string or binary; otherwise the encoded body sections).
  * Start with *pos = 0; false once all is out. */
 bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t *len);
+
+/* ------------------------------------------ AMQP 0-9-1 (conn091*.c files) */
+
+/* conn091.c: the AMQP 0-9-1 front end. The connection process (same
+ * socket, registry entry and limits) hands itself over once the client's
+ * protocol header says 0-9-1; rest holds the bytes read after the header. */
+void amqp__091_begin(amqp__conn *c, const uint8_t *rest, size_t n);
+void amqp__091_poll(amqp__conn *c, int status, int events);
+void amqp__091_work(amqp__conn *c); /* a round: timers checked, output written, poll set */
+void amqp__091_info(amqp__conn *c, sv_msg *m);
+void amqp__091_free(amqp__conn *c);
+
+enum { AMQP__CH_CLOSED, AMQP__CH_OPEN, AMQP__CH_CLOSING };
+#define AMQP__091_OUT_SOFT (64u << 10) /* output waiting: no more deliveries written, no reading past it */
+
+/* A consumer (Basic.Consume, or the one a Basic.Get uses for a while).
+ * Its credit with the queue plus its unacknowledged deliveries stay
+ * within its window, which is how prefetch is kept. */
+typedef struct amqp__091_cons {
+    uint32_t id; /* the connection's consumer id, known to the queue */
+    uint16_t channel;
+    bool no_ack;
+    bool get;       /* Basic.Get's: lives while a get or its deliveries are unsettled */
+    bool exclusive; /* Basic.Consume exclusive */
+    bool cancelled; /* Basic.Cancel came, or the queue went: late deliveries go back */
+    bool notify;    /* tell the client with Basic.Cancel when the queue goes */
+    bool listed;    /* in the admin API's consumers */
+    bool getting;   /* a Basic.Get is under way on it */
+    bool got;       /* ... and its message came */
+    sv_pid qpid;
+    uint32_t window;      /* credit + unacked it may have */
+    uint32_t outstanding; /* credit with the queue, not yet used */
+    uint32_t unacked;     /* delivered, not yet settled by the client */
+    char tag[256];
+    char queue[RT_NAME_MAX + 1];
+    amqp__reg_con reg;
+    struct amqp__091_cons *next; /* the channel's */
+} amqp__091_cons;
+
+/* A delivery waiting in the connection: to be written, or (held) for the
+ * channel's global prefetch or Channel.Flow. */
+typedef struct amqp__091_out {
+    uint32_t consumer;
+    rt_delivery d;
+} amqp__091_out;
+
+typedef struct amqp__091_ring {
+    amqp__091_out *v;
+    uint32_t head, len, cap;
+} amqp__091_ring;
+
+/* A delivery the client has not settled yet, by delivery tag. */
+typedef struct amqp__091_ua {
+    uint64_t tag; /* the channel's delivery tag */
+    uint64_t id;  /* the queue's delivery id */
+    sv_pid qpid;  /* the queue's process, to settle with */
+    uint32_t consumer;
+    bool done; /* settled out of order: dropped when it reaches the front */
+} amqp__091_ua;
+
+typedef struct amqp__091_chan {
+    uint8_t state; /* AMQP__CH_OPEN or AMQP__CH_CLOSING (closed: no struct) */
+    uint16_t number;
+    uint64_t epoch;              /* which opening of the channel number this is */
+    bool confirm;                /* Confirm.Select came */
+    bool flow_off;               /* the client's Channel.Flow false: nothing is delivered */
+    uint16_t prefetch, global;   /* Basic.Qos: per new consumer, and for the channel (0: none) */
+    uint64_t next_tag, next_seq; /* delivery tags; publish sequence numbers (confirm mode) */
+    amqp__091_ua *ua;            /* unsettled, oldest first: a ring */
+    uint32_t ua_head, ua_len, ua_cap, ua_live;
+    amqp__091_ring held;
+    amqp__091_cons *cons;
+    char last_queue[RT_NAME_MAX + 1];  /* "" in a method means this one */
+    char reply_queue[RT_NAME_MAX + 1]; /* direct reply-to's queue, once consumed */
+    /* The publish being read: its method, then header, then body. */
+    uint8_t pub; /* 0: none; 1: header due; 2: body due */
+    bool mandatory, skip;
+    rt_msg *msg;
+    size_t body_off, total;
+    uint64_t body_left;
+    char exchange[RT_NAME_MAX + 1], rkey[RT_NAME_MAX + 1];
+} amqp__091_chan;
+
+/* A publish until every queue has it (or has said no). */
+typedef struct amqp__091_tag {
+    uint64_t k1, k2; /* k2: the connection's tag */
+    uint64_t epoch;  /* the channel's, so a reopened channel gets no stale confirm */
+    uint64_t seq;    /* 0: no confirm wanted */
+    uint32_t remaining, size;
+    uint16_t channel;
+    uint8_t outcome, why;
+} amqp__091_tag;
+
+/* A call under way (the routing manager's, a queue's purge, a get): the
+ * channel reads nothing more until it is answered, so methods keep their
+ * order. */
+typedef struct amqp__091_call {
+    uint64_t k1, k2; /* k2: the call's ref (or a get's consumer id, k1 = 1) */
+    uint64_t epoch;
+    uint32_t method;
+    uint16_t channel;
+    bool nowait;
+    uint8_t step; /* declare then bind, for direct reply-to */
+    char name[RT_NAME_MAX + 1];
+    char tag[256];
+    uint32_t count;
+    void *req;
+} amqp__091_call;
+
+typedef struct amqp__c91 {
+    int state;
+    uint8_t *in; /* frames read, not yet handled */
+    size_t ilen, icap;
+    uint8_t *out; /* written, not yet taken by the socket */
+    size_t olen, ocap;
+    amqp__091_limits ours, agreed;
+    amqp__091_chan **ch; /* agreed.channel_max + 1, from Tune-Ok on */
+    uint64_t epochs;
+    uint64_t last_recv;  /* ms: anything read (any frame counts as a heartbeat) */
+    uint64_t last_send;  /* ms: anything written */
+    uint64_t deadline;   /* ms: the handshake's or our Close's end; 0: none */
+    bool flush_then_end; /* nothing more to read or say: end once out is written */
+    bool fail_close;     /* the client's authentication_failure_close */
+    bool cap_cancel;     /* consumer_cancel_notify */
+    bool cap_blocked;    /* connection.blocked */
+    bool blocked;        /* Connection.Blocked sent */
+    bool published;      /* it has published: the memory alarm holds its reading */
+    uint32_t waiting;    /* calls under way: input waits */
+    uint32_t nconsumers;
+    char user[128];
+    char client[128];
+    const char *mech;
+    sv_map cons;          /* amqp__091_cref: consumer id -> consumer */
+    sv_map tags;          /* amqp__091_tag */
+    sv_map calls;         /* amqp__091_call */
+    amqp__091_ring out_q; /* deliveries to write */
+    uint32_t nheld;       /* deliveries held in channels */
+} amqp__c91;
+
+typedef struct amqp__091_cref {
+    uint64_t k1, k2;
+    amqp__091_cons *p;
+} amqp__091_cref;
+
+/* conn091.c, for the others */
+void amqp__091_method(amqp__conn *c, uint16_t ch, amqp91_method *m);
+void amqp__091_simple(amqp__conn *c, uint16_t ch, uint32_t id);
+/* Method, content header and body frames of one message. */
+int amqp__091_content(amqp__conn *c, uint16_t ch, amqp91_method *m, const rt_msg *msg);
+void amqp__091_conn_close(amqp__conn *c, int code, uint32_t method, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void amqp__091_chan_close(amqp__conn *c, uint16_t ch, int code, uint32_t method, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* The channel if open (not closing), else NULL. */
+amqp__091_chan *amqp__091_chan_get(amqp__conn *c, uint16_t ch, uint64_t epoch);
+/* A call to pid for channel ch (input waits for its answer). */
+amqp__091_call *amqp__091_call_to(amqp__conn *c, uint16_t ch, uint32_t method, sv_pid to, sv_msg *req);
+void amqp__091_handle_input(amqp__conn *c);
+/* Name as text: a shortstr from the client, cut at RT_NAME_MAX. */
+void amqp__091_name(amqp91_bytes b, char *out);
+
+/* conn091_defs.c: exchanges, queues and bindings. */
+void amqp__091_defs_method(amqp__conn *c, amqp__091_chan *ch, const amqp91_method *m);
+void amqp__091_defs_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply);
+/* Queue arguments from a field table (the x-* RabbitMQ takes). */
+int amqp__091_qargs(amqp91_bytes table, rt_qargs *a, char *err, size_t len);
+/* Whether q can be used by this connection (exclusive queues: its owner's). */
+bool amqp__091_queue_ok(amqp__conn *c, amqp__091_chan *ch, uint32_t method, const char *name, rt_queue **out);
+
+/* conn091_publish.c */
+void amqp__091_publish(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_publish *a);
+void amqp__091_content_frame(amqp__conn *c, amqp__091_chan *ch, const amqp91_frame *f);
+void amqp__091_confirm(amqp__conn *c, sv_msg *m);
+void amqp__091_taken(amqp__conn *c, const rt_pub *p, uint32_t n);
+bool amqp__091_may_read(amqp__conn *c);
+void amqp__091_pub_chan_free(amqp__conn *c, amqp__091_chan *ch);
+
+/* conn091_consume.c */
+void amqp__091_basic_method(amqp__conn *c, amqp__091_chan *ch, const amqp91_method *m);
+void amqp__091_consume_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply);
+void amqp__091_deliver(amqp__conn *c, sv_msg *m);
+void amqp__091_drained(amqp__conn *c, sv_msg *m);
+void amqp__091_consumer_gone(amqp__conn *c, sv_msg *m);
+/* Writes waiting deliveries while the output is short. */
+void amqp__091_feed(amqp__conn *c);
+/* Sends credit owed to queues (acks freed room), once a round. */
+void amqp__091_credit(amqp__conn *c);
+void amqp__091_consume_chan_free(amqp__conn *c, amqp__091_chan *ch);
+void amqp__091_ring_free(amqp__091_ring *r);
 
 #endif

@@ -5,10 +5,14 @@
  * one (connection.c, with its socket, registry entry and connection limit),
  * and when the client's protocol header is "AMQP 0 0 9 1" that process
  * hands the socket over to this file, which reads frames with the codec
- * (amqp091.c) and answers them. So far it serves the connection and channel
- * life cycle only: every other channel method closes its channel with 540
- * NOT_IMPLEMENTED and leaves the connection up. Input and output buffers
- * are bounded by the negotiated frame_max and OUT_CAP.
+ * (amqp091.c) and answers them. This file has the connection and channel
+ * life cycle, frames in and out, and hands channel methods to
+ * conn091_defs.c (exchanges, queues, bindings), conn091_publish.c and
+ * conn091_consume.c (the basic class). Input waits while a call it made
+ * (to the routing manager, a queue) is under way, so a client's methods
+ * are answered in the order they came. Input is bounded by the negotiated
+ * frame_max; output stops taking deliveries and reading stops past
+ * OUT_SOFT, and a client that reads nothing past OUT_HARD is closed.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,48 +24,164 @@
 
 #include "amqp/amqp_internal.h"
 
-#define OUT_CAP (64u << 10)                  /* output waiting for the socket; reading stops past half of it */
+#define OUT_SOFT AMQP__091_OUT_SOFT
+#define OUT_HARD (64u << 20)                 /* output the client does not read: closed past it */
 #define HANDSHAKE_MS 10000                   /* header to Open-Ok, as RabbitMQ's handshake_timeout */
 #define CLOSE_WAIT_MS 3000                   /* for the client's Close-Ok after our Close */
 #define CHANNEL_MAX 2047                     /* RabbitMQ's default */
 #define PRE_TUNE_FRAME AMQP91_FRAME_MIN_SIZE /* frames before Tune-Ok (spec: frame-min-size) */
+#define ALARM_POLL_MS 100                    /* how often a connection held by an alarm looks again */
 
 enum { S_START, S_TUNE, S_OPEN_WAIT, S_OPEN, S_CLOSING, S_DONE };
-enum { CH_CLOSED, CH_OPEN, CH_CLOSING };
-
-typedef struct amqp__c91 {
-    int state;
-    uint8_t *in; /* frames read, not yet handled */
-    size_t ilen, icap;
-    uint8_t out[OUT_CAP];
-    size_t olen;
-    amqp__091_limits ours, agreed;
-    uint8_t *chan;       /* agreed.channel_max + 1 states, from Tune-Ok on */
-    uint64_t last_recv;  /* ms: anything read (any frame counts as a heartbeat) */
-    uint64_t last_send;  /* ms: anything written */
-    uint64_t deadline;   /* ms: the handshake's or our Close's end; 0: none */
-    bool flush_then_end; /* nothing more to read or say: end once out is written */
-    bool fail_close;     /* the client's authentication_failure_close */
-    char user[128];
-    char client[128];
-    const char *mech;
-} amqp__c91;
 
 /* ---------------------------------------------------------------- output */
+
+/* The client reads nothing of what we say: nothing more to say. */
+static void not_read(amqp__conn *c)
+{
+    amqp__c91 *k = c->c91;
+    sv_log(SV_LOG_WARNING, "connection %s: AMQP 0-9-1 output not read by the client (%zu bytes waiting); closed",
+           c->peer, k->olen);
+    k->flush_then_end = true;
+    k->state = S_DONE;
+}
+
+/* Room for n more bytes of output: false (and the connection ends) past
+ * OUT_HARD or without memory. */
+static bool reserve(amqp__conn *c, size_t n)
+{
+    amqp__c91 *k = c->c91;
+    if (k->state == S_DONE)
+        return false;
+    if (k->ocap - k->olen >= n)
+        return true;
+    if (k->olen + n > OUT_HARD + (size_t)k->agreed.frame_max + k->ours.frame_max) {
+        not_read(c);
+        return false;
+    }
+    size_t cap = k->ocap ? k->ocap : 4096;
+    while (cap - k->olen < n)
+        cap *= 2;
+    uint8_t *o = realloc(k->out, cap);
+    if (!o) {
+        sv_log(SV_LOG_ERROR, "connection %s: out of memory for AMQP 0-9-1 output; closed", c->peer);
+        k->flush_then_end = true;
+        k->state = S_DONE;
+        return false;
+    }
+    k->out = o;
+    k->ocap = cap;
+    return true;
+}
 
 static void put_method(amqp__conn *c, uint16_t ch, amqp91_method *m)
 {
     amqp__c91 *k = c->c91;
-    int n = amqp91_method_frame(ch, m, k->out + k->olen, OUT_CAP - k->olen);
-    if (n < 0) {
-        /* The client reads nothing of what we answer: nothing more to say. */
-        sv_log(SV_LOG_WARNING, "connection %s: AMQP 0-9-1 output not read by the client (%zu bytes waiting); closed",
-               c->peer, k->olen);
-        k->flush_then_end = true;
-        k->state = S_DONE;
-        return;
+    /* Methods are small but for their tables (server-properties, which
+     * has its own buffer): a frame_max is room enough. */
+    size_t want = 512;
+    for (;;) {
+        if (!reserve(c, want))
+            return;
+        int n = amqp91_method_frame(ch, m, k->out + k->olen, k->ocap - k->olen);
+        if (n >= 0) {
+            k->olen += (size_t)n;
+            return;
+        }
+        if (n != -ENOSPC || want >= (1u << 20)) {
+            sv_log(SV_LOG_ERROR, "connection %s: cannot encode %s (%d)", c->peer,
+                   amqp91_method_desc(m->id) ? amqp91_method_desc(m->id)->name : "a method", n);
+            return;
+        }
+        want *= 4;
     }
-    k->olen += (size_t)n;
+}
+
+void amqp__091_method(amqp__conn *c, uint16_t ch, amqp91_method *m) { put_method(c, ch, m); }
+
+int amqp__091_content(amqp__conn *c, uint16_t ch, amqp91_method *m, const rt_msg *msg)
+{
+    amqp__c91 *k = c->c91;
+    uint32_t fmax = k->agreed.frame_max;
+    uint64_t body = 0;
+    /* Method frame, then the content header in a frame of its own. */
+    put_method(c, ch, m);
+    if (k->state == S_DONE || !reserve(c, fmax))
+        return -EPIPE;
+    uint8_t *hdr = k->out + k->olen + 7;
+    int hn = amqp__091_msg_header(msg, hdr, fmax - AMQP91_FRAME_OVERHEAD, &body);
+    if (hn < 0) {
+        /* The method went out: the client must get content to go with it. */
+        amqp91_header h = {.class_id = 60, .body_size = 0};
+        hn = amqp91_header_encode(&h, hdr, fmax - AMQP91_FRAME_OVERHEAD);
+        body = 0;
+        sv_log(SV_LOG_WARNING, "connection %s: a message's properties do not fit a 0-9-1 frame; sent without", c->peer);
+        if (hn < 0)
+            return hn;
+    }
+    size_t fl = (size_t)amqp91_frame_write(AMQP91_FRAME_HEADER, ch, hdr, (uint32_t)hn, k->out + k->olen, fmax);
+    k->olen += fl;
+    if (!body)
+        return 0;
+    if (!reserve(c, body + (body / (fmax - AMQP91_FRAME_OVERHEAD) + 1) * AMQP91_FRAME_OVERHEAD))
+        return -EPIPE;
+    /* Body frames of at most frame_max, filled from the message's spans. */
+    size_t pos = 0, room = 0;
+    uint8_t *frame = NULL;
+    const uint8_t *p;
+    size_t len;
+    uint64_t left = body;
+    while (left && amqp__091_body_next(msg, &pos, &p, &len)) {
+        while (len && left) {
+            if (!room) {
+                frame = k->out + k->olen;
+                uint64_t fsz = left < fmax - AMQP91_FRAME_OVERHEAD ? left : fmax - AMQP91_FRAME_OVERHEAD;
+                frame[0] = AMQP91_FRAME_BODY;
+                frame[1] = (uint8_t)(ch >> 8);
+                frame[2] = (uint8_t)ch;
+                frame[3] = (uint8_t)(fsz >> 24);
+                frame[4] = (uint8_t)(fsz >> 16);
+                frame[5] = (uint8_t)(fsz >> 8);
+                frame[6] = (uint8_t)fsz;
+                k->olen += 7;
+                room = (size_t)fsz;
+            }
+            size_t take = len < room ? len : room;
+            memcpy(k->out + k->olen, p, take);
+            k->olen += take;
+            p += take;
+            len -= take;
+            room -= take;
+            left -= take;
+            if (!room)
+                k->out[k->olen++] = AMQP91_FRAME_END;
+        }
+    }
+    if (room || left) { /* the spans held less than the header said: pad, the frame sizes are out */
+        while (left) {
+            if (!room) {
+                uint64_t fsz = left < fmax - AMQP91_FRAME_OVERHEAD ? left : fmax - AMQP91_FRAME_OVERHEAD;
+                uint8_t h7[7] = {AMQP91_FRAME_BODY,    (uint8_t)(ch >> 8),  (uint8_t)ch, (uint8_t)(fsz >> 24),
+                                 (uint8_t)(fsz >> 16), (uint8_t)(fsz >> 8), (uint8_t)fsz};
+                memcpy(k->out + k->olen, h7, 7);
+                k->olen += 7;
+                room = (size_t)fsz;
+            }
+            memset(k->out + k->olen, 0, room);
+            k->olen += room;
+            left -= room;
+            room = 0;
+            k->out[k->olen++] = AMQP91_FRAME_END;
+        }
+        if (room) {
+            memset(k->out + k->olen, 0, room);
+            k->olen += room;
+            k->out[k->olen++] = AMQP91_FRAME_END;
+        }
+        sv_log(SV_LOG_ERROR, "connection %s: a message's body was shorter than its size", c->peer);
+    }
+    (void)frame;
+    return 0;
 }
 
 static void write_out(amqp__conn *c)
@@ -93,18 +213,13 @@ static void write_out(amqp__conn *c)
 /* Connection.Close with a reply code and text; then the client's Close-Ok
  * is awaited (or, after a framing error, when input cannot be read on,
  * the socket closes once the Close is out). */
-static void conn_close(amqp__conn *c, int code, uint32_t method, bool framing, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void conn_close(amqp__conn *c, int code, uint32_t method, bool framing, const char *fmt, ...)
+static void conn_closev(amqp__conn *c, int code, uint32_t method, bool framing, const char *fmt, va_list ap)
 {
     amqp__c91 *k = c->c91;
     if (k->state >= S_CLOSING)
         return;
     char text[256];
-    va_list ap;
-    va_start(ap, fmt);
     int len = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     if (len < 0)
         len = 0;
     if ((size_t)len >= sizeof text)
@@ -130,10 +245,53 @@ static void conn_close(amqp__conn *c, int code, uint32_t method, bool framing, c
         k->flush_then_end = true;
 }
 
-static void chan_close(amqp__conn *c, uint16_t ch, int code, uint32_t method, const char *text)
+static void conn_close(amqp__conn *c, int code, uint32_t method, bool framing, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void conn_close(amqp__conn *c, int code, uint32_t method, bool framing, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conn_closev(c, code, method, framing, fmt, ap);
+    va_end(ap);
+}
+
+void amqp__091_conn_close(amqp__conn *c, int code, uint32_t method, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conn_closev(c, code, method, false, fmt, ap);
+    va_end(ap);
+}
+
+static void chan_free(amqp__conn *c, uint16_t n)
 {
     amqp__c91 *k = c->c91;
-    char full[256];
+    amqp__091_chan *ch = k->ch ? k->ch[n] : NULL;
+    if (!ch)
+        return;
+    amqp__091_consume_chan_free(c, ch);
+    amqp__091_pub_chan_free(c, ch);
+    free(ch);
+    k->ch[n] = NULL;
+    amqp__reg_chan_close(&c->reg, n);
+}
+
+/* A channel exception: Channel.Close; the channel is gone for us at once
+ * (its consumers cancelled, its unsettled deliveries back in their
+ * queues), and what the client sends on it until Close-Ok is dropped. */
+void amqp__091_chan_close(amqp__conn *c, uint16_t n, int code, uint32_t method, const char *fmt, ...)
+{
+    amqp__c91 *k = c->c91;
+    amqp__091_chan *ch = k->ch ? k->ch[n] : NULL;
+    if (!ch || ch->state != AMQP__CH_OPEN)
+        return;
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    sv_log(SV_LOG_INFO, "connection %s: channel %u closed: %d %s: %s", c->peer, n, code, amqp91_reply_name(code), text);
+    char full[300];
     int flen = snprintf(full, sizeof full, "%s - %s", amqp91_reply_name(code), text);
     if (flen < 0 || flen > 255)
         flen = 255;
@@ -142,14 +300,51 @@ static void chan_close(amqp__conn *c, uint16_t ch, int code, uint32_t method, co
     m.a.channel_close.reply_text = (amqp91_bytes){(const uint8_t *)full, (uint32_t)flen};
     m.a.channel_close.class_id = (uint16_t)(method >> 16);
     m.a.channel_close.method_id = (uint16_t)method;
-    put_method(c, ch, &m);
-    k->chan[ch] = CH_CLOSING;
+    put_method(c, n, &m);
+    amqp__091_consume_chan_free(c, ch);
+    amqp__091_pub_chan_free(c, ch);
+    ch->state = AMQP__CH_CLOSING;
+}
+
+amqp__091_chan *amqp__091_chan_get(amqp__conn *c, uint16_t n, uint64_t epoch)
+{
+    amqp__c91 *k = c->c91;
+    amqp__091_chan *ch = k->ch && n <= k->agreed.channel_max ? k->ch[n] : NULL;
+    return ch && ch->state == AMQP__CH_OPEN && (!epoch || ch->epoch == epoch) ? ch : NULL;
 }
 
 static void simple(amqp__conn *c, uint16_t ch, uint32_t id)
 {
     amqp91_method m = {.id = id};
     put_method(c, ch, &m);
+}
+
+void amqp__091_simple(amqp__conn *c, uint16_t ch, uint32_t id) { simple(c, ch, id); }
+
+void amqp__091_name(amqp91_bytes b, char *out)
+{
+    size_t n = b.len < RT_NAME_MAX ? b.len : RT_NAME_MAX;
+    if (n)
+        memcpy(out, b.p, n);
+    out[n] = '\0';
+}
+
+amqp__091_call *amqp__091_call_to(amqp__conn *c, uint16_t ch, uint32_t method, sv_pid to, sv_msg *req)
+{
+    amqp__c91 *k = c->c91;
+    uint64_t ref;
+    if (!req || sv_call_async(c->self, to, req, 10000, &ref) < 0) {
+        sv_msg_free(req);
+        return NULL;
+    }
+    amqp__091_call *e = sv_map_put(&k->calls, 0, ref);
+    if (!e)
+        return NULL; /* its answer finds nothing: the channel is closed by the caller */
+    e->channel = ch;
+    e->method = method;
+    e->epoch = k->ch[ch] ? k->ch[ch]->epoch : 0;
+    k->waiting++;
+    return e;
 }
 
 /* ------------------------------------------------------------- handshake */
@@ -171,6 +366,8 @@ static void on_start_ok(amqp__conn *c, const amqp91_connection_start_ok *a)
 {
     amqp__c91 *k = c->c91;
     k->fail_close = amqp__091_client_cap(a->client_properties, "authentication_failure_close");
+    k->cap_cancel = amqp__091_client_cap(a->client_properties, "consumer_cancel_notify");
+    k->cap_blocked = amqp__091_client_cap(a->client_properties, "connection.blocked");
     amqp__091_client_name(a->client_properties, k->client, sizeof k->client);
     char user[128], pass[256], out[128];
     const char *why = "";
@@ -215,7 +412,7 @@ static void on_tune_ok(amqp__conn *c, const amqp91_connection_tune_ok *a)
         return;
     }
     uint8_t *in = realloc(k->in, k->agreed.frame_max);
-    uint8_t *chan = calloc((size_t)k->agreed.channel_max + 1, 1);
+    amqp__091_chan **chan = calloc((size_t)k->agreed.channel_max + 1, sizeof *chan);
     if (!in || !chan) {
         if (in)
             k->in = in;
@@ -225,7 +422,7 @@ static void on_tune_ok(amqp__conn *c, const amqp91_connection_tune_ok *a)
     }
     k->in = in;
     k->icap = k->agreed.frame_max;
-    k->chan = chan;
+    k->ch = chan;
     k->state = S_OPEN_WAIT;
 }
 
@@ -293,59 +490,90 @@ static void on_conn_method(amqp__conn *c, const amqp91_method *m)
     }
 }
 
-/* A method on channel ch (1..channel_max). */
-static void on_chan_method(amqp__conn *c, uint16_t ch, const amqp91_method *m)
+static void chan_open(amqp__conn *c, uint16_t n)
 {
     amqp__c91 *k = c->c91;
-    uint8_t st = k->chan[ch];
-    if (m->id == AMQP91_CHANNEL_OPEN) {
-        if (st != CH_CLOSED) {
-            conn_close(c, AMQP91_CHANNEL_ERROR, m->id, false, "channel %u is open already", ch);
-            return;
-        }
-        k->chan[ch] = CH_OPEN;
-        if (amqp__reg_chan_open(&c->reg, ch) < 0)
-            sv_log(SV_LOG_WARNING, "connection %s: channel %u: no memory to list it", c->peer, ch);
-        simple(c, ch, AMQP91_CHANNEL_OPEN_OK);
+    amqp__091_chan *ch = calloc(1, sizeof *ch);
+    if (!ch) {
+        conn_close(c, AMQP91_INTERNAL_ERROR, AMQP91_CHANNEL_OPEN, false, "out of memory for channel %u", n);
         return;
     }
-    if (st == CH_CLOSED && m->id == AMQP91_CHANNEL_CLOSE_OK)
+    ch->state = AMQP__CH_OPEN;
+    ch->number = n;
+    ch->epoch = ++k->epochs;
+    ch->next_tag = ch->next_seq = 1;
+    k->ch[n] = ch;
+    if (amqp__reg_chan_open(&c->reg, n) < 0)
+        sv_log(SV_LOG_WARNING, "connection %s: channel %u: no memory to list it", c->peer, n);
+    simple(c, n, AMQP91_CHANNEL_OPEN_OK);
+}
+
+/* A method on channel n (1..channel_max). */
+static void on_chan_method(amqp__conn *c, uint16_t n, const amqp91_method *m)
+{
+    amqp__c91 *k = c->c91;
+    amqp__091_chan *ch = k->ch[n];
+    if (m->id == AMQP91_CHANNEL_OPEN) {
+        if (ch)
+            conn_close(c, AMQP91_CHANNEL_ERROR, m->id, false, "channel %u is open already", n);
+        else
+            chan_open(c, n);
+        return;
+    }
+    if (!ch && m->id == AMQP91_CHANNEL_CLOSE_OK)
         return; /* both sides closed at once: we answered its Close already */
-    if (st == CH_CLOSED) {
-        conn_close(c, AMQP91_CHANNEL_ERROR, m->id, false, "%s on channel %u, which is not open", m->desc->name, ch);
+    if (!ch) {
+        conn_close(c, AMQP91_CHANNEL_ERROR, m->id, false, "%s on channel %u, which is not open", m->desc->name, n);
         return;
     }
     if (m->id == AMQP91_CHANNEL_CLOSE) { /* open, or closing both ways at once */
-        simple(c, ch, AMQP91_CHANNEL_CLOSE_OK);
-        k->chan[ch] = CH_CLOSED;
-        amqp__reg_chan_close(&c->reg, ch);
+        simple(c, n, AMQP91_CHANNEL_CLOSE_OK);
+        chan_free(c, n);
         return;
     }
     if (m->id == AMQP91_CHANNEL_CLOSE_OK) {
-        if (st == CH_CLOSING) {
-            k->chan[ch] = CH_CLOSED;
-            amqp__reg_chan_close(&c->reg, ch);
-        }
+        if (ch->state == AMQP__CH_CLOSING)
+            chan_free(c, n);
         return;
     }
-    if (st == CH_CLOSING)
+    if (ch->state == AMQP__CH_CLOSING)
         return; /* after our Channel.Close: dropped until its Close-Ok (spec 4.2.2) */
+    if (ch->pub) {
+        conn_close(c, AMQP91_UNEXPECTED_FRAME, m->id, false, "%s on channel %u while a publish's content was due",
+                   m->desc->name, n);
+        return;
+    }
+    switch (m->id >> 16) {
+    case 40: /* exchange */
+    case 50: /* queue */ amqp__091_defs_method(c, ch, m); return;
+    case 60: /* basic */
+        if (m->id == AMQP91_BASIC_PUBLISH)
+            amqp__091_publish(c, ch, &m->a.basic_publish);
+        else
+            amqp__091_basic_method(c, ch, m);
+        return;
+    case 85: /* confirm */
+        ch->confirm = true;
+        if (!m->a.confirm_select.nowait)
+            simple(c, n, AMQP91_CONFIRM_SELECT_OK);
+        return;
+    default: break;
+    }
     switch (m->id) {
     case AMQP91_CHANNEL_FLOW: {
-        /* Nothing flows to the client on a channel yet: acknowledged. */
+        /* Flow false holds deliveries (in the connection, against credit
+         * already given) until flow true. */
+        ch->flow_off = !m->a.channel_flow.active;
         amqp91_method r = {.id = AMQP91_CHANNEL_FLOW_OK};
         r.a.channel_flow_ok.active = m->a.channel_flow.active;
-        put_method(c, ch, &r);
+        put_method(c, n, &r);
         break;
     }
     case AMQP91_CHANNEL_FLOW_OK: break; /* Plexus sends no Flow */
-    default: {
-        char text[200];
-        snprintf(text, sizeof text, "%s is not implemented yet", m->desc->name);
-        sv_log(SV_LOG_INFO, "connection %s: channel %u: %s", c->peer, ch, text);
-        chan_close(c, ch, AMQP91_NOT_IMPLEMENTED, m->id, text);
+    default:
+        amqp__091_chan_close(c, n, AMQP91_NOT_IMPLEMENTED, m->id, "%s is not implemented%s", m->desc->name,
+                             (m->id >> 16) == 90 ? " (Plexus has no transactions; use publisher confirms)" : "");
         break;
-    }
     }
 }
 
@@ -362,13 +590,16 @@ static void on_frame(amqp__conn *c, const amqp91_frame *f)
         return;
     }
     if (f->type != AMQP91_FRAME_METHOD) { /* content header or body */
+        amqp__091_chan *ch = f->channel ? k->ch[f->channel] : NULL;
         if (!f->channel)
             conn_close(c, AMQP91_CHANNEL_ERROR, 0, false, "content frame on channel 0");
-        else if (k->chan[f->channel] == CH_CLOSED)
+        else if (!ch)
             conn_close(c, AMQP91_CHANNEL_ERROR, 0, false, "content frame on channel %u, which is not open", f->channel);
-        else if (k->chan[f->channel] == CH_OPEN)
+        else if (ch->state == AMQP__CH_OPEN && !ch->pub)
             conn_close(c, AMQP91_UNEXPECTED_FRAME, 0, false, "content frame on channel %u without a content method",
                        f->channel);
+        else if (ch->state == AMQP__CH_OPEN)
+            amqp__091_content_frame(c, ch, f);
         /* closing: the rest of a refused publish, dropped */
         return;
     }
@@ -399,12 +630,13 @@ static void on_frame(amqp__conn *c, const amqp91_frame *f)
         on_chan_method(c, f->channel, &m);
 }
 
-/* Handles the whole frames in the input buffer. */
-static void handle_input(amqp__conn *c)
+/* Handles the whole frames in the input buffer, until a call it made
+ * must be answered first. */
+void amqp__091_handle_input(amqp__conn *c)
 {
     amqp__c91 *k = c->c91;
     size_t off = 0;
-    while (k->state < S_DONE && !k->flush_then_end && off < k->ilen) {
+    while (k->state < S_DONE && !k->flush_then_end && !k->waiting && off < k->ilen) {
         amqp91_frame f;
         const char *why = "";
         /* The buffer is one frame: PRE_TUNE_FRAME until Tune-Ok, then frame_max. */
@@ -428,7 +660,7 @@ static void handle_input(amqp__conn *c)
 static void read_input(amqp__conn *c)
 {
     amqp__c91 *k = c->c91;
-    for (int i = 0; i < 8 && c->reading && !k->flush_then_end; i++) {
+    for (int i = 0; i < 8 && c->reading && !k->flush_then_end && k->ilen < k->icap; i++) {
         ssize_t n = read(c->fd, k->in + k->ilen, k->icap - k->ilen);
         if (n < 0 && errno == EINTR)
             continue;
@@ -446,11 +678,32 @@ static void read_input(amqp__conn *c)
         c->counts.recv_oct += (uint64_t)n;
         k->last_recv = uv_now(c->loop);
         k->ilen += (size_t)n;
-        handle_input(c);
+        amqp__091_handle_input(c);
+        if (k->olen >= OUT_SOFT || !amqp__091_may_read(c))
+            break;
     }
 }
 
 /* ----------------------------------------------------------------- rounds */
+
+/* Connection.Blocked / Unblocked for clients that take them, as a
+ * resource alarm starts and ends. */
+static void tell_blocked(amqp__conn *c)
+{
+    amqp__c91 *k = c->c91;
+    bool alarm = rt_alarm();
+    if (!k->cap_blocked || k->state != S_OPEN || alarm == k->blocked)
+        return;
+    k->blocked = alarm;
+    if (alarm) {
+        static const char why[] = "low on memory or disk space";
+        amqp91_method m = {.id = AMQP91_CONNECTION_BLOCKED};
+        m.a.connection_blocked.reason = (amqp91_bytes){(const uint8_t *)why, sizeof why - 1};
+        put_method(c, 0, &m);
+    } else {
+        simple(c, 0, AMQP91_CONNECTION_UNBLOCKED);
+    }
+}
 
 void amqp__091_work(amqp__conn *c)
 {
@@ -466,6 +719,13 @@ void amqp__091_work(amqp__conn *c)
         k->state = S_DONE;
         k->flush_then_end = true;
     }
+    if (k->state == S_OPEN) {
+        tell_blocked(c);
+        amqp__091_credit(c);
+        amqp__091_feed(c);
+        if (amqp__outbox_flush(c) && !c->retry_armed)
+            c->retry_armed = true; /* a queue's mailbox is full: the timer tries again */
+    }
     if (hb_ms && k->state < S_DONE && !k->flush_then_end) {
         if (now - k->last_recv >= 2ull * hb_ms) {
             sv_log(SV_LOG_WARNING,
@@ -474,8 +734,8 @@ void amqp__091_work(amqp__conn *c)
             k->state = S_DONE;
             k->olen = 0;
             k->flush_then_end = true;
-        } else if (now - k->last_send >= hb_ms / 2 && !k->olen) { /* output waiting says enough */
-            int n = amqp91_heartbeat_write(k->out + k->olen, OUT_CAP - k->olen);
+        } else if (now - k->last_send >= hb_ms / 2 && !k->olen && reserve(c, 8)) { /* output waiting says enough */
+            int n = amqp91_heartbeat_write(k->out + k->olen, k->ocap - k->olen);
             if (n > 0)
                 k->olen += (size_t)n;
         }
@@ -485,9 +745,11 @@ void amqp__091_work(amqp__conn *c)
         amqp__conn_finish(c);
         return;
     }
-    c->reading = !k->flush_then_end && k->olen < OUT_CAP / 2;
+    bool may_read = amqp__091_may_read(c);
+    c->reading = !k->flush_then_end && k->olen < OUT_SOFT && !k->waiting && k->ilen < k->icap && may_read;
     amqp__sock_update_poll(c);
-    /* The next thing due: a heartbeat to send, the client's silence, a deadline. */
+    /* The next thing due: a heartbeat to send, the client's silence, a
+     * deadline, a retry (a full mailbox, an alarm holding reading). */
     uint64_t at = k->deadline;
     if (hb_ms && !k->flush_then_end) {
         uint64_t send_at = k->last_send + hb_ms / 2, dead_at = k->last_recv + 2ull * hb_ms;
@@ -495,6 +757,8 @@ void amqp__091_work(amqp__conn *c)
         if (!at || due < at)
             at = due;
     }
+    if ((c->retry_armed || !may_read || k->blocked) && (!at || now + ALARM_POLL_MS < at))
+        at = now + (c->retry_armed ? 1 : ALARM_POLL_MS);
     if (at)
         uv_timer_start(&c->timer, amqp__conn_on_timer, at > now ? at - now : 1, 0);
     else
@@ -515,14 +779,43 @@ void amqp__091_poll(amqp__conn *c, int status, int events)
     amqp__091_work(c);
 }
 
+/* The answer to a call: its channel hears it (if still the same opening),
+ * then input goes on. */
+static void on_reply(amqp__conn *c, sv_msg *m)
+{
+    amqp__c91 *k = c->c91;
+    amqp__091_call call;
+    if (!sv_map_del(&k->calls, 0, m->ref, &call))
+        return;
+    k->waiting--;
+    if (call.method >> 16 == 60)
+        amqp__091_consume_reply(c, &call, m);
+    else
+        amqp__091_defs_reply(c, &call, m);
+    free(call.req);
+}
+
 void amqp__091_info(amqp__conn *c, sv_msg *m)
 {
-    if (m->tag == AMQP__TAG_CLOSE) { /* from the admin API */
+    amqp__c91 *k = c->c91;
+    switch (m->tag) {
+    case RT_Q_DELIVER: amqp__091_deliver(c, m); break;
+    case RT_Q_CONFIRM: amqp__091_confirm(c, m); break;
+    case RT_Q_DRAINED: amqp__091_drained(c, m); break;
+    case RT_Q_CONSUMER_GONE: amqp__091_consumer_gone(c, m); break;
+    case AMQP__TAG_CLOSE: /* from the admin API */
         conn_close(c, AMQP91_CONNECTION_FORCED, 0, false, "%.*s", (int)(m->len < 200 ? m->len : 200),
                    (const char *)m->data);
-    } else if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(c->self))) {
-        conn_close(c, AMQP91_CONNECTION_FORCED, 0, false, "the broker is shutting down");
+        break;
+    default:
+        if (m->kind == SV_MSG_REPLY)
+            on_reply(c, m);
+        else if (m->kind == SV_MSG_EXIT && sv_pid_eq(m->from, sv_parent(c->self)))
+            conn_close(c, AMQP91_CONNECTION_FORCED, 0, false, "the broker is shutting down");
+        break;
     }
+    if (!k->waiting && k->ilen)
+        amqp__091_handle_input(c); /* what waited for an answer */
     amqp__091_work(c);
 }
 
@@ -542,9 +835,13 @@ void amqp__091_begin(amqp__conn *c, const uint8_t *rest, size_t n)
     c->reading = true;
     k->in = in;
     k->icap = PRE_TUNE_FRAME;
+    k->cons = SV_MAP_INIT(amqp__091_cref);
+    k->tags = SV_MAP_INIT(amqp__091_tag);
+    k->calls = SV_MAP_INIT(amqp__091_call);
     k->ours.channel_max = CHANNEL_MAX;
     /* At least the spec's minimum, at most what the broker takes. */
     k->ours.frame_max = c->cfg->max_frame_size > AMQP91_FRAME_MIN_SIZE ? c->cfg->max_frame_size : AMQP91_FRAME_MIN_SIZE;
+    k->agreed.frame_max = PRE_TUNE_FRAME;
     /* Ours is the idle timeout the broker uses for AMQP 1.0, in seconds. */
     uint32_t hb = (c->cfg->idle_timeout_ms + 999) / 1000;
     k->ours.heartbeat = (uint16_t)(hb > 65535 ? 65535 : hb);
@@ -560,7 +857,7 @@ void amqp__091_begin(amqp__conn *c, const uint8_t *rest, size_t n)
         k->ilen += take;
         rest += take;
         n -= take;
-        handle_input(c);
+        amqp__091_handle_input(c);
         if (take == 0)
             break;
     }
@@ -571,8 +868,24 @@ void amqp__091_free(amqp__conn *c)
     amqp__c91 *k = c->c91;
     if (!k)
         return;
+    for (uint32_t i = 0; k->ch && i <= k->agreed.channel_max; i++)
+        if (k->ch[i]) {
+            amqp__091_consume_chan_free(c, k->ch[i]);
+            amqp__091_pub_chan_free(c, k->ch[i]);
+            free(k->ch[i]);
+        }
+    for (uint32_t i = 0; i < k->calls.cap; i++) {
+        amqp__091_call *e = sv_map_at(&k->calls, i);
+        if (e)
+            free(e->req);
+    }
+    amqp__091_ring_free(&k->out_q);
+    sv_map_free(&k->cons);
+    sv_map_free(&k->tags);
+    sv_map_free(&k->calls);
+    free(k->ch);
     free(k->in);
-    free(k->chan);
+    free(k->out);
     free(k);
     c->c91 = NULL;
 }

@@ -16,21 +16,24 @@ static bool bytes_is(amqp91_bytes b, const char *s) { return b.len == strlen(s) 
 
 int amqp__091_server_props(uint8_t *out, size_t cap)
 {
-    /* Only what is true today. Plexus closes a refused login with 403 when
-     * the client asks for it. The messaging capabilities clients look for
-     * (publisher_confirms, basic.nack, consumer_cancel_notify,
-     * exchange_exchange_bindings, connection.blocked, per_consumer_qos,
-     * direct_reply_to) come with the channel methods that make them true:
-     * none of those are served yet. */
+    /* The capabilities clients look for before they use a feature: each
+     * is served (conn091*.c). */
     amqp91_field caps[] = {
+        {BYTES("publisher_confirms"), {.type = 't', .v.t = true}},
+        {BYTES("exchange_exchange_bindings"), {.type = 't', .v.t = true}},
+        {BYTES("basic.nack"), {.type = 't', .v.t = true}},
+        {BYTES("consumer_cancel_notify"), {.type = 't', .v.t = true}},
+        {BYTES("connection.blocked"), {.type = 't', .v.t = true}},
         {BYTES("authentication_failure_close"), {.type = 't', .v.t = true}},
+        {BYTES("per_consumer_qos"), {.type = 't', .v.t = true}},
+        {BYTES("direct_reply_to"), {.type = 't', .v.t = true}},
     };
     amqp91_table capt = {sizeof caps / sizeof caps[0], caps};
     amqp91_field props[] = {
         {BYTES("product"), {.type = 'S', .v.str = BYTES("Plexus")}},
         {BYTES("version"), {.type = 'S', .v.str = BYTES(PLEXUS_VERSION)}},
         {BYTES("platform"), {.type = 'S', .v.str = BYTES("C (gnu11), libuv")}},
-        {BYTES("information"), {.type = 'S', .v.str = BYTES("AMQP 0-9-1: connections and channels only so far")}},
+        {BYTES("information"), {.type = 'S', .v.str = BYTES("Plexus message broker: AMQP 1.0 and 0-9-1")}},
         {BYTES("capabilities"), {.type = 'F', .v.F = &capt}},
     };
     amqp91_table t = {sizeof props / sizeof props[0], props};

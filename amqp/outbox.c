@@ -112,7 +112,10 @@ static void fail_publishes(amqp__conn *c, sv_msg *m)
     cb->n = pb->n;
     for (uint32_t i = 0; i < pb->n; i++)
         cb->c[i] = (rt_confirm){pb->p[i].tag, RT_RELEASED, RT_WHY_NONE};
-    amqp__pub_confirm(c, conf);
+    if (c->c91)
+        amqp__091_confirm(c, conf);
+    else
+        amqp__pub_confirm(c, conf);
     sv_msg_free(conf);
 }
 
@@ -139,7 +142,9 @@ bool amqp__outbox_flush(amqp__conn *c)
                         taken[ntaken++] = pb->p[k];
             }
             int rc = sv_send(o->pid, m);
-            if (rc == 0 && ntaken)
+            if (rc == 0 && ntaken && c->c91)
+                amqp__091_taken(c, taken, ntaken);
+            else if (rc == 0 && ntaken)
                 amqp__pub_taken(c, taken, ntaken);
             if (rc == -EAGAIN) {
                 m->next = next; /* sv_send left it ours */

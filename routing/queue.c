@@ -464,6 +464,8 @@ static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
         sv_demonitor(self, c->mref);
     c->used = false;
     s->active--;
+    if (c->exclusive)
+        atomic_store(&s->q->exclusive_consumer, false);
     return_unsettled(s, slot);
     if (!s->active && s->had_consumer && s->q->args.auto_delete)
         ask_delete(self, s);
@@ -475,6 +477,10 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
         return;
     if (s->q->args.exclusive && !sv_pid_eq(s->q->owner, conn)) {
         notify_gone(conn, rc->consumer, -EBUSY);
+        return;
+    }
+    if (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active)) {
+        notify_gone(conn, rc->consumer, -EPERM); /* exclusive use */
         return;
     }
     uint32_t slot = 0;
@@ -490,7 +496,14 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
         s->ncons++;
     }
     consumer *c = &s->cons[slot];
-    *c = (consumer){.conn = conn, .id = rc->consumer, .credit = rc->credit, .presettled = rc->presettled, .used = true};
+    *c = (consumer){.conn = conn,
+                    .id = rc->consumer,
+                    .credit = rc->credit,
+                    .presettled = rc->presettled,
+                    .used = true,
+                    .exclusive = rc->exclusive};
+    if (rc->exclusive)
+        atomic_store(&s->q->exclusive_consumer, true);
     c->mref = sv_monitor(self, conn);
     s->active++;
     s->had_consumer = true;
@@ -779,8 +792,9 @@ static int queue_init(sv_proc *self, void *arg)
     s->unacked = SV_MAP_INIT(unacked);
     sv_set_state(self, s);
     sv_set_label(self, s->q->name);
-    atomic_fetch_add(&s->q->refs, 1); /* dropped in terminate */
-    int rc = rt__qlog_init(self, s);  /* a durable queue reads its log back first */
+    atomic_fetch_add(&s->q->refs, 1);               /* dropped in terminate */
+    atomic_store(&s->q->exclusive_consumer, false); /* consumers do not outlive a restart */
+    int rc = rt__qlog_init(self, s);                /* a durable queue reads its log back first */
     if (rc < 0)
         sv_log(SV_LOG_ERROR, "queue %s: its log cannot be opened (%s); it works in memory only", s->q->name,
                strerror(-rc));

@@ -33,6 +33,7 @@ typedef struct consumer {
     uint64_t mref;
     bool presettled;
     bool used;
+    bool exclusive;
     sv_msg *batch; /* deliveries gathered this turn; holds one reference per message */
 } consumer;
 

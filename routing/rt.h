@@ -96,11 +96,12 @@ int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, 
 typedef struct rt_queue {
     char *name;
     rt_qargs args;
-    sv_pid owner;          /* exclusive owner (a connection), or none */
-    int scheduler;         /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
-    _Atomic(sv_pid *) pid; /* the queue process; swapped when it restarts */
-    atomic_int refs;       /* the manager's, plus one per running queue process */
-    atomic_bool slow;      /* consumed and behind: publishers pause (see rt_queue_slow) */
+    sv_pid owner;                   /* exclusive owner (a connection), or none */
+    int scheduler;                  /* where its process runs: SV_SCHED_ON(i) or SV_SCHED_ANY */
+    _Atomic(sv_pid *) pid;          /* the queue process; swapped when it restarts */
+    atomic_int refs;                /* the manager's, plus one per running queue process */
+    atomic_bool slow;               /* consumed and behind: publishers pause (see rt_queue_slow) */
+    atomic_bool exclusive_consumer; /* an exclusive consumer has it (AMQP 0-9-1) */
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;
@@ -317,6 +318,8 @@ typedef struct rt_consume {
     uint32_t credit;
     bool presettled;   /* at most once: forget each message as it is sent */
     bool exclusive_ok; /* the connection owns the queue (exclusive) */
+    bool exclusive;    /* the only consumer: refused (RT_Q_CONSUMER_GONE, -EPERM) if there are
+                        * others, and others are refused while it consumes */
 } rt_consume;
 
 typedef struct rt_credit {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""50: AMQP 0-9-1 on the AMQP port, connections and channels only — Debian's
+"""50: AMQP 0-9-1 on the AMQP port, the connection and channel life cycle — Debian's
 pika against the real broker (login, server properties, channels,
-heartbeats, a method not implemented yet closing its channel with 540),
+heartbeats, channel errors closing their channel only),
 and a raw socket for what a client library never sends (AMQPLAIN, bad
 frames, a silent or vanishing peer)."""
 import shutil
@@ -179,9 +179,10 @@ class Pika(unittest.TestCase):
         self.assertEqual(props["product"], b"Plexus" if isinstance(props["product"], bytes) else "Plexus")
         caps = props["capabilities"]
         self.assertIs(caps.get("authentication_failure_close"), True)
-        # Nothing advertised that is not served yet.
-        for cap in ("publisher_confirms", "basic.nack", "consumer_cancel_notify", "direct_reply_to"):
-            self.assertNotIn(cap, caps)
+        # What clients look for before they use a feature; each is served.
+        for cap in ("publisher_confirms", "basic.nack", "consumer_cancel_notify", "direct_reply_to",
+                    "exchange_exchange_bindings", "connection.blocked", "per_consumer_qos"):
+            self.assertIs(caps.get(cap), True, cap)
 
     def test_channels_open_and_close(self):
         c = self.connect()
@@ -265,39 +266,46 @@ class Pika(unittest.TestCase):
         self.assertTrue(c.is_open)
         self.assertTrue(c.channel().is_open)
 
-    def test_method_not_implemented_closes_the_channel_only(self):
+    def test_channel_errors_close_the_channel_only(self):
         c = self.connect()
         ch = c.channel()
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
-            ch.queue_declare("q50")
+            ch.tx_select()
         self.assertEqual(e.exception.reply_code, 540)
-        self.assertIn("queue.declare is not implemented yet", e.exception.reply_text)
+        self.assertIn("tx.select is not implemented", e.exception.reply_text)
         self.assertTrue(c.is_open)
         ch2 = c.channel()
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
-            ch2.basic_publish("", "q50", b"body")  # content frames after it are dropped with the channel
+            ch2.basic_publish("nowhere", "q50", b"body")  # content frames after it are dropped with the channel
             ch2.basic_qos(prefetch_count=1)
-        self.assertEqual(e.exception.reply_code, 540)
+        self.assertEqual(e.exception.reply_code, 404)
+        self.assertIn("no exchange 'nowhere'", e.exception.reply_text)
         self.assertTrue(c.channel().is_open)
 
 
 class AmqpTools(unittest.TestCase):
     """Debian's amqp-tools (librabbitmq): a clear error, not a hang."""
 
-    def test_declare_and_publish_fail_clearly(self):
+    def test_declare_publish_get_and_errors(self):
         if not shutil.which("amqp-declare-queue"):
             missing("amqp-tools")
         with Broker() as b:
             url = f"amqp://guest:guest@127.0.0.1:{b.port}"
             p = subprocess.run(["amqp-declare-queue", "--url", url, "-q", "q50"], capture_output=True, text=True,
                                timeout=20)
-            self.assertNotEqual(p.returncode, 0)
-            self.assertIn("540", p.stderr)
-            self.assertIn("queue.declare is not implemented yet", p.stderr)
-            p = subprocess.run(["amqp-publish", "--url", url, "-r", "q50", "-b", "hi"], capture_output=True,
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.strip(), "q50")
+            p = subprocess.run(["amqp-publish", "--url", url, "-r", "q50", "-b", '{"n": 1}'], capture_output=True,
                                text=True, timeout=20)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            p = subprocess.run(["amqp-get", "--url", url, "-q", "q50"], capture_output=True, text=True, timeout=20)
+            self.assertEqual((p.returncode, p.stdout), (0, '{"n": 1}'), p.stderr)
+            p = subprocess.run(["amqp-get", "--url", url, "-q", "q50"], capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0, "the queue is empty now")
+            p = subprocess.run(["amqp-publish", "--url", url, "-e", "nowhere", "-r", "q50", "-b", "hi"],
+                               capture_output=True, text=True, timeout=20)
             self.assertNotEqual(p.returncode, 0)
-            self.assertIn("basic.publish is not implemented yet", p.stderr)
+            self.assertIn("no exchange 'nowhere'", p.stderr)
             p = subprocess.run(["amqp-declare-queue", "--url", url.replace("guest@", "nope@"), "-q", "q50"],
                                capture_output=True, text=True, timeout=20)
             self.assertNotEqual(p.returncode, 0)
@@ -443,8 +451,8 @@ class RawSocket(SurvivorTest):
         r.send(method(1, 20, 10, shortstr("")))
         r.expect(20, 11)
         close = struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)
-        # Basic.Qos (not implemented: the broker closes channel 1) and our own close, crossing
-        r.send(method(1, 60, 10, struct.pack(">IHB", 0, 1, 0)) + method(1, 20, 40, close))
+        # Basic.Qos with a prefetch size (not implemented: the broker closes channel 1) and our own close, crossing
+        r.send(method(1, 60, 10, struct.pack(">IHB", 1, 1, 0)) + method(1, 20, 40, close))
         self.assertEqual(r.expect_close(ch=1)[0], 540)
         self.assertEqual(r.method()[:3], (1, 20, 41))  # its Close-Ok to ours
         r.send(method(1, 20, 41))  # ours to its Close
