@@ -427,7 +427,12 @@ typedef struct amqp__091_chan {
     bool flow_off;               /* the client's Channel.Flow false: nothing is delivered */
     uint16_t prefetch, global;   /* Basic.Qos: per new consumer, and for the channel (0: none) */
     uint64_t next_tag, next_seq; /* delivery tags; publish sequence numbers (confirm mode) */
-    amqp__091_ua *ua;            /* unsettled, oldest first: a ring */
+    /* Confirms in sequence order: the state of each from conf_base on
+     * (0 due, 1 ack, 2 nack), a ring; sent as runs once a round. */
+    uint8_t *conf;
+    uint32_t conf_head, conf_len, conf_cap;
+    uint64_t conf_base;
+    amqp__091_ua *ua; /* unsettled, oldest first: a ring */
     uint32_t ua_head, ua_len, ua_cap, ua_live;
     amqp__091_ring held;
     amqp__091_cons *cons;
@@ -486,6 +491,7 @@ typedef struct amqp__c91 {
     bool cap_blocked;    /* connection.blocked */
     bool blocked;        /* Connection.Blocked sent */
     bool published;      /* it has published: the memory alarm holds its reading */
+    bool confirms_due;   /* some channel has confirms to send */
     uint32_t waiting;    /* calls under way: input waits */
     uint32_t nconsumers;
     char user[128];
@@ -534,6 +540,9 @@ void amqp__091_content_frame(amqp__conn *c, amqp__091_chan *ch, const amqp91_fra
 void amqp__091_confirm(amqp__conn *c, sv_msg *m);
 void amqp__091_taken(amqp__conn *c, const rt_pub *p, uint32_t n);
 bool amqp__091_may_read(amqp__conn *c);
+/* Sends the confirms decided since the last round, as few frames as the
+ * order allows (Basic.Ack multiple for runs). */
+void amqp__091_send_confirms(amqp__conn *c);
 void amqp__091_pub_chan_free(amqp__conn *c, amqp__091_chan *ch);
 
 /* conn091_consume.c */

@@ -722,9 +722,10 @@ void amqp__091_work(amqp__conn *c)
     if (k->state == S_OPEN) {
         tell_blocked(c);
         amqp__091_credit(c);
-        amqp__091_feed(c);
         if (amqp__outbox_flush(c) && !c->retry_armed)
-            c->retry_armed = true; /* a queue's mailbox is full: the timer tries again */
+            c->retry_armed = true;  /* a queue's mailbox is full: the timer tries again */
+        amqp__091_send_confirms(c); /* after the flush: queues that confirm nothing have taken theirs */
+        amqp__091_feed(c);
     }
     if (hb_ms && k->state < S_DONE && !k->flush_then_end) {
         if (now - k->last_recv >= 2ull * hb_ms) {

@@ -351,8 +351,7 @@ static void ua_trim(amqp__091_chan *ch)
 }
 
 /* Ack, Nack, Reject: tag 0 with multiple is everything. */
-static void on_settle(amqp__conn *c, amqp__091_chan *ch, uint32_t method, uint64_t tag, bool multiple,
-                      uint8_t outcome)
+static void on_settle(amqp__conn *c, amqp__091_chan *ch, uint32_t method, uint64_t tag, bool multiple, uint8_t outcome)
 {
     if (multiple) {
         bool any = tag == 0;
@@ -410,8 +409,8 @@ static uint32_t window_of(amqp__conn *c, amqp__091_chan *ch, bool no_ack)
 }
 
 /* Starts consuming: credit to the queue, Consume-Ok, listed for the admin API. */
-static void start(amqp__conn *c, amqp__091_chan *ch, const char *queue, const char *tag, bool no_ack,
-                  bool exclusive, bool nowait)
+static void start(amqp__conn *c, amqp__091_chan *ch, const char *queue, const char *tag, bool no_ack, bool exclusive,
+                  bool nowait)
 {
     amqp__c91 *k = c->c91;
     rt_queue *q = rt_queue_find(queue);
@@ -484,7 +483,7 @@ static void consume(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_consum
         r.owner = sv_self(c->self);
         r.scheduler = SV_SCHED_ON(sv_scheduler_of(c->self));
         amqp__091_call *call = amqp__091_call_to(c, ch->number, AMQP91_BASIC_CONSUME, rt_manager(),
-                                              rt_req(RT_REQ_DECLARE_QUEUE, &r, sizeof r));
+                                                 rt_req(RT_REQ_DECLARE_QUEUE, &r, sizeof r));
         if (!call) {
             amqp__091_chan_close(c, ch->number, AMQP91_INTERNAL_ERROR, AMQP91_BASIC_CONSUME,
                                  "cannot reach the routing manager");
@@ -570,8 +569,7 @@ static void get(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_get *a)
     sv_pid pid = rt_queue_pid(q);
     amqp__091_cons *cn = NULL;
     for (amqp__091_cons *e = ch->cons; e && !cn; e = e->next)
-        if (e->get && !e->cancelled && e->no_ack == a->no_ack && !strcmp(e->queue, queue) &&
-            sv_pid_eq(e->qpid, pid))
+        if (e->get && !e->cancelled && e->no_ack == a->no_ack && !strcmp(e->queue, queue) && sv_pid_eq(e->qpid, pid))
             cn = e;
     if (!cn) {
         cn = sv_pid_is_none(pid) ? NULL : cons_new(c, ch, queue, pid, a->no_ack, 1, true);
@@ -622,7 +620,7 @@ void amqp__091_consumer_gone(amqp__conn *c, sv_msg *m)
         amqp__091_simple(c, ch->number, AMQP91_BASIC_GET_EMPTY);
     if (ch && !cn->get && !cn->cancelled) {
         sv_log(SV_LOG_INFO, "connection %s: consumer '%s' on queue '%s' ended: %s", c->peer, cn->tag, cn->queue,
-               m->status == -ENOENT ? "the queue was deleted"
+               m->status == -ENOENT                         ? "the queue was deleted"
                : m->status == -EPERM || m->status == -EBUSY ? "exclusive use refused"
                                                             : "the queue stopped");
         if (cn->notify) { /* consumer_cancel_notify */

@@ -27,16 +27,20 @@ static bool reserved(const char *name) { return !strncmp(name, "amq.", 4); }
  * client never believes it has them. Others unknown are ignored, as
  * RabbitMQ ignores them. */
 static const char *const unsupported[] = {
-    "x-expires",       "x-max-priority", "x-single-active-consumer", "x-delivery-limit", "x-queue-master-locator",
-    "x-queue-version", NULL,
+    "x-expires",
+    "x-max-priority",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+    "x-queue-version",
+    NULL,
 };
 
 static bool known(const char *name)
 {
-    static const char *const ours[] = {"x-max-length",           "x-max-length-bytes",
-                                       "x-overflow",             "x-message-ttl",
-                                       "x-dead-letter-exchange", "x-dead-letter-routing-key",
-                                       "x-queue-type",           NULL};
+    static const char *const ours[] = {
+        "x-max-length",           "x-max-length-bytes",        "x-overflow",   "x-message-ttl",
+        "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-type", NULL};
     for (int i = 0; ours[i]; i++)
         if (!strcmp(name, ours[i]))
             return true;
@@ -261,7 +265,7 @@ static void exchange_delete(amqp__conn *c, amqp__091_chan *ch, const amqp91_exch
 
 /* Queue.Bind/Unbind and Exchange.Bind/Unbind. */
 static void bind_req(amqp__conn *c, amqp__091_chan *ch, uint32_t method, bool to_exchange, const char *dest,
-                 amqp91_bytes source, amqp91_bytes key, amqp91_bytes args, bool nowait)
+                     amqp91_bytes source, amqp91_bytes key, amqp91_bytes args, bool nowait)
 {
     char err[200], enc[4096];
     size_t alen = 0;
@@ -443,8 +447,9 @@ static void queue_purge(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_pu
         !amqp__091_queue_ok(c, ch, AMQP91_QUEUE_PURGE, name, &q))
         return;
     sv_pid pid = rt_queue_pid(q);
-    amqp__091_call *call =
-        sv_pid_is_none(pid) ? NULL : amqp__091_call_to(c, ch->number, AMQP91_QUEUE_PURGE, pid, sv_msg_new(RT_Q_PURGE, NULL, 0));
+    amqp__091_call *call = sv_pid_is_none(pid) ? NULL
+                                               : amqp__091_call_to(c, ch->number, AMQP91_QUEUE_PURGE, pid,
+                                                                   sv_msg_new(RT_Q_PURGE, NULL, 0));
     if (!call) {
         amqp__091_chan_close(c, ch->number, AMQP91_INTERNAL_ERROR, AMQP91_QUEUE_PURGE, "queue '%s' is not running",
                              name);
@@ -562,8 +567,8 @@ void amqp__091_defs_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply)
         return; /* closed meanwhile: nobody to tell */
     int status = reply->status;
     /* Deletes and unbinds of what is not there are done, as in RabbitMQ. */
-    if (status == -ENOENT && (id == AMQP91_QUEUE_DELETE || id == AMQP91_EXCHANGE_DELETE ||
-                              id == AMQP91_QUEUE_UNBIND || id == AMQP91_EXCHANGE_UNBIND))
+    if (status == -ENOENT && (id == AMQP91_QUEUE_DELETE || id == AMQP91_EXCHANGE_DELETE || id == AMQP91_QUEUE_UNBIND ||
+                              id == AMQP91_EXCHANGE_UNBIND))
         status = 0;
     if (status < 0) {
         refused(c, call, ch, status);

@@ -37,21 +37,79 @@ void amqp__091_publish(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_pub
     }
     rt_exchange *x = ch->exchange[0] ? rt_exchange_find(ch->exchange) : NULL;
     if (ch->exchange[0] && !x)
-        amqp__091_chan_close(c, ch->number, AMQP91_NOT_FOUND, AMQP91_BASIC_PUBLISH,
-                             "no exchange '%s' in vhost '/'", ch->exchange);
+        amqp__091_chan_close(c, ch->number, AMQP91_NOT_FOUND, AMQP91_BASIC_PUBLISH, "no exchange '%s' in vhost '/'",
+                             ch->exchange);
     else if (x && x->internal)
         amqp__091_chan_close(c, ch->number, AMQP91_ACCESS_REFUSED, AMQP91_BASIC_PUBLISH,
                              "cannot publish to internal exchange '%s' in vhost '/'", ch->exchange);
 }
 
-static void confirm_one(amqp__conn *c, uint16_t n, uint64_t seq, bool ack)
+/* A new sequence number, its confirm due: 0 if there is no memory for it
+ * (the publish is then refused). */
+static uint64_t seq_new(amqp__091_chan *ch)
 {
-    amqp91_method m = {.id = ack ? AMQP91_BASIC_ACK : AMQP91_BASIC_NACK};
-    if (ack)
-        m.a.basic_ack.delivery_tag = seq;
-    else
-        m.a.basic_nack.delivery_tag = seq;
-    amqp__091_method(c, n, &m);
+    if (ch->conf_len == ch->conf_cap) {
+        uint32_t ncap = ch->conf_cap ? ch->conf_cap * 2 : 256;
+        uint8_t *v = malloc(ncap);
+        if (!v)
+            return 0;
+        for (uint32_t i = 0; i < ch->conf_len; i++)
+            v[i] = ch->conf[(ch->conf_head + i) % ch->conf_cap];
+        free(ch->conf);
+        ch->conf = v;
+        ch->conf_cap = ncap;
+        ch->conf_head = 0;
+    }
+    if (!ch->conf_len)
+        ch->conf_base = ch->next_seq;
+    ch->conf[(ch->conf_head + ch->conf_len) % ch->conf_cap] = 0;
+    ch->conf_len++;
+    return ch->next_seq++;
+}
+
+static void confirm_one(amqp__conn *c, amqp__091_chan *ch, uint64_t seq, bool ack)
+{
+    if (seq < ch->conf_base || seq - ch->conf_base >= ch->conf_len)
+        return;
+    ch->conf[(ch->conf_head + (seq - ch->conf_base)) % ch->conf_cap] = ack ? 1 : 2;
+    c->c91->confirms_due = true;
+}
+
+static void send_runs(amqp__conn *c, amqp__091_chan *ch)
+{
+    while (ch->conf_len) {
+        uint32_t run = 0;
+        while (run < ch->conf_len && ch->conf[(ch->conf_head + run) % ch->conf_cap] == 1)
+            run++;
+        uint8_t first = ch->conf[ch->conf_head];
+        if (!run && first != 2)
+            break; /* the oldest is still due: the rest wait, confirms keep their order */
+        uint32_t n = run ? run : 1;
+        amqp91_method m = {.id = run ? AMQP91_BASIC_ACK : AMQP91_BASIC_NACK};
+        if (run) {
+            m.a.basic_ack.delivery_tag = ch->conf_base + n - 1;
+            m.a.basic_ack.multiple = n > 1;
+        } else {
+            m.a.basic_nack.delivery_tag = ch->conf_base;
+        }
+        amqp__091_method(c, ch->number, &m);
+        ch->conf_head = (ch->conf_head + n) % ch->conf_cap;
+        ch->conf_len -= n;
+        ch->conf_base += n;
+    }
+}
+
+void amqp__091_send_confirms(amqp__conn *c)
+{
+    amqp__c91 *k = c->c91;
+    if (!k->confirms_due)
+        return;
+    k->confirms_due = false;
+    for (uint32_t i = 1; k->ch && i <= k->agreed.channel_max; i++) {
+        amqp__091_chan *ch = k->ch[i];
+        if (ch && ch->state == AMQP__CH_OPEN && ch->conf_len)
+            send_runs(c, ch);
+    }
 }
 
 static void tag_done(amqp__conn *c, amqp__091_tag *t)
@@ -60,7 +118,7 @@ static void tag_done(amqp__conn *c, amqp__091_tag *t)
     c->pub_bytes -= t->size;
     amqp__091_chan *ch = t->seq ? amqp__091_chan_get(c, t->channel, t->epoch) : NULL;
     if (ch)
-        confirm_one(c, ch->number, t->seq, t->outcome == RT_ACCEPTED);
+        confirm_one(c, ch, t->seq, t->outcome == RT_ACCEPTED);
     sv_map_del(&k->tags, 0, t->k2, NULL);
 }
 
@@ -86,12 +144,17 @@ static void route(amqp__conn *c, amqp__091_chan *ch, rt_msg *m)
                              ch->exchange);
         return;
     }
-    uint64_t seq = ch->confirm ? ch->next_seq++ : 0;
+    uint64_t seq = ch->confirm ? seq_new(ch) : 0;
     c->counts.recv_cnt++;
+    if (ch->confirm && !seq) {
+        rt_msg_unref(m);
+        amqp__091_chan_close(c, ch->number, AMQP91_INTERNAL_ERROR, AMQP91_BASIC_PUBLISH, "out of memory");
+        return;
+    }
     if (rt_msg_set_rkey(m, ch->rkey) < 0) {
         rt_msg_unref(m);
         if (seq)
-            confirm_one(c, ch->number, seq, false);
+            confirm_one(c, ch, seq, false);
         return;
     }
     rt_queue *fixed[16], **qs = fixed;
@@ -107,7 +170,7 @@ static void route(amqp__conn *c, amqp__091_chan *ch, rt_msg *m)
         if (n == 0 && ch->mandatory)
             give_back(c, ch, m);
         if (seq) /* RabbitMQ acks what it routed nowhere; nacks what it could not handle */
-            confirm_one(c, ch->number, seq, n == 0);
+            confirm_one(c, ch, seq, n == 0);
         rt_msg_unref(m);
         if (qs != fixed)
             free(qs);
@@ -117,7 +180,7 @@ static void route(amqp__conn *c, amqp__091_chan *ch, rt_msg *m)
     amqp__091_tag *t = sv_map_put(&k->tags, 0, tag);
     if (!t) {
         if (seq)
-            confirm_one(c, ch->number, seq, false);
+            confirm_one(c, ch, seq, false);
         rt_msg_unref(m);
         if (qs != fixed)
             free(qs);
@@ -280,4 +343,7 @@ void amqp__091_pub_chan_free(amqp__conn *c, amqp__091_chan *ch)
     rt_msg_unref(ch->msg); /* a publish cut short; confirms still due find no channel */
     ch->msg = NULL;
     ch->pub = 0;
+    free(ch->conf);
+    ch->conf = NULL;
+    ch->conf_len = ch->conf_cap = ch->conf_head = 0;
 }
