@@ -706,22 +706,22 @@ static ssize_t elem_size(uint8_t code, const uint8_t *p, size_t n)
     return k <= n ? (ssize_t)k : -1;
 }
 
-static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, int depth);
+static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, int depth, bool *deep);
 
 /* An item (constructor at v) as a 0-9-1 field value; false: it has none. */
-static bool item_to_091(const uint8_t *v, size_t n, amqp91__wr *w, int depth)
+static bool item_to_091(const uint8_t *v, size_t n, amqp91__wr *w, int depth, bool *deep)
 {
     if (!n || v[0] == 0x00)
         return false; /* described values have no 0-9-1 form */
-    return v10_to_091(v[0], v + 1, n - 1, w, depth);
+    return v10_to_091(v[0], v + 1, n - 1, w, depth, deep);
 }
 
 /* Writes a value inside a table or array: a value with no 0-9-1 form
  * becomes void there, so positions keep. */
-static void nested_to_091(const uint8_t *v, size_t n, amqp91__wr *w, int depth)
+static void nested_to_091(const uint8_t *v, size_t n, amqp91__wr *w, int depth, bool *deep)
 {
     size_t mark = w->len;
-    if (!item_to_091(v, n, w, depth)) {
+    if (!item_to_091(v, n, w, depth, deep)) {
         w->len = mark;
         amqp91__put_be(w, 'V', 1);
     }
@@ -742,7 +742,9 @@ static void w_close91(amqp91__wr *w, size_t at)
         w->p[at + (size_t)i] = (uint8_t)(size >> (24 - 8 * i));
 }
 
-static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, int depth)
+/* *deep: a list or map nested deeper than a 0-9-1 table may be was met;
+ * the whole header is then left out, rather than cut. */
+static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, int depth, bool *deep)
 {
     ssize_t k = elem_size(code, p, n);
     if (k < 0)
@@ -799,8 +801,10 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
     case C_LIST32:
     case C_MAP8:
     case C_MAP32: {
-        if (depth + 1 > AMQP91_TABLE_MAX_DEPTH)
+        if (depth + 1 > AMQP91_TABLE_MAX_DEPTH) {
+            *deep = true;
             return false;
+        }
         it10 it;
         const uint8_t *v, *kv;
         size_t vn, kn;
@@ -811,7 +815,7 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
         size_t at = w_open91(w);
         while (it_next(&it, map ? &kv : &v, map ? &kn : &vn)) {
             if (!map) {
-                nested_to_091(v, vn, w, depth + 1);
+                nested_to_091(v, vn, w, depth + 1, deep);
                 continue;
             }
             if (!it_next(&it, &v, &vn))
@@ -822,15 +826,17 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
             if (!str_of(kv, kn, &s, &sl, &c8) || c8 == C_VBIN8 || sl > 255)
                 continue; /* a table's names are short strings */
             put_shortstr(w, s, sl);
-            nested_to_091(v, vn, w, depth + 1);
+            nested_to_091(v, vn, w, depth + 1, deep);
         }
         w_close91(w, at);
         return true;
     }
     case C_ARRAY8:
     case C_ARRAY32: {
-        if (depth + 1 > AMQP91_TABLE_MAX_DEPTH)
+        if (depth + 1 > AMQP91_TABLE_MAX_DEPTH) {
+            *deep = true;
             return false;
+        }
         size_t sw = code == C_ARRAY8 ? 1 : 4;
         if ((size_t)k < 2 * sw + 1)
             return false;
@@ -846,7 +852,7 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
             if (e < 0)
                 break;
             size_t mark = w->len;
-            if (!v10_to_091(ec, q, (size_t)e, w, depth + 1)) {
+            if (!v10_to_091(ec, q, (size_t)e, w, depth + 1, deep)) {
                 w->len = mark;
                 amqp91__put_be(w, 'V', 1);
             }
@@ -1067,7 +1073,8 @@ static void ma_headers(const in10 *in, amqp91__wr *w, const uint8_t **type, size
             put_shortstr(w, "CC", 2);
         else
             put_shortstr(w, s, sl);
-        if (!item_to_091(v, vn, w, 1))
+        bool deep = false;
+        if (!item_to_091(v, vn, w, 1, &deep) || deep)
             w->len = w->full ? w->len : mark;
     }
 }
@@ -1085,7 +1092,8 @@ static void ap_headers(const in10 *in, amqp91__wr *w)
             continue;
         size_t mark = w->len;
         put_shortstr(w, s, sl);
-        if (!item_to_091(v, vn, w, 1))
+        bool deep = false;
+        if (!item_to_091(v, vn, w, 1, &deep) || deep)
             w->len = w->full ? w->len : mark;
     }
 }
@@ -1206,7 +1214,9 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
         flags |= AMQP91_P_CORRELATION_ID;
         put_shortstr(&w, cid.p, cid.n);
     }
-    if (prop_str(f[P_REPLY_TO], fn[P_REPLY_TO], &s, &sl)) {
+    uint8_t c8;
+    if (f[P_REPLY_TO] && str_of(f[P_REPLY_TO], fn[P_REPLY_TO], &s, &sl, &c8) && c8 != C_VBIN8) {
+        /* A queue's address may be longer than 255 bytes (escapes), its name not. */
         char q[256];
         size_t qn;
         if (sl >= strlen(QUEUES) && memcmp(s, QUEUES, strlen(QUEUES)) == 0) {
@@ -1214,7 +1224,7 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
                 flags |= AMQP91_P_REPLY_TO;
                 put_shortstr(&w, q, qn);
             }
-        } else {
+        } else if (sl <= 255) {
             flags |= AMQP91_P_REPLY_TO; /* other addresses as they are, as RabbitMQ 4 does */
             put_shortstr(&w, s, sl);
         }
@@ -1241,7 +1251,6 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
         flags |= AMQP91_P_TYPE;
         put_shortstr(&w, type, type_n);
     }
-    uint8_t c8;
     if (f[P_USER_ID] && str_of(f[P_USER_ID], fn[P_USER_ID], &s, &sl, &c8) && shortstr_ok(s, sl)) {
         flags |= AMQP91_P_USER_ID;
         put_shortstr(&w, s, sl);
