@@ -359,6 +359,9 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
  * an amqp-value string or binary; otherwise the encoded body sections).
  * Start with *pos = 0; false once all is out. */
 bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t *len);
+/* The exchange m was published to (its x-exchange annotation), as a view
+ * into m; false if it names none (AMQP 1.0 publishes). */
+bool amqp__091_msg_exchange(const rt_msg *m, amqp91_bytes *out);
 
 /* ------------------------------------------ AMQP 0-9-1 (conn091*.c files) */
 

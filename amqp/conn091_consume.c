@@ -201,7 +201,8 @@ static void route_of(const rt_msg *m, const amqp__091_cons *cn, amqp91_bytes *x,
 {
     const char *k = m->rkey ? m->rkey : cn->queue;
     *key = (amqp91_bytes){(const uint8_t *)k, (uint32_t)strlen(k)};
-    *x = (amqp91_bytes){(const uint8_t *)"", 0};
+    if (!amqp__091_msg_exchange(m, x))
+        *x = (amqp91_bytes){(const uint8_t *)"", 0};
 }
 
 /* Basic.Deliver (or Get-Ok) and the message; unsettled ones are noted. */

@@ -1303,3 +1303,24 @@ bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t
     *pos = off + size + 1;
     return true;
 }
+
+/* The exchange a message was published to, from its x-exchange message
+ * annotation (0-9-1 and RabbitMQ-converted messages carry it): false if it
+ * has none, as AMQP 1.0 publishes do. */
+bool amqp__091_msg_exchange(const rt_msg *m, amqp91_bytes *out)
+{
+    in10 in;
+    it10 it;
+    if (scan(m->buf.data, m->buf.len, &in) < 0 || !in.ma || !it_open(in.ma, in.ma_n, &it))
+        return false;
+    const uint8_t *k, *v, *s, *x;
+    size_t kn, vn, sl, xn;
+    uint8_t c8;
+    while (it_next(&it, &k, &kn) && it_next(&it, &v, &vn))
+        if (str_of(k, kn, &s, &sl, &c8) && c8 == C_SYM8 && name_is(s, sl, "x-exchange") && prop_str(v, vn, &x, &xn) &&
+            xn <= 255) {
+            *out = (amqp91_bytes){x, (uint32_t)xn};
+            return true;
+        }
+    return false;
+}
