@@ -187,8 +187,9 @@ static bool same_args(const rt_qargs *a, const rt_qargs *b)
 {
     return a->durable == b->durable && a->auto_delete == b->auto_delete && a->exclusive == b->exclusive &&
            a->max_length == b->max_length && a->max_length_bytes == b->max_length_bytes && a->overflow == b->overflow &&
-           a->message_ttl == b->message_ttl && a->has_dlx == b->has_dlx && (!a->has_dlx || !strcmp(a->dlx, b->dlx)) &&
-           a->has_dlk == b->has_dlk && (!a->has_dlk || !strcmp(a->dlk, b->dlk));
+           a->message_ttl == b->message_ttl && a->expires == b->expires && a->has_dlx == b->has_dlx &&
+           (!a->has_dlx || !strcmp(a->dlx, b->dlx)) && a->has_dlk == b->has_dlk &&
+           (!a->has_dlk || !strcmp(a->dlk, b->dlk));
 }
 
 /* PUT /api/queues/%2F/NAME {"durable": true, "auto_delete": false, "arguments": {...}} */

@@ -27,20 +27,20 @@ static bool reserved(const char *name) { return !strncmp(name, "amq.", 4); }
  * client never believes it has them. Others unknown are ignored, as
  * RabbitMQ ignores them. */
 static const char *const unsupported[] = {
-    "x-expires",
-    "x-max-priority",
-    "x-single-active-consumer",
-    "x-delivery-limit",
-    "x-queue-master-locator",
-    "x-queue-version",
-    NULL,
+    "x-max-priority", "x-single-active-consumer", "x-delivery-limit", "x-queue-master-locator", "x-queue-version", NULL,
 };
 
 static bool known(const char *name)
 {
-    static const char *const ours[] = {
-        "x-max-length",           "x-max-length-bytes",        "x-overflow",   "x-message-ttl",
-        "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-type", NULL};
+    static const char *const ours[] = {"x-max-length",
+                                       "x-max-length-bytes",
+                                       "x-overflow",
+                                       "x-message-ttl",
+                                       "x-dead-letter-exchange",
+                                       "x-dead-letter-routing-key",
+                                       "x-queue-type",
+                                       "x-expires",
+                                       NULL};
     for (int i = 0; ours[i]; i++)
         if (!strcmp(name, ours[i]))
             return true;
@@ -374,6 +374,7 @@ static const char *inequivalent(const rt_qargs *want, const rt_qargs *have, char
     DIFF(max_length, "x-max-length", "%lld")
     DIFF(max_length_bytes, "x-max-length-bytes", "%lld")
     DIFF(message_ttl, "x-message-ttl", "%lld")
+    DIFF(expires, "x-expires", "%lld")
     if (want->overflow != have->overflow) {
         snprintf(got, len, "%s", want->overflow == RT_REJECT_PUBLISH ? "reject-publish" : "drop-head");
         snprintf(cur, len, "%s", have->overflow == RT_REJECT_PUBLISH ? "reject-publish" : "drop-head");

@@ -36,6 +36,8 @@ json_t *rt_qargs_json(const rt_qargs *a)
         json_object_set_new(o, "x-overflow", json_string("reject-publish"));
     if (a->message_ttl >= 0)
         json_object_set_new(o, "x-message-ttl", json_integer(a->message_ttl));
+    if (a->expires >= 0)
+        json_object_set_new(o, "x-expires", json_integer(a->expires));
     if (a->has_dlx)
         json_object_set_new(o, "x-dead-letter-exchange", json_string(a->dlx));
     if (a->has_dlk)

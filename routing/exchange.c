@@ -38,6 +38,7 @@ void rt_qargs_init(rt_qargs *a)
     a->max_length_bytes = -1;
     a->overflow = RT_DROP_HEAD;
     a->message_ttl = -1;
+    a->expires = -1;
 }
 
 static int bad(char *err, size_t len, const char *what, const char *name)
@@ -57,6 +58,12 @@ int rt_qargs_set(rt_qargs *a, const char *name, const char *sval, int64_t ival, 
             a->max_length_bytes = ival;
         else
             a->message_ttl = ival;
+        return 0;
+    }
+    if (!strcmp(name, "x-expires")) {
+        if (!is_int || ival <= 0)
+            return bad(err, len, "must be a positive integer (milliseconds)", name);
+        a->expires = ival;
         return 0;
     }
     if (!strcmp(name, "x-overflow")) {

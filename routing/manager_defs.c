@@ -87,7 +87,7 @@ static int read_meta(const char *path, rt_req_queue *r)
         if (rc < 0 || strncmp(key, "x-", 2) != 0)
             continue;
         char err[160];
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
+        if (json_is_integer(v) && json_integer_value(v) > (strcmp(key, "x-expires") ? -1 : 0))
             rc = rt_qargs_set(&r->args, key, NULL, json_integer_value(v), true, err, sizeof err);
         else if (json_is_string(v))
             rc = rt_qargs_set(&r->args, key, json_string_value(v), 0, false, err, sizeof err);

@@ -198,11 +198,12 @@ static void meta_text(const queue *s, char *buf, size_t len)
     }
     snprintf(buf + n, len - (size_t)n,
              "\",\"auto_delete\":%s,\"x-max-length\":%lld,\"x-max-length-bytes\":%lld,"
-             "\"x-overflow\":\"%s\",\"x-message-ttl\":%lld%s%s%s%s%s%s}\n",
+             "\"x-overflow\":\"%s\",\"x-message-ttl\":%lld,\"x-expires\":%lld%s%s%s%s%s%s}\n",
              a->auto_delete ? "true" : "false", (long long)a->max_length, (long long)a->max_length_bytes,
              a->overflow == RT_REJECT_PUBLISH ? "reject-publish" : "drop-head", (long long)a->message_ttl,
-             a->has_dlx ? ",\"x-dead-letter-exchange\":\"" : "", a->has_dlx ? a->dlx : "", a->has_dlx ? "\"" : "",
-             a->has_dlk ? ",\"x-dead-letter-routing-key\":\"" : "", a->has_dlk ? a->dlk : "", a->has_dlk ? "\"" : "");
+             (long long)a->expires, a->has_dlx ? ",\"x-dead-letter-exchange\":\"" : "", a->has_dlx ? a->dlx : "",
+             a->has_dlx ? "\"" : "", a->has_dlk ? ",\"x-dead-letter-routing-key\":\"" : "", a->has_dlk ? a->dlk : "",
+             a->has_dlk ? "\"" : "");
 }
 
 int rt__qlog_init(sv_proc *self, queue *s)

@@ -23,7 +23,7 @@
 #define SLOW_DOWN_READY 4096 /* with consumers attached, a backlog past this paces publishers */
 #define MAX_DL_PENDING 65536 /* dead letters waiting for room before they are dropped */
 
-enum { TAG_TTL = 0x52515401, TAG_DL_RETRY };
+enum { TAG_TTL = 0x52515401, TAG_DL_RETRY, TAG_EXPIRES };
 
 static int64_t now_ms(void) { return (int64_t)sv_now_ms(); }
 
@@ -455,6 +455,32 @@ static void ask_delete(sv_proc *self, queue *s)
         sv_msg_free(req);
 }
 
+/* x-expires: a queue unused (no consumers) for that long deletes itself,
+ * as RabbitMQ's does; the timer looks again when it fires. */
+static void arm_expires(sv_proc *self, queue *s)
+{
+    if (s->q->args.expires < 0 || s->active || s->exp_tref || s->deleting)
+        return;
+    int64_t wait = s->last_used + s->q->args.expires - now_ms();
+    sv_msg *t = sv_msg_new(TAG_EXPIRES, NULL, 0);
+    if (t && sv_send_after(self, wait > 0 ? (uint64_t)wait : 0, sv_self(self), t, &s->exp_tref) < 0)
+        sv_msg_free(t);
+}
+
+static void on_expires(sv_proc *self, queue *s)
+{
+    s->exp_tref = 0;
+    if (s->active)
+        return; /* in use: the last consumer to go arms it again */
+    if (now_ms() - s->last_used >= s->q->args.expires) {
+        sv_log(SV_LOG_INFO, "queue %s: unused for %lld ms (x-expires); deleted", s->q->name,
+               (long long)s->q->args.expires);
+        ask_delete(self, s);
+        return;
+    }
+    arm_expires(self, s);
+}
+
 static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
 {
     consumer *c = &s->cons[slot];
@@ -469,6 +495,8 @@ static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
     return_unsettled(s, slot);
     if (!s->active && s->had_consumer && s->q->args.auto_delete)
         ask_delete(self, s);
+    s->last_used = now_ms();
+    arm_expires(self, s);
 }
 
 static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume *rc)
@@ -739,6 +767,7 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
         s->dl_tref = 0;
         dl_flush(self, s);
         return 0;
+    case TAG_EXPIRES: on_expires(self, s); return 0;
     }
     if (m->kind == SV_MSG_DOWN) {
         for (uint32_t i = 0; i < s->ncons; i++)
@@ -800,6 +829,8 @@ static int queue_init(sv_proc *self, void *arg)
                strerror(-rc));
     set_pid(s->q, sv_self(self));
     publish_stats(s);
+    s->last_used = now_ms();
+    arm_expires(self, s);
     /* A fresh durable queue is declared once its log (queue.meta) is on
      * disk: a declare-ok then survives a crash. One found again at boot,
      * or restarted after a crash, has its log already. */

@@ -118,6 +118,8 @@ typedef struct queue {
     bool had_consumer, deleting;
     uint64_t ttl_tref;
     int64_t ttl_at;
+    uint64_t exp_tref; /* x-expires: the timer, and when it was last in use */
+    int64_t last_used;
     dl_pending *dl;
     uint32_t ndl;
     uint64_t dl_tref;

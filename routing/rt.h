@@ -81,6 +81,7 @@ typedef struct rt_qargs {
     int64_t max_length_bytes; /* ready bytes; -1: unbounded */
     rt_overflow overflow;
     int64_t message_ttl; /* ms; -1: none */
+    int64_t expires;     /* ms unused (no consumers) before the queue deletes itself; -1: never */
     bool has_dlx, has_dlk;
     char dlx[RT_NAME_MAX + 1]; /* dead-letter exchange ("" is the default exchange) */
     char dlk[RT_NAME_MAX + 1]; /* dead-letter routing key; none: the message's own */

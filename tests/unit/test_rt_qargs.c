@@ -89,6 +89,20 @@ START_TEST(test_qargs_message_ttl_takes_non_negative_integers)
 }
 END_TEST
 
+START_TEST(test_qargs_expires_takes_positive_integers_only)
+{
+    rt_qargs a;
+    rt_qargs_init(&a);
+    ck_assert_int_eq(a.expires, -1); /* never, by default */
+    ck_assert_int_eq(set_int(&a, "x-expires", 1800000), 0);
+    ck_assert_int_eq(a.expires, 1800000);
+    ck_assert_int_eq(set_int(&a, "x-expires", 0), -EINVAL); /* RabbitMQ refuses 0 too */
+    ck_assert_int_eq(set_int(&a, "x-expires", -1), -EINVAL);
+    ck_assert_int_eq(set_str(&a, "x-expires", "1000"), -EINVAL);
+    ck_assert_int_eq(a.expires, 1800000);
+}
+END_TEST
+
 START_TEST(test_qargs_numbers_refuse_negatives_and_strings)
 {
     const char *names[] = {"x-max-length", "x-max-length-bytes", "x-message-ttl"};
@@ -245,8 +259,13 @@ START_TEST(test_qargs_unknown_arguments_are_refused_by_name)
 {
     rt_qargs a;
     rt_qargs_init(&a);
-    const char *names[] = {"x-max-priority", "x-expires", "x-single-active-consumer", "x-max-len", "max-length",
-                           "X-Max-Length",   ""};
+    const char *names[] = {"x-max-priority",
+                           "x-delivery-limit",
+                           "x-single-active-consumer",
+                           "x-max-len",
+                           "max-length",
+                           "X-Max-Length",
+                           ""};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         REFUSED(&a, set_int(&a, names[i], 5), names[i]);
         ck_assert_msg(strstr(err, "not supported") != NULL, "\"%s\": \"%s\"", names[i], err);
@@ -274,6 +293,7 @@ static Suite *qargs_suite(void)
     tcase_add_test(tc, test_qargs_max_length_takes_non_negative_integers);
     tcase_add_test(tc, test_qargs_max_length_bytes_takes_non_negative_integers);
     tcase_add_test(tc, test_qargs_message_ttl_takes_non_negative_integers);
+    tcase_add_test(tc, test_qargs_expires_takes_positive_integers_only);
     tcase_add_test(tc, test_qargs_numbers_refuse_negatives_and_strings);
     tcase_add_test(tc, test_qargs_overflow_takes_drop_head_or_reject_publish);
     tcase_add_test(tc, test_qargs_overflow_refuses_other_values);
