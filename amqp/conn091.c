@@ -351,7 +351,7 @@ amqp__091_call *amqp__091_call_to(amqp__conn *c, uint16_t ch, uint32_t method, s
 
 static void send_start(amqp__conn *c)
 {
-    uint8_t props[512];
+    uint8_t props[1024];
     int n = amqp__091_server_props(props, sizeof props);
     amqp91_method m = {.id = AMQP91_CONNECTION_START};
     m.a.connection_start.version_major = 0;
