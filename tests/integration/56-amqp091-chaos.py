@@ -1,4 +1,4 @@
-#!/ usr / bin / python3
+#!/usr/bin/python3
 """56: AMQP 0-9-1 sessions made of random but plausible frames, then the same
 sessions with bytes flipped, cut or moved to other channels, thrown at the
 real broker. The codec's fuzz target covers single frames; this covers the
@@ -16,7 +16,6 @@ import random
 import socket
 import struct
 import time
-import unittest
 
 from admin_api import Api
 from harness import SurvivorTest, main
@@ -85,8 +84,8 @@ class Gen:
 
     def publish(self, ch):
         body = os.urandom(self.r.choice([0, 1, 10, 3000, 9000]))
-        out = [method(ch, 60, 40, struct.pack(">H", 0) + self.x() + shortstr(self.r.choice(["c1", "c2", "k", ""]))
-                      + self.bits(2))]
+        key = shortstr(self.r.choice(["c1", "c2", "k", ""]))
+        out = [method(ch, 60, 40, struct.pack(">H", 0) + self.x() + key + self.bits(2))]
         flags = self.r.choice([0, 0x8000, 0x1000, 0x0200, 0x0100, 0xFFFC])
         props = b""
         if flags & 0x8000:
@@ -107,14 +106,14 @@ class Gen:
 
     def one(self, ch):
         r = self.r
+        close = struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)
+        xtype = shortstr(r.choice(["direct", "topic", "headers", "fanout", "bogus"]))
         choices = [
             lambda: [method(ch, 20, 10, shortstr(""))],  # channel.open
-            lambda: [method(ch, 20, 40, struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0))],
+            lambda: [method(ch, 20, 40, close)],
             lambda: [method(ch, 20, 41)],
             lambda: [method(ch, 20, 20, self.bits(1))],  # flow
-            lambda: [method(ch, 40, 10, struct.pack(">H", 0) + self.x()
-                            + shortstr(r.choice(["direct", "topic", "headers", "fanout", "bogus"])) + self.bits(5)
-                            + self.table())],
+            lambda: [method(ch, 40, 10, struct.pack(">H", 0) + self.x() + xtype + self.bits(5) + self.table())],
             lambda: [method(ch, 40, 20, struct.pack(">H", 0) + self.x() + self.bits(2))],
             lambda: [method(ch, 40, 30, struct.pack(">H", 0) + self.x() + self.x() + shortstr("k") + self.bits(1)
                             + self.table())],
@@ -167,44 +166,75 @@ def play(port, frames):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     got = 0
-try : s
-    .sendall(b "".join(handshake())) s.sendall(b "".join(frames)) s.settimeout(0.2) while True
-        : d = s.recv(65536) if not d : break got
-        += len(d) except(socket.timeout, TimeoutError, ConnectionResetError, BrokenPipeError)
-        : pass finally : s.close() return got
+    try:
+        s.sendall(b"".join(handshake()))
+        s.sendall(b"".join(frames))
+        s.settimeout(0.2)
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += len(d)
+    except (socket.timeout, TimeoutError, ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        s.close()
+    return got
 
-                         def alive_091(port)
-        : ""
-          "A fresh 0-9-1 client is still served: a queue declared, a message in and out."
-          "" s = socket.create_connection(("127.0.0.1", port), timeout = 10)
-    try : s
-.sendall(b "".join(handshake())) q =
-    b "alive-091" s
-        .sendall(method(1, 20, 10, shortstr("")) +
-                 method(1, 50, 10, struct.pack(">H", 0) + shortstr(q) + b "\0" + longstr(b ""))) s
-        .sendall(method(1, 60, 40, struct.pack(">H", 0) + shortstr("") + shortstr(q) + b "\0") +
-                 frame(2, 1, struct.pack(">HHQH", 60, 0, 5, 0)) +
-                 frame(3, 1, b "hello")) s.sendall(method(1, 60, 70,
-                                                          struct.pack(">H", 0) + shortstr(q) + b "\x01")) buf = b
-    "" deadline = time.time() + 10 while b "hello" not in buf and time.time() < deadline : d = s.recv(65536) if not d
-    : break buf
-    += d return b "hello" in buf finally : s.close()
 
-                                               class Chaos(SurvivorTest)
-    : def run_sessions(self, seed, mutate)
-    : rnd = random.Random(seed) gen = Gen(rnd) port = self.b.port start = time.time() n =
-        0 while n < SESSIONS and time.time() - start < BUDGET_S : frames = gen.session(mutate) play(port, frames) n +=
-    1 if n % 25 == 0 : self.assertTrue(alive_091(port), f "broker not serving 0-9-1 after session {n} (seed {seed})")
-                           self.assertGreater(n, 10) self.assertTrue(alive_091(port), f "seed {seed}") api =
-        Api(self.b.admin_port) deadline = time.time() + 10 conns = None while time.time() < deadline
-    : conns = api.get("/api/connections")[1] if not conns : break time.sleep(0.2) self
-                                                                .assertEqual(conns, [], "connections left behind")
+def alive_091(port):
+    """A fresh 0-9-1 client is still served: a queue declared, a message in and out."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(b"".join(handshake()))
+        q = b"alive-091"
+        s.sendall(method(1, 20, 10, shortstr(""))
+                  + method(1, 50, 10, struct.pack(">H", 0) + shortstr(q) + b"\0" + longstr(b"")))
+        s.sendall(method(1, 60, 40, struct.pack(">H", 0) + shortstr("") + shortstr(q) + b"\0")
+                  + frame(2, 1, struct.pack(">HHQH", 60, 0, 5, 0)) + frame(3, 1, b"hello"))
+        s.sendall(method(1, 60, 70, struct.pack(">H", 0) + shortstr(q) + b"\x01"))
+        buf = b""
+        deadline = time.time() + 10
+        while b"hello" not in buf and time.time() < deadline:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        return b"hello" in buf
+    finally:
+        s.close()
 
-                                                                    def test_plausible_sessions(self)
-    : self.run_sessions(56001, mutate = False)
 
-          def test_mutated_sessions(self)
-    : self.run_sessions(56002, mutate = True)
+class Chaos(SurvivorTest):
+    def run_sessions(self, seed, mutate):
+        rnd = random.Random(seed)
+        gen = Gen(rnd)
+        port = self.b.port
+        start = time.time()
+        n = 0
+        while n < SESSIONS and time.time() - start < BUDGET_S:
+            play(port, gen.session(mutate))
+            n += 1
+            if n % 25 == 0:
+                self.assertTrue(alive_091(port), f"broker not serving 0-9-1 after session {n} (seed {seed})")
+        self.assertGreater(n, 10)
+        self.assertTrue(alive_091(port), f"seed {seed}")
+        api = Api(self.b.admin_port)
+        deadline = time.time() + 10
+        conns = None
+        while time.time() < deadline:
+            conns = api.get("/api/connections")[1]
+            if not conns:
+                break
+            time.sleep(0.2)
+        self.assertEqual(conns, [], "connections left behind")
 
-          if __name__
-              == "__main__" : main()
+    def test_plausible_sessions(self):
+        self.run_sessions(56001, mutate=False)
+
+    def test_mutated_sessions(self):
+        self.run_sessions(56002, mutate=True)
+
+
+if __name__ == "__main__":
+    main()
