@@ -30,6 +30,7 @@ amqp91_proto amqp91_proto_classify(const uint8_t *b, size_t n)
         uint8_t v[4];
         amqp91_proto p;
     } known[] = {{{0, 0, 9, 1}, AMQP91_PROTO_091},
+                 {{1, 1, 0, 9}, AMQP91_PROTO_091}, /* Net::AMQP's header for 0-9-1, as RabbitMQ takes it */
                  {{0, 1, 0, 0}, AMQP91_PROTO_10},
                  {{3, 1, 0, 0}, AMQP91_PROTO_10_SASL},
                  {{2, 1, 0, 0}, AMQP91_PROTO_10_TLS}};

@@ -506,11 +506,19 @@ class RawSocket(SurvivorTest):
         self.b.wait_log("handshake not done in time")
 
     def test_unsupported_header_answered_with_ours(self):
-        for hdr in (b"AMQP\x00\x00\x08\x00", b"AMQP\x01\x01\x00\x09"):
+        for hdr in (b"AMQP\x00\x00\x08\x00", b"AMQP\x01\x01\x00\x08", b"AMQP\x00\x00\x09\x00"):
             r = self.raw()
             r.send(hdr)
             self.assertTrue(r.eof())
             self.assertEqual(r.buf, b"AMQP\x03\x01\x00\x00")
+
+    def test_net_amqp_header_is_0_9_1(self):
+        # Net::AMQP (Perl's AnyEvent::RabbitMQ) opens with "AMQP" 1 1 0 9 and
+        # speaks 0-9-1 after it, as RabbitMQ takes it.
+        r = self.raw()
+        r.send(b"AMQP\x01\x01\x00\x09")
+        args = r.expect(10, 10)
+        self.assertEqual(args[:2], b"\x00\x09")  # Connection.Start, version 0-9
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ START_TEST(test_proto_header_classified)
     ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\0\1\0\0", 8), AMQP91_PROTO_10);
     ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\3\1\0\0", 8), AMQP91_PROTO_10_SASL);
     ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\2\1\0\0", 8), AMQP91_PROTO_10_TLS);
-    ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\1\1\0\x09", 8), AMQP91_PROTO_OTHER); /* 0-9 */
+    /* 0-9's class/instance form, which Net::AMQP sends for 0-9-1 (as RabbitMQ takes it) */
+    ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\1\1\0\x09", 8), AMQP91_PROTO_091);
     ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\1\1\x08\0", 8), AMQP91_PROTO_OTHER); /* 0-8 */
     ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"AMQP\0\0\x09\x02", 8), AMQP91_PROTO_OTHER);
     ck_assert_int_eq(amqp91_proto_classify((const uint8_t *)"GET / HTTP/1.1", 8), AMQP91_PROTO_NOT_AMQP);
