@@ -231,6 +231,16 @@ static void on_header(amqp__conn *c, amqp__091_chan *ch, const amqp91_frame *f)
                              (unsigned long long)h.body_size, (unsigned long long)c->cfg->max_message_size);
         return;
     }
+    /* user_id, if given, must be who logged in (RabbitMQ's validated user id). */
+    const char *user = c->c91->user;
+    if ((h.props.flags & AMQP91_P_USER_ID) &&
+        !(h.props.user_id.len == strlen(user) && !memcmp(h.props.user_id.p, user, h.props.user_id.len))) {
+        char shown[64];
+        amqp__091_printable(h.props.user_id.p, h.props.user_id.len, shown, sizeof shown);
+        amqp__091_chan_close(c, ch->number, AMQP91_PRECONDITION_FAILED, AMQP91_BASIC_PUBLISH,
+                             "user_id property set to '%s' but authenticated user was '%s'", shown, user);
+        return;
+    }
     /* Direct reply-to: the pseudo-queue's name becomes the real queue
      * this channel consumes its replies from. */
     if ((h.props.flags & AMQP91_P_REPLY_TO) && is_pseudo_reply_to(h.props.reply_to)) {

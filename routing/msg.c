@@ -96,6 +96,88 @@ static int enter_section(pn_data_t *d)
     return code;
 }
 
+/* The encoded value at p: its whole length and the length of its
+ * constructor and size fields (so a string's or binary's bytes are what
+ * follows them); 0 if it does not fit in n. */
+static size_t enc_len(const unsigned char *p, size_t n, size_t *hdr)
+{
+    if (!n)
+        return 0;
+    uint8_t c = p[0];
+    size_t h = 1, body;
+    switch (c >> 4) {
+    case 0x4: body = 0; break;
+    case 0x5: body = 1; break;
+    case 0x6: body = 2; break;
+    case 0x7: body = 4; break;
+    case 0x8: body = 8; break;
+    case 0x9: body = 16; break;
+    case 0xa:
+    case 0xc:
+    case 0xe: /* one-byte size */
+        if (n < 2)
+            return 0;
+        h = 2;
+        body = p[1];
+        break;
+    case 0xb:
+    case 0xd:
+    case 0xf: /* four-byte size */
+        if (n < 5)
+            return 0;
+        h = 5;
+        body = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
+        break;
+    default: return 0;
+    }
+    if (body > n - h)
+        return 0;
+    *hdr = h; /* lists, maps, arrays: the size field counts what follows it, as for strings */
+    return h + body;
+}
+
+/* The body's bytes, as RabbitMQ counts a message for x-max-length-bytes:
+ * the data sections' payloads, a string or binary amqp-value's bytes, or
+ * the encoded value of any other body; the footer does not count. What
+ * cannot be walked counts whole. */
+static uint32_t body_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t total = 0;
+    size_t off = 0;
+    while (off < n) {
+        const unsigned char *s = p + off;
+        size_t left = n - off, d, h;
+        if (left < 3 || s[0] != 0x00)
+            return (uint32_t)n;
+        int code = -1;
+        if (s[1] == 0x53) {
+            code = s[2];
+            d = 3;
+        } else if (s[1] == 0x80 && left >= 10) {
+            code = memcmp(s + 2, "\0\0\0\0\0\0\0", 7) ? -1 : s[9];
+            d = 10;
+        } else if ((d = enc_len(s + 1, left - 1, &h)) > 0 && (s[1] == 0xa3 || s[1] == 0xb3)) {
+            if (d - h == 15 && !memcmp(s + 1 + h, "amqp:footer:map", 15))
+                code = 0x78;
+            else if (d - h == 16 && !memcmp(s + 1 + h, "amqp:data:binary", 16))
+                code = 0x75;
+            d += 1;
+        } else {
+            return (uint32_t)n;
+        }
+        if (code == 0x78)
+            break;
+        size_t v = enc_len(s + d, left - d, &h);
+        if (!v)
+            return (uint32_t)n;
+        uint8_t t = s[d];
+        bool bytes = t == 0xa0 || t == 0xb0 || t == 0xa1 || t == 0xb1 || t == 0xa3 || t == 0xb3;
+        total += bytes && (code == 0x75 || code == 0x77) ? v - h : v;
+        off += d + v;
+    }
+    return total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+}
+
 typedef struct parsed {
     bool durable, first_acquirer, has_priority;
     uint8_t priority;
@@ -103,6 +185,7 @@ typedef struct parsed {
     int64_t absolute_expiry;
     pn_bytes_t to, subject, reply_to;
     uint32_t hdr_len, ap_off, ap_len;
+    uint32_t body_len;
 } parsed;
 
 static void read_header(pn_data_t *d, parsed *p)
@@ -163,8 +246,10 @@ static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf,
     size_t off = 0, used = 0;
     while (off < len) {
         int code = peek_section(data + off, len - off);
-        if (code >= SEC_FIRST_BODY)
+        if (code >= SEC_FIRST_BODY) {
+            p->body_len = body_bytes(data + off, len - off);
             break;
+        }
         pn_data_t *d = scratch();
         ssize_t n = pn_data_decode(d, (const char *)data + off, len - off);
         if (n <= 0)
@@ -172,8 +257,10 @@ static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf,
         code = enter_section(d);
         if (code < 0)
             return -EBADMSG;
-        if (code >= SEC_FIRST_BODY)
+        if (code >= SEC_FIRST_BODY) {
+            p->body_len = body_bytes(data + off, len - off);
             break;
+        }
         if (code == SEC_HEADER && off == 0) {
             read_header(d, p);
             p->hdr_len = (uint32_t)n;
@@ -263,6 +350,7 @@ int rt_msg_finish(rt_msg **mp, size_t len)
     m->reply_to = p.reply_to.start;
     m->ap_off = p.ap_off;
     m->ap_len = p.ap_len;
+    m->body_len = p.body_len;
     return 0;
 }
 

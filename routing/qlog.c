@@ -281,6 +281,7 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
                       .expires = to_mono(le->expires),
                       .dc = le->dc,
                       .size = le->size,
+                      .body = le->m ? le->m->body_len : le->size, /* on disk only: counted whole */
                       .seg = le->seg,
                       .off = (uint32_t)le->off,
                       .rlen = le->len};

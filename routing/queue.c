@@ -66,7 +66,7 @@ static int push_back(queue *s, qent e)
         return -ENOMEM;
     s->ring[(s->head + s->len) & (s->cap - 1)] = e;
     s->len++;
-    s->bytes += e.size;
+    s->bytes += e.body;
     return 0;
 }
 
@@ -82,7 +82,7 @@ bool rt__q_remove_ready(queue *s, uint64_t seq, qent *out)
         for (uint32_t j = i; j + 1 < s->len; j++) /* rare (a failed write): the later ones move up */
             s->ring[(s->head + j) & (s->cap - 1)] = s->ring[(s->head + j + 1) & (s->cap - 1)];
         s->len--;
-        s->bytes -= out->size;
+        s->bytes -= out->body;
         return true;
     }
     return false;
@@ -95,7 +95,7 @@ static int push_front(queue *s, qent e)
     s->head = (s->head - 1) & (s->cap - 1);
     s->ring[s->head] = e;
     s->len++;
-    s->bytes += e.size;
+    s->bytes += e.body;
     return 0;
 }
 
@@ -106,7 +106,7 @@ static qent pop_front(queue *s)
     qent e = s->ring[s->head];
     s->head = (s->head + 1) & (s->cap - 1);
     s->len--;
-    s->bytes -= e.size;
+    s->bytes -= e.body;
     if (s->cap > 64 && s->len * 4 < s->cap)
         ring_resize(s, s->cap / 2); /* a failed shrink keeps the big ring */
     return e;
@@ -175,6 +175,20 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
         return;
     }
     const char *key = a->has_dlk ? a->dlk : m->rkey ? m->rkey : s->q->name;
+    if (a->has_dlk && !(m->rkey && !strcmp(m->rkey, key))) {
+        /* It goes on under the dead-letter routing key (what a 0-9-1
+         * delivery of it says, as in RabbitMQ): a copy, since m is shared
+         * and its key set once. Without memory it keeps its own. */
+        rt_msg *c;
+        if (rt_msg_new(m->buf.data, m->buf.len, &c) == 0) {
+            if (rt_msg_set_rkey(c, key) == 0) {
+                rt_msg_unref(m);
+                m = c;
+            } else {
+                rt_msg_unref(c);
+            }
+        }
+    }
     rt_queue *to[16];
     int n = rt_route(x, m, key, to, 16);
     for (int i = 0; i < n && i < 16; i++) {
@@ -290,6 +304,25 @@ static rt_deliver_batch *batch_of(queue *s, consumer *c)
     return (rt_deliver_batch *)(void *)c->batch->data;
 }
 
+/* The head is there but not deliverable yet: on disk only and being read
+ * back, or its delivery being put on record. A drain waits for it rather
+ * than say "nothing" (a 0-9-1 Basic.Get would answer get-empty). */
+static bool head_waits_for_log(queue *s)
+{
+    qent *h = peek(s);
+    return h && ((!h->m && h->rlen) || (h->m && !rt__qlog_may_deliver(s, h)));
+}
+
+static void send_drained(consumer *c)
+{
+    rt_credit left = {.consumer = c->id, .credit = c->credit};
+    c->credit = 0;
+    c->drain_wait = false;
+    sv_msg *d = sv_msg_new(RT_Q_DRAINED, &left, sizeof left);
+    if (d && sv_send_owed(c->conn, d) < 0)
+        sv_msg_free(d);
+}
+
 /* Hands ready messages to consumers with credit, round robin. */
 static void pump(sv_proc *self, queue *s)
 {
@@ -334,8 +367,11 @@ static void pump(sv_proc *self, queue *s)
         }
         expire_head(self, s);
     }
-    for (uint32_t i = 0; i < s->ncons; i++)
+    for (uint32_t i = 0; i < s->ncons; i++) {
         flush_batch(&s->cons[i]);
+        if (s->cons[i].used && s->cons[i].drain_wait && (!s->cons[i].credit || !head_waits_for_log(s)))
+            send_drained(&s->cons[i]);
+    }
     arm_ttl(self, s);
     publish_stats(s);
 }
@@ -544,7 +580,7 @@ static qent *last_entry(queue *s) { return &s->ring[(s->head + s->len - 1) & (s-
 static void pop_back(queue *s)
 {
     s->len--;
-    s->bytes -= s->ring[(s->head + s->len) & (s->cap - 1)].size;
+    s->bytes -= s->ring[(s->head + s->len) & (s->cap - 1)].body;
 }
 
 static void on_publish(sv_proc *self, queue *s, sv_msg *m)
@@ -563,12 +599,13 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
         pb->p[i].m = NULL; /* taken: the batch's references are ours now */
         uint8_t outcome = RT_ACCEPTED, why = RT_WHY_NONE;
         bool full = (a->max_length >= 0 && s->len >= (uint64_t)a->max_length) ||
-                    (a->max_length_bytes >= 0 && s->bytes + msg->buf.len > (uint64_t)a->max_length_bytes);
+                    (a->max_length_bytes >= 0 && s->bytes + msg->body_len > (uint64_t)a->max_length_bytes);
         qent e = {.m = msg,
                   .seq = s->next_seq + 1,
                   .expires = expiry_of(s, msg, now),
                   .dc = msg->delivery_count,
-                  .size = (uint32_t)msg->buf.len};
+                  .size = (uint32_t)msg->buf.len,
+                  .body = msg->body_len};
         int logged = 0;
         if ((full && a->overflow == RT_REJECT_PUBLISH) || push_back(s, e) < 0) {
             outcome = RT_REJECTED;
@@ -711,11 +748,10 @@ static void on_credit(sv_proc *self, queue *s, sv_msg *m)
         /* Everything there is has gone out; the rest of the credit is used
          * up and the connection echoes the flow (pn_link_drained). */
         consumer *c = &s->cons[slot];
-        rt_credit left = {.consumer = c->id, .credit = c->credit};
-        c->credit = 0;
-        sv_msg *d = sv_msg_new(RT_Q_DRAINED, &left, sizeof left);
-        if (d && sv_send_owed(c->conn, d) < 0)
-            sv_msg_free(d);
+        if (c->credit && head_waits_for_log(s))
+            c->drain_wait = true; /* pump answers once the head can go */
+        else
+            send_drained(c);
     }
 }
 

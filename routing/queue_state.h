@@ -15,6 +15,7 @@ typedef struct qent {
     uint32_t dc;     /* delivery count */
     uint32_t avoid;  /* consumer slot + 1 that must not get it again (undeliverable-here) */
     uint32_t size;   /* the message's bytes */
+    uint32_t body;   /* its body's bytes (rt_msg.body_len): what s->bytes and x-max-length-bytes count */
     uint32_t seg;    /* its record's segment, 0: not in the log */
     uint32_t off;    /* and offset in it */
     uint32_t rlen;   /* and length */
@@ -34,7 +35,8 @@ typedef struct consumer {
     bool presettled;
     bool used;
     bool exclusive;
-    sv_msg *batch; /* deliveries gathered this turn; holds one reference per message */
+    bool drain_wait; /* a drain waits for the head, which the log is reading back or recording */
+    sv_msg *batch;   /* deliveries gathered this turn; holds one reference per message */
 } consumer;
 
 typedef struct dl_pending {

@@ -37,6 +37,8 @@ typedef struct rt_msg {
     const char *reply_to;
     const char *rkey;        /* the routing key it was published with (set by rt_msg_set_rkey) */
     uint32_t ap_off, ap_len; /* the application-properties section within data, if any */
+    uint32_t body_len;       /* the body's bytes (data payloads, or the value): what x-max-length-bytes
+                              * counts, as RabbitMQ counts message bytes */
 } rt_msg;
 
 /* Copies len bytes of an encoded AMQP 1.0 message into a new rt_msg and

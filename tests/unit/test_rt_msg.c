@@ -718,6 +718,46 @@ START_TEST(test_msg_refs_keep_it_until_the_last_unref)
 }
 END_TEST
 
+/* x-max-length-bytes counts the body as RabbitMQ does: a data section's
+ * bytes, a string value's bytes, another value encoded; never the header,
+ * properties or footer. */
+START_TEST(test_msg_body_len_counts_the_body_only)
+{
+    pn_message_t *pm = full_message(); /* properties, application properties, a 5-byte data section */
+    size_t len;
+    char *b = encode(pm, &len);
+    rt_msg *m;
+    ck_assert_int_eq(rt_msg_new(b, len, &m), 0);
+    ck_assert_uint_eq(m->body_len, 5);
+    ck_assert_uint_gt(m->buf.len, 50);
+    rt_msg_unref(m);
+    free(b);
+    pn_message_free(pm);
+
+    pm = pn_message();
+    pn_message_set_inferred(pm, false); /* a string: an amqp-value */
+    put_str(pn_message_body(pm), "{\"id\": 42}");
+    b = encode(pm, &len);
+    ck_assert_int_eq(rt_msg_new(b, len, &m), 0);
+    ck_assert_uint_eq(m->body_len, 10);
+    rt_msg_unref(m);
+    free(b);
+    pn_message_free(pm);
+
+    /* Two data sections and a footer, by hand: 3 + 4 bytes count. */
+    static const unsigned char two[] = {0x00, 0x53, 0x75, 0xa0, 3,   'a', 'b', 'c',  0x00, 0x53, 0x75, 0xb0, 0,
+                                        0,    0,    4,    'w',  'x', 'y', 'z', 0x00, 0x53, 0x78, 0xc1, 1,    0};
+    ck_assert_int_eq(rt_msg_new(two, sizeof two, &m), 0);
+    ck_assert_uint_eq(m->body_len, 7);
+    rt_msg_unref(m);
+    /* A map value counts encoded (its constructor, size, count and items). */
+    static const unsigned char map[] = {0x00, 0x53, 0x77, 0xc1, 5, 2, 0xa1, 1, 'k', 0x41};
+    ck_assert_int_eq(rt_msg_new(map, sizeof map, &m), 0);
+    ck_assert_uint_eq(m->body_len, 7);
+    rt_msg_unref(m);
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
     Suite *s = suite_create("routing/msg");
@@ -754,6 +794,7 @@ static Suite *msg_suite(void)
     tcase_add_test(to, test_msg_rkey_set_again_replaces_the_old_copy);
     tcase_add_test(to, test_msg_rkey_is_freed_with_the_message);
     tcase_add_test(to, test_msg_refs_keep_it_until_the_last_unref);
+    tcase_add_test(to, test_msg_body_len_counts_the_body_only);
     suite_add_tcase(s, to);
     return s;
 }
