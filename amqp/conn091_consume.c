@@ -444,7 +444,7 @@ static void start(amqp__conn *c, amqp__091_chan *ch, const char *queue, const ch
     rg->channel = ch->number;
     rg->ack_required = !no_ack;
     rg->exclusive = exclusive;
-    snprintf(rg->tag, sizeof rg->tag, "%s", cn->tag);
+    snprintf(rg->tag, sizeof rg->tag, "%.127s", cn->tag); /* the admin API shows 127 bytes of it */
     snprintf(rg->queue, sizeof rg->queue, "%s", queue);
     atomic_store_explicit(&rg->credit, cn->window, memory_order_relaxed);
     amqp__reg_con_add(&c->reg, rg);

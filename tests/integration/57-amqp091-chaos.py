@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""56: AMQP 0-9-1 sessions made of random but plausible frames, then the same
+"""57: AMQP 0-9-1 sessions made of random but plausible frames, then the same
 sessions with bytes flipped, cut or moved to other channels, thrown at the
 real broker. The codec's fuzz target covers single frames; this covers the
 state the channel layer keeps between them (publishes cut between header and
