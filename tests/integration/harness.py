@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import uuid
 
 PLEXUS = os.environ.get("PLEXUS_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "bin", "plexus")
@@ -100,6 +101,91 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.stop()
         self.tmp.cleanup()
+
+
+# ------------------------------------------ 0-9-1 tests against another broker
+#
+# PLEXUS_TEST_BROKER=amqp://guest:guest@127.0.0.1:PORT runs the AMQP 0-9-1
+# client tests (51-56) against a broker that is already running, RabbitMQ
+# say, instead of starting bin/plexus: that checks the tests themselves
+# against the broker whose behaviour Plexus follows. Cases that need the
+# Plexus process (kill -9 and restart, its log, its AMQP 1.0 addresses) are
+# skipped in that mode only, with a reason naming it.
+
+import urllib.parse as _urlparse  # noqa: E402
+
+TEST_BROKER = os.environ.get("PLEXUS_TEST_BROKER") or None
+
+
+class External:
+    """The broker PLEXUS_TEST_BROKER names, shaped like Broker for the tests
+    that use it: port, url091, user, password; start and stop do nothing."""
+
+    def __init__(self, url):
+        u = _urlparse.urlsplit(url)
+        if u.scheme != "amqp" or not u.port:
+            raise SystemExit(f"PLEXUS_TEST_BROKER={url!r}: expected amqp://USER:PASS@HOST:PORT")
+        self.host, self.port = u.hostname, u.port
+        self.user = _urlparse.unquote(u.username or "guest")
+        self.password = _urlparse.unquote(u.password or "guest")
+        self.admin_port = None
+        self.proc = None
+
+    def start(self, wait=True):
+        return self
+
+    def stop(self, *a, **kw):
+        return 0
+
+    def log(self):
+        return ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def cleanup(self):
+        pass
+
+
+def broker091(*extra, **kw):
+    """A started broker for a 0-9-1 client test: bin/plexus on free ports,
+    or the one PLEXUS_TEST_BROKER names. Stop it with stop091."""
+    if TEST_BROKER:
+        return External(TEST_BROKER)
+    return Broker(*extra, **kw).start()
+
+
+def stop091(b):
+    """Stops a broker from broker091; asserts Plexus exited 0."""
+    if isinstance(b, External):
+        return
+    code = b.stop()
+    log = b.log()
+    b.tmp.cleanup()
+    assert code == 0, f"plexus exited {code}:\n{log}"
+
+
+def url091(b, vhost=True):
+    """The 0-9-1 URL of a broker (user guest unless PLEXUS_TEST_BROKER says
+    otherwise); with vhost, naming the default vhost "/" explicitly."""
+    user, password, host = getattr(b, "user", "guest"), getattr(b, "password", "guest"), getattr(b, "host", "127.0.0.1")
+    q = _urlparse.quote
+    return f"amqp://{q(user, safe='')}:{q(password, safe='')}@{host}:{b.port}" + ("/%2F" if vhost else "")
+
+
+def plexus_only(why):
+    """Skips a case under PLEXUS_TEST_BROKER (only there): it needs the
+    Plexus process itself."""
+    return unittest.skipIf(TEST_BROKER, f"PLEXUS_TEST_BROKER set: {why}")
+
+
+def uniq(prefix):
+    """A queue or exchange name no other run uses (the PLEXUS_TEST_BROKER
+    broker is shared by tests running side by side, and by reruns)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def main():
