@@ -195,7 +195,8 @@ def main():
     r = prog.result
     for case, why in r.skipped:
         print(f"#plexus-skip {case.id()}: {why}")
-    failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses)
+    # A case can fail twice (the test, then a cleanup): count it once.
+    failed = len({id(case) for case, _ in r.failures + r.errors}) + len(r.unexpectedSuccesses)
     passed = r.testsRun - failed - len(r.skipped)
     print(f"#plexus-counts passed={passed} failed={failed} skipped={len(r.skipped)}")
     raise SystemExit(0 if failed == 0 else 1)
