@@ -188,6 +188,31 @@ def uniq(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+GOPATH_DEBIAN = "/usr/share/gocode"  # Debian's golang-*-dev packages put their source here
+
+
+def go_build(src, out):
+    """Builds the Go program in directory src (relative to the repository)
+    into build/clients/out, offline: GOPATH mode over Debian's packaged
+    sources (golang-github-rabbitmq-amqp091-go-dev), no module proxy, the
+    build cache in build/. Returns the binary's path; skips the caller for
+    a missing Go or amqp091-go."""
+    import shutil
+    if not shutil.which("go"):
+        missing("golang-go")
+    if not os.path.isdir(os.path.join(GOPATH_DEBIAN, "src", "github.com", "rabbitmq", "amqp091-go")):
+        missing("golang-github-rabbitmq-amqp091-go-dev")
+    dest = os.path.join(ROOT, "build", "clients", out)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH_DEBIAN, GOPROXY="off", GOFLAGS="",
+               GOCACHE=os.path.join(ROOT, "build", "go-cache"), CGO_ENABLED="0")
+    p = subprocess.run(["go", "build", "-o", dest, "."], cwd=os.path.join(ROOT, src), env=env,
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise AssertionError(f"go build {src} failed:\n{p.stderr}")
+    return dest
+
+
 def main():
     """Runs the file's tests; prints what run.sh counts (cases passed,
     failed, skipped, and each skip's reason) and exits 1 on any failure."""
