@@ -21,7 +21,7 @@ import subprocess
 import time
 import unittest
 
-from harness import broker091, main, missing, stop091, uniq, url091
+from harness import broker091, main, missing, stop091, uniq, url091, watchdog
 
 try:
     import pika
@@ -734,4 +734,5 @@ class AmqpTools(Case):
 
 
 if __name__ == "__main__":
+    watchdog(180)  # a client waiting forever for a broker's answer fails the file
     main()

@@ -15,7 +15,7 @@ import os
 import subprocess
 import unittest
 
-from harness import ROOT, broker091, main, missing, stop091
+from harness import ROOT, broker091, main, missing, stop091, watchdog
 
 SCRIPT = os.path.join(ROOT, "tests", "clients", "perl", "amqp091check.pl")
 
@@ -60,4 +60,5 @@ class Perl(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    watchdog(120)  # a client waiting forever for a broker's answer fails the file
     main()

@@ -15,7 +15,7 @@ broker instead (see harness.py).
 import subprocess
 import unittest
 
-from harness import broker091, go_build, main, stop091, url091
+from harness import broker091, go_build, main, stop091, url091, watchdog
 
 
 class Go(unittest.TestCase):
@@ -60,4 +60,5 @@ class Go(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    watchdog(180)  # a client waiting forever for a broker's answer fails the file
     main()

@@ -13,7 +13,7 @@ import socket
 import time
 import unittest
 
-from harness import broker091, main, missing, stop091, uniq
+from harness import broker091, main, missing, stop091, uniq, watchdog
 
 try:
     import amqp.exceptions
@@ -147,4 +147,5 @@ class Kombu(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    watchdog(120)  # a client waiting forever for a broker's answer fails the file
     main()

@@ -20,7 +20,7 @@ import time
 import unittest
 from collections import Counter
 
-from harness import ROOT, broker091, go_build, main, missing, stop091, url091
+from harness import ROOT, broker091, go_build, main, missing, stop091, track, url091, watchdog
 
 try:
     import pika
@@ -56,7 +56,7 @@ class Daemon:
     def __init__(self, test, args, env, ready):
         self.out = tempfile.NamedTemporaryFile("w+", prefix="plexus-example-", suffix=".out", delete=False)
         test.addCleanup(os.unlink, self.out.name)
-        self.p = subprocess.Popen(args, env=env, stdout=self.out, stderr=subprocess.STDOUT)
+        self.p = track(subprocess.Popen(args, env=env, stdout=self.out, stderr=subprocess.STDOUT))
         test.addCleanup(lambda: self.p.poll() is None and (self.p.kill(), self.p.wait()))
         deadline = time.time() + 15
         while ready not in self.text():
@@ -150,4 +150,5 @@ class Examples(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    watchdog(180)  # a client waiting forever for a broker's answer fails the file
     main()

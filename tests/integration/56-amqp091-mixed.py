@@ -21,7 +21,7 @@ import signal
 import tempfile
 import unittest
 
-from harness import Broker, Message, connect, main, missing, plexus_only, receiver, sender
+from harness import Broker, Message, connect, main, missing, plexus_only, receiver, sender, watchdog
 
 try:
     import pika
@@ -215,4 +215,5 @@ class Kill9(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    watchdog(180)  # a client waiting forever for a broker's answer fails the file
     main()

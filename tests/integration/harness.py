@@ -62,7 +62,7 @@ class Broker:
 
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = track(subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT))
         if wait:
             self.wait_log("started", timeout=10)
         return self
@@ -146,9 +146,6 @@ class External:
     def __exit__(self, *exc):
         pass
 
-    def cleanup(self):
-        pass
-
 
 def broker091(*extra, **kw):
     """A started broker for a 0-9-1 client test: bin/plexus on free ports,
@@ -174,6 +171,36 @@ def url091(b, vhost=True):
     user, password, host = getattr(b, "user", "guest"), getattr(b, "password", "guest"), getattr(b, "host", "127.0.0.1")
     q = _urlparse.quote
     return f"amqp://{q(user, safe='')}:{q(password, safe='')}@{host}:{b.port}" + ("/%2F" if vhost else "")
+
+
+_children = []  # processes a watchdog kills before it ends the file
+
+
+def track(proc):
+    """Has the watchdog kill proc (a Popen) if it fires; returns proc."""
+    _children.append(proc)
+    return proc
+
+
+def watchdog(seconds):
+    """Ends this test file if it still runs after `seconds`: every thread's
+    stack on stderr, the brokers it started and the processes it tracked
+    killed, exit 1. A blocking client library waits forever for an answer
+    a broker never sends, and one hung file would hang the whole run."""
+    import faulthandler
+    import sys
+    import threading
+
+    def fire():
+        print(f"\nwatchdog: the test file ran over {seconds} s; stacks:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        for p in _children:
+            if p.poll() is None:
+                p.kill()
+        os._exit(1)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
 
 
 def plexus_only(why):
