@@ -629,45 +629,80 @@ class Heartbeats(Case):
     def test_silent_peer_is_dropped(self):
         """A client that negotiates 1 s heartbeats and then says nothing:
         the broker sends heartbeats, then closes the socket."""
-        s = socket.create_connection(("127.0.0.1", self.b.port), timeout=5)
-        self.addCleanup(s.close)
-        buf = bytearray()
-
-        def frame():
-            while True:
-                if len(buf) >= 7:
-                    t, ch, size = struct.unpack(">BHI", buf[:7])
-                    if len(buf) >= 8 + size:
-                        payload = bytes(buf[7:7 + size])
-                        del buf[:8 + size]
-                        return t, payload
-                d = s.recv(65536)
-                if not d:
-                    raise EOFError
-                buf.extend(d)
-
-        def method(cls, mid, args):
-            p = struct.pack(">HH", cls, mid) + args
-            return struct.pack(">BHI", 1, 0, len(p)) + p + b"\xce"
-
-        user, pw = getattr(self.b, "user", "guest").encode(), getattr(self.b, "password", "guest").encode()
-        resp = b"\0" + user + b"\0" + pw
-        s.sendall(b"AMQP\x00\x00\x09\x01")
-        frame()  # Start
-        s.sendall(method(10, 11, struct.pack(">I", 0) + b"\x05PLAIN" + struct.pack(">I", len(resp)) + resp
-                         + b"\x05en_US"))
-        _, tune = frame()
-        ch_max, frame_max, _ = struct.unpack(">HIH", tune[4:12])  # take the broker's limits, 1 s heartbeats
-        s.sendall(method(10, 31, struct.pack(">HIH", ch_max, frame_max, 1)) + method(10, 40, b"\x01/\x00\x00"))
-        t, p = frame()
-        self.assertEqual((t, p[:4]), (1, struct.pack(">HH", 10, 41)))  # Open-Ok
+        r = RawClient(self, self.b)
+        r.open(b"AMQP\x00\x00\x09\x01", heartbeat=1)
         start, beats = time.time(), 0
         with self.assertRaises((EOFError, ConnectionResetError)):
             while time.time() - start < 8:
-                t, _ = frame()
+                t, _ = r.frame()
                 beats += t == 8
         self.assertGreaterEqual(beats, 1)
         self.assertLess(time.time() - start, 6)
+
+
+class ProtocolHeader(Case):
+    def test_the_0_9_header_net_amqp_sends(self):
+        """Net::AMQP (under AnyEvent::RabbitMQ and Mojo::RabbitMQ::Client)
+        opens with AMQP 1 1 0 9; RabbitMQ answers it as 0-9-1, announcing
+        version 0-9, and the connection works."""
+        r = RawClient(self, self.b)
+        start = r.open(b"AMQP\x01\x01\x00\x09")
+        self.assertEqual(start[:2], b"\x00\x09")  # version-major, version-minor
+        r.send(r.method(10, 50, struct.pack(">HB", 200, 0) + struct.pack(">HH", 0, 0)))  # Connection.Close
+        t, p = r.frame()
+        self.assertEqual((t, p[:4]), (1, struct.pack(">HH", 10, 51)))  # Close-Ok
+
+
+class RawClient:
+    """Just enough of a 0-9-1 client by hand for what libraries will not
+    do: another protocol header, a peer that goes silent."""
+
+    def __init__(self, test, b):
+        self.b = b
+        self.s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+        test.addCleanup(self.s.close)
+        self.buf = bytearray()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def frame(self):
+        """(type, payload) of the next frame."""
+        while True:
+            if len(self.buf) >= 7:
+                t, _ch, size = struct.unpack(">BHI", self.buf[:7])
+                if len(self.buf) >= 8 + size:
+                    payload = bytes(self.buf[7:7 + size])
+                    del self.buf[:8 + size]
+                    return t, payload
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError
+            self.buf.extend(d)
+
+    @staticmethod
+    def method(cls, mid, args):
+        p = struct.pack(">HH", cls, mid) + args
+        return struct.pack(">BHI", 1, 0, len(p)) + p + b"\xce"
+
+    def open(self, header, heartbeat=0):
+        """Header to Open-Ok, PLAIN as the broker's user; returns the
+        arguments of Connection.Start."""
+        user, pw = getattr(self.b, "user", "guest").encode(), getattr(self.b, "password", "guest").encode()
+        resp = b"\0" + user + b"\0" + pw
+        self.send(header)
+        t, start = self.frame()
+        if (t, start[:4]) != (1, struct.pack(">HH", 10, 10)):
+            raise AssertionError(f"no Connection.Start for {header!r}: frame type {t}, {start[:16]!r}")
+        self.send(self.method(10, 11, struct.pack(">I", 0) + b"\x05PLAIN" + struct.pack(">I", len(resp)) + resp
+                              + b"\x05en_US"))
+        _, tune = self.frame()
+        ch_max, frame_max, _ = struct.unpack(">HIH", tune[4:12])  # take the broker's limits
+        self.send(self.method(10, 31, struct.pack(">HIH", ch_max, frame_max, heartbeat))
+                  + self.method(10, 40, b"\x01/\x00\x00"))
+        t, p = self.frame()
+        assert (t, p[:4]) == (1, struct.pack(">HH", 10, 41)), f"no Open-Ok: {t} {p[:16]!r}"
+        return start[4:]
 
 
 class AmqpTools(Case):
