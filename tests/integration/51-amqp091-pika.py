@@ -4,11 +4,13 @@ against the real broker: exchanges of each type and what they route,
 queues (durable, exclusive, auto-delete, server-named) and their arguments
 (x-max-length, x-max-length-bytes, x-overflow, x-message-ttl, x-expires,
 x-dead-letter-exchange and -routing-key), consumers with manual acks and
-prefetch, Basic.Get, nack/reject/recover and the redelivered flag, RPC over
-an exclusive server-named queue and over direct reply-to, publisher
-confirms (ack and nack), mandatory returns, the server's Basic.Cancel,
-heartbeats, and channel errors (404, 405, 406, 403) that close the channel
-and leave the connection working.
+prefetch (per consumer and global), Basic.Get, nack/reject/recover and the
+redelivered flag, bodies over several frames and empty ones, RPC over an
+exclusive server-named queue and over direct reply-to, publisher confirms
+(ack and nack), mandatory returns, the server's Basic.Cancel, heartbeats,
+the AMQP 1 1 0 9 header Net::AMQP sends, and channel errors (404, 405,
+406, 403) that close the channel and leave the connection working; and
+amqp-tools' declare, publish, get and consume.
 
 PLEXUS_TEST_BROKER=amqp://guest:guest@127.0.0.1:PORT runs every case here
 against that broker (RabbitMQ) instead of bin/plexus (see harness.py).
@@ -390,6 +392,29 @@ class Consumers(Case):
         self.assertEqual(len({m.delivery_tag for m, _ in got}), 10)
         self.assertEqual(c.channel().queue_declare(qn, passive=True).method.message_count, 0)
 
+    def test_global_prefetch_spans_the_channels_consumers(self):
+        c = self.connect()
+        ch = c.channel()
+        ch.confirm_delivery()
+        qs = [self.queue(ch), self.queue(ch)]
+        for q in qs:
+            for i in range(5):
+                ch.basic_publish("", q, f"{q}:{i}".encode())
+        ch.basic_qos(prefetch_count=3, global_qos=True)  # for the channel: both consumers together
+        got = []
+        for q in qs:
+            ch.basic_consume(q, lambda _ch, m, p, body: got.append(m))
+        c.process_data_events(time_limit=0.5)
+        self.assertEqual(len(got), 3)
+        ch.basic_ack(got[-1].delivery_tag, multiple=True)
+        c.process_data_events(time_limit=0.5)
+        self.assertEqual(len(got), 6)
+        ch.basic_ack(got[-1].delivery_tag, multiple=True)
+        for _ in range(3):
+            c.process_data_events(time_limit=0.3)
+            ch.basic_ack(got[-1].delivery_tag, multiple=True)
+        self.assertEqual(len(got), 10)
+
     def test_unacked_come_back_redelivered_when_the_channel_closes(self):
         c = self.connect()
         ch = c.channel()
@@ -449,6 +474,8 @@ class Consumers(Case):
         self.assertEqual((body, m.message_count), (b'{"n": 2}', 0))
         self.assertEqual(ch.basic_get(qn), (None, None, None))
         code, text = self.channel_error(c, lambda ch2: ch2.basic_get(uniq("nothere")))
+        self.assertEqual(code, 404, text)
+        code, text = self.channel_error(c, lambda ch2: ch2.basic_consume(uniq("nothere"), lambda *a: None))
         self.assertEqual(code, 404, text)
         self.assert_usable(c)
 
@@ -529,6 +556,25 @@ class Publishing(Case):
         self.assertEqual((m.reply_code, m.reply_text, m.exchange, m.routing_key), (312, "NO_ROUTE", x, "unrouted"))
         self.assertEqual((body, p.correlation_id), (b"bounced", "c1"))
         self.assertEqual(self.drain(ch, qn), [b"kept"])
+
+    def test_large_and_empty_bodies(self):
+        """A body over several frames (pika splits it at frame_max) and an
+        empty one (a header frame and no body frame) come back as sent."""
+        c = self.connect()
+        ch = c.channel()
+        ch.confirm_delivery()
+        qn = self.queue(ch)
+        big = bytes(range(256)) * 2048  # 512 KiB
+        self.assertGreater(len(big), c._impl.params.frame_max)
+        ch.basic_publish("", qn, big)
+        ch.basic_publish("", qn, b"")
+        ch.basic_publish("", qn, big[:c._impl.params.frame_max - 8])  # exactly one full frame of body
+        m, _, body = ch.basic_get(qn, auto_ack=True)
+        self.assertEqual(body, big)
+        got = []
+        ch.basic_consume(qn, lambda _ch, m, p, body: got.append(body), auto_ack=True)
+        self.until(lambda: len(got) == 2, conns=[c])
+        self.assertEqual(got, [b"", big[:c._impl.params.frame_max - 8]])
 
     def test_properties_cross_unchanged(self):
         c = self.connect()
