@@ -231,7 +231,7 @@ def go_build(src, out):
         missing("golang-github-rabbitmq-amqp091-go-dev")
     dest = os.path.join(ROOT, "build", "clients", out)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH_DEBIAN, GOPROXY="off", GOFLAGS="",
+    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH_DEBIAN, GOPROXY="off", GOFLAGS="", GOENV="off",
                GOCACHE=os.path.join(ROOT, "build", "go-cache"), CGO_ENABLED="0")
     p = subprocess.run(["go", "build", "-o", dest, "."], cwd=os.path.join(ROOT, src), env=env,
                        capture_output=True, text=True, timeout=300)
