@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import uuid
 
 PLEXUS = os.environ.get("PLEXUS_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "bin", "plexus")
@@ -61,7 +62,7 @@ class Broker:
 
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = track(subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT))
         if wait:
             self.wait_log("started", timeout=10)
         return self
@@ -102,6 +103,143 @@ class Broker:
         self.tmp.cleanup()
 
 
+# ------------------------------------------ 0-9-1 tests against another broker
+#
+# PLEXUS_TEST_BROKER=amqp://guest:guest@127.0.0.1:PORT runs the AMQP 0-9-1
+# client tests (51-56) against a broker that is already running, RabbitMQ
+# say, instead of starting bin/plexus: that checks the tests themselves
+# against the broker whose behaviour Plexus follows. Cases that need the
+# Plexus process (kill -9 and restart, its log, its AMQP 1.0 addresses) are
+# skipped in that mode only, with a reason naming it.
+
+import urllib.parse as _urlparse  # noqa: E402
+
+TEST_BROKER = os.environ.get("PLEXUS_TEST_BROKER") or None
+
+
+class External:
+    """The broker PLEXUS_TEST_BROKER names, shaped like Broker for the tests
+    that use it: port, url091, user, password; start and stop do nothing."""
+
+    def __init__(self, url):
+        u = _urlparse.urlsplit(url)
+        if u.scheme != "amqp" or not u.port:
+            raise SystemExit(f"PLEXUS_TEST_BROKER={url!r}: expected amqp://USER:PASS@HOST:PORT")
+        self.host, self.port = u.hostname, u.port
+        self.user = _urlparse.unquote(u.username or "guest")
+        self.password = _urlparse.unquote(u.password or "guest")
+        self.admin_port = None
+        self.proc = None
+
+    def start(self, wait=True):
+        return self
+
+    def stop(self, *a, **kw):
+        return 0
+
+    def log(self):
+        return ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def broker091(*extra, **kw):
+    """A started broker for a 0-9-1 client test: bin/plexus on free ports,
+    or the one PLEXUS_TEST_BROKER names. Stop it with stop091."""
+    if TEST_BROKER:
+        return External(TEST_BROKER)
+    return Broker(*extra, **kw).start()
+
+
+def stop091(b):
+    """Stops a broker from broker091; asserts Plexus exited 0."""
+    if isinstance(b, External):
+        return
+    code = b.stop()
+    log = b.log()
+    b.tmp.cleanup()
+    assert code == 0, f"plexus exited {code}:\n{log}"
+
+
+def url091(b, vhost=True):
+    """The 0-9-1 URL of a broker (user guest unless PLEXUS_TEST_BROKER says
+    otherwise); with vhost, naming the default vhost "/" explicitly."""
+    user, password, host = getattr(b, "user", "guest"), getattr(b, "password", "guest"), getattr(b, "host", "127.0.0.1")
+    q = _urlparse.quote
+    return f"amqp://{q(user, safe='')}:{q(password, safe='')}@{host}:{b.port}" + ("/%2F" if vhost else "")
+
+
+_children = []  # processes a watchdog kills before it ends the file
+
+
+def track(proc):
+    """Has the watchdog kill proc (a Popen) if it fires; returns proc."""
+    _children.append(proc)
+    return proc
+
+
+def watchdog(seconds):
+    """Ends this test file if it still runs after `seconds`: every thread's
+    stack on stderr, the brokers it started and the processes it tracked
+    killed, exit 1. A blocking client library waits forever for an answer
+    a broker never sends, and one hung file would hang the whole run."""
+    import faulthandler
+    import sys
+    import threading
+
+    def fire():
+        print(f"\nwatchdog: the test file ran over {seconds} s; stacks:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        for p in _children:
+            if p.poll() is None:
+                p.kill()
+        os._exit(1)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+
+
+def plexus_only(why):
+    """Skips a case under PLEXUS_TEST_BROKER (only there): it needs the
+    Plexus process itself."""
+    return unittest.skipIf(TEST_BROKER, f"PLEXUS_TEST_BROKER set: {why}")
+
+
+def uniq(prefix):
+    """A queue or exchange name no other run uses (the PLEXUS_TEST_BROKER
+    broker is shared by tests running side by side, and by reruns)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+GOPATH_DEBIAN = "/usr/share/gocode"  # Debian's golang-*-dev packages put their source here
+
+
+def go_build(src, out):
+    """Builds the Go program in directory src (relative to the repository)
+    into build/clients/out, offline: GOPATH mode over Debian's packaged
+    sources (golang-github-rabbitmq-amqp091-go-dev), no module proxy, the
+    build cache in build/. Returns the binary's path; skips the caller for
+    a missing Go or amqp091-go."""
+    import shutil
+    if not shutil.which("go"):
+        missing("golang-go")
+    if not os.path.isdir(os.path.join(GOPATH_DEBIAN, "src", "github.com", "rabbitmq", "amqp091-go")):
+        missing("golang-github-rabbitmq-amqp091-go-dev")
+    dest = os.path.join(ROOT, "build", "clients", out)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH_DEBIAN, GOPROXY="off", GOFLAGS="", GOENV="off",
+               GOCACHE=os.path.join(ROOT, "build", "go-cache"), CGO_ENABLED="0")
+    p = subprocess.run(["go", "build", "-o", dest, "."], cwd=os.path.join(ROOT, src), env=env,
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise AssertionError(f"go build {src} failed:\n{p.stderr}")
+    return dest
+
+
 def main():
     """Runs the file's tests; prints what run.sh counts (cases passed,
     failed, skipped, and each skip's reason) and exits 1 on any failure."""
@@ -109,7 +247,8 @@ def main():
     r = prog.result
     for case, why in r.skipped:
         print(f"#plexus-skip {case.id()}: {why}")
-    failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses)
+    # A case can fail twice (the test, then a cleanup): count it once.
+    failed = len({id(case) for case, _ in r.failures + r.errors}) + len(r.unexpectedSuccesses)
     passed = r.testsRun - failed - len(r.skipped)
     print(f"#plexus-counts passed={passed} failed={failed} skipped={len(r.skipped)}")
     raise SystemExit(0 if failed == 0 else 1)

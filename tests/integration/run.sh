@@ -8,6 +8,10 @@
 # waiting on the broker). A file whose first lines hold "plexus-test: serial"
 # runs alone afterwards (memory or load figures that a neighbour would skew).
 # TESTS="03-send-receive.py 11-bad-input.py" runs just those.
+# PLEXUS_TEST_BROKER=amqp://guest:guest@127.0.0.1:PORT runs the AMQP 0-9-1
+# client tests (51-56) against that already running broker (RabbitMQ, to check
+# the tests themselves) instead of bin/plexus; cases that need the Plexus
+# process are skipped then, and only then (harness.py).
 #
 # Counting: a file reports its cases (harness.py prints a "#plexus-counts"
 # line; Node's test runner prints TAP "# pass/# fail/# skipped"); a file
