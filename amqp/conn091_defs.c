@@ -154,6 +154,15 @@ static int table_map(amqp91_bytes table, char *out, size_t cap, size_t *n, char 
 
 /* ----------------------------------------------------------------- checks */
 
+/* A declaration is a use of the queue, as in RabbitMQ: x-expires starts again. */
+static void touch(amqp__conn *c, rt_queue *q)
+{
+    sv_pid pid = q->args.expires >= 0 ? rt_queue_pid(q) : SV_PID_NONE;
+    sv_msg *m = sv_pid_is_none(pid) ? NULL : sv_msg_new(RT_Q_TOUCH, NULL, 0);
+    if (m)
+        amqp__outbox_push(c, pid, m);
+}
+
 bool amqp__091_queue_ok(amqp__conn *c, amqp__091_chan *ch, uint32_t method, const char *name, rt_queue **out)
 {
     rt_queue *q = rt_queue_find(name);
@@ -326,6 +335,7 @@ static void queue_declare(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_
         if (!amqp__091_queue_ok(c, ch, AMQP91_QUEUE_DECLARE, r.name, &q))
             return;
         snprintf(ch->last_queue, sizeof ch->last_queue, "%s", r.name);
+        touch(c, q);
         if (a->no_wait)
             return;
         amqp91_method m = {.id = AMQP91_QUEUE_DECLARE_OK};
@@ -415,9 +425,11 @@ static void declare_ok(amqp__conn *c, amqp__091_call *call, amqp__091_chan *ch, 
         return;
     }
     snprintf(ch->last_queue, sizeof ch->last_queue, "%s", name);
+    rt_queue *q = rt_queue_find(name);
+    if (q && got->exists)
+        touch(c, q);
     if (call->nowait)
         return;
-    rt_queue *q = rt_queue_find(name);
     amqp91_method m = {.id = AMQP91_QUEUE_DECLARE_OK};
     m.a.queue_declare_ok.queue = (amqp91_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
     m.a.queue_declare_ok.message_count = q ? (uint32_t)atomic_load(&q->ready) : 0;

@@ -804,6 +804,7 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
         dl_flush(self, s);
         return 0;
     case TAG_EXPIRES: on_expires(self, s); return 0;
+    case RT_Q_TOUCH: s->last_used = now_ms(); return 0;
     }
     if (m->kind == SV_MSG_DOWN) {
         for (uint32_t i = 0; i < s->ncons; i++)

@@ -288,6 +288,7 @@ enum {
     RT_Q_DRAINED,              /* queue -> conn: rt_credit (credit: what was left) */
     RT_Q_CONSUMER_GONE,        /* queue -> conn: rt_credit (consumer; status in msg: why) */
     RT_Q_PURGE,                /* a call to the queue: drop its ready messages; reply: uint64_t how many */
+    RT_Q_TOUCH,                /* conn -> queue (no payload): declared again, which is a use (x-expires) */
 };
 
 typedef struct rt_pub {
