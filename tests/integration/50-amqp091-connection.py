@@ -13,7 +13,7 @@ import unittest
 import urllib.parse
 
 from admin_api import Api
-from harness import Broker, SurvivorTest, main, missing
+from harness import Broker, SurvivorTest, config_file, main, missing
 
 try:
     import pika
@@ -281,6 +281,41 @@ class Pika(unittest.TestCase):
         self.assertEqual(e.exception.reply_code, 404)
         self.assertIn("no exchange 'nowhere'", e.exception.reply_text)
         self.assertTrue(c.channel().is_open)
+
+
+class Blocked(unittest.TestCase):
+    def test_memory_alarm_blocks_and_unblocks_publishers(self):
+        # Queues may hold 8 MiB; a publisher sends 1 MiB messages nobody
+        # consumes. Past the limit the broker says Connection.Blocked (the
+        # client asked for it in its capabilities) and stops reading it;
+        # once another connection purges the queue, Connection.Unblocked.
+        conf = config_file(self, "routing = { memory_limit = 8388608; };")
+        with Broker(config=conf) as b:
+            events = []
+            pub = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", b.port))
+            pub.add_on_connection_blocked_callback(lambda _c, m: events.append(("blocked", m.method.reason)))
+            pub.add_on_connection_unblocked_callback(lambda _c, m: events.append(("unblocked", None)))
+            ch = pub.channel()
+            ch.queue_declare("fill")
+            body = b"x" * (1 << 20)
+            for _ in range(12):
+                ch.basic_publish("", "fill", body)
+            deadline = time.time() + 15
+            while not events and time.time() < deadline:
+                pub.process_data_events(0.1)
+            self.assertEqual(events[:1], [("blocked", "low on memory or disk space")])
+            b.wait_log("memory alarm")
+            other = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", b.port))
+            n = other.channel().queue_purge("fill").method.message_count
+            self.assertGreaterEqual(n, 8)
+            deadline = time.time() + 15
+            while len(events) < 2 and time.time() < deadline:
+                pub.process_data_events(0.1)
+            self.assertEqual(events[1:], [("unblocked", None)])
+            ch.basic_publish("", "fill", b"again")  # and it is read again
+            self.assertGreaterEqual(ch.queue_declare("fill", passive=True).method.message_count, 1)
+            other.close()
+            pub.close()
 
 
 class AmqpTools(unittest.TestCase):
