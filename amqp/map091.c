@@ -301,13 +301,27 @@ static void v91_to_10(amqp91__rd *r, w10 *w)
     }
     case 'F': {
         amqp91_bytes b = amqp91__span(r, (size_t)amqp91__be(r, 4));
-        amqp91__rd in = {b.p, b.p + b.len, r->ok};
+        if (!r->ok || !b.len) {
+            if (tag == 'F')
+                table_to_10(&(amqp91__rd){NULL, NULL, false}, w);
+            else
+                w_close(w, w_open(w, C_LIST32), 0);
+            break;
+        }
+        amqp91__rd in = {b.p, b.p + b.len, true};
         table_to_10(&in, w);
         break;
     }
     case 'A': {
         amqp91_bytes b = amqp91__span(r, (size_t)amqp91__be(r, 4));
-        amqp91__rd in = {b.p, b.p + b.len, r->ok};
+        if (!r->ok || !b.len) {
+            if (tag == 'F')
+                table_to_10(&(amqp91__rd){NULL, NULL, false}, w);
+            else
+                w_close(w, w_open(w, C_LIST32), 0);
+            break;
+        }
+        amqp91__rd in = {b.p, b.p + b.len, true};
         size_t at = w_open(w, C_LIST32);
         uint32_t count = 0;
         while (in.ok && in.p < in.end) {
@@ -348,12 +362,18 @@ typedef struct pub {
     bool has_uuid_mid, has_uuid_cid;
     uint8_t mid[16], cid[16];
     uint32_t ttl;
+    /* entries of the message annotations and application properties, counted
+     * by the sizing pass: a section is only started when it has some (the
+     * writing pass has no room to start one and take it back) */
+    uint32_t n_ma, n_ap;
 } pub;
 
 /* Headers to message annotations (x-*, and CC as x-cc) or to application
  * properties (the rest whose value is neither table nor array). */
 static uint32_t headers_to_10(const pub *b, w10 *w, bool annotations)
 {
+    if (!b->p->headers.len)
+        return 0;
     amqp91__rd r = {b->p->headers.p, b->p->headers.p + b->p->headers.len, true};
     uint32_t count = 0;
     while (r.ok && r.p < r.end) {
@@ -385,7 +405,7 @@ static uint32_t headers_to_10(const pub *b, w10 *w, bool annotations)
 static void w_str_field(w10 *w, uint8_t code8, amqp91_bytes s) { w_var(w, code8, s.p, s.len); }
 
 /* The message up to the body's bytes. */
-static void build(const pub *b, w10 *w)
+static void build(pub *b, w10 *w)
 {
     const amqp91_props *p = b->p;
     uint16_t f = p->flags;
@@ -395,7 +415,9 @@ static void build(const pub *b, w10 *w)
         w_section(w, SEC_HEADER);
         size_t at = w_open(w, C_LIST32);
         uint32_t n = 1;
-        w_u8(w, (f & AMQP91_P_DELIVERY_MODE) && p->delivery_mode == 2 ? C_TRUE : C_FALSE);
+        /* durable only if delivery-mode was there: null reads as false in
+         * 1.0 and as no delivery-mode on the way back */
+        w_u8(w, !(f & AMQP91_P_DELIVERY_MODE) ? C_NULL : p->delivery_mode == 2 ? C_TRUE : C_FALSE);
         if (f & (AMQP91_P_PRIORITY | AMQP91_P_EXPIRATION)) {
             n++;
             if (f & AMQP91_P_PRIORITY) {
@@ -414,31 +436,32 @@ static void build(const pub *b, w10 *w)
     }
     /* message annotations: where the message was published to, as RabbitMQ
      * 4 shows a 1.0 consumer, the type, and the x- headers. */
-    size_t sec = w->len;
-    w_section(w, SEC_MESSAGE_ANN);
-    size_t at = w_open(w, C_MAP32);
-    uint32_t n = 0;
-    if (b->exchange) {
-        w_var(w, C_SYM8, (const uint8_t *)"x-exchange", 10);
-        w_var(w, C_STR8, (const uint8_t *)b->exchange, strlen(b->exchange));
-        n += 2;
+    if (!w->p) {
+        w10 probe = {NULL, 0};
+        b->n_ma = (b->exchange ? 2u : 0) + (b->rkey ? 2u : 0) + ((f & AMQP91_P_TYPE) ? 2u : 0) +
+                  ((f & AMQP91_P_HEADERS) ? headers_to_10(b, &probe, true) : 0);
+        b->n_ap = (f & AMQP91_P_HEADERS) ? headers_to_10(b, &probe, false) : 0;
     }
-    if (b->rkey) {
-        w_var(w, C_SYM8, (const uint8_t *)"x-routing-key", 13);
-        w_var(w, C_STR8, (const uint8_t *)b->rkey, strlen(b->rkey));
-        n += 2;
+    size_t at;
+    if (b->n_ma) {
+        w_section(w, SEC_MESSAGE_ANN);
+        at = w_open(w, C_MAP32);
+        if (b->exchange) {
+            w_var(w, C_SYM8, (const uint8_t *)"x-exchange", 10);
+            w_var(w, C_STR8, (const uint8_t *)b->exchange, strlen(b->exchange));
+        }
+        if (b->rkey) {
+            w_var(w, C_SYM8, (const uint8_t *)"x-routing-key", 13);
+            w_var(w, C_STR8, (const uint8_t *)b->rkey, strlen(b->rkey));
+        }
+        if (f & AMQP91_P_TYPE) {
+            w_var(w, C_SYM8, (const uint8_t *)"x-basic-type", 12);
+            w_str_field(w, C_STR8, p->type);
+        }
+        if (f & AMQP91_P_HEADERS)
+            headers_to_10(b, w, true);
+        w_close(w, at, b->n_ma);
     }
-    if (f & AMQP91_P_TYPE) {
-        w_var(w, C_SYM8, (const uint8_t *)"x-basic-type", 12);
-        w_str_field(w, C_STR8, p->type);
-        n += 2;
-    }
-    if (f & AMQP91_P_HEADERS)
-        n += headers_to_10(b, w, true);
-    if (n)
-        w_close(w, at, n);
-    else
-        w->len = sec;
     /* properties */
     static const uint16_t pflag[P_NFIELDS] = {
         [P_MESSAGE_ID] = AMQP91_P_MESSAGE_ID,   [P_USER_ID] = AMQP91_P_USER_ID,
@@ -508,15 +531,11 @@ static void build(const pub *b, w10 *w)
         w_close(w, at, (uint32_t)last + 1);
     }
     /* application properties */
-    if (f & AMQP91_P_HEADERS) {
-        sec = w->len;
+    if (b->n_ap) {
         w_section(w, SEC_APP_PROPS);
         at = w_open(w, C_MAP32);
-        n = headers_to_10(b, w, false);
-        if (n)
-            w_close(w, at, n);
-        else
-            w->len = sec;
+        headers_to_10(b, w, false);
+        w_close(w, at, b->n_ap);
     }
     /* the data section's head; the body follows */
     w_section(w, SEC_DATA);
@@ -1114,7 +1133,7 @@ static bool queue_name(const uint8_t *s, size_t n, char out[256], size_t *outn)
             c = (uint8_t)(hi << 4 | lo);
             i += 2;
         }
-        if (o == 255)
+        if (o == 255 || !c)
             return false;
         out[o++] = (char)c;
     }
@@ -1138,11 +1157,11 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
     if (in.hdr && it_open(in.hdr, in.hdr_n, &it)) {
         const uint8_t *v;
         size_t vn;
-        has_dm = true;
-        dm = 1; /* a header without durable: not durable */
         for (int i = 0; i < 3 && it_next(&it, &v, &vn); i++) {
-            if (i == 0 && (v[0] == C_TRUE || (v[0] == C_BOOL && vn == 2 && v[1])))
-                dm = 2;
+            if (i == 0 && (v[0] == C_TRUE || v[0] == C_FALSE || (v[0] == C_BOOL && vn == 2))) {
+                has_dm = true; /* durable given: 2, or 1 (RabbitMQ 4's delivery-mode for a header's durable) */
+                dm = v[0] == C_TRUE || (v[0] == C_BOOL && v[1]) ? 2 : 1;
+            }
             else if (i == 1 && v[0] == C_UBYTE && vn == 2)
                 has_prio = true, prio = v[1];
             else if (i == 2 && v[0] == C_UINT && vn == 5)
