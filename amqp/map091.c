@@ -613,6 +613,39 @@ int amqp__091_msg_new(const amqp91_props *p, uint64_t body_size, const char *exc
 
 /* ============================================ AMQP 1.0 -> 0-9-1 (deliver) */
 
+/* The bytes of a value after its constructor code (element widths inside
+ * an array too), from the sizes it declares: O(1), bounded by n, but not a
+ * check of what is inside (amqp__enc_size is). */
+static ssize_t elem_size(uint8_t code, const uint8_t *p, size_t n)
+{
+    static const int fixed[16] = {-1, -1, -1, -1, 0, 1, 2, 4, 8, 16, -1, -1, -1, -1, -1, -1};
+    if (code < 0x40)
+        return -1; /* no such constructor */
+    int fw = fixed[code >> 4];
+    size_t k;
+    if (fw >= 0)
+        k = (size_t)fw;
+    else if ((code >> 4) & 1) /* 0xb, 0xd, 0xf: 4-byte size */
+        k = n >= 4 ? 4 + (size_t)be_get(p, 4) : SIZE_MAX;
+    else
+        k = n >= 1 ? 1 + (size_t)p[0] : SIZE_MAX;
+    return k <= n ? (ssize_t)k : -1;
+}
+
+/* An item's bytes, constructor included: declared sizes for plain values,
+ * amqp__enc_size for described ones. */
+static ssize_t item_size(const uint8_t *p, size_t n)
+{
+    if (!n)
+        return -1;
+    if (p[0] != 0x00) {
+        ssize_t k = elem_size(p[0], p + 1, n - 1);
+        return k < 0 ? -1 : k + 1;
+    }
+    ssize_t k = amqp__enc_size(p, n);
+    return k > 0 ? k : -1;
+}
+
 /* A list's or map's elements (the compound at p was size-checked). */
 typedef struct it10 {
     const uint8_t *p, *end;
@@ -663,7 +696,8 @@ static bool it_next(it10 *it, const uint8_t **v, size_t *vn)
 {
     if (!it->left || it->p >= it->end)
         return false;
-    ssize_t k = amqp__enc_size(it->p, (size_t)(it->end - it->p));
+    /* inside a section amqp__enc_size has checked: declared sizes suffice */
+    ssize_t k = item_size(it->p, (size_t)(it->end - it->p));
     if (k <= 0)
         return false;
     *v = it->p;
@@ -708,21 +742,6 @@ static void put_shortstr(amqp91__wr *w, const void *p, size_t n)
 {
     amqp91__put_be(w, n, 1);
     amqp91__put(w, p, n);
-}
-
-/* Element widths inside an array (after the one constructor). */
-static ssize_t elem_size(uint8_t code, const uint8_t *p, size_t n)
-{
-    static const int fixed[16] = {-1, -1, -1, -1, 0, 1, 2, 4, 8, 16, -1, -1, -1, -1, -1, -1};
-    int fw = fixed[code >> 4];
-    size_t k;
-    if (fw >= 0)
-        k = (size_t)fw;
-    else if ((code >> 4) & 1) /* 0xb, 0xd, 0xf: 4-byte size */
-        k = n >= 4 ? 4 + (size_t)be_get(p, 4) : SIZE_MAX;
-    else
-        k = n >= 1 ? 1 + (size_t)p[0] : SIZE_MAX;
-    return k <= n ? (ssize_t)k : -1;
 }
 
 static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, int depth, bool *deep);
@@ -897,8 +916,10 @@ typedef struct in10 {
     size_t value_n;
 } in10;
 
-/* The section at p: its code, its size and value; -1 if not a section. */
-static int section_at(const uint8_t *p, size_t n, size_t *size, const uint8_t **v, size_t *vn)
+/* The section at p: its code, its size and value; -1 if not a section.
+ * check: hold its whole content to its declared sizes (amqp__enc_size);
+ * else only its own size is read (body_next, after msg_header checked). */
+static int section_at(const uint8_t *p, size_t n, bool check, size_t *size, const uint8_t **v, size_t *vn)
 {
     static const struct {
         const char *name;
@@ -912,12 +933,18 @@ static int section_at(const uint8_t *p, size_t n, size_t *size, const uint8_t **
                 {"amqp:amqp-sequence:list", SEC_SEQUENCE},
                 {"amqp:amqp-value:*", SEC_VALUE},
                 {"amqp:footer:map", SEC_FOOTER}};
-    ssize_t k = amqp__enc_size(p, n);
+    ssize_t k;
+    if (check) {
+        k = amqp__enc_size(p, n);
+    } else {
+        ssize_t a = n ? item_size(p + 1, n - 1) : -1, b = a > 0 ? item_size(p + 1 + a, n - 1 - (size_t)a) : -1;
+        k = b > 0 ? 1 + a + b : -1;
+    }
     if (k <= 0 || p[0] != 0x00)
         return -1;
     const uint8_t *d = p + 1;
     size_t dn = (size_t)k - 1;
-    ssize_t dk = amqp__enc_size(d, dn);
+    ssize_t dk = item_size(d, dn);
     if (dk <= 0 || (size_t)dk >= dn)
         return -1;
     int code = -1;
@@ -940,7 +967,7 @@ static int section_at(const uint8_t *p, size_t n, size_t *size, const uint8_t **
 }
 
 /* Reads the sections; -EBADMSG for bytes that are not an AMQP 1.0 message. */
-static int scan(const uint8_t *data, size_t len, in10 *in)
+static int scan(const uint8_t *data, size_t len, bool check, in10 *in)
 {
     memset(in, 0, sizeof *in);
     in->kind = BODY_DATA;
@@ -951,7 +978,7 @@ static int scan(const uint8_t *data, size_t len, in10 *in)
     while (off < len) {
         size_t size, vn;
         const uint8_t *v;
-        int code = section_at(data + off, len - off, &size, &v, &vn);
+        int code = section_at(data + off, len - off, check, &size, &v, &vn);
         if (code < 0)
             return -EBADMSG;
         if (footer)
@@ -1144,7 +1171,7 @@ static bool queue_name(const uint8_t *s, size_t n, char out[256], size_t *outn)
 int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *body_size)
 {
     in10 in;
-    int rc = scan(m->buf.data, m->buf.len, &in);
+    int rc = scan(m->buf.data, m->buf.len, true, &in);
     if (rc < 0)
         return rc;
     *body_size = in.body_size;
@@ -1296,7 +1323,7 @@ bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t
     size_t off;
     if (*pos == 0) {
         in10 in;
-        if (scan(data, n, &in) < 0) {
+        if (scan(data, n, false, &in) < 0) {
             *pos = SIZE_MAX;
             return false;
         }
@@ -1313,7 +1340,7 @@ bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t
     size_t size, vn, sl;
     const uint8_t *v, *s;
     uint8_t c8;
-    if (off >= n || section_at(data + off, n - off, &size, &v, &vn) != SEC_DATA || !str_of(v, vn, &s, &sl, &c8)) {
+    if (off >= n || section_at(data + off, n - off, false, &size, &v, &vn) != SEC_DATA || !str_of(v, vn, &s, &sl, &c8)) {
         *pos = SIZE_MAX;
         return false;
     }
