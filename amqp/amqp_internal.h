@@ -344,7 +344,7 @@ int amqp__091_tune(const amqp__091_limits *ours, uint16_t channel_max, uint32_t 
  * non-zero of the two. */
 uint16_t amqp__091_heartbeat(uint16_t ours, uint16_t theirs);
 
-/* map091.c: the one message model, 0-9-1 content <-> AMQP 1.0 message bytes
+/* map091.c (publish), map091_deliver.c (deliver): the one message model, 0-9-1 content <-> AMQP 1.0 message bytes
  * (the table is in DESIGN.md, "AMQP 0-9-1 message mapping"). */
 /* A 0-9-1 publish as an AMQP 1.0 message: allocates an rt_msg holding the
  * sections p maps to (exchange and rkey, if not NULL, as the annotations
@@ -356,8 +356,8 @@ uint16_t amqp__091_heartbeat(uint16_t ours, uint16_t theirs);
  * -AMQP91_PRECONDITION_FAILED (a bad expiration, a timestamp past int64
  * milliseconds, a message over 4 GiB), -AMQP91_SYNTAX_ERROR (a bad headers
  * table); or -ENOMEM. */
-int amqp__091_msg_new(const amqp91_props *p, uint64_t body_size, const char *exchange, const char *rkey,
-                      rt_msg **out, size_t *body_off, size_t *total, const char **why);
+int amqp__091_msg_new(const amqp91_props *p, uint64_t body_size, const char *exchange, const char *rkey, rt_msg **out,
+                      size_t *body_off, size_t *total, const char **why);
 /* A delivery of m to a 0-9-1 client: writes the content header frame's
  * payload (class 60, weight 0, body size, the properties mapped back,
  * headers as a field table) into out[0..cap) and returns its length;

@@ -136,8 +136,7 @@ static amqp_connection_state_t open_conn(run *r, const char *who)
     setsockopt(amqp_get_sockfd(c), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     amqp_set_handshake_timeout(c, &tv);
     amqp_set_rpc_timeout(c, &tv);
-    amqp_rpc_reply_t rep =
-        amqp_login(c, r->o.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, r->o.user, r->o.pass);
+    amqp_rpc_reply_t rep = amqp_login(c, r->o.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, r->o.user, r->o.pass);
     if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
         char buf[400];
         const char *reason;
@@ -377,8 +376,8 @@ static void *publisher(void *arg)
                 goto out;
             } else if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD) {
                 const amqp_channel_close_t *cl = f.payload.method.decoded;
-                fail(r, "refused", "publisher: closed by the broker: %u %.*s", cl->reply_code,
-                     (int)cl->reply_text.len, (const char *)cl->reply_text.bytes);
+                fail(r, "refused", "publisher: closed by the broker: %u %.*s", cl->reply_code, (int)cl->reply_text.len,
+                     (const char *)cl->reply_text.bytes);
                 goto out;
             }
         }
@@ -419,11 +418,11 @@ int main(int argc, char **argv)
 {
     static run r;
     r.o = (opts){"127.0.0.1", "guest", "guest", "/", "bench091", "broker", 5672, 200000, 256, 2000, 1000, 100, 120};
-    static const struct option longs[] = {
-        {"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},     {"user", 1, 0, 'u'},    {"pass", 1, 0, 'w'},
-        {"vhost", 1, 0, 'v'},    {"queue", 1, 0, 'q'},    {"count", 1, 0, 'n'},   {"size", 1, 0, 's'},
-        {"inflight", 1, 0, 'i'}, {"prefetch", 1, 0, 'f'}, {"ack-every", 1, 0, 'a'}, {"timeout", 1, 0, 't'},
-        {"target", 1, 0, 'T'},   {"help", 0, 0, 'H'},     {0, 0, 0, 0}};
+    static const struct option longs[] = {{"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},      {"user", 1, 0, 'u'},
+                                          {"pass", 1, 0, 'w'},     {"vhost", 1, 0, 'v'},     {"queue", 1, 0, 'q'},
+                                          {"count", 1, 0, 'n'},    {"size", 1, 0, 's'},      {"inflight", 1, 0, 'i'},
+                                          {"prefetch", 1, 0, 'f'}, {"ack-every", 1, 0, 'a'}, {"timeout", 1, 0, 't'},
+                                          {"target", 1, 0, 'T'},   {"help", 0, 0, 'H'},      {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         long long v = optarg ? strtoll(optarg, NULL, 10) : 0;

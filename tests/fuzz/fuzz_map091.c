@@ -1,5 +1,6 @@
 /* fuzz_map091.c — feeds the 0-9-1 <-> AMQP 1.0 message mapping
- * (amqp/map091.c) from both sides. The first byte picks the side.
+ * (amqp/map091.c, amqp/map091_deliver.c) from both sides; the first byte
+ * picks the side.
  *
  * Even: the rest is an AMQP 1.0 message as a 1.0 client (or a damaged store)
  * hands it over, unchecked, to amqp__091_msg_header and amqp__091_body_next.
@@ -25,7 +26,10 @@ static uint8_t out1[1 << 16], out2[1 << 16];
 
 static bool same(amqp91_bytes a, amqp91_bytes b) { return a.len == b.len && (!a.len || !memcmp(a.p, b.p, a.len)); }
 
-static bool same_ci(amqp91_bytes a, amqp91_bytes b) { return a.len == b.len && (!a.len || !strncasecmp((const char *)a.p, (const char *)b.p, a.len)); }
+static bool same_ci(amqp91_bytes a, amqp91_bytes b)
+{
+    return a.len == b.len && (!a.len || !strncasecmp((const char *)a.p, (const char *)b.p, a.len));
+}
 
 static uint64_t number(amqp91_bytes s)
 {
@@ -165,8 +169,9 @@ static void from_091(const uint8_t *data, size_t size)
     memset(&pr, 0, sizeof pr);
     pr.flags = (uint16_t)((p[0] << 8 | p[1]) & ~7u);
     p += 2;
-    amqp91_bytes *str[] = {&pr.content_type, &pr.content_encoding, &pr.headers, NULL, NULL, &pr.correlation_id,
-                           &pr.reply_to, &pr.expiration, &pr.message_id, NULL, &pr.type, &pr.user_id, &pr.app_id};
+    amqp91_bytes *str[] = {&pr.content_type,   &pr.content_encoding, &pr.headers,    NULL,           NULL,
+                           &pr.correlation_id, &pr.reply_to,         &pr.expiration, &pr.message_id, NULL,
+                           &pr.type,           &pr.user_id,          &pr.app_id};
     for (unsigned i = 0; i < 13; i++) {
         if (!(pr.flags & (1u << (15 - i))))
             continue;
