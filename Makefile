@@ -52,6 +52,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BUILD)/tests/bench_runtime
 AMQP_BENCH := $(BUILD)/tests/amqp_bench
 AMQP_BENCH_SRC := $(wildcard tests/bench/ab_*.c)
+AMQP091_LOAD := $(BUILD)/tests/amqp091_load
 
 PLEXUS := $(BINDIR)/plexus
 # plexusctl talks HTTP with libcurl: a client library that does TLS, proxies
@@ -115,6 +116,13 @@ $(AMQP_BENCH): $(AMQP_BENCH_SRC) tests/bench/ab.h
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $(AMQP_BENCH_SRC) $(shell pkg-config --libs libqpid-proton) -lpthread
 
+# The AMQP 0-9-1 load generator: a librabbitmq client (librabbitmq-dev, in
+# the test profile of scripts/deps.sh), so only `make bench` builds it.
+$(AMQP091_LOAD): tests/bench/amqp091_load.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LINK  $@"
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(shell pkg-config --libs librabbitmq) -lpthread
+
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
@@ -175,9 +183,10 @@ tsan-integration: $(PLEXUS) $(CTL)
 # Figures, not tests: the runtime's, then the AMQP ones as ratios against a
 # direct client-to-client run (and RabbitMQ with BENCH_RABBITMQ=1).
 bench: test-deps
-	@$(MAKE) --no-print-directory $(BENCH_BIN) $(AMQP_BENCH) all
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(AMQP_BENCH) $(AMQP091_LOAD) all
 	$(BENCH_BIN)
-	@PLEXUS_BIN=$(abspath $(PLEXUS)) AMQP_BENCH=$(abspath $(AMQP_BENCH)) /usr/bin/python3 tests/bench/run_bench.py
+	@PLEXUS_BIN=$(abspath $(PLEXUS)) AMQP_BENCH=$(abspath $(AMQP_BENCH)) AMQP091_LOAD=$(abspath $(AMQP091_LOAD)) \
+	    /usr/bin/python3 tests/bench/run_bench.py
 
 # ------------------------------------------------------------------ install
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the two binaries, the

@@ -335,7 +335,7 @@ int amqp__091_tune(const amqp__091_limits *ours, uint16_t channel_max, uint32_t 
  * non-zero of the two. */
 uint16_t amqp__091_heartbeat(uint16_t ours, uint16_t theirs);
 
-/* map091.c: the one message model, 0-9-1 content <-> AMQP 1.0 message bytes
+/* map091.c (publish), map091_deliver.c (deliver): the one message model, 0-9-1 content <-> AMQP 1.0 message bytes
  * (the table is in DESIGN.md, "AMQP 0-9-1 message mapping"). */
 /* A 0-9-1 publish as an AMQP 1.0 message: allocates an rt_msg holding the
  * sections p maps to (exchange and rkey, if not NULL, as the annotations

@@ -6,7 +6,8 @@
 #          the dashboard's browser test; wrk: the admin API's load figures),
 #          and rabbitmqadmin in build/tools (see fetch_rabbitmqadmin); amqp-specs:
 #          the 0-9-1 XML `make amqp091-gen-check` compares amqp/amqp091_methods.[ch] with
-#          systemd: systemd-analyze verify, which test 41 runs on the installed unit
+#          systemd: systemd-analyze verify, which test 41 runs on the installed unit;
+#          librabbitmq-dev: the AMQP 0-9-1 load generator of `make bench` (tests/bench/amqp091_load.c);
 #          the 0-9-1 client libraries tests 51-56 and examples/ drive the broker with:
 #          python3-pika, python3-kombu (Celery's, over py-amqp), amqp-tools,
 #          libanyevent-rabbitmq-perl, golang-go + golang-github-rabbitmq-amqp091-go-dev
@@ -22,7 +23,7 @@ set -eu
 
 build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev check"
 tsan="clang-14 libclang-rt-14-dev"
-test="$build python3 python3-pika amqp-tools amqp-specs python3-kombu libanyevent-rabbitmq-perl golang-go golang-github-rabbitmq-amqp091-go-dev python3-qpid-proton libqpid-proton11-dev-examples curl chromium wrk systemd nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
+test="$build python3 python3-pika amqp-tools amqp-specs python3-kombu libanyevent-rabbitmq-perl golang-go golang-github-rabbitmq-amqp091-go-dev python3-qpid-proton libqpid-proton11-dev-examples librabbitmq-dev curl chromium wrk systemd nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
 format="clang-format"
 # rabbitmqadmin, RabbitMQ's command line for its management API, is what

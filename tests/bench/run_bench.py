@@ -5,8 +5,10 @@ Runs amqp_bench against a direct client-to-client transfer (no broker: the
 bound on this machine), against Plexus, and with BENCH_RABBITMQ=1 against
 Debian's RabbitMQ with its AMQP 1.0 plugin; then measures Plexus's memory
 with a 1 M message backlog (and how fast it drains) and with 10 000 idle
-connections, each on a fresh broker. Prints what it measured; asserts
-nothing (tests do that).
+connections, each on a fresh broker. AMQP 0-9-1 (amqp091_load, librabbitmq:
+confirms and manual acks, 256 B) against Plexus and, with BENCH_RABBITMQ=1,
+against RabbitMQ, next to Plexus's AMQP 1.0 figure; BENCH_ONLY=amqp091 runs
+only that. Prints what it measured; asserts nothing (tests do that).
 """
 import base64
 import os
@@ -26,6 +28,7 @@ import urllib.request
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PLEXUS = os.environ.get("PLEXUS_BIN", os.path.join(ROOT, "bin", "plexus"))
 BENCH = os.environ.get("AMQP_BENCH", os.path.join(ROOT, "build", "tests", "amqp_bench"))
+LOAD091 = os.environ.get("AMQP091_LOAD", os.path.join(ROOT, "build", "tests", "amqp091_load"))
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
 
@@ -213,6 +216,53 @@ def measure_fanout(target):
     return d
 
 
+def measure091(port, target):
+    """AMQP 0-9-1, 256 B, publisher confirms (2000 unconfirmed at most) and
+    manual acks (prefetch 1000): msgs/s, p50 and p99 latency in us (medians
+    of REPEAT runs), or {"fail": why} from the first run that failed; a
+    failed run is not repeated."""
+    n = 50000 if QUICK else 200000
+    got = {"rate": [], "p50": [], "p99": []}
+    for _ in range(REPEAT):
+        cmd = [LOAD091, "--port", str(port), "--count", str(n), "--size", "256", "--target", target,
+               "--timeout", "240"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return {"fail": "timeout (amqp091_load did not end in 300 s)"}
+        except OSError as e:
+            return {"fail": f"cannot run {LOAD091}: {e}"}
+        rows = parse(p.stdout)
+        if p.returncode != 0 or not ok(rows):
+            reason = rows[0].get("reason", "error") if rows else "error"
+            return {"fail": f"{reason}: {p.stderr.strip()[-300:] or p.stdout.strip()[-300:]}"}
+        got["rate"].append(float(rows[0]["msgs_per_s"]))
+        got["p50"].append(float(rows[0]["p50_us"]))
+        got["p99"].append(float(rows[0]["p99_us"]))
+    return {k: statistics.median(v) for k, v in got.items()}
+
+
+def print091(res, plexus10):
+    """The 0-9-1 figures, with the issue's targets as ratios: >= 3x RabbitMQ,
+    >= 80 % of Plexus's own AMQP 1.0 at-least-once rate, p99 <= 50 ms."""
+    print("\nAMQP 0-9-1, 256 B, publisher confirms + manual acks (amqp091_load, librabbitmq)")
+    for name, r in res.items():
+        if "fail" in r:
+            print(f"  {name:<22}  FAILED: {r['fail']}")
+        else:
+            print(f"  {name:<22}{r['rate']:>12,.0f} msgs/s   p50 {r['p50'] / 1000:,.1f} ms   "
+                  f"p99 {r['p99'] / 1000:,.1f} ms (target <= 50 ms)")
+    if plexus10 == plexus10 and plexus10:
+        print(f"  {'plexus, AMQP 1.0 alo':<22}{plexus10:>12,.0f} msgs/s   (the same run)")
+    px, rq = res.get("plexus", {}), res.get("rabbitmq 3.10")
+    if "rate" in px and rq and "rate" in rq:
+        print(f"  plexus 0-9-1 / rabbitmq 0-9-1: {px['rate'] / rq['rate']:.1f}x (target >= 3x)")
+    elif rq is None:
+        print("  rabbitmq: not measured (BENCH_RABBITMQ=1 runs it)")
+    if "rate" in px and plexus10 == plexus10 and plexus10:
+        print(f"  plexus 0-9-1 / plexus AMQP 1.0: {px['rate'] / plexus10:.0%} (target >= 80 %)")
+
+
 PERSISTENT = [(256, 1), (256, 8), (4096, 1), (4096, 8)]
 
 
@@ -334,25 +384,83 @@ def idle_connections(pl, n, hold=2):
           f"{(rss - base) / n:.1f} KiB each (target <= 32 KiB; RabbitMQ 4 ~120 KiB)")
 
 
-def rabbitmq():
-    """Starts Debian's rabbitmq-server with the AMQP 1.0 plugin; None if absent."""
-    if not shutil.which("rabbitmq-server"):
-        print("BENCH_RABBITMQ=1 but rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+class RabbitMQ:
+    """Debian's rabbitmq-server as a node of its own (own name, ports, data
+    and plugins file in a temporary directory), so a RabbitMQ already
+    running on the machine is neither measured nor stopped; with the AMQP
+    1.0 plugin. start() gives None if it is absent or does not come up."""
+    NODE = "plexus-bench@localhost"
+
+    @classmethod
+    def start(cls):
+        if not shutil.which("rabbitmq-server"):
+            print("BENCH_RABBITMQ=1 but rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+            return None
+        b = cls()
+        b.tmp = tempfile.mkdtemp(prefix="plexus-bench-rabbitmq-")
+        b.port = free_port()
+        with open(os.path.join(b.tmp, "enabled_plugins"), "w") as f:
+            f.write("[rabbitmq_amqp1_0].\n")
+        if os.geteuid() == 0:  # the server runs as the rabbitmq user (Debian's wrapper switches to it)
+            subprocess.run(["chown", "-R", "rabbitmq:", b.tmp], capture_output=True)
+        b.env = dict(os.environ, RABBITMQ_NODENAME=cls.NODE, RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+                     RABBITMQ_NODE_PORT=str(b.port), RABBITMQ_DIST_PORT=str(free_port()),
+                     RABBITMQ_MNESIA_BASE=os.path.join(b.tmp, "mnesia"), RABBITMQ_LOG_BASE=os.path.join(b.tmp, "log"),
+                     RABBITMQ_PID_FILE=os.path.join(b.tmp, "pid"),
+                     RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(b.tmp, "enabled_plugins"),
+                     RABBITMQ_CONFIG_FILE=os.path.join(b.tmp, "rabbitmq"))
+        b.p = subprocess.Popen(["rabbitmq-server"], env=b.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if listening_within(b.port, 90, poll=0.5):
+            time.sleep(2)
+            return b
+        print("  ! rabbitmq-server did not start (its log: " + os.path.join(b.tmp, "log") + ")")
+        b.stop(keep=True)
         return None
-    subprocess.run(["rabbitmq-plugins", "enable", "--offline", "rabbitmq_amqp1_0"], capture_output=True)
-    p = subprocess.Popen(["rabbitmq-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if listening_within(5672, 60, poll=0.5):
-        time.sleep(2)
-        return p
-    p.terminate()
-    return None
+
+    def ctl(self, *args):
+        return subprocess.run(["rabbitmqctl", "-n", self.NODE, *args], env=self.env, capture_output=True, text=True)
+
+    def pid(self):
+        try:
+            with open(os.path.join(self.tmp, "pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return -1
+
+    def stop(self, keep=False):
+        self.ctl("stop")
+        try:
+            self.p.wait(60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(10)
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def main():
     print(f"AMQP benchmarks ({os.cpu_count()} cores; broker and clients share them; "
           f"each figure the median of {REPEAT} run{'s' if REPEAT > 1 else ''})")
     only_persistent = os.environ.get("BENCH_ONLY") == "persistent"
-    results, cpu = {}, {}
+    only091 = os.environ.get("BENCH_ONLY") == "amqp091"
+    results, cpu, res091 = {}, {}, {}
+    if only091:
+        pl = Plexus()
+        try:
+            plexus10, = median_of(["--url", f"amqp://127.0.0.1:{pl.port}"], ("msgs_per_s",), "--mode", "throughput",
+                                  "--size", "256", "--qos", "alo", "--count", str(50000 if QUICK else 200000))
+            res091["plexus"] = measure091(pl.port, "plexus")
+        finally:
+            pl.stop()
+        if os.environ.get("BENCH_RABBITMQ") == "1":
+            rq = RabbitMQ.start()
+            if rq:
+                try:
+                    res091["rabbitmq 3.10"] = measure091(rq.port, "rabbitmq")
+                finally:
+                    rq.stop()
+        print091(res091, plexus10)
+        return
     if not only_persistent:
         results["direct"] = measure(["--direct"])
         cpu["direct"] = cpu_per_gb(["--direct"])
@@ -369,6 +477,8 @@ def main():
                 results[name]["fanout"] = measure_fanout(url)
                 cpu[name] = cpu_per_gb(url, pl.p.pid)
             if name == "plexus":
+                if not only_persistent:
+                    res091[name] = measure091(pl.port, name)
                 persistent[name] = measure_persistent(url, pl.p.pid, pl.store_stats)
         finally:
             pl.stop()
@@ -381,22 +491,20 @@ def main():
         finally:
             px.stop()
     if os.environ.get("BENCH_RABBITMQ") == "1":
-        rq = rabbitmq()
+        rq = RabbitMQ.start()
         if rq:
             try:
-                rurl = ["--url", "amqp://guest:guest@127.0.0.1:5672", "--addr-style", "rabbitmq310"]
+                rurl = ["--url", f"amqp://guest:guest@127.0.0.1:{rq.port}", "--addr-style", "rabbitmq310"]
                 if not only_persistent:
                     results["rabbitmq 3.10"] = measure(rurl)
                     results["rabbitmq 3.10"]["fanout"] = measure_fanout(rurl)
-                beam = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
-                persistent["rabbitmq 3.10"] = measure_persistent(rurl, int(beam[0]) if beam else -1)
-                durable = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name", "durable"],
-                                         capture_output=True, text=True).stdout
+                    res091["rabbitmq 3.10"] = measure091(rq.port, "rabbitmq")
+                persistent["rabbitmq 3.10"] = measure_persistent(rurl, rq.pid())
+                durable = rq.ctl("-q", "list_queues", "name", "durable").stdout
                 if any(l.startswith("persist-") and l.split()[-1] == "false" for l in durable.splitlines()):
                     print("  ! RabbitMQ declared the persistent benchmark's queues non-durable:\n" + durable)
             finally:
-                subprocess.run(["rabbitmqctl", "stop"], capture_output=True)
-                rq.wait(60)
+                rq.stop()
     if only_persistent:
         print_persistent(persistent)
         return
@@ -410,6 +518,7 @@ def main():
     print("\n64 KiB at-least-once, CPU seconds per GB moved (both cores are shared: bytes/s <= 2 / total)")
     for name, (clients, broker) in cpu.items():
         print(f"  {name:<22}  clients {clients:5.2f}  broker {broker:5.2f}  total {clients + broker:5.2f}")
+    print091(res091, results.get("plexus", {}).get("alo256", float("nan")))
     print("\nfan-out to 4 subscribers")
     for name, res in results.items():
         if "fanout" in res:

@@ -151,3 +151,28 @@ put("admin", "user-put", "\x02users/ops\n\n" + json.dumps({"password": "pw", "ta
 put("admin", "delete-query", "\x04queues/%2F/orders\nif-empty=true&if-unused=a%2Bb+c\n")
 put("admin", "get", "\x00queues/%2F\n\n")
 put("admin", "head", "\x01overview/\n\n")
+
+# ---------------------------------------------------------------- map091 (even: a 1.0 message; odd: 0-9-1 props)
+put("map091", "json", b"\x00" + message(content_type="application/json", durable=True, priority=ubyte(5),
+                                        reply_to="/queues/r%2Fq", id=ulong(7), correlation_id="c1",
+                                        properties={"n": 1, "s": "x", "b": b"\x00", "l": [1, "a"]},
+                                        annotations={symbol("x-basic-type"): "t", symbol("x-cc"): ["k"]},
+                                        body=b'{"a": [1, 2]}'))
+put("map091", "value-string", b"\x02" + message(body="text", user_id=b"u", group_id="app", creation_time=1.5))
+put("map091", "value-list", b"\x00" + message(body=["a", 1, {"k": None}], ttl=2.5))
+put("map091", "two-data", b"\x00" + amqp(Described(ulong(0x75), b"ab")) + amqp(Described(ulong(0x75), b"cd")) +
+    amqp(Described(ulong(0x78), {})))
+
+
+def shortstr(s):
+    return bytes([len(s)]) + s
+
+
+# flag word (every property), each field length-prefixed, headers with a two-byte length, then the body
+table = (shortstr(b"n") + b"I\x00\x00\x00\x07" + shortstr(b"x-t") + b"F\x00\x00\x00\x04" + shortstr(b"k") +
+         b"t\x01" + shortstr(b"CC") + b"A\x00\x00\x00\x06S\x00\x00\x00\x01q")
+put("map091", "props", b"\x01" + struct.pack(">H", 0xfff8) + shortstr(b"application/json") + shortstr(b"gzip") +
+    struct.pack(">H", len(table)) + table + b"\x02\x07" + shortstr(b"c1") + shortstr(b"reply q") +
+    shortstr(b"60000") + shortstr(b"urn:uuid:550e8400-e29b-41d4-a716-446655440000") + struct.pack(">Q", 1700000000) +
+    shortstr(b"type") + shortstr(b"guest") + shortstr(b"app") + b'{"body": true}')
+put("map091", "props-none", b"\x01\x00\x00body")

@@ -1,0 +1,150 @@
+/* map091.h — shared by map091.c (0-9-1 publish to AMQP 1.0 bytes) and
+ * map091_deliver.c (AMQP 1.0 bytes to a 0-9-1 delivery) only: the AMQP 1.0
+ * codes both read and write, and the small checks both make. The mapping's
+ * table is in DESIGN.md ("AMQP 0-9-1 message mapping").
+ */
+#ifndef PLEXUS_MAP091_H
+#define PLEXUS_MAP091_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+    SEC_HEADER = 0x70,
+    SEC_DELIVERY_ANN = 0x71,
+    SEC_MESSAGE_ANN = 0x72,
+    SEC_PROPERTIES = 0x73,
+    SEC_APP_PROPS = 0x74,
+    SEC_DATA = 0x75,
+    SEC_SEQUENCE = 0x76,
+    SEC_VALUE = 0x77,
+    SEC_FOOTER = 0x78,
+};
+
+/* AMQP 1.0 constructors used here (part 1.6 of the spec). */
+enum {
+    C_NULL = 0x40,
+    C_TRUE = 0x41,
+    C_FALSE = 0x42,
+    C_UINT0 = 0x43,
+    C_ULONG0 = 0x44,
+    C_LIST0 = 0x45,
+    C_UBYTE = 0x50,
+    C_BYTE = 0x51,
+    C_SMALLUINT = 0x52,
+    C_SMALLULONG = 0x53,
+    C_SMALLINT = 0x54,
+    C_SMALLLONG = 0x55,
+    C_BOOL = 0x56,
+    C_USHORT = 0x60,
+    C_SHORT = 0x61,
+    C_UINT = 0x70,
+    C_INT = 0x71,
+    C_FLOAT = 0x72,
+    C_ULONG = 0x80,
+    C_LONG = 0x81,
+    C_DOUBLE = 0x82,
+    C_TIMESTAMP = 0x83,
+    C_UUID = 0x98,
+    C_VBIN8 = 0xa0,
+    C_STR8 = 0xa1,
+    C_SYM8 = 0xa3,
+    C_VBIN32 = 0xb0,
+    C_STR32 = 0xb1,
+    C_SYM32 = 0xb3,
+    C_LIST8 = 0xc0,
+    C_MAP8 = 0xc1,
+    C_LIST32 = 0xd0,
+    C_MAP32 = 0xd1,
+    C_ARRAY8 = 0xe0,
+    C_ARRAY32 = 0xf0,
+};
+
+/* The properties list's fields (1.0 spec 3.2.4). */
+enum {
+    P_MESSAGE_ID,
+    P_USER_ID,
+    P_TO,
+    P_SUBJECT,
+    P_REPLY_TO,
+    P_CORRELATION_ID,
+    P_CONTENT_TYPE,
+    P_CONTENT_ENCODING,
+    P_ABSOLUTE_EXPIRY,
+    P_CREATION_TIME,
+    P_GROUP_ID,
+    P_NFIELDS
+};
+
+#define MAP_AMQP10_TYPE "amqp-1.0" /* basic.type of a body that is AMQP 1.0 encoded sections */
+#define MAP_QUEUES "/queues/"      /* a queue's address, then its name percent-encoded */
+
+static inline bool amqp__m91_name_is(const uint8_t *p, size_t n, const char *s)
+{
+    return n == strlen(s) && memcmp(p, s, n) == 0;
+}
+static inline bool amqp__m91_is_x(const uint8_t *p, size_t n) { return n >= 2 && p[0] == 'x' && p[1] == '-'; }
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static inline bool amqp__m91_utf8_ok(const uint8_t *p, size_t n, bool nul_ok)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            if (!c && !nul_ok)
+                return false;
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : 0;
+        if (!k || c > 0xf4 || n - i <= k)
+            return false;
+        uint8_t c1 = p[i + 1];
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+            (c == 0xf4 && c1 > 0x8f))
+            return false;
+        for (size_t j = 1; j <= k; j++)
+            if ((p[i + j] & 0xc0) != 0x80)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* RabbitMQ's "shortstr" condition: under 256 bytes, UTF-8, no NUL. */
+static inline bool amqp__m91_shortstr_ok(const uint8_t *p, size_t n)
+{
+    return n < 256 && amqp__m91_utf8_ok(p, n, false);
+}
+
+static inline int amqp__m91_hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static inline uint64_t amqp__m91_be_get(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Header names RabbitMQ 4 sets itself on a delivery (x-exchange,
+ * x-routing-key) or derives from the basic properties (x-basic-*): a
+ * client's header of that name would duplicate a key, so it is left out. */
+static inline bool amqp__m91_reserved_ma(const uint8_t *p, size_t n)
+{
+    return amqp__m91_name_is(p, n, "x-exchange") || amqp__m91_name_is(p, n, "x-routing-key") ||
+           (n >= 8 && memcmp(p, "x-basic-", 8) == 0);
+}
+
+#endif
