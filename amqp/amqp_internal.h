@@ -485,17 +485,18 @@ typedef struct amqp__c91 {
     amqp__091_limits ours, agreed;
     amqp__091_chan **ch; /* agreed.channel_max + 1, from Tune-Ok on */
     uint64_t epochs;
-    uint64_t last_recv;  /* ms: anything read (any frame counts as a heartbeat) */
-    uint64_t last_send;  /* ms: anything written */
-    uint64_t deadline;   /* ms: the handshake's or our Close's end; 0: none */
-    bool flush_then_end; /* nothing more to read or say: end once out is written */
-    bool fail_close;     /* the client's authentication_failure_close */
-    bool cap_cancel;     /* consumer_cancel_notify */
-    bool cap_blocked;    /* connection.blocked */
-    bool blocked;        /* Connection.Blocked sent */
-    bool published;      /* it has published: the memory alarm holds its reading */
-    bool confirms_due;   /* some channel has confirms to send */
-    uint32_t waiting;    /* calls under way: input waits */
+    uint64_t last_recv;    /* ms: anything read (any frame counts as a heartbeat) */
+    uint64_t last_send;    /* ms: anything written */
+    uint64_t deadline;     /* ms: the handshake's or our Close's end; 0: none */
+    bool flush_then_end;   /* nothing more to read or say: end once out is written */
+    bool fail_close;       /* the client's authentication_failure_close */
+    bool cap_cancel;       /* consumer_cancel_notify */
+    bool cap_blocked;      /* connection.blocked */
+    bool blocked;          /* Connection.Blocked sent */
+    bool published;        /* it has published: the memory alarm holds its reading */
+    bool confirms_due;     /* some channel has confirms to send */
+    uint64_t paused_until; /* ms (sv_now_ms): a queue it feeds is consumed and behind; reading waits */
+    uint32_t waiting;      /* calls under way: input waits */
     uint32_t nconsumers;
     char user[128];
     char client[128];

@@ -758,8 +758,17 @@ void amqp__091_work(amqp__conn *c)
         if (!at || due < at)
             at = due;
     }
-    if ((c->retry_armed || !may_read || k->blocked) && (!at || now + ALARM_POLL_MS < at))
-        at = now + (c->retry_armed ? 1 : ALARM_POLL_MS);
+    if (c->retry_armed || !may_read || k->blocked) {
+        /* A full mailbox: soon; a pause for a slow queue: when it ends; an
+         * alarm: every ALARM_POLL_MS. */
+        uint64_t ms = ALARM_POLL_MS, wall = sv_now_ms();
+        if (c->retry_armed)
+            ms = 1;
+        else if (k->paused_until > wall)
+            ms = k->paused_until - wall < ALARM_POLL_MS ? k->paused_until - wall : ALARM_POLL_MS;
+        if (!at || now + ms < at)
+            at = now + ms;
+    }
     if (at)
         uv_timer_start(&c->timer, amqp__conn_on_timer, at > now ? at - now : 1, 0);
     else

@@ -9,8 +9,10 @@
  * a durable queue), nacked if one refused it or went away. An unroutable
  * mandatory publish comes back with Basic.Return, then its ack, as in
  * RabbitMQ. Reading is the flow control: the connection stops reading
- * while more than BYTES_IN_FLIGHT of its publishes wait for queues, and,
- * under a memory or disk alarm, while it publishes and does not consume.
+ * while more than BYTES_IN_FLIGHT of its publishes wait for queues, for a
+ * moment when a queue it feeds is consumed and behind (as AMQP 1.0 links
+ * are paced), and, under a memory or disk alarm, while it publishes and
+ * does not consume.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #define BYTES_IN_FLIGHT (16u << 20) /* per connection: its publishes not yet taken by every queue */
 #define MAX_FANOUT 4096             /* queues one message may reach */
 #define REPLY_TO_PSEUDO "amq.rabbitmq.reply-to"
+#define SLOW_DOWN_MS 5 /* how long reading pauses when a queue it feeds is behind (as for 1.0) */
 
 void amqp__091_publish(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_publish *a)
 {
@@ -193,7 +196,11 @@ static void route(amqp__conn *c, amqp__091_chan *ch, rt_msg *m)
     t->outcome = RT_ACCEPTED;
     t->size = (uint32_t)m->buf.len;
     c->pub_bytes += t->size;
+    uint64_t now = 0;
     for (int i = 0; i < n; i++) {
+        /* Consumed and behind: let its consumers catch up before more is read. */
+        if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + SLOW_DOWN_MS > k->paused_until)
+            k->paused_until = now + SLOW_DOWN_MS;
         rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
         if (!pb) { /* out of memory: this queue does not get it */
             t->remaining--;
@@ -341,6 +348,8 @@ bool amqp__091_may_read(amqp__conn *c)
 {
     amqp__c91 *k = c->c91;
     if (c->pub_bytes >= BYTES_IN_FLIGHT)
+        return false;
+    if (k->paused_until && k->paused_until > sv_now_ms())
         return false;
     /* As RabbitMQ blocks publishing connections; one that consumes reads
      * on, or its acks, which drain the queues, would never come. */
