@@ -132,6 +132,10 @@ class Mixed(unittest.TestCase):
         m, _, body = ch.basic_get("mixed-shared")
         self.assertEqual(json.loads(body), {"i": 0})
         ch.basic_nack(m.delivery_tag, requeue=True)  # back to the queue, marked delivered
+        # Basic.Nack has no answer: a synchronous method after it on the same
+        # channel makes sure the broker has read it before the 1.0 side
+        # attaches (on another connection, which could otherwise get there first).
+        ch.queue_declare("mixed-shared", passive=True)
         r = receiver(a, "/queues/mixed-shared", credit=10)
         first = r.receive(timeout=5)
         r.accept()
