@@ -320,6 +320,33 @@ static void bind_req(amqp__conn *c, amqp__091_chan *ch, uint32_t method, bool to
 
 /* ---------------------------------------------------------------- queues */
 
+static void count_ok(amqp__conn *c, uint16_t ch, const char *name, uint64_t ready, uint64_t consumers)
+{
+    amqp91_method m = {.id = AMQP91_QUEUE_DECLARE_OK};
+    m.a.queue_declare_ok.queue = (amqp91_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
+    m.a.queue_declare_ok.message_count = ready > UINT32_MAX ? UINT32_MAX : (uint32_t)ready;
+    m.a.queue_declare_ok.consumer_count = consumers > UINT32_MAX ? UINT32_MAX : (uint32_t)consumers;
+    amqp__091_method(c, ch, &m);
+}
+
+/* Declare-Ok with the queue's counts. A durable queue reading its log
+ * back after a restart has counted only part of it: the queue answers
+ * once it has all (RT_Q_COUNT), so a client never sees a count short. */
+static void declare_ok_send(amqp__conn *c, amqp__091_chan *ch, rt_queue *q, const char *name)
+{
+    sv_pid pid = q ? rt_queue_pid(q) : SV_PID_NONE;
+    if (q && atomic_load(&q->loading) && !sv_pid_is_none(pid)) {
+        amqp__091_call *call =
+            amqp__091_call_to(c, ch->number, AMQP91_QUEUE_DECLARE, pid, sv_msg_new(RT_Q_COUNT, NULL, 0));
+        if (call) {
+            call->step = 1;
+            snprintf(call->name, sizeof call->name, "%s", name);
+            return;
+        }
+    }
+    count_ok(c, ch->number, name, q ? atomic_load(&q->ready) : 0, q ? atomic_load(&q->consumers) : 0);
+}
+
 static void queue_declare(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_declare *a)
 {
     rt_req_queue r = {0};
@@ -336,13 +363,8 @@ static void queue_declare(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_
             return;
         snprintf(ch->last_queue, sizeof ch->last_queue, "%s", r.name);
         touch(c, q);
-        if (a->no_wait)
-            return;
-        amqp91_method m = {.id = AMQP91_QUEUE_DECLARE_OK};
-        m.a.queue_declare_ok.queue = (amqp91_bytes){(const uint8_t *)r.name, (uint32_t)strlen(r.name)};
-        m.a.queue_declare_ok.message_count = (uint32_t)atomic_load(&q->ready);
-        m.a.queue_declare_ok.consumer_count = (uint32_t)atomic_load(&q->consumers);
-        amqp__091_method(c, ch->number, &m);
+        if (!a->no_wait)
+            declare_ok_send(c, ch, q, r.name);
         return;
     }
     if (reserved(r.name) && !rt_queue_find(r.name)) {
@@ -428,13 +450,8 @@ static void declare_ok(amqp__conn *c, amqp__091_call *call, amqp__091_chan *ch, 
     rt_queue *q = rt_queue_find(name);
     if (q && got->exists)
         touch(c, q);
-    if (call->nowait)
-        return;
-    amqp91_method m = {.id = AMQP91_QUEUE_DECLARE_OK};
-    m.a.queue_declare_ok.queue = (amqp91_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
-    m.a.queue_declare_ok.message_count = q ? (uint32_t)atomic_load(&q->ready) : 0;
-    m.a.queue_declare_ok.consumer_count = q ? (uint32_t)atomic_load(&q->consumers) : 0;
-    amqp__091_method(c, ch->number, &m);
+    if (!call->nowait)
+        declare_ok_send(c, ch, q, name);
 }
 
 static void queue_delete(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_delete *a)
@@ -579,6 +596,20 @@ void amqp__091_defs_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply)
     if (!ch)
         return; /* closed meanwhile: nobody to tell */
     int status = reply->status;
+    if (id == AMQP91_QUEUE_DECLARE && call->step == 1) {
+        /* The counts of a queue that was loading; if it could not say
+         * (it stopped meanwhile), what its counters say. */
+        const rt_qcount *n = status == 0 ? SV_MSG_AS(reply, rt_qcount) : NULL;
+        rt_queue *q = n ? NULL : rt_queue_find(call->name);
+        count_ok(c, ch->number, call->name,
+                 n   ? n->ready
+                 : q ? atomic_load(&q->ready)
+                     : 0,
+                 n   ? n->consumers
+                 : q ? atomic_load(&q->consumers)
+                     : 0);
+        return;
+    }
     /* Deletes and unbinds of what is not there are done, as in RabbitMQ. */
     if (status == -ENOENT && (id == AMQP91_QUEUE_DELETE || id == AMQP91_EXCHANGE_DELETE || id == AMQP91_QUEUE_UNBIND ||
                               id == AMQP91_EXCHANGE_UNBIND))

@@ -243,6 +243,7 @@ int rt__qlog_init(sv_proc *self, queue *s)
     }
     l->on = true;
     l->loading = true;
+    atomic_store(&s->q->loading, true);
     l->seg_size = s->cfg->segment_size ? s->cfg->segment_size : 16u << 20;
     l->window = s->cfg->queue_window;
     l->next_seg = 1;
@@ -303,6 +304,7 @@ static void on_loaded(sv_proc *self, queue *s, sv_msg *m)
     }
     /* the end: segments, where seqs go on, and the work that waited */
     l->loading = false;
+    atomic_store(&s->q->loading, false);
     if (s->init_waits) { /* a fresh durable queue: declared now, or not at all */
         s->init_waits = false;
         sv_init_ack(self, c->status < 0 ? c->status : 0);

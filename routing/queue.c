@@ -757,12 +757,26 @@ static void on_credit(sv_proc *self, queue *s, sv_msg *m)
 
 static int queue_handle(sv_proc *self, queue *s, sv_msg *m);
 
+static void answer_count(sv_from to, queue *s)
+{
+    rt_qcount n = {s->len, s->active};
+    sv_reply_data(to, &n, sizeof n);
+}
+
 static int queue_info(sv_proc *self, sv_msg *m)
 {
     queue *s = sv_state(self);
     int rc = 0;
     if (!rt__qlog_defer(self, s, m) && !rt__qlog_handle(self, s, m))
         rc = queue_handle(self, s, m);
+    if (s->ncount_waiters && !s->log.loading) { /* its log is read back: the counts are whole */
+        publish_stats(s);
+        for (uint32_t i = 0; i < s->ncount_waiters; i++)
+            answer_count(s->count_waiters[i], s);
+        free(s->count_waiters);
+        s->count_waiters = NULL;
+        s->ncount_waiters = 0;
+    }
     rt__qlog_flush(self, s); /* the turn's records go to disk */
     rt__held_add(s->held_delta);
     s->held_delta = 0;
@@ -822,6 +836,20 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m)
 static int queue_call(sv_proc *self, sv_msg *req)
 {
     queue *s = sv_state(self);
+    if (req->tag == RT_Q_COUNT) {
+        /* Counts a client sees (Queue.Declare-Ok): once the log is read
+         * back, not the part of it loaded so far. Waiters are bounded. */
+        sv_from *w = NULL;
+        if (!s->log.loading) {
+            answer_count(sv_from_of(req), s);
+        } else if (s->ncount_waiters < 1024 && (w = realloc(s->count_waiters, (s->ncount_waiters + 1) * sizeof *w))) {
+            s->count_waiters = w;
+            s->count_waiters[s->ncount_waiters++] = sv_from_of(req);
+        } else {
+            sv_reply_error(sv_from_of(req), -EAGAIN);
+        }
+        return 0;
+    }
     if (req->tag != RT_Q_PURGE) {
         sv_reply_error(sv_from_of(req), -ENOTSUP);
         return 0;
@@ -860,6 +888,7 @@ static int queue_init(sv_proc *self, void *arg)
     sv_set_label(self, s->q->name);
     atomic_fetch_add(&s->q->refs, 1);               /* dropped in terminate */
     atomic_store(&s->q->exclusive_consumer, false); /* consumers do not outlive a restart */
+    atomic_store(&s->q->loading, false);            /* until its log says otherwise */
     int rc = rt__qlog_init(self, s);                /* a durable queue reads its log back first */
     if (rc < 0)
         sv_log(SV_LOG_ERROR, "queue %s: its log cannot be opened (%s); it works in memory only", s->q->name,
@@ -880,6 +909,9 @@ static void queue_terminate(sv_proc *self, int reason)
 {
     queue *s = sv_state(self);
     set_pid(s->q, SV_PID_NONE);
+    for (uint32_t i = 0; i < s->ncount_waiters; i++)
+        sv_reply_error(s->count_waiters[i], -ENOENT);
+    free(s->count_waiters);
     int why = reason == SV_SHUTDOWN || reason == SV_NORMAL ? -ENOENT : reason < 0 ? reason : -ECONNABORTED;
     for (uint32_t i = 0; i < s->ncons; i++) {
         consumer *c = &s->cons[i];

@@ -120,6 +120,8 @@ typedef struct queue {
     bool had_consumer, deleting;
     uint64_t ttl_tref;
     int64_t ttl_at;
+    sv_from *count_waiters; /* RT_Q_COUNT calls made while the log loads */
+    uint32_t ncount_waiters;
     uint64_t exp_tref; /* x-expires: the timer, and when it was last in use */
     int64_t last_used;
     dl_pending *dl;

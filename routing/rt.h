@@ -105,6 +105,7 @@ typedef struct rt_queue {
     atomic_int refs;                /* the manager's, plus one per running queue process */
     atomic_bool slow;               /* consumed and behind: publishers pause (see rt_queue_slow) */
     atomic_bool exclusive_consumer; /* an exclusive consumer has it (AMQP 0-9-1) */
+    atomic_bool loading;            /* its log is being read back: the counters are not whole yet (RT_Q_COUNT waits) */
     /* Live counters, written by the queue process, read by anyone. */
     atomic_uint_fast64_t ready, unacked, consumers, bytes;
     atomic_uint_fast64_t published, delivered, acked;
@@ -289,7 +290,12 @@ enum {
     RT_Q_CONSUMER_GONE,        /* queue -> conn: rt_credit (consumer; status in msg: why) */
     RT_Q_PURGE,                /* a call to the queue: drop its ready messages; reply: uint64_t how many */
     RT_Q_TOUCH,                /* conn -> queue (no payload): declared again, which is a use (x-expires) */
+    RT_Q_COUNT,                /* a call to the queue: its counts, once its log is read back; reply: rt_qcount */
 };
+
+typedef struct rt_qcount {
+    uint64_t ready, consumers;
+} rt_qcount;
 
 typedef struct rt_pub {
     rt_msg *m;
