@@ -16,6 +16,8 @@ typedef struct amqp__sasl {
     char refused[128]; /* who was refused, for the log */
     const char *mech;  /* the mechanism tried */
     bool done, ok;
+    uint64_t hold_until; /* ms (the loop's clock): a refused login's answer waits until then */
+    bool hold_decided;   /* hold_until was set for this refusal */
 } amqp__sasl;
 
 /* Installs Plexus's server-side SASL (PLAIN against the broker's users,
@@ -249,6 +251,17 @@ void amqp__conn_on_timer(uv_timer_t *t);
 void amqp__conn_finish(amqp__conn *c);
 /* Closes the connection with an AMQP error condition and its text. */
 void amqp__conn_close_with(amqp__conn *c, const char *cond, const char *desc);
+/* Whether the connection's user may do what on a resource of its vhost
+ * (cfg->perm; everything when there is none): 0, or -EACCES with the
+ * reason in why. */
+int amqp__perm(amqp__conn *c, amqp_perm what, const char *kind, const char *name, char *why, size_t len);
+/* A login was refused: its answer is held back for cfg->auth_delay's
+ * delay (each front end calls this once per refusal, then stops reading). */
+void amqp__login_refused(amqp__conn *c);
+/* While a refusal is held back: reads and writes nothing, sets the timer
+ * for the end of the hold and returns true (the round ends there). Each
+ * front end's round starts with it. */
+bool amqp__login_held(amqp__conn *c);
 
 /* socket.c */
 void amqp__sock_read_start(amqp__conn *c);

@@ -215,6 +215,16 @@ static void on_remote_open(amqp__conn *c, pn_connection_t *pc)
                c->cfg->max_connections);
         return;
     }
+    char why[300];
+    if (amqp__perm(c, AMQP_PERM_VHOST, NULL, NULL, why, sizeof why) < 0) {
+        /* RabbitMQ's first check: a user with no permissions on the vhost
+         * may not open it. */
+        pn_condition_format(pn_connection_condition(pc), "amqp:unauthorized-access", "%s", why);
+        pn_connection_open(pc);
+        pn_connection_close(pc);
+        sv_log(SV_LOG_WARNING, "connection %s refused: %s", c->peer, why);
+        return;
+    }
     pn_connection_open(pc);
     amqp__reg_opened(&c->reg, c->sasl.user, pn_connection_remote_container(pc), c->sasl.mech);
     sv_log(SV_LOG_INFO, "connection %s open (user %s, container %s)", c->peer, c->sasl.user[0] ? c->sasl.user : "-",
@@ -373,6 +383,43 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
     }
 }
 
+/* ---------------------------------------------------- logins, permissions */
+
+int amqp__perm(amqp__conn *c, amqp_perm what, const char *kind, const char *name, char *why, size_t len)
+{
+    if (!c->cfg->perm)
+        return 0;
+    /* One vhost for now: where virtual hosts come, the connection's. */
+    return c->cfg->perm(c->cfg->perm_ctx, c->sasl.user, AMQP_VHOST_DEFAULT, what, kind, name, why, len);
+}
+
+void amqp__login_refused(amqp__conn *c)
+{
+    if (c->sasl.hold_decided)
+        return;
+    c->sasl.hold_decided = true;
+    uint32_t ms = c->cfg->auth_delay ? c->cfg->auth_delay(c->cfg->auth_ctx, (struct sockaddr *)&c->sasl.peer) : 0;
+    c->sasl.hold_until = ms ? uv_now(c->loop) + ms : 0;
+}
+
+bool amqp__login_held(amqp__conn *c)
+{
+    if (!c->sasl.hold_until)
+        return false;
+    uint64_t now = uv_now(c->loop);
+    if (now >= c->sasl.hold_until) {
+        c->sasl.hold_until = 0; /* over: the refusal goes out this round */
+        return false;
+    }
+    /* Nothing read (what a guesser sends next waits in the socket) and
+     * nothing written (the refusal waits in our buffer) until then. */
+    amqp__sock_read_stop(c);
+    c->writing = false;
+    amqp__sock_update_poll(c);
+    uv_timer_start(&c->timer, amqp__conn_on_timer, c->sasl.hold_until - now, 0);
+    return true;
+}
+
 /* -------------------------------------------------------------- rounds */
 
 void amqp__conn_on_timer(uv_timer_t *t)
@@ -425,6 +472,10 @@ void amqp__conn_finish(amqp__conn *c)
 void amqp__conn_work(amqp__conn *c)
 {
     if (c->finished)
+        return;
+    if (c->sasl.done && !c->sasl.ok)
+        amqp__login_refused(c); /* once: the delay the broker gives this address */
+    if (amqp__login_held(c))
         return;
     c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->loop));
     if (c->credit_held)
