@@ -139,6 +139,7 @@ typedef struct amqp__link {
     uint32_t inflight;     /* routed, not yet confirmed by every queue */
     uint64_t avg_size;     /* moving average of message sizes, for byte-sized credit */
     uint64_t paused_until; /* ms: a queue it feeds asked publishers to slow down */
+    char *relay_ok;        /* the relay: the last exchange ("" default) the user may write to */
     rt_msg *cur;           /* the delivery being read, if it spans frames */
     size_t cur_len, cur_cap;
     /* consumers (broker -> client) */
@@ -291,6 +292,10 @@ int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const voi
 void amqp__link_unref(amqp__link *l);
 /* Refuses an attach that has no context (no memory, too many links). */
 void amqp__link_refuse(pn_link_t *link, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Whether the connection's user may do what on the resource; if not,
+ * refuses l with amqp:unauthorized-access and the reason (the connection
+ * stays up). */
+bool amqp__link_may(amqp__link *l, amqp_perm what, const char *kind, const char *name);
 /* Refuses or ends a link with an AMQP error condition. */
 void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -70,6 +70,7 @@ static void link_free(amqp__link *l)
     if (l->kind == AMQP__CON)
         amqp__reg_con_remove(&l->con_reg); /* if it ended without a close */
     rt_msg_unref(l->cur);
+    free(l->relay_ok);
     free(l->bind_req);
     free(l);
 }
@@ -126,6 +127,15 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
         amqp__pub_closed(l->c, l);
     else
         amqp__consumer_closed(l->c, l);
+}
+
+bool amqp__link_may(amqp__link *l, amqp_perm what, const char *kind, const char *name)
+{
+    char why[300];
+    if (amqp__perm(l->c, what, kind, name, why, sizeof why) == 0)
+        return true;
+    amqp__link_fail(l, "amqp:unauthorized-access", "%s", why);
+    return false;
 }
 
 int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const void *req, size_t len)
