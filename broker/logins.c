@@ -59,7 +59,7 @@ static addr_entry *lookup(const uint8_t ip[16], uint64_t now, bool make)
     addr_entry *quietest = NULL;
     for (size_t i = 0; i < BRK_LOGIN_ADDRS; i++) {
         addr_entry *e = &table[i];
-        if (e->last && now - e->last >= BRK_LOGIN_FORGET_MS)
+        if (e->last && now > e->last && now - e->last >= BRK_LOGIN_FORGET_MS)
             e->last = 0; /* quiet long enough: forgotten */
         if (e->last && !memcmp(e->ip, ip, 16))
             return e;
