@@ -73,8 +73,7 @@ void adm__permission_get(adm_req *q, adm_resp *r)
         return;
     brk_permission p;
     if (brk_perm_get(q->segs[2], q->segs[1], &p) < 0) {
-        adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "user %s has no permissions in vhost %s", q->segs[2],
-                  q->segs[1]);
+        adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "user %s has no permissions in vhost %s", q->segs[2], q->segs[1]);
         return;
     }
     adm__ok(r, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p.user, "vhost", p.vhost, "configure", p.configure,
@@ -115,8 +114,7 @@ void adm__permission_delete(adm_req *q, adm_resp *r)
         return;
     int rc = brk_perm_delete(q->segs[2], q->segs[1]);
     if (rc == -ENOENT)
-        adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "user %s has no permissions in vhost %s", q->segs[2],
-                  q->segs[1]);
+        adm__fail(r, MHD_HTTP_NOT_FOUND, "not_found", "user %s has no permissions in vhost %s", q->segs[2], q->segs[1]);
     else if (rc < 0)
         adm__fail_rc(r, rc, "the permissions");
     else

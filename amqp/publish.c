@@ -236,7 +236,7 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
             settle_now(d, PN_RELEASED, NULL, NULL);
         else
             settle_now(d, PN_REJECTED, why,
-                       desc[0]   ? desc
+                       desc[0]    ? desc
                        : l->relay ? "the message's `to` names no queue or exchange"
                                   : "its exchange is gone");
         rt_msg_unref(m);

@@ -139,7 +139,7 @@ int brk_perm_amqp(void *ctx, const char *user, const char *vhost, amqp_perm what
  * reason in err); -ENOSPC past BRK_MAX_PERMS. Saved with the users. */
 int brk_perm_set(const brk_permission *p, char *err, size_t len);
 int brk_perm_get(const char *user, const char *vhost, brk_permission *out); /* -ENOENT */
-int brk_perm_delete(const char *user, const char *vhost);                  /* -ENOENT; saved */
+int brk_perm_delete(const char *user, const char *vhost);                   /* -ENOENT; saved */
 /* Every entry as a copy the caller frees, sorted by user then vhost. */
 int brk_perms_get(brk_permission **out, size_t *n);
 /* Replaces every entry (no checks beyond the expressions compiling, no

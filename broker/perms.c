@@ -32,10 +32,7 @@ static const char *const perm_names[] = {"configure", "write", "read"};
 
 bool brk_vhost_exists(const char *vhost) { return vhost && !strcmp(vhost, AMQP_VHOST_DEFAULT); }
 
-static const char *expr(const brk_permission *p, int i)
-{
-    return i == 0 ? p->configure : i == 1 ? p->write : p->read;
-}
+static const char *expr(const brk_permission *p, int i) { return i == 0 ? p->configure : i == 1 ? p->write : p->read; }
 
 /* Compiles p's three expressions into re; -EINVAL naming the bad one. */
 static int compile(const brk_permission *p, regex_t re[3], char *err, size_t len)

@@ -74,8 +74,9 @@ int brk_users_load(const char *data_dir, const char *anonymous_user, char *err, 
     if (rc == 0 && present)
         rc = brk_perms_replace(perms, nperms);
     else if (rc == 0)
-        sv_log(SV_LOG_INFO, "%s has no permissions (written before they existed): each of its users gets full "
-                            "access to the vhost /",
+        sv_log(SV_LOG_INFO,
+               "%s has no permissions (written before they existed): each of its users gets full "
+               "access to the vhost /",
                path);
     free(list);
     free(perms);

@@ -208,12 +208,8 @@ static int list(const ctl *c, int argc, char **argv)
         const char *what;
         const char *const *cols;
         size_t n;
-    } kinds[] = {{"queues", queues, 6},
-                 {"exchanges", exchanges, 5},
-                 {"bindings", bindings, 5},
-                 {"connections", conns, 6},
-                 {"users", users, 2},
-                 {"permissions", perms, 5}};
+    } kinds[] = {{"queues", queues, 6},     {"exchanges", exchanges, 5}, {"bindings", bindings, 5},
+                 {"connections", conns, 6}, {"users", users, 2},         {"permissions", perms, 5}};
     if (argc < 1)
         return bad_usage("list what? %s", "queues|exchanges|bindings|connections|users|permissions");
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)

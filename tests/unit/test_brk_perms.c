@@ -171,8 +171,9 @@ START_TEST(test_export_and_parse_are_rabbitmq_shaped)
     ck_assert_int_eq(brk_perm_set(&p, err, sizeof err), 0);
     json_t *arr = brk_perms_export();
     char *text = json_dumps(arr, JSON_COMPACT);
-    ck_assert_str_eq(text, "[{\"user\":\"admin\",\"vhost\":\"/\",\"configure\":\".*\",\"write\":\".*\",\"read\":\".*\"},"
-                           "{\"user\":\"app\",\"vhost\":\"/\",\"configure\":\"^app\\\\.\",\"write\":\"\",\"read\":\".*\"}]");
+    ck_assert_str_eq(text,
+                     "[{\"user\":\"admin\",\"vhost\":\"/\",\"configure\":\".*\",\"write\":\".*\",\"read\":\".*\"},"
+                     "{\"user\":\"app\",\"vhost\":\"/\",\"configure\":\"^app\\\\.\",\"write\":\"\",\"read\":\".*\"}]");
     free(text);
     json_t *doc = json_pack("{s:o}", "permissions", arr);
     brk_permission *out;
@@ -187,9 +188,11 @@ START_TEST(test_export_and_parse_are_rabbitmq_shaped)
     const char *bad[] = {
         "{\"permissions\": {}}",
         "{\"permissions\": [{\"user\": \"app\", \"vhost\": \"/\", \"configure\": \".*\", \"write\": \".*\"}]}",
-        "{\"permissions\": [{\"user\": \"app\", \"vhost\": \"/\", \"configure\": 1, \"write\": \".*\", \"read\": \"\"}]}",
+        "{\"permissions\": [{\"user\": \"app\", \"vhost\": \"/\", \"configure\": 1, \"write\": \".*\", \"read\": "
+        "\"\"}]}",
         "{\"permissions\": [{\"vhost\": \"/\", \"configure\": \"\", \"write\": \"\", \"read\": \"\"}]}",
-        "{\"permissions\": [{\"user\": \"a\", \"vhost\": \"/\", \"configure\": \"[\", \"write\": \"\", \"read\": \"\"}]}",
+        "{\"permissions\": [{\"user\": \"a\", \"vhost\": \"/\", \"configure\": \"[\", \"write\": \"\", \"read\": "
+        "\"\"}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_error_t je;
