@@ -8,6 +8,7 @@ cannot open it; permissions through the API, plexusctl and RabbitMQ's own
 rabbitmqadmin; in definitions (export, import, round trip) and across a
 restart; and wrong passwords answered ever later, measured against right
 ones, without holding up the broker."""
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -24,6 +25,20 @@ CTL = os.path.join(ROOT, "bin", "plexusctl")
 TOOL = os.environ.get("RABBITMQADMIN") or os.path.join(ROOT, "build", "tools", "rabbitmqadmin")
 
 READ_ONLY = {"configure": "", "write": "", "read": ".*"}
+
+
+@contextlib.contextmanager
+def running(*args, **kw):
+    """A broker for a with block, which must stop cleanly (exit 0: under
+    ASan, no leak or error either)."""
+    b = Broker(*args, **kw).start()
+    try:
+        yield b
+    finally:
+        code = b.stop()
+        log = b.log()
+        b.tmp.cleanup()
+    assert code == 0, f"plexus exited {code}:\n{log[-4000:]}"
 
 
 def as_user(b, user, password):
@@ -258,7 +273,7 @@ class PermissionsKeptTest(unittest.TestCase):
         tmp = tempfile.TemporaryDirectory(prefix="plexus-43-")
         self.addCleanup(tmp.cleanup)
         data = os.path.join(tmp.name, "data")
-        with Broker(data_dir=data) as a:
+        with running(data_dir=data) as a:
             api = Api(a.admin_port)
             self.assertEqual(api.put("/api/users/keep", {"password": "keep", "tags": ""})[0], 201)
             self.assertEqual(api.put("/api/permissions/%2F/keep", {"configure": "^k", "write": "", "read": "k$"})[0],
@@ -269,7 +284,7 @@ class PermissionsKeptTest(unittest.TestCase):
                       exported["permissions"])
         self.assertIn({"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
                       exported["permissions"])
-        with Broker(data_dir=data) as a:
+        with running(data_dir=data) as a:
             api = Api(a.admin_port)
             self.assertEqual(api.get("/api/permissions/%2F/keep")[1]["read"], "k$")
             c = connect(a, user="keep", password="keep", allowed_mechs="PLAIN")
@@ -279,9 +294,9 @@ class PermissionsKeptTest(unittest.TestCase):
             c.close()
             # Removed, it stays removed after a restart.
             self.assertEqual(api.delete("/api/permissions/%2F/keep")[0], 204)
-        with Broker(data_dir=data) as a:
+        with running(data_dir=data) as a:
             self.assertEqual(Api(a.admin_port).get("/api/permissions/%2F/keep")[0], 404)
-        with Broker() as b:
+        with running() as b:
             api = Api(b.admin_port)
             status, body, _ = api.post("/api/definitions", exported)
             self.assertEqual(status, 204, body)
@@ -298,7 +313,7 @@ class PermissionsKeptTest(unittest.TestCase):
         tmp = tempfile.TemporaryDirectory(prefix="plexus-43-")
         self.addCleanup(tmp.cleanup)
         data = os.path.join(tmp.name, "data")
-        with Broker(data_dir=data) as a:
+        with running(data_dir=data) as a:
             api = Api(a.admin_port)
             self.assertEqual(api.put("/api/users/old", {"password": "old", "tags": "administrator"})[0], 201)
             users = api.get("/api/users")[1]
@@ -306,7 +321,7 @@ class PermissionsKeptTest(unittest.TestCase):
         import json
         with open(os.path.join(data, "users.json"), "w") as f:
             json.dump(users, f)
-        with Broker(data_dir=data) as a:
+        with running(data_dir=data) as a:
             self.assertIn("has no permissions (written before they existed)", a.log())
             c = connect(a, user="old", password="old", allowed_mechs="PLAIN")
             sender(c, "/queues/old.q").send(Message(body="still works"))
@@ -318,7 +333,7 @@ class FailedLoginsTest(unittest.TestCase):
     """One scheduler: a refusal held by sleeping would hold up everyone."""
 
     def test_wrong_passwords_are_answered_ever_later_right_ones_at_once(self):
-        with Broker("--schedulers", "1") as b:
+        with running("--schedulers", "1") as b:
             def login(password):
                 start = time.time()
                 try:
@@ -367,7 +382,7 @@ class FailedLoginsTest(unittest.TestCase):
             self.assertIn("answered in 3200 ms", log)
 
     def test_the_admin_api_answers_wrong_logins_later_without_holding_a_thread(self):
-        with Broker("--schedulers", "1") as b:
+        with running("--schedulers", "1") as b:
             bad, good = Api(b.admin_port, "guest", "nope"), Api(b.admin_port)
             took = []
             for _ in range(4):
