@@ -110,7 +110,7 @@ int brk_users_parse(const struct json_t *doc, brk_user **out, size_t *n, char *e
 /* ------------------------------------------------ permissions (perms.c) */
 
 /* RabbitMQ's permissions: per user and vhost, three regular expressions
- * (POSIX extended, unanchored as RabbitMQ's: "^app\\." is a prefix, ".*"
+ * (POSIX extended, unanchored as RabbitMQ's: ^app\. is a prefix, ".*"
  * everything, "" nothing). A user without an entry on a vhost may not
  * open it. */
 #define BRK_REGEX_MAX 512
