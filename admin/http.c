@@ -202,7 +202,10 @@ static int hold(server *s, struct MHD_Connection *c, uint32_t ms)
         rc = -ENOSPC;
     if (rc == 0) {
         MHD_suspend_connection(c);
-        held_v[nheld++] = (held){c, s->d, sv_now_ms() + ms};
+        /* The daemon as the connection knows it: s->d is written after
+         * MHD_start_daemon returns, when requests may already be served. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+        held_v[nheld++] = (held){c, ci ? ci->daemon : NULL, sv_now_ms() + ms};
         pthread_cond_signal(&held_cond);
     }
     pthread_mutex_unlock(&held_lock);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,14 +294,14 @@ START_TEST(test_a_users_file_with_bad_permissions_is_refused)
 }
 END_TEST
 
-static volatile bool stop_checking;
+static atomic_bool stop_checking; /* read by the checker threads */
 
 static void *checker(void *arg)
 {
     (void)arg;
     char w[200];
     long n = 0;
-    while (!stop_checking) {
+    while (!atomic_load(&stop_checking)) {
         int rc = brk_perm_check("app", "/", AMQP_PERM_READ, "queue", "app.q", w, sizeof w);
         ck_assert(rc == 0 || rc == -EACCES);
         n++;
@@ -312,7 +313,7 @@ START_TEST(test_checks_from_many_threads_while_entries_change)
 {
     two_users();
     pthread_t t[4];
-    stop_checking = false;
+    atomic_store(&stop_checking, false);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_create(&t[i], NULL, checker, NULL), 0);
     for (int i = 0; i < 2000; i++) {
@@ -321,7 +322,7 @@ START_TEST(test_checks_from_many_threads_while_entries_change)
         if (i % 7 == 0)
             brk_perm_delete("app", "/");
     }
-    stop_checking = true;
+    atomic_store(&stop_checking, true);
     for (int i = 0; i < 4; i++) {
         void *n;
         pthread_join(t[i], &n);
