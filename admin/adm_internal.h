@@ -60,6 +60,10 @@ bool adm__arg_true(adm_req *q, const char *name);
 /* Decodes %XX (and, for query strings, '+' as a space) in place; -1 on a
  * bad escape or an encoded NUL. */
 int adm__pct_decode(char *s, bool plus);
+/* Whether the logged-in user may do what on the resource in the
+ * request's vhost (segment 1): false with a 403 and RabbitMQ's reason in
+ * r if not (api_permissions.c). */
+bool adm__may(adm_req *q, adm_resp *r, amqp_perm what, const char *kind, const char *name);
 /* vhost path segment: only "/" exists; false (with a 404 in r) otherwise. */
 bool adm__vhost_ok(const char *vhost, adm_resp *r);
 int64_t adm__epoch_ms(void);
@@ -188,6 +192,7 @@ void adm__vhosts_list(adm_req *q, adm_resp *r);
 void adm__vhost_get(adm_req *q, adm_resp *r);
 void adm__vhost_put(adm_req *q, adm_resp *r);
 void adm__vhost_delete(adm_req *q, adm_resp *r);
+/* api_permissions.c */
 void adm__permissions_list(adm_req *q, adm_resp *r); /* all, of a vhost, or of a user */
 void adm__permission_get(adm_req *q, adm_resp *r);
 void adm__permission_put(adm_req *q, adm_resp *r);

@@ -183,6 +183,11 @@ void adm__binding_post(adm_req *q, adm_resp *r)
         adm__fail_rc(r, -EPERM, "the default exchange");
         return;
     }
+    /* RabbitMQ's queue.bind / exchange.bind: write on the destination,
+     * read on the source. */
+    if (!adm__may(q, r, AMQP_PERM_WRITE, l.to_exchange ? "exchange" : "queue", l.dest) ||
+        !adm__may(q, r, AMQP_PERM_READ, "exchange", l.source))
+        return;
     json_t *body = adm__body_object(q, r);
     if (!body)
         return;
@@ -213,6 +218,11 @@ void adm__binding_delete(adm_req *q, adm_resp *r)
     blist l;
     if (!between(q, r, &l))
         return;
+    if (l.source[0] && (!adm__may(q, r, AMQP_PERM_WRITE, l.to_exchange ? "exchange" : "queue", l.dest) ||
+                        !adm__may(q, r, AMQP_PERM_READ, "exchange", l.source))) {
+        json_decref(l.arr);
+        return;
+    }
     int rc = l.source[0] ? adm__read(q, read_bindings, &l) : -EPERM;
     json_decref(l.arr);
     if (rc == 0)

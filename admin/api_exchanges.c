@@ -111,6 +111,8 @@ void adm__exchange_put(adm_req *q, adm_resp *r)
         adm__fail(r, MHD_HTTP_FORBIDDEN, "access_refused", "exchange names starting with amq. are reserved");
         return;
     }
+    if (!adm__may(q, r, AMQP_PERM_CONFIGURE, "exchange", q->segs[2]))
+        return;
     static const char *const bools[] = {"durable", "auto_delete", "internal", NULL}; /* as for queues */
     json_t *body = adm__body_coerced(q, r, bools, NULL);
     if (!body)
@@ -149,6 +151,8 @@ void adm__exchange_delete(adm_req *q, adm_resp *r)
         return;
     }
     snprintf(req.name, sizeof req.name, "%s", q->segs[2]);
+    if (!adm__may(q, r, AMQP_PERM_CONFIGURE, "exchange", req.name))
+        return;
     int rc = rt_call(q->inbox, RT_REQ_DELETE_EXCHANGE, &req, sizeof req, NULL, 0, ADM_CALL_MS);
     if (rc < 0)
         adm__fail_rc(r, rc, "exchange");

@@ -231,7 +231,7 @@ static bool wait_confirms(sv_proc *inbox, confirm_wait *w)
 
 void adm__exchange_publish(adm_req *q, adm_resp *r)
 {
-    if (!adm__vhost_ok(q->segs[1], r))
+    if (!adm__vhost_ok(q->segs[1], r) || !adm__may(q, r, AMQP_PERM_WRITE, "exchange", q->segs[2]))
         return;
     json_t *body = adm__body_object(q, r);
     if (!body)
@@ -525,7 +525,7 @@ void adm__queue_fetch(adm_req *q, adm_resp *r)
     /* RabbitMQ parses both as integers or strings of digits (rabbitmqadmin
      * sends "count": "1"). */
     static const char *const ints[] = {"count", "truncate", NULL};
-    if (!adm__vhost_ok(q->segs[1], r))
+    if (!adm__vhost_ok(q->segs[1], r) || !adm__may(q, r, AMQP_PERM_READ, "queue", q->segs[2]))
         return;
     json_t *body = adm__body_coerced(q, r, NULL, ints);
     if (!body)

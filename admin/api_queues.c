@@ -215,6 +215,12 @@ void adm__queue_put(adm_req *q, adm_resp *r)
         adm__fail(r, MHD_HTTP_FORBIDDEN, "access_refused", "queue names starting with amq. are reserved");
         return;
     }
+    /* RabbitMQ's queue.declare: configure on the queue; with a
+     * dead-letter exchange, also write on it and read on the queue. */
+    if (!adm__may(q, r, AMQP_PERM_CONFIGURE, "queue", req.name) ||
+        (req.args.has_dlx && (!adm__may(q, r, AMQP_PERM_WRITE, "exchange", req.args.dlx) ||
+                              !adm__may(q, r, AMQP_PERM_READ, "queue", req.name))))
+        return;
     rc = rt_call(q->inbox, RT_REQ_DECLARE_QUEUE, &req, sizeof req, &got, sizeof got, ADM_CALL_MS);
     char what[RT_NAME_MAX + 16];
     snprintf(what, sizeof what, "queue %s", req.name);
@@ -238,6 +244,8 @@ void adm__queue_delete(adm_req *q, adm_resp *r)
         return;
     }
     snprintf(req.name, sizeof req.name, "%s", q->segs[2]);
+    if (!adm__may(q, r, AMQP_PERM_CONFIGURE, "queue", req.name))
+        return;
     req.if_empty = adm__arg_true(q, "if-empty");
     req.if_unused = adm__arg_true(q, "if-unused");
     int rc = rt_call(q->inbox, RT_REQ_DELETE_QUEUE, &req, sizeof req, NULL, 0, ADM_CALL_MS);
@@ -253,6 +261,8 @@ void adm__queue_delete(adm_req *q, adm_resp *r)
 void adm__queue_purge(adm_req *q, adm_resp *r)
 {
     qlist l;
+    if (!adm__vhost_ok(q->segs[1], r) || !adm__may(q, r, AMQP_PERM_READ, "queue", q->segs[2]))
+        return;
     if (!find_queue(q, r, &l))
         return;
     sv_pid pid = l.v[0].pid;

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/adm_internal.h"
@@ -32,6 +33,7 @@
 typedef struct server {
     struct MHD_Daemon *d;
     const brk_config *cfg;
+    atomic_bool stopping; /* no more held refusals: the reaper resumes those there are */
 } server;
 
 /* One request's state across the handler's calls (headers, body chunks, end). */
@@ -39,6 +41,9 @@ typedef struct request {
     char *body;
     size_t len, cap;
     bool too_large;
+    bool held;      /* its failed login's 401 waits (the connection is suspended) */
+    bool www_auth;  /* ... and it gets the challenge header */
+    bool had_login; /* ... and it had given a user */
 } request;
 
 static atomic_int bound_port;
@@ -118,7 +123,134 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
     return send_resp(c, &r, false);
 }
 
+/* ------------------------------------------------------- held refusals */
+
+/* A failed login's 401 is answered late (brk_login_delay: longer with each
+ * failure from the address), without holding an HTTP thread: the request
+ * is suspended, and one thread resumes it when its time comes, at most
+ * MAX_HELD at once (beyond that the connection is closed unanswered).
+ * Stopping a server resumes its held requests first (libmicrohttpd may
+ * not stop with suspended connections). */
+#define MAX_HELD 256
+
+typedef struct held {
+    struct MHD_Connection *c;
+    struct MHD_Daemon *d;
+    uint64_t at; /* ms, sv_now_ms */
+} held;
+
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t held_cond;
+static held held_v[MAX_HELD];
+static size_t nheld;
+static pthread_t held_thread;
+static bool held_running, held_stop;
+
+static void *held_loop(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&held_lock);
+    while (!held_stop) {
+        uint64_t now = sv_now_ms(), next = 0;
+        for (size_t i = 0; i < nheld;) {
+            if (held_v[i].at <= now) {
+                MHD_resume_connection(held_v[i].c); /* its handler runs again and sends the 401 */
+                held_v[i] = held_v[--nheld];
+            } else {
+                next = !next || held_v[i].at < next ? held_v[i].at : next;
+                i++;
+            }
+        }
+        if (!next) {
+            pthread_cond_wait(&held_cond, &held_lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (next - now) * 1000000ull;
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        pthread_cond_timedwait(&held_cond, &held_lock, &ts);
+    }
+    pthread_mutex_unlock(&held_lock);
+    return NULL;
+}
+
+/* Suspends c until ms from now: 0, or -ENOSPC / -EAGAIN (answer at once
+ * or not at all). */
+static int hold(server *s, struct MHD_Connection *c, uint32_t ms)
+{
+    int rc = 0;
+    pthread_mutex_lock(&held_lock);
+    if (atomic_load(&s->stopping)) { /* checked under the lock release_held takes after it is set */
+        pthread_mutex_unlock(&held_lock);
+        return -EAGAIN;
+    }
+    if (!held_running) {
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&held_cond, &a);
+        pthread_condattr_destroy(&a);
+        held_stop = false;
+        if (pthread_create(&held_thread, NULL, held_loop, NULL) != 0)
+            rc = -EAGAIN;
+        else
+            held_running = true;
+    }
+    if (rc == 0 && nheld == MAX_HELD)
+        rc = -ENOSPC;
+    if (rc == 0) {
+        MHD_suspend_connection(c);
+        /* The daemon as the connection knows it: s->d is written after
+         * MHD_start_daemon returns, when requests may already be served. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+        held_v[nheld++] = (held){c, ci ? ci->daemon : NULL, sv_now_ms() + ms};
+        pthread_cond_signal(&held_cond);
+    }
+    pthread_mutex_unlock(&held_lock);
+    return rc;
+}
+
+/* Resumes every request of d held now (its server is stopping). */
+static void release_held(struct MHD_Daemon *d)
+{
+    pthread_mutex_lock(&held_lock);
+    for (size_t i = 0; i < nheld;) {
+        if (held_v[i].d == d) {
+            MHD_resume_connection(held_v[i].c);
+            held_v[i] = held_v[--nheld];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&held_lock);
+}
+
+static void stop_held_thread(void)
+{
+    pthread_mutex_lock(&held_lock);
+    bool running = held_running;
+    held_stop = true;
+    if (running)
+        pthread_cond_signal(&held_cond);
+    pthread_mutex_unlock(&held_lock);
+    if (!running)
+        return;
+    pthread_join(held_thread, NULL);
+    pthread_mutex_lock(&held_lock);
+    held_running = false;
+    pthread_cond_destroy(&held_cond);
+    pthread_mutex_unlock(&held_lock);
+}
+
 /* ------------------------------------------------------------- requests */
+
+static void login_failed(adm_resp *r, bool had_login)
+{
+    adm__fail(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "login failed%s",
+              had_login ? " (wrong user or password, or this user may only log in from this host)" : "");
+}
 
 /* Logs in with basic auth; the tags go to q. Fills r on refusal. */
 static bool authenticate(struct MHD_Connection *c, adm_req *q, adm_resp *r, bool *www_auth)
@@ -135,8 +267,7 @@ static bool authenticate(struct MHD_Connection *c, adm_req *q, adm_resp *r, bool
          * without any gets the challenge. */
         *www_auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) == NULL;
     if (rc < 0)
-        adm__fail(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "login failed%s",
-                  user ? " (wrong user or password, or this user may only log in from this host)" : "");
+        login_failed(r, user != NULL);
     MHD_free(user);
     MHD_free(pass);
     return rc == 0;
@@ -154,8 +285,24 @@ static enum MHD_Result serve(server *s, struct MHD_Connection *c, const char *ur
         return send_error(c, MHD_HTTP_NOT_FOUND, "not_found", get ? "no such page" : "no such path");
     }
     adm_req q = {.conn = c, .method = method, .body = x->body ? x->body : "", .body_len = x->len, .cfg = s->cfg};
-    if (!authenticate(c, &q, &r, &www_auth))
+    if (!authenticate(c, &q, &r, &www_auth)) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        uint32_t ms = ci ? brk_login_delay(NULL, ci->client_addr) : 0;
+        if (ms && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)) {
+            json_decref(r.json);
+            int rc = hold(s, c, ms);
+            if (rc == -ENOSPC)
+                return MHD_NO; /* too many held: closed unanswered */
+            if (rc == 0) {
+                x->held = true;
+                x->www_auth = www_auth;
+                x->had_login = true;
+                return MHD_YES;
+            }
+            login_failed(&r, true);
+        }
         return send_resp(c, &r, www_auth);
+    }
     bool allowed = brk_tags_have(q.tags, "administrator") || (metrics && brk_tags_have(q.tags, "monitoring"));
     if (!allowed)
         return send_error(c, MHD_HTTP_FORBIDDEN, "not_authorised",
@@ -187,6 +334,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     server *s = cls;
     request *x = *state;
+    if (x && x->held) { /* resumed: the held refusal goes out now */
+        adm_resp r = {0};
+        x->held = false;
+        login_failed(&r, x->had_login);
+        return send_resp(c, &r, x->www_auth);
+    }
     if (!x) { /* headers only, so far */
         if (!(x = calloc(1, sizeof *x)))
             return MHD_NO;
@@ -282,6 +435,7 @@ static reaper *reapers;
 static void *reap(void *arg)
 {
     server *s = arg;
+    release_held(s->d);
     MHD_stop_daemon(s->d); /* waits for the requests in flight, which use s */
     free(s);
     return NULL;
@@ -301,7 +455,11 @@ void adm__reap_all(void)
     }
 }
 
-void adm_cleanup(void) { adm__reap_all(); }
+void adm_cleanup(void)
+{
+    adm__reap_all();
+    stop_held_thread();
+}
 
 /* ---------------------------------------------------------------- process */
 
@@ -336,7 +494,8 @@ static int http_init(sv_proc *self, void *arg)
     if (!s)
         return -ENOMEM;
     s->cfg = cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
@@ -374,6 +533,7 @@ static void http_terminate(sv_proc *self, int reason)
     if (!s)
         return;
     atomic_store(&bound_port, 0);
+    atomic_store(&s->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(s->d); /* no new connections from here on */
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

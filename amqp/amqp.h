@@ -51,6 +51,30 @@ int amqp_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
 typedef int (*amqp_auth_fn)(void *ctx, const char *mech, const char *user, const char *password,
                             const struct sockaddr *peer, char *user_out, size_t user_len);
 
+/* Seen by the front ends after a refused login from peer: how long (ms)
+ * to hold back the refusal, so that a password cannot be guessed at line
+ * rate. The connection neither sleeps nor reads meanwhile: its answer
+ * waits for a timer. Any thread. */
+typedef uint32_t (*amqp_auth_delay_fn)(void *ctx, const struct sockaddr *peer);
+
+/* ------------------------------------------------------------ permissions */
+
+/* RabbitMQ's three permissions on a resource (configure: declare, delete;
+ * write: publish to; read: consume, get, purge, bind from), and access to
+ * a virtual host as such (kind and name unused). */
+typedef enum amqp_perm { AMQP_PERM_CONFIGURE, AMQP_PERM_WRITE, AMQP_PERM_READ, AMQP_PERM_VHOST } amqp_perm;
+
+/* The vhost every connection uses until virtual hosts exist. */
+#define AMQP_VHOST_DEFAULT "/"
+
+/* Whether user may do what on the resource kind ("queue", "exchange")
+ * called name in vhost ("" names the default exchange): 0, or -EACCES
+ * with RabbitMQ's reason in why ("write access to exchange 'x' in vhost
+ * '/' refused for user 'u'"). Called at attach and open, from any thread;
+ * it must be cheap. */
+typedef int (*amqp_perm_fn)(void *ctx, const char *user, const char *vhost, amqp_perm what, const char *kind,
+                            const char *name, char *why, size_t len);
+
 /* --------------------------------------------------------------- listener */
 
 typedef struct amqp_config {
@@ -65,6 +89,9 @@ typedef struct amqp_config {
     bool auto_create_queues;   /* a link to an unknown queue creates it */
     amqp_auth_fn auth;
     void *auth_ctx;
+    amqp_auth_delay_fn auth_delay; /* NULL: refusals are answered at once */
+    amqp_perm_fn perm;             /* NULL: everyone may do everything (unit tests) */
+    void *perm_ctx;
     const char *container_id; /* this node's name, sent in open */
 } amqp_config;
 

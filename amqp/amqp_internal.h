@@ -16,6 +16,8 @@ typedef struct amqp__sasl {
     char refused[128]; /* who was refused, for the log */
     const char *mech;  /* the mechanism tried */
     bool done, ok;
+    uint64_t hold_until; /* ms (the loop's clock): a refused login's answer waits until then */
+    bool hold_decided;   /* hold_until was set for this refusal */
 } amqp__sasl;
 
 /* Installs Plexus's server-side SASL (PLAIN against the broker's users,
@@ -137,6 +139,7 @@ typedef struct amqp__link {
     uint32_t inflight;     /* routed, not yet confirmed by every queue */
     uint64_t avg_size;     /* moving average of message sizes, for byte-sized credit */
     uint64_t paused_until; /* ms: a queue it feeds asked publishers to slow down */
+    char *relay_ok;        /* the relay: the last exchange ("" default) the user may write to */
     rt_msg *cur;           /* the delivery being read, if it spans frames */
     size_t cur_len, cur_cap;
     /* consumers (broker -> client) */
@@ -249,6 +252,17 @@ void amqp__conn_on_timer(uv_timer_t *t);
 void amqp__conn_finish(amqp__conn *c);
 /* Closes the connection with an AMQP error condition and its text. */
 void amqp__conn_close_with(amqp__conn *c, const char *cond, const char *desc);
+/* Whether the connection's user may do what on a resource of its vhost
+ * (cfg->perm; everything when there is none): 0, or -EACCES with the
+ * reason in why. */
+int amqp__perm(amqp__conn *c, amqp_perm what, const char *kind, const char *name, char *why, size_t len);
+/* A login was refused: its answer is held back for cfg->auth_delay's
+ * delay (each front end calls this once per refusal, then stops reading). */
+void amqp__login_refused(amqp__conn *c);
+/* While a refusal is held back: reads and writes nothing, sets the timer
+ * for the end of the hold and returns true (the round ends there). Each
+ * front end's round starts with it. */
+bool amqp__login_held(amqp__conn *c);
 
 /* socket.c */
 void amqp__sock_read_start(amqp__conn *c);
@@ -278,6 +292,10 @@ int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const voi
 void amqp__link_unref(amqp__link *l);
 /* Refuses an attach that has no context (no memory, too many links). */
 void amqp__link_refuse(pn_link_t *link, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Whether the connection's user may do what on the resource; if not,
+ * refuses l with amqp:unauthorized-access and the reason (the connection
+ * stays up). */
+bool amqp__link_may(amqp__link *l, amqp_perm what, const char *kind, const char *name);
 /* Refuses or ends a link with an AMQP error condition. */
 void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

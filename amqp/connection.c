@@ -70,6 +70,7 @@ static void link_free(amqp__link *l)
     if (l->kind == AMQP__CON)
         amqp__reg_con_remove(&l->con_reg); /* if it ended without a close */
     rt_msg_unref(l->cur);
+    free(l->relay_ok);
     free(l->bind_req);
     free(l);
 }
@@ -126,6 +127,15 @@ void amqp__link_fail(amqp__link *l, const char *cond, const char *fmt, ...)
         amqp__pub_closed(l->c, l);
     else
         amqp__consumer_closed(l->c, l);
+}
+
+bool amqp__link_may(amqp__link *l, amqp_perm what, const char *kind, const char *name)
+{
+    char why[300];
+    if (amqp__perm(l->c, what, kind, name, why, sizeof why) == 0)
+        return true;
+    amqp__link_fail(l, "amqp:unauthorized-access", "%s", why);
+    return false;
 }
 
 int amqp__call_manager(amqp__conn *c, amqp__link *l, rt_req_kind kind, const void *req, size_t len)
@@ -213,6 +223,16 @@ static void on_remote_open(amqp__conn *c, pn_connection_t *pc)
         pn_connection_close(pc);
         sv_log(SV_LOG_WARNING, "connection %s refused: too many connections (at most %u)", c->peer,
                c->cfg->max_connections);
+        return;
+    }
+    char why[300];
+    if (amqp__perm(c, AMQP_PERM_VHOST, NULL, NULL, why, sizeof why) < 0) {
+        /* RabbitMQ's first check: a user with no permissions on the vhost
+         * may not open it. */
+        pn_condition_format(pn_connection_condition(pc), "amqp:unauthorized-access", "%s", why);
+        pn_connection_open(pc);
+        pn_connection_close(pc);
+        sv_log(SV_LOG_WARNING, "connection %s refused: %s", c->peer, why);
         return;
     }
     pn_connection_open(pc);
@@ -373,6 +393,43 @@ static void handle_event(amqp__conn *c, pn_event_t *e)
     }
 }
 
+/* ---------------------------------------------------- logins, permissions */
+
+int amqp__perm(amqp__conn *c, amqp_perm what, const char *kind, const char *name, char *why, size_t len)
+{
+    if (!c->cfg->perm)
+        return 0;
+    /* One vhost for now: where virtual hosts come, the connection's. */
+    return c->cfg->perm(c->cfg->perm_ctx, c->sasl.user, AMQP_VHOST_DEFAULT, what, kind, name, why, len);
+}
+
+void amqp__login_refused(amqp__conn *c)
+{
+    if (c->sasl.hold_decided)
+        return;
+    c->sasl.hold_decided = true;
+    uint32_t ms = c->cfg->auth_delay ? c->cfg->auth_delay(c->cfg->auth_ctx, (struct sockaddr *)&c->sasl.peer) : 0;
+    c->sasl.hold_until = ms ? uv_now(c->loop) + ms : 0;
+}
+
+bool amqp__login_held(amqp__conn *c)
+{
+    if (!c->sasl.hold_until)
+        return false;
+    uint64_t now = uv_now(c->loop);
+    if (now >= c->sasl.hold_until) {
+        c->sasl.hold_until = 0; /* over: the refusal goes out this round */
+        return false;
+    }
+    /* Nothing read (what a guesser sends next waits in the socket) and
+     * nothing written (the refusal waits in our buffer) until then. */
+    amqp__sock_read_stop(c);
+    c->writing = false;
+    amqp__sock_update_poll(c);
+    uv_timer_start(&c->timer, amqp__conn_on_timer, c->sasl.hold_until - now, 0);
+    return true;
+}
+
 /* -------------------------------------------------------------- rounds */
 
 void amqp__conn_on_timer(uv_timer_t *t)
@@ -425,6 +482,10 @@ void amqp__conn_finish(amqp__conn *c)
 void amqp__conn_work(amqp__conn *c)
 {
     if (c->finished)
+        return;
+    if (c->sasl.done && !c->sasl.ok)
+        amqp__login_refused(c); /* once: the delay the broker gives this address */
+    if (amqp__login_held(c))
         return;
     c->deadline = (uint64_t)pn_transport_tick(c->d.transport, (int64_t)uv_now(c->loop));
     if (c->credit_held)

@@ -103,6 +103,16 @@ static size_t headers_filter(pn_terminus_t *src, char *out, size_t cap)
     return len;
 }
 
+/* What a link that makes its own queue needs on it, as RabbitMQ's
+ * queue.declare, queue.bind and basic.consume do: configure, write (if it
+ * is bound), read. */
+static bool may_own(amqp__link *l, const char *queue)
+{
+    return amqp__link_may(l, AMQP_PERM_CONFIGURE, "queue", queue) &&
+           (!l->bind_req || amqp__link_may(l, AMQP_PERM_WRITE, "queue", queue)) &&
+           amqp__link_may(l, AMQP_PERM_READ, "queue", queue);
+}
+
 static void subscribe(amqp__conn *c, amqp__link *l, const amqp_addr *a)
 {
     rt_exchange *x = a->name[0] ? rt_exchange_find(a->name) : NULL;
@@ -114,6 +124,9 @@ static void subscribe(amqp__conn *c, amqp__link *l, const amqp_addr *a)
                         a->name);
         return;
     }
+    /* Binding from the exchange needs read on it (RabbitMQ's queue.bind). */
+    if (!amqp__link_may(l, AMQP_PERM_READ, "exchange", x->name))
+        return;
     pn_terminus_t *src = pn_link_remote_source(l->link);
     char args[4096];
     size_t alen = x->type == RT_HEADERS ? headers_filter(src, args, sizeof args) : 0;
@@ -137,7 +150,8 @@ static void subscribe(amqp__conn *c, amqp__link *l, const amqp_addr *a)
         char name[RT_NAME_MAX + 1];
         const char *cid = pn_connection_remote_container(c->d.connection);
         snprintf(name, sizeof name, "%s.%s", cid ? cid : "anonymous", pn_link_name(l->link));
-        declare(c, l, name, true, false, false);
+        if (may_own(l, name))
+            declare(c, l, name, true, false, false);
     } else {
         l->owns_queue = true;
         declare(c, l, "", false, true, true);
@@ -177,6 +191,8 @@ void amqp__consumer_attach(amqp__conn *c, pn_link_t *link)
         return;
     }
     snprintf(l->qname, sizeof l->qname, "%s", a.name);
+    if (!amqp__link_may(l, AMQP_PERM_READ, "queue", a.name))
+        return;
     rt_queue *q = rt_queue_find(a.name);
     if (q) {
         if (q->args.exclusive && !sv_pid_eq(q->owner, sv_self(c->self)))
@@ -184,7 +200,8 @@ void amqp__consumer_attach(amqp__conn *c, pn_link_t *link)
         else
             consume_start(c, l);
     } else if (c->cfg->auto_create_queues) {
-        declare(c, l, a.name, true, false, false);
+        if (amqp__link_may(l, AMQP_PERM_CONFIGURE, "queue", a.name))
+            declare(c, l, a.name, true, false, false);
     } else {
         amqp__link_fail(l, "amqp:not-found", "no queue '%s'", a.name);
     }
@@ -215,6 +232,12 @@ void amqp__consumer_reply(amqp__conn *c, amqp__link *l, sv_msg *reply)
     }
     if (reply->status < 0) {
         fail_status(l, reply->status, l->step == STEP_BIND ? "cannot bind the subscription" : "cannot use the queue");
+        return;
+    }
+    if (l->step == STEP_DECLARE && l->owns_queue && !may_own(l, l->qname)) {
+        /* A server-named queue (amq.gen-...) is checked under the name it
+         * was given, as RabbitMQ does; refused, it goes at once. */
+        forget_queue(c, l->qname);
         return;
     }
     if (l->step == STEP_DECLARE && l->bind_req) {

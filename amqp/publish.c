@@ -88,7 +88,7 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
     }
     const char *addr = pn_terminus_get_address(rt);
     if (!addr) {
-        l->relay = true; /* the anonymous relay: each message's `to` */
+        l->relay = true; /* the anonymous relay: each message's `to` (checked per exchange, see may_relay) */
         open_pub(c, l);
         return;
     }
@@ -97,10 +97,17 @@ void amqp__pub_attach(amqp__conn *c, pn_link_t *link)
                         addr);
         return;
     }
+    /* RabbitMQ's rule: publishing needs write on the exchange only (a
+     * queue's address publishes through the default exchange, checked as
+     * amq.default); declaring the queue needs configure on it. */
+    if (!amqp__link_may(l, AMQP_PERM_WRITE, "exchange", l->addr.kind == AMQP_ADDR_QUEUE ? "" : l->addr.name))
+        return;
     if (l->addr.kind == AMQP_ADDR_QUEUE) {
         if (rt_queue_find(l->addr.name)) {
             open_pub(c, l);
         } else if (c->cfg->auto_create_queues) {
+            if (!amqp__link_may(l, AMQP_PERM_CONFIGURE, "queue", l->addr.name))
+                return;
             rt_req_queue r = {0};
             char err[160];
             snprintf(r.name, sizeof r.name, "%s", l->addr.name);
@@ -155,11 +162,26 @@ static void settle_now(pn_delivery_t *d, uint64_t outcome, const char *cond, con
     pn_delivery_settle(d);
 }
 
+/* Whether the relay link l may write to exchange x ("": the default),
+ * with the reason in desc if not. The last exchange allowed is
+ * remembered, so a relay that keeps sending to one place is checked once
+ * (publishes are not checked one by one: the issue's budget is 3 %). */
+static bool may_relay(amqp__conn *c, amqp__link *l, const char *x, char *desc, size_t len)
+{
+    if (l->relay_ok && !strcmp(l->relay_ok, x))
+        return true;
+    if (amqp__perm(c, AMQP_PERM_WRITE, "exchange", x, desc, len) < 0)
+        return false;
+    free(l->relay_ok);
+    l->relay_ok = strdup(x); /* NULL without memory: checked again next time */
+    return true;
+}
+
 /* Where a message goes. Returns the queues (out may be reallocated by the
  * caller's second call when there are more than fit). */
-static int route(amqp__conn *c, amqp__link *l, rt_msg *m, rt_queue **out, int max, const char **why)
+static int route(amqp__conn *c, amqp__link *l, rt_msg *m, rt_queue **out, int max, const char **why, char *desc,
+                 size_t dlen)
 {
-    (void)c;
     amqp_addr relay;
     const amqp_addr *a = &l->addr;
     if (l->relay) {
@@ -168,6 +190,10 @@ static int route(amqp__conn *c, amqp__link *l, rt_msg *m, rt_queue **out, int ma
             return -1;
         }
         a = &relay;
+        if (!may_relay(c, l, a->kind == AMQP_ADDR_QUEUE ? "" : a->name, desc, dlen)) {
+            *why = "amqp:unauthorized-access";
+            return -1;
+        }
     }
     rt_exchange *x = NULL;
     const char *key = a->name;
@@ -191,11 +217,13 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
 {
     rt_queue *fixed[16], **qs = fixed;
     const char *why = NULL;
-    int n = route(c, l, m, qs, 16, &why);
+    char desc[300];
+    desc[0] = '\0';
+    int n = route(c, l, m, qs, 16, &why, desc, sizeof desc);
     if (n > 16) {
         int want = n < MAX_FANOUT ? n : MAX_FANOUT;
         qs = malloc((size_t)want * sizeof *qs);
-        n = qs ? route(c, l, m, qs, want, &why) : -1;
+        n = qs ? route(c, l, m, qs, want, &why, desc, sizeof desc) : -1;
         if (n > want)
             n = want;
         if (!qs)
@@ -208,7 +236,9 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
             settle_now(d, PN_RELEASED, NULL, NULL);
         else
             settle_now(d, PN_REJECTED, why,
-                       l->relay ? "the message's `to` names no queue or exchange" : "its exchange is gone");
+                       desc[0]    ? desc
+                       : l->relay ? "the message's `to` names no queue or exchange"
+                                  : "its exchange is gone");
         rt_msg_unref(m);
         if (qs != fixed)
             free(qs);

@@ -107,4 +107,77 @@ int brk_user_from_json(const struct json_t *o, const char *name, brk_user *out, 
 /* The "users" array of a document (missing: none): *out is allocated. */
 int brk_users_parse(const struct json_t *doc, brk_user **out, size_t *n, char *err, size_t len);
 
+/* ------------------------------------------------ permissions (perms.c) */
+
+/* RabbitMQ's permissions: per user and vhost, three regular expressions
+ * (POSIX extended, unanchored as RabbitMQ's: ^app\. is a prefix, ".*"
+ * everything, "" nothing). A user without an entry on a vhost may not
+ * open it. */
+#define BRK_REGEX_MAX 512
+#define BRK_MAX_PERMS 4096
+typedef struct brk_permission {
+    char user[BRK_NAME_MAX];
+    char vhost[BRK_NAME_MAX];
+    char configure[BRK_REGEX_MAX], write[BRK_REGEX_MAX], read[BRK_REGEX_MAX];
+} brk_permission;
+
+/* Whether the vhost exists (only "/" until virtual hosts do). */
+bool brk_vhost_exists(const char *vhost);
+/* Whether user may do what on the resource kind ("queue", "exchange")
+ * called name in vhost: 0, or -EACCES with RabbitMQ's reason in why
+ * ("configure access to queue 'q' in vhost '/' refused for user 'u'";
+ * "access to vhost '/' refused for user 'u'" for AMQP_PERM_VHOST). The
+ * default exchange "" is checked as "amq.default". Any thread: a read
+ * lock and one regexec. */
+int brk_perm_check(const char *user, const char *vhost, amqp_perm what, const char *kind, const char *name, char *why,
+                   size_t len);
+/* brk_perm_check as an amqp_perm_fn (ctx unused). */
+int brk_perm_amqp(void *ctx, const char *user, const char *vhost, amqp_perm what, const char *kind, const char *name,
+                  char *why, size_t len);
+/* Sets (adds or replaces) one entry, checked: the user must exist
+ * (-ENOENT), the vhost too and each expression compile (-EINVAL with a
+ * reason in err); -ENOSPC past BRK_MAX_PERMS. Saved with the users. */
+int brk_perm_set(const brk_permission *p, char *err, size_t len);
+int brk_perm_get(const char *user, const char *vhost, brk_permission *out); /* -ENOENT */
+int brk_perm_delete(const char *user, const char *vhost);                   /* -ENOENT; saved */
+/* Every entry as a copy the caller frees, sorted by user then vhost. */
+int brk_perms_get(brk_permission **out, size_t *n);
+/* Replaces every entry (no checks beyond the expressions compiling, no
+ * save): loading, and brk_users_set's full access for configured users. */
+int brk_perms_replace(const brk_permission *list, size_t n);
+/* Drops every entry of user (the user was deleted). */
+void brk_perms_forget_user(const char *user);
+/* The "permissions" array of RabbitMQ's definitions (user, vhost,
+ * configure, write, read), sorted; NULL when out of memory. */
+struct json_t *brk_perms_export(void);
+/* One definitions entry (or a PUT body, with user and vhost from the
+ * URL) as an entry: -EINVAL with a reason in err. Not yet checked against
+ * the users (brk_perm_set does that). */
+int brk_perm_from_json(const struct json_t *o, const char *user, const char *vhost, brk_permission *out, char *err,
+                       size_t len);
+/* The "permissions" array of a document (missing: *present false, none). */
+int brk_perms_parse(const struct json_t *doc, brk_permission **out, size_t *n, bool *present, char *err, size_t len);
+
+/* ----------------------------------------------- failed logins (logins.c) */
+
+/* Failed logins are answered late, per source address: the first after
+ * BRK_LOGIN_DELAY_MIN_MS, each next one from the same address twice as
+ * late, up to BRK_LOGIN_DELAY_MAX_MS; an address quiet for
+ * BRK_LOGIN_FORGET_MS starts again. At most BRK_LOGIN_ADDRS addresses are
+ * remembered (the one quiet longest makes room). */
+#define BRK_LOGIN_DELAY_MIN_MS 100
+#define BRK_LOGIN_DELAY_MAX_MS 3200
+#define BRK_LOGIN_FORGET_MS 60000
+#define BRK_LOGIN_ADDRS 1024
+/* Records a failed login of user from peer by how ("AMQP PLAIN", "HTTP
+ * basic auth"), logs it with the address, and returns the delay (ms) its
+ * refusal is to wait. now_ms: a monotonic clock (0: read it here). */
+uint32_t brk_login_failed(const struct sockaddr *peer, const char *user, const char *how, uint64_t now_ms);
+/* The delay of the last failure from peer (0 if none remembered): an
+ * amqp_auth_delay_fn (ctx unused). */
+uint32_t brk_login_delay(void *ctx, const struct sockaddr *peer);
+/* Addresses remembered now (tests), and forgetting them all. */
+size_t brk_login_addrs(void);
+void brk_logins_reset(void);
+
 #endif

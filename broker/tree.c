@@ -22,6 +22,8 @@ int brk_tree_start(sv_proc *inbox, brk_config *c, const sv_child_spec *extra, si
     if (nextra > MAX_EXTRA)
         return -EINVAL;
     c->amqp.auth = brk_authenticate;
+    c->amqp.auth_delay = brk_login_delay;
+    c->amqp.perm = brk_perm_amqp;
     c->routing.data_dir = c->data_dir;
     c->amqp.container_id = c->node_name;
     sv_child_spec kids[2 + MAX_EXTRA] = {

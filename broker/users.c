@@ -4,7 +4,8 @@
  * form, base64(salt[4] + SHA-256(salt[4] + password)), so password_hash
  * values exported from RabbitMQ work here and ours there. Lookups happen at
  * every login on a scheduler thread; changes (the admin API) are rare, so a
- * read-write lock is simplest.
+ * read-write lock is simplest. A user added at run time has no permissions
+ * (RabbitMQ's rule: set them); a user deleted loses its own.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +90,23 @@ int brk_users_set(const brk_user *list, size_t n, const char *anonymous_user)
     nusers = n;
     snprintf(anon_user, sizeof anon_user, "%s", anonymous_user ? anonymous_user : "");
     pthread_rwlock_unlock(&users_lock);
-    return 0;
+    /* Users given whole (the configuration, an old users.json) get full
+     * access to "/", as RabbitMQ's default user has: what every user had
+     * before permissions existed. users.json's own permissions, when it
+     * has them, replace these (brk_users_load). */
+    brk_permission *full = n ? calloc(n, sizeof *full) : NULL;
+    if (n && !full)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(full[i].user, sizeof full[i].user, "%s", list[i].name);
+        snprintf(full[i].vhost, sizeof full[i].vhost, "%s", AMQP_VHOST_DEFAULT);
+        snprintf(full[i].configure, sizeof full[i].configure, ".*");
+        snprintf(full[i].write, sizeof full[i].write, ".*");
+        snprintf(full[i].read, sizeof full[i].read, ".*");
+    }
+    int rc = brk_perms_replace(full, n);
+    free(full);
+    return rc;
 }
 
 void brk_users_free(void) { brk_users_set(NULL, 0, NULL); }
@@ -135,6 +153,8 @@ int brk_authenticate(void *ctx, const char *mech, const char *user, const char *
     if (u)
         snprintf(user_out, user_len, "%s", u->name);
     pthread_rwlock_unlock(&users_lock);
+    if (!u && !anonymous) /* a password guessed wrong: remembered, and its answer delayed */
+        brk_login_failed(peer, user, "AMQP", 0);
     return u ? 0 : -EACCES;
 }
 
@@ -145,6 +165,8 @@ int brk_user_login(const char *user, const char *password, const struct sockaddr
     if (u)
         snprintf(tags, len, "%s", u->tags);
     pthread_rwlock_unlock(&users_lock);
+    if (!u)
+        brk_login_failed(peer, user, "HTTP basic auth", 0);
     return u ? 0 : -EACCES;
 }
 
@@ -202,5 +224,7 @@ int brk_user_delete(const char *name)
             break;
         }
     pthread_rwlock_unlock(&users_lock);
+    if (rc == 0)
+        brk_perms_forget_user(name); /* as RabbitMQ: a user's permissions go with it */
     return rc < 0 ? rc : brk_users_save();
 }

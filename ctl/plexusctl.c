@@ -1,6 +1,6 @@
 /* plexusctl.c — the command-line tool for a running broker, through its
  * admin API: list, declare, delete, purge, publish, get, export/import
- * definitions, status and the supervision tree.
+ * definitions, permissions, status and the supervision tree.
  *
  * Every command is one or two API calls; the tool keeps no state and knows
  * nothing the API does not say, so what it shows is what a script calling
@@ -22,7 +22,7 @@
 #define MAX_ARGS 32
 
 typedef struct opts {
-    const char *durable, *type, *key, *reason, *password, *tags;
+    const char *durable, *type, *key, *reason, *password, *tags, *vhost;
     bool auto_delete, internal, to_exchange, if_empty, if_unused, ack;
     int count;
     const char *args[MAX_ARGS]; /* K=V */
@@ -35,7 +35,7 @@ static void usage(FILE *f)
                "Talks to a running Plexus broker through its admin API.\n"
                "\n"
                "  status                                  the node at a glance\n"
-               "  list queues|exchanges|bindings|connections|users\n"
+               "  list queues|exchanges|bindings|connections|users|permissions\n"
                "  declare queue NAME [--durable true|false] [--auto-delete] [--arg K=V]...\n"
                "  declare exchange NAME --type direct|fanout|topic|headers [--durable true|false] [--auto-delete]\n"
                "  declare binding SOURCE DEST [--key KEY] [--to-exchange] [--arg K=V]...\n"
@@ -51,6 +51,9 @@ static void usage(FILE *f)
                "  export [FILE]                           definitions as JSON (to stdout without FILE)\n"
                "  import FILE                             definitions from FILE (- for stdin)\n"
                "  tree                                    the supervision tree\n"
+               "  set-permissions USER CONFIGURE WRITE READ [--vhost VHOST]   (regular expressions, as RabbitMQ's)\n"
+               "  clear-permissions USER [--vhost VHOST]\n"
+               "  list-permissions [--vhost VHOST]        who may do what in the vhost (default /)\n"
                "\n"
                "Options:\n"
                "  --url URL        the admin API (default $PLEXUS_URL or http://127.0.0.1:15672)\n"
@@ -200,17 +203,15 @@ static int list(const ctl *c, int argc, char **argv)
                                            "properties_key"};
     static const char *const conns[] = {"name", "user", "state", "links", "recv_cnt", "send_cnt"};
     static const char *const users[] = {"name", "tags"};
+    static const char *const perms[] = {"user", "vhost", "configure", "write", "read"};
     static const struct {
         const char *what;
         const char *const *cols;
         size_t n;
-    } kinds[] = {{"queues", queues, 6},
-                 {"exchanges", exchanges, 5},
-                 {"bindings", bindings, 5},
-                 {"connections", conns, 6},
-                 {"users", users, 2}};
+    } kinds[] = {{"queues", queues, 6},     {"exchanges", exchanges, 5}, {"bindings", bindings, 5},
+                 {"connections", conns, 6}, {"users", users, 2},         {"permissions", perms, 5}};
     if (argc < 1)
-        return bad_usage("list what? %s", "queues|exchanges|bindings|connections|users");
+        return bad_usage("list what? %s", "queues|exchanges|bindings|connections|users|permissions");
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(argv[0], kinds[i].what)) {
             char path[64];
@@ -218,6 +219,26 @@ static int list(const ctl *c, int argc, char **argv)
             return run(c, "GET", strdup(path), NULL, NULL, kinds[i].cols, kinds[i].n);
         }
     return bad_usage("cannot list '%s'", argv[0]);
+}
+
+/* set-permissions USER CONFIGURE WRITE READ, clear-permissions USER,
+ * list-permissions: rabbitmqctl's commands of those names, on one vhost
+ * (--vhost, default "/"). */
+static int permissions(const ctl *c, const opts *o, const char *cmd, int argc, char **argv)
+{
+    static const char *const cols[] = {"user", "configure", "write", "read"};
+    const char *vhost = o->vhost ? o->vhost : "/";
+    if (!strcmp(cmd, "list-permissions"))
+        return run(c, "GET", path_of("/api/vhosts/%s/permissions", vhost, NULL, NULL), NULL, NULL, cols, 4);
+    if (!strcmp(cmd, "clear-permissions")) {
+        if (argc != 1)
+            return bad_usage("clear-permissions needs %s", "USER");
+        return run(c, "DELETE", path_of("/api/permissions/%s/%s", vhost, argv[0], NULL), NULL, NULL, NULL, 0);
+    }
+    if (argc != 4)
+        return bad_usage("set-permissions needs %s", "USER CONFIGURE WRITE READ (\"\" for none, \".*\" for all)");
+    json_t *b = json_pack("{s:s, s:s, s:s}", "configure", argv[1], "write", argv[2], "read", argv[3]);
+    return run(c, "PUT", path_of("/api/permissions/%s/%s", vhost, argv[0], NULL), b, NULL, NULL, 0);
 }
 
 static char *read_all(FILE *f, size_t *len)
@@ -361,6 +382,7 @@ int main(int argc, char **argv)
         O_ACK,
         O_PASSWORD,
         O_TAGS,
+        O_VHOST,
         O_VERSION
     };
     static const struct option longopts[] = {{"url", required_argument, NULL, O_URL},
@@ -380,6 +402,7 @@ int main(int argc, char **argv)
                                              {"ack", no_argument, NULL, O_ACK},
                                              {"password", required_argument, NULL, O_PASSWORD},
                                              {"tags", required_argument, NULL, O_TAGS},
+                                             {"vhost", required_argument, NULL, O_VHOST},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, O_VERSION},
                                              {NULL, 0, NULL, 0}};
@@ -415,6 +438,7 @@ int main(int argc, char **argv)
         case O_ACK: o.ack = true; break;
         case O_PASSWORD: o.password = optarg; break;
         case O_TAGS: o.tags = optarg; break;
+        case O_VHOST: o.vhost = optarg; break;
         case 'h': usage(stdout); return CTL_OK;
         case O_VERSION: printf("plexusctl %s\n", PLEXUS_VERSION); return CTL_OK;
         default: return bad_usage("unknown option %s", argv[optind - 1]);
@@ -455,6 +479,8 @@ int main(int argc, char **argv)
         rc = import(&c, n - 1, args + 1);
     else if (!strcmp(cmd, "tree"))
         rc = tree(&c);
+    else if (!strcmp(cmd, "set-permissions") || !strcmp(cmd, "clear-permissions") || !strcmp(cmd, "list-permissions"))
+        rc = permissions(&c, &o, cmd, n - 1, args + 1);
     else
         rc = bad_usage("unknown command '%s'", cmd);
     curl_global_cleanup();

@@ -113,7 +113,10 @@ class DefinitionsSurvive(unittest.TestCase):
         self.assertEqual([x["name"] for x in doc["queues"]], ["q.orders"])
         self.assertTrue(all(x["vhost"] == "/" for x in doc["queues"] + doc["exchanges"] + doc["bindings"]))
         with open(os.path.join(self.data, "users.json")) as f:
-            users = json.load(f)
+            kept = json.load(f)  # the users and their permissions, as a definitions document has them
+        users = kept["users"]
+        self.assertIn({"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+                      kept["permissions"])
         alice = [u for u in users if u["name"] == "alice"][0]
         self.assertNotIn("s3cret", json.dumps(users))  # salted hashes only
         self.assertEqual(alice["hashing_algorithm"], "rabbit_password_hashing_sha256")

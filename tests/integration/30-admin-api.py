@@ -10,6 +10,7 @@ import time
 
 from admin_api import Api, Q
 from harness import BrokerTest, Message, connect, main, receiver, sender
+from proton.utils import ConnectionClosed
 
 
 class AdminApi(BrokerTest):
@@ -218,7 +219,12 @@ class AdminApi(BrokerTest):
         self.assertNotIn("password", u)
         alice = Api(self.b.admin_port, "alice", "wonderland")
         self.assertEqual(alice.get("/api/whoami")[1], {"name": "alice", "tags": ["administrator"]})
-        # AMQP logins see the new user at once too.
+        # AMQP logins see the new user at once too; as with RabbitMQ, it may
+        # open the vhost once it has permissions there.
+        with self.assertRaises(ConnectionClosed) as refused:
+            connect(self.b, user="alice", password="wonderland")
+        self.assertIn("access to vhost '/' refused for user 'alice'", str(refused.exception))
+        self.assertEqual(self.api.put("/api/permissions/%2F/alice", {"configure": "", "write": "", "read": ""})[0], 201)
         connect(self.b, user="alice", password="wonderland").close()
         # A user without the administrator tag logs in but may not use the API.
         self.assertEqual(self.api.put("/api/users/alice", {"password": "wonderland", "tags": ["management"]})[0], 204)

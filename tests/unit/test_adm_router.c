@@ -377,18 +377,23 @@ START_TEST(test_every_user_has_full_permissions_on_slash)
 }
 END_TEST
 
-START_TEST(test_declaring_permissions_accepts_only_what_holds)
+START_TEST(test_declaring_and_deleting_permissions)
 {
     const char *full =
         "{\"configure\": \".*\", \"write\": \".*\", \"read\": \".*\", \"vhost\": \"/\", \"user\": \"app\"}";
     route("PUT", "permissions/%2F/app", full);
+    ck_assert_int_eq(R.status, 204); /* app had full access (configured users do) */
+    route("PUT", "permissions/%2F/app", "{\"configure\": \"^app\\\\.\", \"write\": \"\", \"read\": \".*\"}");
     ck_assert_int_eq(R.status, 204);
-    route("PUT", "permissions/%2F/app", "{\"configure\": \"^app\\\\.\", \"write\": \".*\", \"read\": \".*\"}");
-    ck_assert_int_eq(R.status, 400);
-    ck_assert_str_eq(error(), "not_implemented");
+    route("GET", "permissions/%2F/app", NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(R.json, "configure")), "^app\\.");
+    ck_assert_str_eq(json_string_value(json_object_get(R.json, "write")), "");
     route("PUT", "permissions/%2F/app", "{\"configure\": \".*\", \"write\": \".*\"}");
     ck_assert_int_eq(R.status, 400);
     ck_assert_str_eq(reason(), "read must be a string (a regular expression)");
+    route("PUT", "permissions/%2F/app", "{\"configure\": \"(\", \"write\": \".*\", \"read\": \".*\"}");
+    ck_assert_int_eq(R.status, 400);
+    ck_assert_msg(strstr(reason(), "is not a regular expression") != NULL, "%s", reason());
     route("PUT", "permissions/%2F/nobody", full);
     ck_assert_int_eq(R.status, 404);
     route("PUT", "permissions/other/app", full);
@@ -396,8 +401,13 @@ START_TEST(test_declaring_permissions_accepts_only_what_holds)
     route("PUT", "permissions/%2F/app", "not json");
     ck_assert_int_eq(R.status, 400);
     route("DELETE", "permissions/%2F/app", NULL);
-    ck_assert_int_eq(R.status, 400);
-    ck_assert_str_eq(error(), "not_implemented");
+    ck_assert_int_eq(R.status, 204);
+    route("DELETE", "permissions/%2F/app", NULL);
+    ck_assert_int_eq(R.status, 404);
+    route("GET", "permissions/%2F/app", NULL);
+    ck_assert_int_eq(R.status, 404);
+    route("PUT", "permissions/%2F/app", full);
+    ck_assert_int_eq(R.status, 201);
 }
 END_TEST
 
@@ -424,7 +434,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, users_setup, teardown);
     tcase_add_test(tc, test_only_the_vhost_slash_exists);
     tcase_add_test(tc, test_every_user_has_full_permissions_on_slash);
-    tcase_add_test(tc, test_declaring_permissions_accepts_only_what_holds);
+    tcase_add_test(tc, test_declaring_and_deleting_permissions);
     suite_add_tcase(s, tc);
     return s;
 }
