@@ -64,6 +64,7 @@ typedef struct amqp_tls_config {
     char key_file[4096];      /* PEM: its private key */
     char ca_file[4096];       /* PEM: CAs whose client certificates are trusted */
     char min_version[8];      /* "1.2" (default) or "1.3"; 1.0 and 1.1 are refused */
+    uint32_t handshake_timeout_ms; /* a handshake not done by then closes the connection */
     bool verify_peer;         /* ask clients for a certificate and check it against ca_file */
     bool fail_if_no_peer_cert; /* ... and refuse clients that have none */
 } amqp_tls_config;

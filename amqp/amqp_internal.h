@@ -286,6 +286,7 @@ ssize_t amqp__tls_send(amqp__conn *c, const void *p, size_t n);
 int amqp__tls_poll_events(amqp__conn *c, int ev); /* what to watch for, given what the front end wants */
 bool amqp__tls_read_blocked(amqp__conn *c);       /* reading waits for the socket to be writable */
 bool amqp__tls_failed(amqp__conn *c);             /* the handshake or the session failed (logged) */
+void amqp__tls_broken(amqp__conn *c, int status); /* the socket broke (poll status): why, if in the handshake */
 void amqp__tls_after_round(amqp__conn *c);        /* reads on if OpenSSL holds input */
 void amqp__tls_shutdown(amqp__conn *c);           /* close_notify; nothing more in or out */
 void amqp__tls_close(amqp__conn *c, uv_close_cb cb);

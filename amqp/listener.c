@@ -60,6 +60,7 @@ void amqp_config_init(amqp_config *c)
     c->credit_window = 1000;
     c->anonymous = true;
     c->auto_create_queues = true;
+    c->tls.handshake_timeout_ms = 5000; /* RabbitMQ's ssl_handshake_timeout */
 }
 
 static void poll_start(listener *ls);

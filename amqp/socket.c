@@ -1,5 +1,7 @@
 /* socket.c — a connection's socket: reading into proton's input buffer,
- * writing out of its output buffer, and closing gently.
+ * writing out of its output buffer, and closing gently. On the TLS port the
+ * bytes pass through tls.c on their way (amqp__sock_recv, amqp__sock_send),
+ * for both front ends.
  *
  * The socket is the connection's own (plain read and write), watched with
  * a uv_poll, so proton's buffers are the only buffers: what the socket
@@ -152,8 +154,14 @@ static void refuse_header(amqp__conn *c)
     char got[48], sent[48];
     header_text(c->fv.refused, got, sizeof got);
     header_text(c->fv.reply, sent, sizeof sent);
-    sv_log(SV_LOG_WARNING, "connection %s: protocol header '%s' (%s) is not served here; answered '%s' and closed",
-           c->peer, got, amqp__header_name(amqp__header_classify(c->fv.refused)), sent);
+    if (c->fv.refused[0] == 0x16 && c->fv.refused[1] == 0x03) /* a TLS record: handshake */
+        sv_log(SV_LOG_WARNING,
+               "connection %s: a TLS handshake on the plaintext AMQP port (TLS clients belong on the TLS "
+               "port%s); answered '%s' and closed",
+               c->peer, c->cfg->tls_ctx ? ", tls.listen" : ", which is off: no tls.cert_file", sent);
+    else
+        sv_log(SV_LOG_WARNING, "connection %s: protocol header '%s' (%s) is not served here; answered '%s' and closed",
+               c->peer, got, amqp__header_name(amqp__header_classify(c->fv.refused)), sent);
     c->rejecting = true;
     amqp__sock_read_stop(c);
     /* Whatever proton wrote before (a SASL exchange) goes first. */
@@ -279,6 +287,8 @@ void amqp__sock_event(amqp__conn *c, int status, int events)
         return;
     if (c->tls && (events & UV_WRITABLE) && amqp__tls_read_blocked(c))
         events |= UV_READABLE; /* OpenSSL had to write before reading on */
+    if (c->tls && status < 0)
+        amqp__tls_broken(c, status);
     sv_enter(c->self);
     if (c->c91) {
         amqp__091_poll(c, status, events);

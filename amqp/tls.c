@@ -8,7 +8,7 @@
  * socket itself and both front ends read and write plaintext. Plain
  * connections never come here (c->tls is NULL).
  *
- * The handshake is bounded in time (HANDSHAKE_MS); its failures (a client
+ * The handshake is bounded in time (tls.handshake_timeout); its failures (a client
  * certificate that does not verify, an expired one, a client that refused
  * ours, a plaintext client on this port) are logged with the peer and the
  * reason, and only that connection closes. OpenSSL may hold decrypted input
@@ -25,8 +25,6 @@
 #include <sys/socket.h>
 
 #include "amqp/amqp_internal.h"
-
-#define HANDSHAKE_MS 10000
 
 struct amqp__tls {
     SSL *ssl;
@@ -62,7 +60,7 @@ static void why_failed(amqp__conn *c, int err, char *out, size_t len)
                  err == SSL_ERROR_SYSCALL && errno
                      ? strerror(errno)
                      : "the client closed the connection without a TLS alert (did it refuse our certificate?)");
-    else if (v != X509_V_OK && SSL_get0_peer_certificate(t->ssl))
+    else if (v != X509_V_OK)
         snprintf(out, len, "%s (client certificate: %s)", r ? r : "certificate verify failed",
                  X509_verify_cert_error_string(v));
     else
@@ -278,10 +276,26 @@ static void on_timer(uv_timer_t *tm)
     amqp__conn *c = tm->data;
     amqp__tls *t = c->tls;
     if (!t->established && !t->failed) {
-        sv_log(SV_LOG_WARNING, "connection %s: TLS handshake not done in %d s; closed", c->peer, HANDSHAKE_MS / 1000);
+        sv_log(SV_LOG_WARNING, "connection %s: TLS handshake not done in %u ms; closed", c->peer,
+               c->cfg->tls.handshake_timeout_ms);
         t->failed = true;
     }
     amqp__sock_event(c, 0, UV_READABLE);
+}
+
+void amqp__tls_broken(amqp__conn *c, int status)
+{
+    amqp__tls *t = c->tls;
+    if (t->established || t->failed)
+        return;
+    /* A client that gave up on the handshake (our certificate, say) sends
+     * its alert and may reset the socket: read the alert for the log. */
+    if (handshake(c) == 0) {
+        sv_log(SV_LOG_WARNING, "connection %s: TLS handshake failed: the connection broke (%s)", c->peer,
+               uv_strerror(status));
+        t->failed = true;
+        uv_timer_stop(&t->timer);
+    }
 }
 
 /* After a round: input OpenSSL decrypted (or read) and the front end has
@@ -311,7 +325,7 @@ int amqp__tls_start(amqp__conn *c, void *ctx)
     t->timer.data = c;
     c->handles++;
     c->tls = t;
-    uv_timer_start(&t->timer, on_timer, HANDSHAKE_MS, 0);
+    uv_timer_start(&t->timer, on_timer, c->cfg->tls.handshake_timeout_ms, 0);
     return 0;
 }
 

@@ -83,9 +83,13 @@ static int load_pair(SSL_CTX *ctx, const char *setting, const char *cert, const 
         return -1;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         return fail(err, len, "%s.cert_file %s: not a PEM certificate: %s", setting, cert, ssl_reason(rb, sizeof rb));
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+    /* Loading the key checks it against the certificate already. */
+    bool loaded = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+    unsigned long e = ERR_peek_last_error();
+    bool mismatch = !loaded && ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+    if (!loaded && !mismatch)
         return fail(err, len, "%s.key_file %s: not a PEM private key: %s", setting, key, ssl_reason(rb, sizeof rb));
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (mismatch || SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         return fail(err, len, "%s.key_file %s is not the key of the certificate in %s.cert_file %s", setting, key,
                     setting, cert);

@@ -99,6 +99,7 @@ static const key schema[] = {
     BOOL("tls", "verify_peer", amqp.tls.verify_peer),
     BOOL("tls", "fail_if_no_peer_cert", amqp.tls.fail_if_no_peer_cert),
     STR("tls", "min_version", amqp.tls.min_version),
+    INT("tls", "handshake_timeout", amqp.tls.handshake_timeout_ms, 100, 600000),
     STR("storage", "data_dir", data_dir),
     INT("storage", "threads", routing.store_threads, 1, 16),
     INT("storage", "segment_size", routing.segment_size, 1 << 16, 1LL << 31),
