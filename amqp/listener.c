@@ -61,6 +61,7 @@ void amqp_config_init(amqp_config *c)
     c->anonymous = true;
     c->auto_create_queues = true;
     c->tls.handshake_timeout_ms = 5000; /* RabbitMQ's ssl_handshake_timeout */
+    snprintf(c->tls.min_version, sizeof c->tls.min_version, "1.2");
 }
 
 static void poll_start(listener *ls);
