@@ -409,7 +409,7 @@ static int http_init(sv_proc *self, void *arg)
     /* GnuTLS's priority string: its defaults, without SSL 3.0 to TLS 1.1
      * (and TLS 1.2 when tls.min_version is 1.3). */
     const char *prio = !strcmp(cfg->amqp.tls.min_version, "1.3") ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-                                                                  : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+                                                                 : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
@@ -421,13 +421,12 @@ static int http_init(sv_proc *self, void *arg)
     else
         tls_opts[0].option = MHD_OPTION_END;
     errno = 0;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)cfg->admin_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)cfg->admin_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_ARRAY, tls_opts,
-                            MHD_OPTION_END);
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->admin_max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->admin_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!s->d) {
         rc = errno ? -errno : -EADDRINUSE;
         sv_log(SV_LOG_ERROR, "admin: cannot serve %s on %s: %s", https ? "HTTPS" : "HTTP", cfg->admin_listen,

@@ -59,14 +59,14 @@ typedef int (*amqp_auth_fn)(void *ctx, const char *mech, const char *user, const
  * both front ends, so AMQP 1.0 and 0-9-1 clients alike see it. Off unless
  * a certificate is configured. */
 typedef struct amqp_tls_config {
-    char listen[256];         /* HOST:PORT; "" with a certificate: amqp.listen's host, port 5671 */
-    char cert_file[4096];     /* PEM: the server's certificate (and chain) */
-    char key_file[4096];      /* PEM: its private key */
-    char ca_file[4096];       /* PEM: CAs whose client certificates are trusted */
-    char min_version[8];      /* "1.2" (default) or "1.3"; 1.0 and 1.1 are refused */
+    char listen[256];              /* HOST:PORT; "" with a certificate: amqp.listen's host, port 5671 */
+    char cert_file[4096];          /* PEM: the server's certificate (and chain) */
+    char key_file[4096];           /* PEM: its private key */
+    char ca_file[4096];            /* PEM: CAs whose client certificates are trusted */
+    char min_version[8];           /* "1.2" (default) or "1.3"; 1.0 and 1.1 are refused */
     uint32_t handshake_timeout_ms; /* a handshake not done by then closes the connection */
-    bool verify_peer;         /* ask clients for a certificate and check it against ca_file */
-    bool fail_if_no_peer_cert; /* ... and refuse clients that have none */
+    bool verify_peer;              /* ask clients for a certificate and check it against ca_file */
+    bool fail_if_no_peer_cert;     /* ... and refuse clients that have none */
 } amqp_tls_config;
 
 /* --------------------------------------------------------------- listener */

@@ -12,9 +12,9 @@
 typedef struct amqp__sasl {
     const amqp_config *cfg;
     struct sockaddr_storage peer;
-    char user[128];    /* who logged in */
-    char refused[128]; /* who was refused, for the log */
-    const char *mech;  /* the mechanism tried */
+    char user[128];     /* who logged in */
+    char refused[128];  /* who was refused, for the log */
+    const char *mech;   /* the mechanism tried */
     char external[128]; /* TLS: the CN of the client's verified certificate, for EXTERNAL ("": none) */
     bool done, ok;
 } amqp__sasl;

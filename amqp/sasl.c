@@ -109,8 +109,8 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
          * certificate's own name (RFC 4422 appendix A). */
         bool same = !recv->start || !recv->size ||
                     (recv->size == strlen(s->external) && !memcmp(recv->start, s->external, recv->size));
-        bool ok = same && c->auth &&
-                  c->auth(c->auth_ctx, "EXTERNAL", s->external, NULL, peer, s->user, sizeof s->user) == 0;
+        bool ok =
+            same && c->auth && c->auth(c->auth_ctx, "EXTERNAL", s->external, NULL, peer, s->user, sizeof s->user) == 0;
         if (!ok)
             snprintf(s->refused, sizeof s->refused, "%.64s (certificate CN%s)", s->external,
                      same ? "; no such user" : "; asked to act as another user");

@@ -125,8 +125,8 @@ static void refuse_plaintext(amqp__conn *c)
         (void)!send(c->fd, "AMQP\x02\x01\x00\x00", 8, MSG_NOSIGNAL);
     c->tls->failed = true;
     uv_timer_stop(&c->tls->timer);
-    sv_log(SV_LOG_WARNING, "connection %s: not a TLS handshake on the TLS port: the client sent '%s'%s; closed", c->peer,
-           got, amqp ? " (plaintext AMQP); answered 'AMQP 2 1 0 0' (TLS required)" : "");
+    sv_log(SV_LOG_WARNING, "connection %s: not a TLS handshake on the TLS port: the client sent '%s'%s; closed",
+           c->peer, got, amqp ? " (plaintext AMQP); answered 'AMQP 2 1 0 0' (TLS required)" : "");
 }
 
 /* The handshake, as far as the socket allows: 1 done, 0 not yet, -1 failed. */

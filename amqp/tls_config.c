@@ -141,8 +141,8 @@ static int build(amqp_config *c, SSL_CTX *ctx, char *err, size_t len)
      * which move and grow between calls (tls.c); an idle connection gives
      * its record buffers back (10 000 idle TLS connections would otherwise
      * hold ~34 KiB each). */
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(ctx,
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     /* Resumed sessions must carry a context, or a client that resumes one
      * while certificates are verified fails its handshake. */
     static const unsigned char sid[] = "plexus";
@@ -172,8 +172,9 @@ int amqp_tls_prepare(amqp_config *c, char *err, size_t len)
         return fail(err, len, "tls.cert_file and tls.key_file go together: %s is not set",
                     t->cert_file[0] ? "tls.key_file" : "tls.cert_file");
     if (t->verify_peer && !t->ca_file[0])
-        return fail(err, len, "tls.verify_peer needs tls.ca_file (the CA certificates client certificates must "
-                              "chain to)");
+        return fail(err, len,
+                    "tls.verify_peer needs tls.ca_file (the CA certificates client certificates must "
+                    "chain to)");
     if (t->fail_if_no_peer_cert && !t->verify_peer)
         return fail(err, len, "tls.fail_if_no_peer_cert needs tls.verify_peer = true");
     if (t->ca_file[0] && readable("tls", "ca_file", t->ca_file, err, len) < 0)

@@ -124,8 +124,13 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
         case OPT_ADMIN:
             if (amqp_hostport_parse(optarg, host, sizeof host, &port) < 0)
                 return error(err, len, "%s: expected HOST:PORT (e.g. 127.0.0.1:5672), got '%s'",
-                             o == OPT_LISTEN ? "--listen" : o == OPT_ADMIN ? "--admin" : "--listen-tls", optarg);
-            copy_str(o == OPT_LISTEN ? c->amqp.listen : o == OPT_ADMIN ? c->admin_listen : c->amqp.tls.listen,
+                             o == OPT_LISTEN  ? "--listen"
+                             : o == OPT_ADMIN ? "--admin"
+                                              : "--listen-tls",
+                             optarg);
+            copy_str(o == OPT_LISTEN  ? c->amqp.listen
+                     : o == OPT_ADMIN ? c->admin_listen
+                                      : c->amqp.tls.listen,
                      BRK_ADDR_MAX, optarg);
             break;
         case OPT_DATA_DIR:
