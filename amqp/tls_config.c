@@ -143,6 +143,9 @@ static int build(amqp_config *c, SSL_CTX *ctx, char *err, size_t len)
      * hold ~34 KiB each). */
     SSL_CTX_set_mode(ctx,
                      SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* Read what the socket has at once, not a record header and then its
+     * body (two reads a record); tls.c reads on while OpenSSL holds some. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* Resumed sessions must carry a context, or a client that resumes one
      * while certificates are verified fails its handshake. */
     static const unsigned char sid[] = "plexus";
