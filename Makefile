@@ -18,7 +18,7 @@ VERSION := 0.1.0
 CC      ?= cc
 BUILD   ?= build
 BINDIR  ?= bin
-PKGS    := libuv libqpid-proton jansson libconfig libcrypto zlib libmicrohttpd libsystemd
+PKGS    := libuv libqpid-proton jansson libconfig libssl libcrypto zlib libmicrohttpd libsystemd
 OPT     ?= -O2
 SAN     ?=
 XCFLAGS := -std=gnu11 -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

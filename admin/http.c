@@ -13,6 +13,10 @@
  * (the port is free at once for a restarted process) and hands it to a
  * reaper thread, which waits for requests in flight and frees it;
  * adm_cleanup joins the reapers before the node goes away.
+ *
+ * With admin.cert_file and admin.key_file the server speaks HTTPS only
+ * (libmicrohttpd's TLS, GnuTLS in Debian's build), at tls.min_version or
+ * newer, as RabbitMQ's management listener does with its own ssl settings.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +38,7 @@ typedef struct server {
     struct MHD_Daemon *d;
     const brk_config *cfg;
     atomic_bool stopping; /* no more held refusals: the reaper resumes those there are */
+    char *tls_cert, *tls_key; /* PEM, when the API serves HTTPS; freed after the daemon */
 } server;
 
 /* One request's state across the handler's calls (headers, body chunks, end). */
@@ -432,12 +437,19 @@ typedef struct reaper {
 static pthread_mutex_t reapers_lock = PTHREAD_MUTEX_INITIALIZER;
 static reaper *reapers;
 
+static void server_free(server *s)
+{
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s);
+}
+
 static void *reap(void *arg)
 {
     server *s = arg;
     release_held(s->d);
     MHD_stop_daemon(s->d); /* waits for the requests in flight, which use s */
-    free(s);
+    server_free(s);
     return NULL;
 }
 
@@ -481,6 +493,56 @@ static int resolve(const char *listen, struct sockaddr_storage *ss)
     return 0;
 }
 
+/* A whole (small) file as a string, NULL with errno on failure. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4097 > cap) {
+            char *nb = cap < (1u << 20) ? realloc(buf, cap = cap ? cap * 2 : 8192) : NULL;
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                errno = cap >= (1u << 20) ? EFBIG : ENOMEM;
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int err = ferror(f) ? EIO : 0;
+    fclose(f);
+    if (err) {
+        free(buf);
+        errno = err;
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The certificate and key for HTTPS (the broker checked both at startup). */
+static int load_tls(server *s, const brk_config *cfg)
+{
+    if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        sv_log(SV_LOG_ERROR, "admin: this libmicrohttpd has no TLS; cannot serve HTTPS");
+        return -ENOTSUP;
+    }
+    const char *bad = cfg->admin_cert_file;
+    if ((s->tls_cert = read_file(bad)) && (s->tls_key = read_file(bad = cfg->admin_key_file)))
+        return 0;
+    int rc = -errno;
+    sv_log(SV_LOG_ERROR, "admin: cannot read %s: %s", bad, strerror(errno));
+    return rc;
+}
+
 static int http_init(sv_proc *self, void *arg)
 {
     const brk_config *cfg = arg;
@@ -498,24 +560,44 @@ static int http_init(sv_proc *self, void *arg)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    bool https = cfg->admin_cert_file[0] != '\0';
+    if (https && (rc = load_tls(s, cfg)) < 0) {
+        server_free(s);
+        return rc;
+    }
+    /* GnuTLS's priority string: its defaults, without SSL 3.0 to TLS 1.1
+     * (and TLS 1.2 when tls.min_version is 1.3). */
+    const char *prio = !strcmp(cfg->amqp.tls.min_version, "1.3") ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                                                 : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)prio},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (https)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     errno = 0;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)cfg->admin_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)cfg->admin_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->admin_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->admin_max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->admin_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!s->d) {
         rc = errno ? -errno : -EADDRINUSE;
-        sv_log(SV_LOG_ERROR, "admin: cannot serve HTTP on %s: %s", cfg->admin_listen, strerror(-rc));
-        free(s);
+        sv_log(SV_LOG_ERROR, "admin: cannot serve %s on %s: %s", https ? "HTTPS" : "HTTP", cfg->admin_listen,
+               strerror(-rc));
+        server_free(s);
         return rc;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     atomic_store(&bound_port, di ? di->port : 0);
     sv_set_state(self, s);
     sv_trap_exit(self, true); /* so a shutdown runs terminate */
-    sv_log(SV_LOG_INFO, "admin API on port %d", adm_listen_port());
+    sv_log(SV_LOG_INFO, "admin API on port %d%s", adm_listen_port(), https ? " (HTTPS)" : "");
     return 0;
 }
 

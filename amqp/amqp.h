@@ -44,8 +44,10 @@ int amqp_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
 
 /* ---------------------------------------------------------- authentication */
 
-/* Decides a SASL login: mechanism "PLAIN" (user and password given) or
- * "ANONYMOUS" (user and password NULL). peer is the client's address.
+/* Decides a SASL login: mechanism "PLAIN" (user and password given),
+ * "ANONYMOUS" (user and password NULL) or "EXTERNAL" (user: the subject CN
+ * of the client's TLS certificate, which the TLS layer verified; password
+ * NULL). peer is the client's address.
  * Returns 0 and the user's name in user_out, or -EACCES. Called on the
  * connection's scheduler: it must be quick and thread-safe. */
 typedef int (*amqp_auth_fn)(void *ctx, const char *mech, const char *user, const char *password,
@@ -75,6 +77,22 @@ typedef enum amqp_perm { AMQP_PERM_CONFIGURE, AMQP_PERM_WRITE, AMQP_PERM_READ, A
 typedef int (*amqp_perm_fn)(void *ctx, const char *user, const char *vhost, amqp_perm what, const char *kind,
                             const char *name, char *why, size_t len);
 
+/* -------------------------------------------------------------------- TLS */
+
+/* AMQPS: a second listener whose connections speak TLS (OpenSSL) below
+ * both front ends, so AMQP 1.0 and 0-9-1 clients alike see it. Off unless
+ * a certificate is configured. */
+typedef struct amqp_tls_config {
+    char listen[256];              /* HOST:PORT; "" with a certificate: amqp.listen's host, port 5671 */
+    char cert_file[4096];          /* PEM: the server's certificate (and chain) */
+    char key_file[4096];           /* PEM: its private key */
+    char ca_file[4096];            /* PEM: CAs whose client certificates are trusted */
+    char min_version[8];           /* "1.2" (default) or "1.3"; 1.0 and 1.1 are refused */
+    uint32_t handshake_timeout_ms; /* a handshake not done by then closes the connection */
+    bool verify_peer;              /* ask clients for a certificate and check it against ca_file */
+    bool fail_if_no_peer_cert;     /* ... and refuse clients that have none */
+} amqp_tls_config;
+
 /* --------------------------------------------------------------- listener */
 
 typedef struct amqp_config {
@@ -93,15 +111,32 @@ typedef struct amqp_config {
     amqp_perm_fn perm;             /* NULL: everyone may do everything (unit tests) */
     void *perm_ctx;
     const char *container_id; /* this node's name, sent in open */
+    amqp_tls_config tls;      /* tls.* */
+    void *tls_ctx;            /* OpenSSL's SSL_CTX once amqp_tls_prepare made it; NULL: no TLS */
 } amqp_config;
 
 void amqp_config_init(amqp_config *c);
+/* Checks the tls.* settings and loads the certificate, key and CAs into
+ * c->tls_ctx (nothing to do without a certificate). On a bad setting or
+ * file (missing, unreadable, not PEM, key not matching the certificate)
+ * returns -1 with one line naming it in err. Fills tls.listen's default. */
+int amqp_tls_prepare(amqp_config *c, char *err, size_t len);
+void amqp_tls_release(amqp_config *c);
+/* Whether cert and key (PEM files) can serve TLS: readable, parsed, the
+ * key the certificate's. 0, or -1 with one line naming setting.cert_file or
+ * setting.key_file in err. Warns (log) if the certificate has expired. */
+int amqp_tls_check_pair(const char *setting, const char *cert, const char *key, char *err, size_t len);
+/* The TLS version a "1.2"/"1.3" setting stands for, as OpenSSL numbers
+ * it; -1 for anything else (1.0 and 1.1 included). */
+int amqp_tls_version(const char *s);
 
 /* The listeners subtree for the broker's tree: the connection supervisor
  * and the AMQP 1.0 listener. arg: an amqp_config that outlives the node. */
 int amqp_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid);
 /* The port the listener is bound to (useful with port 0), 0 before it is. */
 int amqp_listen_port(void);
+/* The same for the TLS listener; 0 when there is none. */
+int amqp_listen_tls_port(void);
 /* Connections open now. */
 uint32_t amqp_connections(void);
 

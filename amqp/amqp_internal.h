@@ -12,9 +12,10 @@
 typedef struct amqp__sasl {
     const amqp_config *cfg;
     struct sockaddr_storage peer;
-    char user[128];    /* who logged in */
-    char refused[128]; /* who was refused, for the log */
-    const char *mech;  /* the mechanism tried */
+    char user[128];     /* who logged in */
+    char refused[128];  /* who was refused, for the log */
+    const char *mech;   /* the mechanism tried */
+    char external[128]; /* TLS: the CN of the client's verified certificate, for EXTERNAL ("": none) */
     bool done, ok;
     uint64_t hold_until; /* ms (the loop's clock): a refused login's answer waits until then */
     bool hold_decided;   /* hold_until was set for this refusal */
@@ -234,7 +235,12 @@ typedef struct amqp__conn {
     amqp__reg reg;         /* its entry in the table of open connections */
     amqp__counts counts;   /* bytes and messages, kept here, published to reg each round */
     struct amqp__c91 *c91; /* set once the client spoke AMQP 0-9-1: conn091.c has the connection */
+    struct amqp__tls *tls; /* a TLS connection's session (tls.c); NULL on the plain port */
 } amqp__conn;
+
+/* The start argument of a connection: the accepted fd, with this bit set
+ * when it came from the TLS listener (fds stay far below it). */
+#define AMQP__FD_TLS (1 << 30)
 
 /* address.c */
 int amqp__queue_args(pn_data_t *props, rt_qargs *a, char *err, size_t errlen);
@@ -265,6 +271,14 @@ void amqp__login_refused(amqp__conn *c);
 bool amqp__login_held(amqp__conn *c);
 
 /* socket.c */
+/* Reads what the socket has into buf (plaintext on a TLS connection), as
+ * read() does: bytes (fewer than n: nothing more for now), 0 at the end
+ * of input, -1 with errno (EAGAIN: nothing yet). Both front ends read
+ * through it. */
+ssize_t amqp__sock_recv(amqp__conn *c, void *buf, size_t n);
+/* What the socket says (a uv_poll status and events), handled by
+ * whichever front end has the connection. */
+void amqp__sock_event(amqp__conn *c, int status, int events);
 void amqp__sock_read_start(amqp__conn *c);
 void amqp__sock_read_stop(amqp__conn *c);
 void amqp__sock_update_poll(amqp__conn *c); /* watch for what the connection wants now */
@@ -274,6 +288,23 @@ ssize_t amqp__sock_send(amqp__conn *c, const void *p, size_t n);
 void amqp__sock_write_out(amqp__conn *c); /* proton's output to the socket, as much as it takes */
 void amqp__sock_linger(amqp__conn *c);    /* half-close, drain briefly, then close */
 void amqp__sock_close(amqp__conn *c);     /* the handles; the last one frees c */
+
+/* tls.c: TLS below both front ends (see there). start: the session for a
+ * connection from the TLS listener (ctx: amqp_config.tls_ctx); it adds a
+ * handle (a timer) to c. recv and send behave as amqp__sock_recv and
+ * amqp__sock_send. */
+typedef struct amqp__tls amqp__tls;
+int amqp__tls_start(amqp__conn *c, void *ctx);
+ssize_t amqp__tls_recv(amqp__conn *c, void *buf, size_t n);
+ssize_t amqp__tls_send(amqp__conn *c, const void *p, size_t n);
+int amqp__tls_poll_events(amqp__conn *c, int ev); /* what to watch for, given what the front end wants */
+bool amqp__tls_read_blocked(amqp__conn *c);       /* reading waits for the socket to be writable */
+bool amqp__tls_failed(amqp__conn *c);             /* the handshake or the session failed (logged) */
+void amqp__tls_broken(amqp__conn *c, int status); /* the socket broke (poll status): why, if in the handshake */
+void amqp__tls_after_round(amqp__conn *c);        /* reads on if OpenSSL holds input */
+void amqp__tls_shutdown(amqp__conn *c);           /* close_notify; nothing more in or out */
+void amqp__tls_close(amqp__conn *c, uv_close_cb cb);
+void amqp__tls_free(amqp__conn *c);
 
 /* outbox.c */
 bool amqp__outbox_flush(amqp__conn *c); /* true: something still waits (a mailbox was full) */

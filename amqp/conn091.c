@@ -661,7 +661,7 @@ static void read_input(amqp__conn *c)
 {
     amqp__c91 *k = c->c91;
     for (int i = 0; i < 8 && c->reading && !k->flush_then_end && k->ilen < k->icap; i++) {
-        ssize_t n = read(c->fd, k->in + k->ilen, k->icap - k->ilen);
+        ssize_t n = amqp__sock_recv(c, k->in + k->ilen, k->icap - k->ilen);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -298,8 +298,8 @@ static void discard(pn_delivery_t *d)
 static void log_transport_error(amqp__conn *c, pn_transport_t *t)
 {
     pn_condition_t *cond = pn_transport_condition(t);
-    if (c->rejecting)
-        return; /* said already, when the bad frame came */
+    if (c->rejecting || (c->tls && amqp__tls_failed(c)))
+        return; /* said already, when the bad frame came or TLS failed */
     if (c->sasl.done && !c->sasl.ok) {
         sv_log(SV_LOG_WARNING, "connection %s: authentication failed for %s (%s)", c->peer,
                c->sasl.refused[0] ? c->sasl.refused : "?", c->sasl.mech ? c->sasl.mech : "?");
@@ -575,7 +575,8 @@ static void describe_peer(amqp__conn *c)
 
 static int conn_init(sv_proc *self, void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    int fd = (int)((intptr_t)arg & ~(intptr_t)AMQP__FD_TLS);
+    bool tls = (intptr_t)arg & AMQP__FD_TLS;
     amqp__conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
@@ -603,6 +604,11 @@ static int conn_init(sv_proc *self, void *arg)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     describe_peer(c);
+    /* TLS below both front ends: they read and write plaintext (tls.c). */
+    if (tls && (!c->cfg->tls_ctx || amqp__tls_start(c, c->cfg->tls_ctx) < 0)) {
+        amqp__sock_close(c); /* frees c */
+        return -ENOMEM;
+    }
     amqp__reg_add(&c->reg, sv_self(self), c->name);
     c->counted = true;
     if (atomic_fetch_add(&amqp__nconns, 1) + 1 > c->cfg->max_connections)
@@ -739,7 +745,7 @@ int amqp__conn_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid 
 {
     int rc = sv_spawn(sup, &amqp__conn_ops, arg, opts, pid);
     if (rc < 0)
-        close((int)(intptr_t)arg); /* init never ran: the socket is ours to close */
+        close((int)((intptr_t)arg & ~(intptr_t)AMQP__FD_TLS)); /* init never ran: the socket is ours to close */
     return rc;
 }
 

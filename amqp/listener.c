@@ -2,12 +2,14 @@
  *
  *   listeners (rest_for_one)
  *   ├── connections (one_for_one, one temporary child per client)
- *   └── amqp listener
+ *   ├── amqp listener
+ *   └── amqps listener (when a certificate is configured)
  *
  * The listener owns the listening socket (watched with uv_poll, accepted
  * with accept4) and asks the connections supervisor to start a connection
  * process for each client; the process, on whatever scheduler it lands,
- * takes the socket over by its fd. Starts in flight are bounded: past the
+ * takes the socket over by its fd (marked AMQP__FD_TLS when it came to the
+ * TLS listener: the connection then speaks TLS below AMQP). Starts in flight are bounded: past the
  * bound the listener stops accepting until some have answered, so a
  * connection storm waits in the kernel's backlog instead of in memory.
  */
@@ -28,11 +30,12 @@
 #define BACKLOG 1024
 #define EMFILE_PAUSE_MS 100
 
-static atomic_int listen_port;
+static atomic_int listen_port, listen_tls_port;
 
 typedef struct listener {
     sv_proc *self;
     const amqp_config *cfg;
+    bool tls; /* the AMQPS listener */
     int fd;
     uv_poll_t poll;
     uv_timer_t pause;
@@ -43,6 +46,7 @@ typedef struct listener {
 } listener;
 
 int amqp_listen_port(void) { return atomic_load(&listen_port); }
+int amqp_listen_tls_port(void) { return atomic_load(&listen_tls_port); }
 
 void amqp_config_init(amqp_config *c)
 {
@@ -56,6 +60,8 @@ void amqp_config_init(amqp_config *c)
     c->credit_window = 1000;
     c->anonymous = true;
     c->auto_create_queues = true;
+    c->tls.handshake_timeout_ms = 5000; /* RabbitMQ's ssl_handshake_timeout */
+    snprintf(c->tls.min_version, sizeof c->tls.min_version, "1.2");
 }
 
 static void poll_start(listener *ls);
@@ -70,8 +76,9 @@ static void start_connection(listener *ls, int fd)
 {
     char id[32];
     snprintf(id, sizeof id, "conn-%llu", (unsigned long long)++ls->next_id);
+    intptr_t arg = fd | (ls->tls ? AMQP__FD_TLS : 0);
     sv_child_spec spec = {
-        .id = id, .start = amqp__conn_start, .arg = (void *)(intptr_t)fd, .restart = SV_TEMPORARY, .shutdown_ms = 2000};
+        .id = id, .start = amqp__conn_start, .arg = (void *)arg, .restart = SV_TEMPORARY, .shutdown_ms = 2000};
     sv_msg *req = sv_sup_start_child_req(&spec);
     uint64_t ref;
     if (!req || sv_call_async(ls->self, sv_whereis(CONN_SUP_NAME), req, 10000, &ref) < 0) {
@@ -171,14 +178,14 @@ static void on_closed(uv_handle_t *h)
         free(ls);
 }
 
-static int listener_init(sv_proc *self, void *arg)
+static int listener_init(sv_proc *self, const amqp_config *cfg, bool tls)
 {
-    const amqp_config *cfg = arg;
     char err[640];
     int port;
-    int fd = open_socket(cfg->listen, &port, err, sizeof err);
+    const char *where = tls ? cfg->tls.listen : cfg->listen;
+    int fd = open_socket(where, &port, err, sizeof err);
     if (fd < 0) {
-        sv_log(SV_LOG_ERROR, "amqp listener: %s", err);
+        sv_log(SV_LOG_ERROR, "%s listener: %s", tls ? "amqps" : "amqp", err);
         return fd;
     }
     listener *ls = calloc(1, sizeof *ls);
@@ -188,6 +195,7 @@ static int listener_init(sv_proc *self, void *arg)
     }
     ls->self = self;
     ls->cfg = cfg;
+    ls->tls = tls;
     ls->fd = fd;
     int rc = uv_poll_init(sv_loop(self), &ls->poll, fd);
     if (rc < 0) { /* nothing registered with the loop yet: undo by hand (sv.h) */
@@ -201,10 +209,13 @@ static int listener_init(sv_proc *self, void *arg)
     ls->handles = 2;
     sv_set_state(self, ls);
     poll_start(ls);
-    atomic_store(&listen_port, port);
-    sv_log(SV_LOG_INFO, "amqp listener on %s (port %d)", cfg->listen, port);
+    atomic_store(tls ? &listen_tls_port : &listen_port, port);
+    sv_log(SV_LOG_INFO, "%s listener on %s (port %d)", tls ? "amqps (TLS)" : "amqp", where, port);
     return 0;
 }
+
+static int listener_init_plain(sv_proc *self, void *arg) { return listener_init(self, arg, false); }
+static int listener_init_tls(sv_proc *self, void *arg) { return listener_init(self, arg, true); }
 
 static int listener_info(sv_proc *self, sv_msg *m)
 {
@@ -224,7 +235,7 @@ static void listener_terminate(sv_proc *self, int reason)
 {
     (void)reason;
     listener *ls = sv_state(self);
-    atomic_store(&listen_port, 0);
+    atomic_store(ls->tls ? &listen_tls_port : &listen_port, 0);
     uv_poll_stop(&ls->poll);
     uv_close((uv_handle_t *)&ls->poll, on_closed);
     uv_close((uv_handle_t *)&ls->pause, on_closed);
@@ -233,7 +244,14 @@ static void listener_terminate(sv_proc *self, int reason)
 
 static const sv_server_ops listener_ops = {
     .name = "amqp_listener",
-    .init = listener_init,
+    .init = listener_init_plain,
+    .handle_info = listener_info,
+    .terminate = listener_terminate,
+};
+
+static const sv_server_ops tls_listener_ops = {
+    .name = "amqps_listener",
+    .init = listener_init_tls,
     .handle_info = listener_info,
     .terminate = listener_terminate,
 };
@@ -255,6 +273,11 @@ static int listener_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv
     return sv_spawn(sup, &listener_ops, arg, opts, pid);
 }
 
+static int tls_listener_start(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
+{
+    return sv_spawn(sup, &tls_listener_ops, arg, opts, pid);
+}
+
 int amqp_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pid)
 {
     const amqp_config *cfg = arg;
@@ -266,7 +289,8 @@ int amqp_start_fn(sv_proc *sup, const sv_spawn_opts *opts, void *arg, sv_pid *pi
          .shutdown_ms = SV_SHUTDOWN_INFINITY,
          .is_supervisor = true},
         {.id = "amqp", .start = listener_start, .arg = arg, .restart = SV_PERMANENT, .shutdown_ms = 2000},
+        {.id = "amqps", .start = tls_listener_start, .arg = arg, .restart = SV_PERMANENT, .shutdown_ms = 2000},
     };
     sv_sup_flags f = {SV_REST_FOR_ONE, 5, 10000};
-    return sv_sup_spawn(sup, "listeners", f, kids, 2, opts, pid);
+    return sv_sup_spawn(sup, "listeners", f, kids, cfg->tls_ctx ? 3 : 2, opts, pid);
 }

@@ -1,4 +1,5 @@
-/* sasl.c — server-side SASL for AMQP connections: PLAIN and ANONYMOUS.
+/* sasl.c — server-side SASL for AMQP connections: PLAIN, ANONYMOUS, and
+ * EXTERNAL on TLS connections whose client certificate verified.
  *
  * Debian's proton is built without Cyrus SASL and its built-in server side
  * offers only ANONYMOUS, so Plexus plugs its own implementation into
@@ -18,6 +19,11 @@ static void sasl_free(pn_transport_t *t) { (void)t; /* the context belongs to th
 static const char *sasl_mechs(pn_transport_t *t)
 {
     amqp__sasl *s = pnx_sasl_get_context(t);
+    /* EXTERNAL only where a certificate named someone (tls.c fills
+     * external once the handshake verified it): offered first, as the
+     * client that has a certificate means to use it. */
+    if (s->external[0])
+        return s->cfg->anonymous ? "EXTERNAL PLAIN ANONYMOUS" : "EXTERNAL PLAIN";
     return s->cfg->anonymous ? "PLAIN ANONYMOUS" : "PLAIN";
 }
 
@@ -94,6 +100,20 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
         memset(pass, 0, sizeof pass);
         if (!ok)
             snprintf(s->refused, sizeof s->refused, "%s", user);
+        outcome(t, s, ok);
+        return;
+    }
+    if (!strcmp(mech, "EXTERNAL") && s->external[0]) {
+        s->mech = "EXTERNAL";
+        /* The response is an authorization identity: none, or the
+         * certificate's own name (RFC 4422 appendix A). */
+        bool same = !recv->start || !recv->size ||
+                    (recv->size == strlen(s->external) && !memcmp(recv->start, s->external, recv->size));
+        bool ok =
+            same && c->auth && c->auth(c->auth_ctx, "EXTERNAL", s->external, NULL, peer, s->user, sizeof s->user) == 0;
+        if (!ok)
+            snprintf(s->refused, sizeof s->refused, "%.64s (certificate CN%s)", s->external,
+                     same ? "; no such user" : "; asked to act as another user");
         outcome(t, s, ok);
         return;
     }

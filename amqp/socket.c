@@ -1,5 +1,7 @@
 /* socket.c — a connection's socket: reading into proton's input buffer,
- * writing out of its output buffer, and closing gently.
+ * writing out of its output buffer, and closing gently. On the TLS port the
+ * bytes pass through tls.c on their way (amqp__sock_recv, amqp__sock_send),
+ * for both front ends.
  *
  * The socket is the connection's own (plain read and write), watched with
  * a uv_poll, so proton's buffers are the only buffers: what the socket
@@ -31,6 +33,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     amqp__conn *c = h->data;
     if (--c->handles == 0) {
+        amqp__tls_free(c);
         close(c->fd); /* after the poll handle: libuv must not watch a closed fd */
         free(c);
     }
@@ -45,12 +48,18 @@ void amqp__sock_close(amqp__conn *c)
     }
     if (!uv_is_closing((uv_handle_t *)&c->poll))
         uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    if (c->tls)
+        amqp__tls_close(c, on_handle_closed);
 }
 
 /* Watches the socket for what the connection can use now. */
 void amqp__sock_update_poll(amqp__conn *c)
 {
     int ev = c->lingering ? UV_READABLE : (c->reading ? UV_READABLE : 0) | (c->writing ? UV_WRITABLE : 0);
+    if (c->tls && !c->lingering) {
+        ev = amqp__tls_poll_events(c, ev);
+        amqp__tls_after_round(c);
+    }
     if (ev == c->events)
         return;
     if (ev ? uv_poll_start(&c->poll, ev, on_poll) == 0 : uv_poll_stop(&c->poll) == 0)
@@ -88,6 +97,8 @@ static void linger_over(uv_timer_t *t)
 void amqp__sock_linger(amqp__conn *c)
 {
     c->lingering = true;
+    if (c->tls)
+        amqp__tls_shutdown(c);
     if (shutdown(c->fd, SHUT_WR) < 0) {
         amqp__sock_close(c);
         return;
@@ -143,16 +154,29 @@ static void refuse_header(amqp__conn *c)
     char got[48], sent[48];
     header_text(c->fv.refused, got, sizeof got);
     header_text(c->fv.reply, sent, sizeof sent);
-    sv_log(SV_LOG_WARNING, "connection %s: protocol header '%s' (%s) is not served here; answered '%s' and closed",
-           c->peer, got, amqp__header_name(amqp__header_classify(c->fv.refused)), sent);
+    if (c->fv.refused[0] == 0x16 && c->fv.refused[1] == 0x03) /* a TLS record: handshake */
+        sv_log(SV_LOG_WARNING,
+               "connection %s: a TLS handshake on the plaintext AMQP port (TLS clients belong on the TLS "
+               "port%s); answered '%s' and closed",
+               c->peer, c->cfg->tls_ctx ? ", tls.listen" : ", which is off: no tls.cert_file", sent);
+    else
+        sv_log(SV_LOG_WARNING, "connection %s: protocol header '%s' (%s) is not served here; answered '%s' and closed",
+               c->peer, got, amqp__header_name(amqp__header_classify(c->fv.refused)), sent);
     c->rejecting = true;
     amqp__sock_read_stop(c);
     /* Whatever proton wrote before (a SASL exchange) goes first. */
     amqp__sock_write_out(c);
-    if (!c->writing && send(c->fd, c->fv.reply, 8, MSG_NOSIGNAL) == 8)
-        c->counts.send_oct += 8;
+    if (!c->writing)
+        amqp__sock_send(c, c->fv.reply, 8);
     pn_connection_driver_read_close(&c->d);
     pn_connection_driver_write_close(&c->d);
+}
+
+ssize_t amqp__sock_recv(amqp__conn *c, void *buf, size_t n)
+{
+    if (c->tls)
+        return amqp__tls_recv(c, buf, n);
+    return read(c->fd, buf, n);
 }
 
 /* Reads what the socket has, straight into proton's input buffer, each
@@ -163,7 +187,7 @@ static void read_input(amqp__conn *c)
         pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->d);
         if (!rb.size)
             return; /* proton holds all it can take: the next round reads on */
-        ssize_t n = read(c->fd, rb.start, rb.size);
+        ssize_t n = amqp__sock_recv(c, rb.start, rb.size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -212,6 +236,12 @@ static void read_input(amqp__conn *c)
  * socket does not take waits there until it is writable. */
 ssize_t amqp__sock_send(amqp__conn *c, const void *p, size_t n)
 {
+    if (c->tls) {
+        ssize_t sent = amqp__tls_send(c, p, n);
+        if (sent > 0)
+            c->counts.send_oct += (uint64_t)sent;
+        return sent;
+    }
     for (;;) {
         ssize_t sent = send(c->fd, p, n, MSG_NOSIGNAL);
         if (sent < 0 && errno == EINTR)
@@ -245,15 +275,20 @@ void amqp__sock_write_out(amqp__conn *c)
     }
 }
 
-static void on_poll(uv_poll_t *p, int status, int events)
+static void on_poll(uv_poll_t *p, int status, int events) { amqp__sock_event(p->data, status, events); }
+
+void amqp__sock_event(amqp__conn *c, int status, int events)
 {
-    amqp__conn *c = p->data;
     if (c->lingering) {
         linger_input(c);
         return;
     }
     if (c->finished)
         return;
+    if (c->tls && (events & UV_WRITABLE) && amqp__tls_read_blocked(c))
+        events |= UV_READABLE; /* OpenSSL had to write before reading on */
+    if (c->tls && status < 0)
+        amqp__tls_broken(c, status);
     sv_enter(c->self);
     if (c->c91) {
         amqp__091_poll(c, status, events);

@@ -44,6 +44,8 @@ typedef struct brk_config {
     uint64_t admin_max_body;           /* admin.max_body: request bodies larger are refused (413) */
     int admin_timeout_s;               /* admin.timeout: idle HTTP connections are closed after this */
     int admin_threads;                 /* admin.threads: HTTP server threads */
+    char admin_cert_file[PATH_MAX];    /* admin.cert_file: with admin.key_file, the API serves HTTPS only */
+    char admin_key_file[PATH_MAX];     /* admin.key_file */
     char data_dir[PATH_MAX];           /* storage.data_dir */
     brk_user users[BRK_MAX_USERS];     /* users = ( {...}, ... ) */
     size_t nusers;
@@ -78,7 +80,8 @@ int brk_users_set(const brk_user *list, size_t n, const char *anonymous_user);
 int brk_users_load(const char *data_dir, const char *anonymous_user, char *err, size_t len);
 int brk_users_save(void);
 void brk_users_free(void);
-/* An amqp_auth_fn: PLAIN against the users, ANONYMOUS as anonymous_user. */
+/* An amqp_auth_fn: PLAIN against the users, ANONYMOUS as anonymous_user,
+ * EXTERNAL (a verified client certificate's CN) as that user if it exists. */
 int brk_authenticate(void *ctx, const char *mech, const char *user, const char *password, const struct sockaddr *peer,
                      char *user_out, size_t user_len);
 /* A password login from peer (the admin API's basic auth): 0 and the

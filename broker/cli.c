@@ -14,7 +14,16 @@
 #include "amqp/amqp.h"
 #include "broker/brk.h"
 
-enum { OPT_CHECK = 255, OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA_DIR, OPT_LOG_LEVEL, OPT_SCHEDULERS, OPT_NODE_NAME };
+enum {
+    OPT_CHECK = 255,
+    OPT_LISTEN = 256,
+    OPT_LISTEN_TLS,
+    OPT_ADMIN,
+    OPT_DATA_DIR,
+    OPT_LOG_LEVEL,
+    OPT_SCHEDULERS,
+    OPT_NODE_NAME
+};
 
 static const struct option options[] = {
     {"help", no_argument, NULL, 'h'},
@@ -22,6 +31,7 @@ static const struct option options[] = {
     {"config", required_argument, NULL, 'c'},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"listen", required_argument, NULL, OPT_LISTEN},
+    {"listen-tls", required_argument, NULL, OPT_LISTEN_TLS},
     {"admin", required_argument, NULL, OPT_ADMIN},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -39,7 +49,9 @@ static void usage(void)
            "  -c, --config FILE      read settings from FILE (see conf/plexus.conf)\n"
            "      --check-config     check the configuration and flags, then exit\n"
            "      --listen HOST:PORT AMQP listener (default 127.0.0.1:5672; port 0 picks a free one)\n"
-           "      --admin HOST:PORT  HTTP admin API (default 127.0.0.1:15672)\n"
+           "      --listen-tls HOST:PORT  AMQPS (TLS) listener; needs tls.cert_file and tls.key_file\n"
+           "                         (default with a certificate: amqp.listen's host, port 5671)\n"
+           "      --admin HOST:PORT  HTTP admin API (default 127.0.0.1:15672; HTTPS with admin.cert_file)\n"
            "      --data-dir DIR     where durable state lives (default ./var/plexus)\n"
            "      --log-level LEVEL  error, warning, info (default) or debug\n"
            "      --schedulers N     scheduler threads (default: one per core)\n"
@@ -108,11 +120,18 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
         char *end;
         switch (o) {
         case OPT_LISTEN:
+        case OPT_LISTEN_TLS:
         case OPT_ADMIN:
             if (amqp_hostport_parse(optarg, host, sizeof host, &port) < 0)
                 return error(err, len, "%s: expected HOST:PORT (e.g. 127.0.0.1:5672), got '%s'",
-                             o == OPT_LISTEN ? "--listen" : "--admin", optarg);
-            copy_str(o == OPT_LISTEN ? c->amqp.listen : c->admin_listen, BRK_ADDR_MAX, optarg);
+                             o == OPT_LISTEN  ? "--listen"
+                             : o == OPT_ADMIN ? "--admin"
+                                              : "--listen-tls",
+                             optarg);
+            copy_str(o == OPT_LISTEN  ? c->amqp.listen
+                     : o == OPT_ADMIN ? c->admin_listen
+                                      : c->amqp.tls.listen,
+                     BRK_ADDR_MAX, optarg);
             break;
         case OPT_DATA_DIR:
             if (copy_str(c->data_dir, sizeof c->data_dir, optarg) < 0)
@@ -136,7 +155,19 @@ brk_cli_action brk_cli_parse(int argc, char **argv, brk_config *c, char *err, si
             break;
         }
     }
+    /* Certificates are read now: a bad one stops the broker here, with
+     * the setting named, not at every client's handshake. */
+    if (amqp_tls_prepare(&c->amqp, err, len) < 0)
+        return BRK_CLI_ERROR;
+    if (c->admin_cert_file[0] || c->admin_key_file[0]) {
+        if (!c->admin_cert_file[0] || !c->admin_key_file[0])
+            return error(err, len, "admin.cert_file and admin.key_file go together: %s is not set",
+                         c->admin_cert_file[0] ? "admin.key_file" : "admin.cert_file");
+        if (amqp_tls_check_pair("admin", c->admin_cert_file, c->admin_key_file, err, len) < 0)
+            return BRK_CLI_ERROR;
+    }
     if (check_only) {
+        amqp_tls_release(&c->amqp);
         printf("plexus: configuration %s is valid\n", config_path ? config_path : "(embedded defaults)");
         return BRK_CLI_EXIT_OK;
     }

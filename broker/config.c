@@ -90,6 +90,16 @@ static const key schema[] = {
     INT("admin", "max_body", admin_max_body, 1024, 1LL << 32),
     INT("admin", "timeout", admin_timeout_s, 1, 3600),
     INT("admin", "threads", admin_threads, 1, 64),
+    STR("admin", "cert_file", admin_cert_file),
+    STR("admin", "key_file", admin_key_file),
+    ADDR("tls", "listen", amqp.tls.listen),
+    STR("tls", "cert_file", amqp.tls.cert_file),
+    STR("tls", "key_file", amqp.tls.key_file),
+    STR("tls", "ca_file", amqp.tls.ca_file),
+    BOOL("tls", "verify_peer", amqp.tls.verify_peer),
+    BOOL("tls", "fail_if_no_peer_cert", amqp.tls.fail_if_no_peer_cert),
+    STR("tls", "min_version", amqp.tls.min_version),
+    INT("tls", "handshake_timeout", amqp.tls.handshake_timeout_ms, 100, 600000),
     STR("storage", "data_dir", data_dir),
     INT("storage", "threads", routing.store_threads, 1, 16),
     INT("storage", "segment_size", routing.segment_size, 1 << 16, 1LL << 31),
@@ -97,7 +107,7 @@ static const key schema[] = {
     INT("storage", "disk_free_limit", routing.disk_free_limit, 0, 1LL << 50),
 };
 #define NKEYS (sizeof schema / sizeof schema[0])
-#define SECTIONS "node, log, amqp, routing, admin, storage, users"
+#define SECTIONS "node, log, amqp, tls, routing, admin, storage, users"
 
 static int fail(char *err, size_t len, const char *path, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

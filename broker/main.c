@@ -209,8 +209,12 @@ int main(int argc, char **argv)
         sv_log(SV_LOG_ERROR, "plexus: the supervision tree did not start: %s", sv_reason_str(rc, rb, sizeof rb));
         goto out;
     }
-    sv_log(SV_LOG_INFO, "plexus %s node %s started: amqp on port %d, admin on port %d, %d schedulers, data in %s",
-           PLEXUS_VERSION, cfg.node_name, amqp_listen_port(), adm_listen_port(), sv_node_schedulers(), cfg.data_dir);
+    char tls_port[40] = "";
+    if (amqp_listen_tls_port())
+        snprintf(tls_port, sizeof tls_port, ", amqps on port %d", amqp_listen_tls_port());
+    sv_log(SV_LOG_INFO, "plexus %s node %s started: amqp on port %d%s, admin on port %d, %d schedulers, data in %s",
+           PLEXUS_VERSION, cfg.node_name, amqp_listen_port(), tls_port, adm_listen_port(), sv_node_schedulers(),
+           cfg.data_dir);
     /* brk_tree_start returned once every child had started, the AMQP
      * listener and the admin API included, each bound in its init: clients
      * can connect from here on, and not before. */
@@ -257,5 +261,6 @@ out:
     sv_node_stop();
     rt_cleanup();
     brk_users_free();
+    amqp_tls_release(&cfg.amqp);
     return rc < 0 ? 1 : 0;
 }

@@ -126,7 +126,8 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
-/* Checks a password login; the caller holds users_lock. */
+/* Checks a login (no password asked when the peer proved who it is some
+ * other way: anonymous, or a certificate); the caller holds users_lock. */
 static const brk_user *login(const char *name, const char *password, bool anonymous, const struct sockaddr *peer)
 {
     for (size_t i = 0; name && name[0] && i < nusers; i++) {
@@ -146,10 +147,14 @@ int brk_authenticate(void *ctx, const char *mech, const char *user, const char *
 {
     (void)ctx;
     bool anonymous = !strcmp(mech, "ANONYMOUS");
-    if (!anonymous && strcmp(mech, "PLAIN") != 0)
-        return -EACCES; /* only these two are checked here */
+    /* EXTERNAL: user is the CN of a client certificate the TLS layer
+     * verified; the certificate stands for the password, and the user
+     * must exist (as with RabbitMQ's rabbitmq_auth_mechanism_ssl). */
+    bool external = !strcmp(mech, "EXTERNAL");
+    if (!anonymous && !external && strcmp(mech, "PLAIN") != 0)
+        return -EACCES; /* only these are checked here */
     pthread_rwlock_rdlock(&users_lock);
-    const brk_user *u = login(anonymous ? anon_user : user, password, anonymous, peer);
+    const brk_user *u = login(anonymous ? anon_user : user, password, anonymous || external, peer);
     if (u)
         snprintf(user_out, user_len, "%s", u->name);
     pthread_rwlock_unlock(&users_lock);

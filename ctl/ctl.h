@@ -18,9 +18,11 @@ enum {
 };
 
 typedef struct ctl {
-    const char *url;  /* http://127.0.0.1:15672 */
-    const char *user; /* USER:PASSWORD */
-    bool json;        /* print JSON instead of tables */
+    const char *url;    /* http://127.0.0.1:15672 */
+    const char *user;   /* USER:PASSWORD */
+    bool json;          /* print JSON instead of tables */
+    const char *cacert; /* https: the CA certificates (PEM) to trust instead of the system's */
+    bool insecure;      /* https: trust any certificate (tests, first setup) */
 } ctl;
 
 /* One request. path segments must be escaped already (ctl_escape).

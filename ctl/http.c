@@ -2,7 +2,8 @@
  *
  * Each failure becomes one line on stderr and an exit code a script can
  * branch on: the broker unreachable (3), refused credentials (4), any
- * other refusal (1, with the API's own error and reason).
+ * other refusal (1, with the API's own error and reason). An https:// URL
+ * is checked against the system's CAs, or --cacert's, unless --insecure.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -63,6 +64,14 @@ int ctl_call(const ctl *c, const char *method, const char *path, const json_t *b
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    char detail[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
+    if (c->cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+    if (c->insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     if (text) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
@@ -75,7 +84,17 @@ int ctl_call(const ctl *c, const char *method, const char *path, const json_t *b
     free(text);
     int rc = CTL_OK;
     if (cc != CURLE_OK) {
-        fprintf(stderr, "plexusctl: cannot reach the broker at %s: %s\n", c->url, curl_easy_strerror(cc));
+        bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
+                   cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CERTPROBLEM;
+        fprintf(stderr, "plexusctl: cannot reach the broker at %s: %s%s%s\n", c->url,
+                detail[0] ? detail : curl_easy_strerror(cc),
+                cc == CURLE_PEER_FAILED_VERIFICATION ? " (--cacert FILE trusts the CA that signed the broker's "
+                                                       "certificate; --insecure trusts any)"
+                : tls                                ? " (does the admin API serve HTTPS there?)"
+                                                     : "",
+                cc == CURLE_GOT_NOTHING && !strncmp(c->url, "http:", 5) ? " (if the admin API serves HTTPS, use an "
+                                                                          "https:// URL)"
+                                                                        : "");
         rc = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_OPERATION_TIMEDOUT ||
                      cc == CURLE_GOT_NOTHING || cc == CURLE_URL_MALFORMAT
                  ? CTL_UNREACHABLE

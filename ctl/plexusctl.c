@@ -59,6 +59,9 @@ static void usage(FILE *f)
                "  --url URL        the admin API (default $PLEXUS_URL or http://127.0.0.1:15672)\n"
                "  --user U:P       credentials (default $PLEXUS_USER or guest:guest)\n"
                "  --json           print the API's JSON instead of tables\n"
+               "  --cacert FILE    https URLs: trust the CA certificates in FILE (default $PLEXUS_CACERT,\n"
+               "                   else the system's)\n"
+               "  --insecure       https URLs: do not check the broker's certificate\n"
                "  --help, --version\n"
                "\n"
                "Exit status: 0 done; 1 the broker refused or failed; 2 bad command line;\n"
@@ -383,11 +386,15 @@ int main(int argc, char **argv)
         O_PASSWORD,
         O_TAGS,
         O_VHOST,
-        O_VERSION
+        O_VERSION,
+        O_CACERT,
+        O_INSECURE
     };
     static const struct option longopts[] = {{"url", required_argument, NULL, O_URL},
                                              {"user", required_argument, NULL, O_USER},
                                              {"json", no_argument, NULL, O_JSON},
+                                             {"cacert", required_argument, NULL, O_CACERT},
+                                             {"insecure", no_argument, NULL, O_INSECURE},
                                              {"durable", required_argument, NULL, O_DURABLE},
                                              {"auto-delete", no_argument, NULL, O_AUTO_DELETE},
                                              {"internal", no_argument, NULL, O_INTERNAL},
@@ -406,7 +413,7 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, O_VERSION},
                                              {NULL, 0, NULL, 0}};
-    ctl c = {getenv("PLEXUS_URL"), getenv("PLEXUS_USER"), false};
+    ctl c = {getenv("PLEXUS_URL"), getenv("PLEXUS_USER"), false, getenv("PLEXUS_CACERT"), false};
     opts o = {.count = 1};
     opterr = 0;
     /* GNU getopt moves the command words after the options, wherever the
@@ -416,6 +423,8 @@ int main(int argc, char **argv)
         case O_URL: c.url = optarg; break;
         case O_USER: c.user = optarg; break;
         case O_JSON: c.json = true; break;
+        case O_CACERT: c.cacert = optarg; break;
+        case O_INSECURE: c.insecure = true; break;
         case O_DURABLE: o.durable = optarg; break;
         case O_AUTO_DELETE: o.auto_delete = true; break;
         case O_INTERNAL: o.internal = true; break;

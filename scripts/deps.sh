@@ -23,7 +23,7 @@ set -eu
 
 build="gcc make libc6-dev pkg-config libuv1-dev libqpid-proton11-dev libjansson-dev libconfig-dev libssl-dev libjemalloc-dev zlib1g-dev libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev check"
 tsan="clang-14 libclang-rt-14-dev"
-test="$build python3 python3-pika amqp-tools amqp-specs python3-kombu libanyevent-rabbitmq-perl golang-go golang-github-rabbitmq-amqp091-go-dev python3-qpid-proton libqpid-proton11-dev-examples librabbitmq-dev curl chromium wrk systemd nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
+test="$build openssl python3 python3-pika amqp-tools amqp-specs python3-kombu libanyevent-rabbitmq-perl golang-go golang-github-rabbitmq-amqp091-go-dev python3-qpid-proton libqpid-proton11-dev-examples librabbitmq-dev curl chromium wrk systemd nodejs$(command -v npm >/dev/null 2>&1 || echo ' npm')" # npm: unless the nodejs in use brings its own
 
 format="clang-format"
 # rabbitmqadmin, RabbitMQ's command line for its management API, is what

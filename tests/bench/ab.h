@@ -69,6 +69,7 @@ typedef struct options {
     char host[256], port[32];
     char user[256], password[256];
     bool have_user;
+    bool tls; /* amqps://: TLS, the broker's certificate not checked (a benchmark on loopback) */
     bool mode_all;
     bench_mode mode;
     uint64_t count;

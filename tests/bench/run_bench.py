@@ -8,7 +8,9 @@ with a 1 M message backlog (and how fast it drains) and with 10 000 idle
 connections, each on a fresh broker. AMQP 0-9-1 (amqp091_load, librabbitmq:
 confirms and manual acks, 256 B) against Plexus and, with BENCH_RABBITMQ=1,
 against RabbitMQ, next to Plexus's AMQP 1.0 figure; BENCH_ONLY=amqp091 runs
-only that. Prints what it measured; asserts nothing (tests do that).
+only that. And 256 B at-least-once over TLS against plaintext on one broker
+(BENCH_ONLY=tls runs just that). Prints what it measured; asserts nothing
+(tests do that).
 """
 import base64
 import os
@@ -438,7 +440,58 @@ class RabbitMQ:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def measure_tls():
+    """256 B at-least-once through one broker's plaintext and TLS listeners,
+    runs interleaved (the machine's load moves both alike); medians, and the
+    broker's CPU seconds per million messages each way. The certificate is
+    a throwaway one made here with the openssl command."""
+    if not shutil.which("openssl"):
+        print("\nTLS: skipped (no openssl command)")
+        return
+    tmp = tempfile.mkdtemp(prefix="plexus-bench-tls-")
+    try:
+        key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], check=True,
+                       capture_output=True)
+        conf = os.path.join(tmp, "tls.conf")
+        with open(conf, "w") as f:
+            f.write(f'tls = {{ cert_file = "{cert}"; key_file = "{key}"; }};\n')
+        tls_port = free_port()
+        pl = Plexus("--config", conf, "--listen-tls", f"127.0.0.1:{tls_port}")
+        try:
+            if not listening_within(tls_port, 10):
+                raise SystemExit("plexus did not open its TLS port")
+            n = 50000 if QUICK else 200000
+            got = {"plain": [], "tls": []}
+            cpu = {"plain": [], "tls": []}
+            for _ in range(REPEAT):
+                for name, url in (("plain", f"amqp://127.0.0.1:{pl.port}"), ("tls", f"amqps://127.0.0.1:{tls_port}")):
+                    before = cpu_seconds(pl.p.pid)
+                    rows = bench(["--url", url], "--mode", "throughput", "--size", "256", "--qos", "alo",
+                                 "--count", str(n))
+                    if ok(rows):
+                        got[name].append(float(rows[0]["msgs_per_s"]))
+                        cpu[name].append((cpu_seconds(pl.p.pid) - before) / n * 1e6)
+        finally:
+            pl.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not got["plain"] or not got["tls"]:
+        print("\nTLS: a run failed")
+        return
+    plain, tls = statistics.median(got["plain"]), statistics.median(got["tls"])
+    print("\n256 B at-least-once, plaintext against TLS (TLS 1.3, AES-256-GCM), one broker, runs interleaved")
+    print(f"  plaintext {plain:>12,.0f} msgs/s   broker {statistics.median(cpu['plain']):.2f} CPU s per M msgs")
+    print(f"  TLS       {tls:>12,.0f} msgs/s   broker {statistics.median(cpu['tls']):.2f} CPU s per M msgs")
+    print(f"  TLS / plaintext: {tls / plain:.0%}   (each run: plain {', '.join(f'{v:,.0f}' for v in got['plain'])};"
+          f" TLS {', '.join(f'{v:,.0f}' for v in got['tls'])})")
+
+
 def main():
+    if os.environ.get("BENCH_ONLY") == "tls":
+        measure_tls()
+        return
     print(f"AMQP benchmarks ({os.cpu_count()} cores; broker and clients share them; "
           f"each figure the median of {REPEAT} run{'s' if REPEAT > 1 else ''})")
     only_persistent = os.environ.get("BENCH_ONLY") == "persistent"
@@ -539,6 +592,7 @@ def main():
         idle_connections(pl, 2000 if QUICK else 10000)
     finally:
         pl.stop()
+    measure_tls()
 
 
 if __name__ == "__main__":

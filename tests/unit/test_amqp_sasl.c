@@ -1,6 +1,7 @@
 /* test_amqp_sasl.c — Plexus's server side of SASL (amqp/sasl.c), driven
  * through a real proton transport: the mechanisms offered, PLAIN with good,
- * wrong and garbled credentials, ANONYMOUS allowed or not, and what is
+ * wrong and garbled credentials, ANONYMOUS allowed or not, EXTERNAL (a
+ * TLS client certificate's CN) offered or not, and what is
  * recorded for the connection's log. The broker's user store is a stub. */
 #include <check.h>
 #include <errno.h>
@@ -31,6 +32,12 @@ static int stub_auth(void *ctx, const char *mech, const char *user, const char *
         if (!*anon_ok)
             return -EACCES;
         snprintf(user_out, user_len, "anon");
+        return 0;
+    }
+    if (!strcmp(mech, "EXTERNAL")) { /* a certificate: alice exists, nobody else */
+        if (password || !user || strcmp(user, "alice"))
+            return -EACCES;
+        snprintf(user_out, user_len, "%s", user);
         return 0;
     }
     if (user && password && !strcmp(user, "guest") && !strcmp(password, "guest")) {
@@ -370,6 +377,70 @@ START_TEST(test_unknown_mechanism)
 }
 END_TEST
 
+START_TEST(test_external_offered_with_a_certificate)
+{
+    char m[64];
+    snprintf(S.external, sizeof S.external, "alice");
+    push("AMQP\x03\x01\x00\x00", 8);
+    mechanisms(m, sizeof m);
+    ck_assert_str_eq(m, "EXTERNAL PLAIN ANONYMOUS");
+}
+END_TEST
+
+START_TEST(test_external_good)
+{
+    snprintf(S.external, sizeof S.external, "alice");
+    login("EXTERNAL", NULL, 0);
+    ck_assert_int_eq(outcome_code(), 0);
+    ck_assert(S.done && S.ok);
+    ck_assert_str_eq(S.user, "alice");
+    ck_assert_str_eq(S.mech, "EXTERNAL");
+    ck_assert_str_eq(last_mech, "EXTERNAL");
+    ck_assert_str_eq(last_pass, "(null)");
+}
+END_TEST
+
+START_TEST(test_external_with_its_own_name_as_authzid)
+{
+    snprintf(S.external, sizeof S.external, "alice");
+    login("EXTERNAL", "alice", 5);
+    ck_assert_int_eq(outcome_code(), 0);
+    ck_assert_str_eq(S.user, "alice");
+}
+END_TEST
+
+START_TEST(test_external_as_another_user_refused)
+{
+    snprintf(S.external, sizeof S.external, "alice");
+    login("EXTERNAL", "guest", 5);
+    ck_assert_int_eq(outcome_code(), 1);
+    ck_assert_str_eq(S.refused, "alice (certificate CN; asked to act as another user)");
+    ck_assert_int_eq(calls, 0);
+}
+END_TEST
+
+START_TEST(test_external_unknown_user)
+{
+    snprintf(S.external, sizeof S.external, "mallory");
+    login("EXTERNAL", "", 0);
+    ck_assert_int_eq(outcome_code(), 1);
+    ck_assert_str_eq(S.refused, "mallory (certificate CN; no such user)");
+    ck_assert_str_eq(last_user, "mallory");
+}
+END_TEST
+
+START_TEST(test_external_not_offered_without_a_certificate)
+{
+    char m[64];
+    login("EXTERNAL", NULL, 0);
+    mechanisms(m, sizeof m);
+    ck_assert_str_eq(m, "PLAIN ANONYMOUS");
+    ck_assert_int_eq(outcome_code(), 1);
+    ck_assert_str_eq(S.refused, "(mechanism EXTERNAL not offered)");
+    ck_assert_int_eq(calls, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("amqp_sasl");
@@ -389,6 +460,12 @@ static Suite *suite(void)
     tcase_add_test(t, test_anonymous_allowed);
     tcase_add_test(t, test_anonymous_refused_by_the_store);
     tcase_add_test(t, test_anonymous_not_offered);
+    tcase_add_test(t, test_external_offered_with_a_certificate);
+    tcase_add_test(t, test_external_good);
+    tcase_add_test(t, test_external_with_its_own_name_as_authzid);
+    tcase_add_test(t, test_external_as_another_user_refused);
+    tcase_add_test(t, test_external_unknown_user);
+    tcase_add_test(t, test_external_not_offered_without_a_certificate);
     tcase_add_test(t, test_unknown_mechanism);
     suite_add_tcase(s, t);
     return s;

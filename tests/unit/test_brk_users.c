@@ -59,6 +59,26 @@ START_TEST(test_login_gives_the_users_tags_and_obeys_loopback_only)
 }
 END_TEST
 
+/* EXTERNAL: the TLS layer vouches for the name (a verified certificate's
+ * CN); the user must exist and loopback_only still holds. */
+START_TEST(test_external_logs_in_existing_users_only)
+{
+    brk_user u[2] = {user("alice", "s3cret", "", false), user("guest", "guest", "administrator", true)};
+    ck_assert_int_eq(brk_users_set(u, 2, "guest"), 0);
+    struct sockaddr_in lo = v4("127.0.0.1"), far = v4("192.0.2.7");
+    char who[BRK_NAME_MAX] = "";
+    ck_assert_int_eq(brk_authenticate(NULL, "EXTERNAL", "alice", NULL, (struct sockaddr *)&far, who, sizeof who), 0);
+    ck_assert_str_eq(who, "alice");
+    ck_assert_int_eq(brk_authenticate(NULL, "EXTERNAL", "mallory", NULL, (struct sockaddr *)&lo, who, sizeof who),
+                     -EACCES);
+    ck_assert_int_eq(brk_authenticate(NULL, "EXTERNAL", "guest", NULL, (struct sockaddr *)&far, who, sizeof who),
+                     -EACCES);
+    ck_assert_int_eq(brk_authenticate(NULL, "EXTERNAL", "", NULL, (struct sockaddr *)&lo, who, sizeof who), -EACCES);
+    ck_assert_int_eq(brk_authenticate(NULL, "CRAM-MD5", "alice", NULL, (struct sockaddr *)&lo, who, sizeof who),
+                     -EACCES);
+}
+END_TEST
+
 START_TEST(test_tags_have_matches_whole_tags_only)
 {
     ck_assert(brk_tags_have("administrator", "administrator"));
@@ -220,6 +240,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("users");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_login_gives_the_users_tags_and_obeys_loopback_only);
+    tcase_add_test(tc, test_external_logs_in_existing_users_only);
     tcase_add_test(tc, test_tags_have_matches_whole_tags_only);
     tcase_add_test(tc, test_put_adds_or_replaces_and_delete_removes_at_once);
     tcase_add_test(tc, test_put_refuses_beyond_the_user_limit);
