@@ -490,6 +490,11 @@ typedef struct amqp__091_chan {
     amqp__091_cons *cons;
     char last_queue[RT_NAME_MAX + 1];  /* "" in a method means this one */
     char reply_queue[RT_NAME_MAX + 1]; /* direct reply-to's queue, once consumed */
+    /* The last exchange it was allowed to publish to ("" the default one,
+     * valid if may_write): checked once, not per message, as 1.0 links
+     * are checked at attach. A permission taken away shows on new channels. */
+    bool may_write;
+    char write_x[RT_NAME_MAX + 1];
     /* The publish being read: its method, then header, then body. */
     uint8_t pub; /* 0: none; 1: header due; 2: body due */
     bool mandatory, skip;
@@ -584,6 +589,10 @@ void amqp__091_defs_method(amqp__conn *c, amqp__091_chan *ch, const amqp91_metho
 void amqp__091_defs_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply);
 /* Queue arguments from a field table (the x-* RabbitMQ takes). */
 int amqp__091_qargs(amqp91_bytes table, rt_qargs *a, char *err, size_t len);
+/* Whether the connection's user has what on the resource: true, or the
+ * channel closes with 403 and the reason (RabbitMQ's rules: DESIGN.md). */
+bool amqp__091_allowed(amqp__conn *c, amqp__091_chan *ch, uint32_t method, amqp_perm what, const char *kind,
+                       const char *name);
 /* Whether q can be used by this connection (exclusive queues: its owner's). */
 bool amqp__091_queue_ok(amqp__conn *c, amqp__091_chan *ch, uint32_t method, const char *name, rt_queue **out);
 

@@ -385,6 +385,7 @@ static void on_start_ok(amqp__conn *c, const amqp91_connection_start_ok *a)
         amqp__091_printable(a->mechanism.p, a->mechanism.len, mech, sizeof mech);
         sv_log(SV_LOG_WARNING, "connection %s: AMQP 0-9-1 authentication failed for %s (%s): %s", c->peer,
                who[0] ? who : "?", mech, why);
+        amqp__login_refused(c); /* the answer waits: a growing delay per address (amqp__091_work) */
         if (k->fail_close) {
             conn_close(c, AMQP91_ACCESS_REFUSED, AMQP91_CONNECTION_START_OK, true,
                        "Login was refused using authentication mechanism %s", rc == -ENOTSUP ? "?" : k->mech);
@@ -395,6 +396,7 @@ static void on_start_ok(amqp__conn *c, const amqp91_connection_start_ok *a)
         return;
     }
     snprintf(k->user, sizeof k->user, "%s", out);
+    snprintf(c->sasl.user, sizeof c->sasl.user, "%s", out); /* whose permissions count (amqp__perm) */
     amqp91_method m = {.id = AMQP91_CONNECTION_TUNE};
     m.a.connection_tune.channel_max = k->ours.channel_max;
     m.a.connection_tune.frame_max = k->ours.frame_max;
@@ -439,6 +441,11 @@ static void on_open(amqp__conn *c, const amqp91_connection_open *a)
     if (c->refuse) {
         conn_close(c, AMQP91_NOT_ALLOWED, AMQP91_CONNECTION_OPEN, false, "too many connections (at most %u)",
                    c->cfg->max_connections);
+        return;
+    }
+    char why[256];
+    if (amqp__perm(c, AMQP_PERM_VHOST, NULL, NULL, why, sizeof why) < 0) {
+        conn_close(c, AMQP91_NOT_ALLOWED, AMQP91_CONNECTION_OPEN, false, "%s", why);
         return;
     }
     simple(c, 0, AMQP91_CONNECTION_OPEN_OK);
@@ -718,6 +725,17 @@ void amqp__091_work(amqp__conn *c)
                                      : "handshake not done in time; closed");
         k->state = S_DONE;
         k->flush_then_end = true;
+    }
+    if (c->sasl.hold_until) {
+        /* A refused login: its answer waits in our buffer, and nothing
+         * is read, until the address's delay is over. */
+        if (now < c->sasl.hold_until) {
+            c->reading = c->writing = false;
+            amqp__sock_update_poll(c);
+            uv_timer_start(&c->timer, amqp__conn_on_timer, c->sasl.hold_until - now, 0);
+            return;
+        }
+        c->sasl.hold_until = 0;
     }
     if (k->state == S_OPEN) {
         tell_blocked(c);

@@ -503,7 +503,8 @@ static void consume(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_consum
         memcpy(queue, ch->last_queue, sizeof queue);
     }
     rt_queue *q;
-    if (!amqp__091_queue_ok(c, ch, AMQP91_BASIC_CONSUME, queue, &q))
+    if (!amqp__091_queue_ok(c, ch, AMQP91_BASIC_CONSUME, queue, &q) ||
+        !amqp__091_allowed(c, ch, AMQP91_BASIC_CONSUME, AMQP_PERM_READ, "queue", queue))
         return;
     if (atomic_load(&q->exclusive_consumer) || (a->exclusive && atomic_load(&q->consumers) > 0)) {
         amqp__091_chan_close(c, ch->number, AMQP91_ACCESS_REFUSED, AMQP91_BASIC_CONSUME,
@@ -565,7 +566,8 @@ static void get(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_get *a)
         memcpy(queue, ch->last_queue, sizeof queue);
     }
     rt_queue *q;
-    if (!amqp__091_queue_ok(c, ch, AMQP91_BASIC_GET, queue, &q))
+    if (!amqp__091_queue_ok(c, ch, AMQP91_BASIC_GET, queue, &q) ||
+        !amqp__091_allowed(c, ch, AMQP91_BASIC_GET, AMQP_PERM_READ, "queue", queue))
         return;
     sv_pid pid = rt_queue_pid(q);
     amqp__091_cons *cn = NULL;

@@ -154,6 +154,16 @@ static int table_map(amqp91_bytes table, char *out, size_t cap, size_t *n, char 
 
 /* ----------------------------------------------------------------- checks */
 
+bool amqp__091_allowed(amqp__conn *c, amqp__091_chan *ch, uint32_t method, amqp_perm what, const char *kind,
+                       const char *name)
+{
+    char why[256];
+    if (amqp__perm(c, what, kind, name, why, sizeof why) == 0)
+        return true;
+    amqp__091_chan_close(c, ch->number, AMQP91_ACCESS_REFUSED, method, "%s", why);
+    return false;
+}
+
 /* A declaration is a use of the queue, as in RabbitMQ: x-expires starts again. */
 static void touch(amqp__conn *c, rt_queue *q)
 {
@@ -251,6 +261,8 @@ static void exchange_declare(amqp__conn *c, amqp__091_chan *ch, const amqp91_exc
                              "exchange name '%s' contains reserved prefix 'amq.*'", r.name);
         return;
     }
+    if (!amqp__091_allowed(c, ch, AMQP91_EXCHANGE_DECLARE, AMQP_PERM_CONFIGURE, "exchange", r.name))
+        return;
     r.durable = a->durable;
     r.auto_delete = a->auto_delete;
     r.internal = a->internal;
@@ -268,6 +280,8 @@ static void exchange_delete(amqp__conn *c, amqp__091_chan *ch, const amqp91_exch
                              r.name);
         return;
     }
+    if (!amqp__091_allowed(c, ch, AMQP91_EXCHANGE_DELETE, AMQP_PERM_CONFIGURE, "exchange", r.name))
+        return;
     r.if_unused = a->if_unused;
     mgr_call(c, ch, AMQP91_EXCHANGE_DELETE, RT_REQ_DELETE_EXCHANGE, &r, sizeof r, a->no_wait);
 }
@@ -301,6 +315,10 @@ static void bind_req(amqp__conn *c, amqp__091_chan *ch, uint32_t method, bool to
                                  dest);
         return;
     }
+    /* RabbitMQ's rule: write on the destination, read on the source. */
+    if (!amqp__091_allowed(c, ch, method, AMQP_PERM_WRITE, to_exchange ? "exchange" : "queue", dest) ||
+        !amqp__091_allowed(c, ch, method, AMQP_PERM_READ, "exchange", hdr.source))
+        return;
     int rc = x->type == RT_HEADERS ? table_map(args, enc, sizeof enc, &alen, err, sizeof err) : 0;
     if (rc < 0) {
         amqp__091_chan_close(c, ch->number, AMQP91_PRECONDITION_FAILED, method, "%s", err);
@@ -377,6 +395,13 @@ static void queue_declare(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_
                              "invalid arguments for queue '%s' in vhost '" VHOST "': %s", r.name, err);
         return;
     }
+    /* Configure on the queue (a server-named one under its amq.gen- name);
+     * with a dead-letter exchange, write on it and read on the queue. */
+    const char *pname = r.name[0] ? r.name : "amq.gen-";
+    if (!amqp__091_allowed(c, ch, AMQP91_QUEUE_DECLARE, AMQP_PERM_CONFIGURE, "queue", pname) ||
+        (r.args.has_dlx && (!amqp__091_allowed(c, ch, AMQP91_QUEUE_DECLARE, AMQP_PERM_WRITE, "exchange", r.args.dlx) ||
+                            !amqp__091_allowed(c, ch, AMQP91_QUEUE_DECLARE, AMQP_PERM_READ, "queue", pname))))
+        return;
     r.args.durable = a->durable;
     r.args.exclusive = a->exclusive;
     r.args.auto_delete = a->auto_delete;
@@ -460,7 +485,8 @@ static void queue_delete(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_d
     if (!queue_name(c, ch, AMQP91_QUEUE_DELETE, a->queue, r.name))
         return;
     rt_queue *q = rt_queue_find(r.name);
-    if (q && !amqp__091_queue_ok(c, ch, AMQP91_QUEUE_DELETE, r.name, NULL))
+    if ((q && !amqp__091_queue_ok(c, ch, AMQP91_QUEUE_DELETE, r.name, NULL)) ||
+        !amqp__091_allowed(c, ch, AMQP91_QUEUE_DELETE, AMQP_PERM_CONFIGURE, "queue", r.name))
         return;
     r.if_unused = a->if_unused;
     r.if_empty = a->if_empty;
@@ -474,7 +500,8 @@ static void queue_purge(amqp__conn *c, amqp__091_chan *ch, const amqp91_queue_pu
     char name[RT_NAME_MAX + 1];
     rt_queue *q;
     if (!queue_name(c, ch, AMQP91_QUEUE_PURGE, a->queue, name) ||
-        !amqp__091_queue_ok(c, ch, AMQP91_QUEUE_PURGE, name, &q))
+        !amqp__091_queue_ok(c, ch, AMQP91_QUEUE_PURGE, name, &q) ||
+        !amqp__091_allowed(c, ch, AMQP91_QUEUE_PURGE, AMQP_PERM_READ, "queue", name))
         return;
     sv_pid pid = rt_queue_pid(q);
     amqp__091_call *call = sv_pid_is_none(pid) ? NULL

@@ -38,6 +38,12 @@ void amqp__091_publish(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_pub
                              "immediate=true is not supported (RabbitMQ dropped it too)");
         return;
     }
+    if (!(ch->may_write && !strcmp(ch->write_x, ch->exchange))) {
+        if (!amqp__091_allowed(c, ch, AMQP91_BASIC_PUBLISH, AMQP_PERM_WRITE, "exchange", ch->exchange))
+            return;
+        ch->may_write = true;
+        memcpy(ch->write_x, ch->exchange, sizeof ch->write_x);
+    }
     rt_exchange *x = ch->exchange[0] ? rt_exchange_find(ch->exchange) : NULL;
     if (ch->exchange[0] && !x)
         amqp__091_chan_close(c, ch->number, AMQP91_NOT_FOUND, AMQP91_BASIC_PUBLISH, "no exchange '%s' in vhost '/'",
