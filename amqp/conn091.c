@@ -357,7 +357,9 @@ static void send_start(amqp__conn *c)
     m.a.connection_start.version_major = 0;
     m.a.connection_start.version_minor = 9;
     m.a.connection_start.server_properties = (amqp91_bytes){props, n > 0 ? (uint32_t)n : 0};
-    m.a.connection_start.mechanisms = (amqp91_bytes){(const uint8_t *)"PLAIN AMQPLAIN", 14};
+    /* EXTERNAL where a verified client certificate named someone (tls.c). */
+    const char *mechs = c->sasl.external[0] ? "EXTERNAL PLAIN AMQPLAIN" : "PLAIN AMQPLAIN";
+    m.a.connection_start.mechanisms = (amqp91_bytes){(const uint8_t *)mechs, (uint32_t)strlen(mechs)};
     m.a.connection_start.locales = (amqp91_bytes){(const uint8_t *)"en_US", 5};
     put_method(c, 0, &m);
 }
@@ -369,14 +371,30 @@ static void on_start_ok(amqp__conn *c, const amqp91_connection_start_ok *a)
     k->cap_cancel = amqp__091_client_cap(a->client_properties, "consumer_cancel_notify");
     k->cap_blocked = amqp__091_client_cap(a->client_properties, "connection.blocked");
     amqp__091_client_name(a->client_properties, k->client, sizeof k->client);
-    char user[128], pass[256], out[128];
+    char user[128] = "", pass[256] = "", out[128];
     const char *why = "";
-    int rc = amqp__091_credentials(a->mechanism, a->response, user, sizeof user, pass, sizeof pass, &why);
-    k->mech = a->mechanism.len == 8 ? "AMQPLAIN" : "PLAIN";
-    if (rc == 0 && (!c->cfg->auth || c->cfg->auth(c->cfg->auth_ctx, "PLAIN", user, pass,
-                                                  (const struct sockaddr *)&c->sasl.peer, out, sizeof out) < 0)) {
-        rc = -EACCES;
-        why = "wrong user or password, or not allowed from here";
+    const struct sockaddr *peer = (const struct sockaddr *)&c->sasl.peer;
+    int rc;
+    bool external = a->mechanism.len == 8 && !memcmp(a->mechanism.p, "EXTERNAL", 8) && c->sasl.external[0];
+    if (external) {
+        /* The certificate's CN is the user; the response, if any, is an
+         * authorization identity, which must be that same name. */
+        k->mech = "EXTERNAL";
+        snprintf(user, sizeof user, "%s", c->sasl.external);
+        bool same =
+            !a->response.len || (a->response.len == strlen(user) && !memcmp(a->response.p, user, a->response.len));
+        rc = same && c->cfg->auth && c->cfg->auth(c->cfg->auth_ctx, "EXTERNAL", user, NULL, peer, out, sizeof out) == 0
+                 ? 0
+                 : -EACCES;
+        why = same ? "no such user as the certificate names" : "asked to act as another user than the certificate's";
+    } else {
+        rc = amqp__091_credentials(a->mechanism, a->response, user, sizeof user, pass, sizeof pass, &why);
+        k->mech = a->mechanism.len == 8 ? "AMQPLAIN" : "PLAIN";
+        if (rc == 0 &&
+            (!c->cfg->auth || c->cfg->auth(c->cfg->auth_ctx, "PLAIN", user, pass, peer, out, sizeof out) < 0)) {
+            rc = -EACCES;
+            why = "wrong user or password, or not allowed from here";
+        }
     }
     memset(pass, 0, sizeof pass);
     if (rc < 0) {

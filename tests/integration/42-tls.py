@@ -350,6 +350,28 @@ c.connect({ host: 'localhost', port: Number(port), transport: 'tls', ca: [fs.rea
         self.wait_log("the client sent 'AMQP\\x00\\x00\\x09\\x01' (plaintext AMQP)")
         self.assert_serving()
 
+    def test_amqp091_external_with_a_client_certificate(self):
+        if pika is None:
+            missing("python3-pika")
+
+        def connect(cert):
+            ctx = ssl.create_default_context(cafile=self.p["ca.pem"])
+            ctx.load_cert_chain(self.p[f"{cert}.pem"], self.p[f"{cert}.key"])
+            return pika.BlockingConnection(pika.ConnectionParameters(
+                host="localhost", port=self.tls_port, ssl_options=pika.SSLOptions(ctx, "localhost"),
+                credentials=pika.credentials.ExternalCredentials(), connection_attempts=1))
+
+        c = connect("alice")  # the certificate's CN is the user, no password
+        try:
+            conn = self.connection(lambda x: x["protocol"] == "AMQP 0-9-1" and x["user"] == "alice")
+            self.assertEqual(conn["auth_mechanism"], "EXTERNAL")
+        finally:
+            c.close()
+        with self.assertRaises(pika.exceptions.AMQPConnectionError):
+            connect("mallory")  # a verified certificate, but no such user
+        self.wait_log("AMQP 0-9-1 authentication failed for mallory (EXTERNAL): no such user as the certificate names")
+        self.assert_serving()
+
     # ------------------------------------------------------------------ admin
 
     def test_admin_api_over_https(self):
