@@ -118,8 +118,8 @@ static void publish_stats(queue *s)
     atomic_store_explicit(&q->ready, s->len, memory_order_relaxed);
     atomic_store_explicit(&q->unacked, s->unacked.n, memory_order_relaxed);
     atomic_store_explicit(&q->bytes, s->bytes, memory_order_relaxed);
-    atomic_store_explicit(&q->consumers, s->active, memory_order_relaxed);
-    atomic_store_explicit(&q->slow, s->active > 0 && s->len > SLOW_DOWN_READY, memory_order_relaxed);
+    atomic_store_explicit(&q->consumers, s->active - s->gets, memory_order_relaxed);
+    atomic_store_explicit(&q->slow, s->active > s->gets && s->len > SLOW_DOWN_READY, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------- dead letters */
@@ -526,10 +526,11 @@ static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
         sv_demonitor(self, c->mref);
     c->used = false;
     s->active--;
+    s->gets -= c->get;
     if (c->exclusive)
         atomic_store(&s->q->exclusive_consumer, false);
     return_unsettled(s, slot);
-    if (!s->active && s->had_consumer && s->q->args.auto_delete)
+    if (s->active == s->gets && s->had_consumer && s->q->args.auto_delete)
         ask_delete(self, s);
     s->last_used = now_ms();
     arm_expires(self, s);
@@ -543,7 +544,7 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
         notify_gone(conn, rc->consumer, -EBUSY);
         return;
     }
-    if (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active)) {
+    if (!rc->get && (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active > s->gets))) {
         notify_gone(conn, rc->consumer, -EPERM); /* exclusive use */
         return;
     }
@@ -565,12 +566,14 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
                     .credit = rc->credit,
                     .presettled = rc->presettled,
                     .used = true,
-                    .exclusive = rc->exclusive};
+                    .exclusive = rc->exclusive,
+                    .get = rc->get};
     if (rc->exclusive)
         atomic_store(&s->q->exclusive_consumer, true);
     c->mref = sv_monitor(self, conn);
     s->active++;
-    s->had_consumer = true;
+    s->gets += rc->get;
+    s->had_consumer = s->had_consumer || !rc->get;
 }
 
 /* --------------------------------------------------------------- handlers */
@@ -759,7 +762,7 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m);
 
 static void answer_count(sv_from to, queue *s)
 {
-    rt_qcount n = {s->len, s->active};
+    rt_qcount n = {s->len, s->active - s->gets};
     sv_reply_data(to, &n, sizeof n);
 }
 
@@ -944,6 +947,7 @@ static void queue_terminate(sv_proc *self, int reason)
     s->len = 0;
     s->bytes = 0;
     s->active = 0;
+    s->gets = 0;
     publish_stats(s);
     rt__queue_unref(s->q);
     free(s);

@@ -36,6 +36,7 @@ typedef struct consumer {
     bool used;
     bool exclusive;
     bool drain_wait; /* a drain waits for the head, which the log is reading back or recording */
+    bool get;        /* rt_consume.get */
     sv_msg *batch;   /* deliveries gathered this turn; holds one reference per message */
 } consumer;
 
@@ -117,6 +118,7 @@ typedef struct queue {
     sv_map unacked;
     consumer *cons;
     uint32_t ncons, rr, active;
+    uint32_t gets; /* of the active, Basic.Get's (rt_consume.get): not consumers to clients */
     bool had_consumer, deleting;
     uint64_t ttl_tref;
     int64_t ttl_at;

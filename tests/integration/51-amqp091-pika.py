@@ -479,6 +479,25 @@ class Consumers(Case):
         self.assertEqual(code, 404, text)
         self.assert_usable(c)
 
+    def test_basic_get_is_not_a_consumer(self):
+        # A get takes a message; it does not consume: the queue counts no
+        # consumer, an auto-delete queue stays (it never had one), and a
+        # delete if-unused goes through while the got message is unacked.
+        c = self.connect()
+        ch = c.channel()
+        ch.confirm_delivery()
+        qn = self.queue(ch, auto_delete=True)
+        for b in (b"1", b"2"):
+            ch.basic_publish("", qn, b)
+        m, _, body = ch.basic_get(qn)
+        self.assertEqual(body, b"1")
+        self.assertEqual(ch.queue_declare(qn, passive=True).method.consumer_count, 0)
+        ch.basic_ack(m.delivery_tag)
+        time.sleep(0.3)
+        self.assertEqual(ch.queue_declare(qn, passive=True).method.message_count, 1, "the auto-delete queue stays")
+        m, _, _ = ch.basic_get(qn)
+        self.assertEqual(ch.queue_delete(qn, if_unused=True).method.message_count, 0)
+
     def test_nack_reject_recover_and_the_redelivered_flag(self):
         c = self.connect()
         ch = c.channel()
