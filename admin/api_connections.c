@@ -16,14 +16,14 @@ static json_t *conn_json(const amqp_conn_info *c, const char *node)
 {
     char pb[SV_PID_FMT_LEN];
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:I, s:s, s:{s:s}, s:i, s:i, s:I, s:I, "
-                     "s:I, s:I}",
+                     "s:I, s:I, s:b}",
                      "name", c->name, "node", node, "pid", sv_pid_str(c->pid, pb, sizeof pb), "user", c->user, "vhost",
                      "/", "protocol", c->protocol, "state", c->opened ? "running" : "starting", "peer_host",
                      c->peer_host, "peer_port", c->peer_port, "host", c->host, "port", c->port, "connected_at",
                      (json_int_t)c->connected_at, "auth_mechanism", c->auth_mechanism, "client_properties",
                      "container_id", c->container, "links", (int)c->links, "channels", (int)c->channels, "recv_oct",
                      (json_int_t)c->recv_oct, "send_oct", (json_int_t)c->send_oct, "recv_cnt", (json_int_t)c->recv_cnt,
-                     "send_cnt", (json_int_t)c->send_cnt);
+                     "send_cnt", (json_int_t)c->send_cnt, "ssl", (int)c->ssl);
 }
 
 void *adm__copy_table(int (*fill)(void *, int), size_t size, int cap, int *n)

@@ -157,6 +157,7 @@ typedef struct amqp_conn_info {
     int port;
     int64_t connected_at; /* ms since the epoch */
     bool opened;          /* the AMQP open was accepted */
+    bool ssl;             /* it came in on the TLS listener */
     uint32_t links;
     uint32_t channels;           /* AMQP 1.0 sessions or 0-9-1 channels open */
     uint64_t recv_oct, send_oct; /* bytes read and written */

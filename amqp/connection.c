@@ -609,6 +609,7 @@ static int conn_init(sv_proc *self, void *arg)
         amqp__sock_close(c); /* frees c */
         return -ENOMEM;
     }
+    c->reg.info.ssl = tls; /* before it is listed: fixed for its life */
     amqp__reg_add(&c->reg, sv_self(self), c->name);
     c->counted = true;
     if (atomic_fetch_add(&amqp__nconns, 1) + 1 > c->cfg->max_connections)

@@ -340,6 +340,7 @@ c.connect({ host: 'localhost', port: Number(port), transport: 'tls', ca: [fs.rea
             self.assertTrue(ch.is_open)
             conn = self.connection(lambda x: x["protocol"] == "AMQP 0-9-1" and x["port"] == self.tls_port)
             self.assertEqual(conn["user"], "guest")
+            self.assertIs(conn["ssl"], True)  # /api/connections says which listener, as RabbitMQ's does
         finally:
             c.close()
         # pika in plaintext on the TLS port is refused, and says so.

@@ -205,6 +205,7 @@ class Pika(unittest.TestCase):
         self.assertEqual(mine[0]["user"], "guest")
         self.assertEqual(mine[0]["auth_mechanism"], "PLAIN")
         self.assertEqual(mine[0]["state"], "running")
+        self.assertIs(mine[0]["ssl"], False)  # the plaintext listener
         # An operator's close reaches the client as 320 CONNECTION_FORCED.
         name = urllib.parse.quote(mine[0]["name"], safe="")
         code, _, _ = Api(self.b.admin_port).delete(f"/api/connections/{name}", headers={"X-Reason": "maintenance"})
