@@ -579,7 +579,7 @@ static void get(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_get *a)
                                  "queue '%s' in vhost '/' is not running", queue);
             return;
         }
-        rt_consume rc = {.consumer = cn->id, .credit = 1, .presettled = a->no_ack};
+        rt_consume rc = {.consumer = cn->id, .credit = 1, .presettled = a->no_ack, .get = true};
         to_queue(c, pid, RT_Q_CONSUME, &rc, sizeof rc);
         cn->outstanding = 1;
         send_credit(c, cn, 0, true);

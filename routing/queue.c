@@ -525,11 +525,12 @@ static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
     if (c->mref)
         sv_demonitor(self, c->mref);
     c->used = false;
-    s->active--;
+    if (!c->get)
+        s->active--; /* a Basic.Get's was never counted */
     if (c->exclusive)
         atomic_store(&s->q->exclusive_consumer, false);
     return_unsettled(s, slot);
-    if (!s->active && s->had_consumer && s->q->args.auto_delete)
+    if (!c->get && !s->active && s->had_consumer && s->q->args.auto_delete)
         ask_delete(self, s);
     s->last_used = now_ms();
     arm_expires(self, s);
@@ -543,7 +544,8 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
         notify_gone(conn, rc->consumer, -EBUSY);
         return;
     }
-    if (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active)) {
+    /* A Basic.Get is no consumer for exclusive use (as in RabbitMQ). */
+    if (!rc->get && (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active))) {
         notify_gone(conn, rc->consumer, -EPERM); /* exclusive use */
         return;
     }
@@ -565,10 +567,18 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
                     .credit = rc->credit,
                     .presettled = rc->presettled,
                     .used = true,
-                    .exclusive = rc->exclusive};
-    if (rc->exclusive)
+                    .exclusive = rc->exclusive && !rc->get,
+                    .get = rc->get};
+    if (c->exclusive)
         atomic_store(&s->q->exclusive_consumer, true);
     c->mref = sv_monitor(self, conn);
+    if (rc->get) {
+        /* Not a consumer as RabbitMQ counts them: an auto-delete queue
+         * stays after a get, consumer_count and exclusive use ignore it;
+         * but a get is a use (x-expires). */
+        s->last_used = now_ms();
+        return;
+    }
     s->active++;
     s->had_consumer = true;
 }

