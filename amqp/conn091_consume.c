@@ -477,7 +477,10 @@ static void consume(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_consum
             return;
         }
         rt_req_queue r = {0};
-        snprintf(r.name, sizeof r.name, REPLY_TO_PSEUDO ".%08x.%llu", sv_self(c->self).creation,
+        /* Unique to this connection's process (its slot and generation:
+         * the node's creation alone is every connection's) and channel. */
+        sv_pid me = sv_self(c->self);
+        snprintf(r.name, sizeof r.name, REPLY_TO_PSEUDO ".%x.%08x.%x.%x.%llu", me.node, me.creation, me.index, me.gen,
                  (unsigned long long)ch->epoch);
         rt_qargs_init(&r.args);
         r.args.exclusive = r.args.auto_delete = true;

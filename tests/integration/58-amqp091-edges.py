@@ -181,5 +181,38 @@ class Edges(unittest.TestCase):
         self.assertEqual(got, [b"two"])
         ch.basic_ack(m.delivery_tag)
 
+    # Direct reply-to's queue was named after the node and the channel's
+    # opening only: the first channel of a second connection got the same
+    # name, another connection's exclusive queue, and its consume failed.
+    def test_direct_reply_to_on_two_connections(self):
+        server = self.connect().channel()
+        sq = uniq("rpc")
+        server.queue_declare(sq)
+        self.drop_queue(sq)
+        clients = []
+        for n in range(2):
+            ch = self.connect().channel()
+            replies = []
+            ch.basic_consume("amq.rabbitmq.reply-to", lambda _c, d, p, b, r=replies: r.append(b), auto_ack=True)
+            ch.basic_publish("", sq, b"req-%d" % n, pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+            clients.append((ch, replies))
+        reply_tos = set()
+        for _ in range(2):
+            end = time.time() + 3
+            while True:
+                m, p, body = server.basic_get(sq, auto_ack=True)
+                if m or time.time() > end:
+                    break
+                time.sleep(0.05)
+            self.assertIsNotNone(m, "a request did not arrive")
+            reply_tos.add(p.reply_to)
+            server.basic_publish("", p.reply_to, b"re:" + body)
+        self.assertEqual(len(reply_tos), 2, reply_tos)
+        for n, (ch, replies) in enumerate(clients):
+            end = time.time() + 3
+            while not replies and time.time() < end:
+                ch.connection.process_data_events(time_limit=0.1)
+            self.assertEqual(replies, [b"re:req-%d" % n])
+
 if __name__ == "__main__":
     main()
