@@ -356,17 +356,22 @@ static void on_settle(amqp__conn *c, amqp__091_chan *ch, uint32_t method, uint64
 {
     if (multiple) {
         bool any = tag == 0;
+        /* An unknown tag settles nothing (as in RabbitMQ): the channel
+         * closes and every delivery goes back to its queue, rather than
+         * those up to the tag being acked (or dropped) first. */
+        for (uint32_t i = 0; i < ch->ua_len && !any && ua_at(ch, i)->tag <= tag; i++)
+            any = ua_at(ch, i)->tag == tag;
+        if (!any)
+            goto unknown;
         for (uint32_t i = 0; i < ch->ua_len; i++) {
             amqp__091_ua *u = ua_at(ch, i);
             if (tag && u->tag > tag)
                 break;
-            any = any || u->tag == tag;
             if (!u->done)
                 settle(c, ch, u, outcome);
         }
         ua_trim(ch);
-        if (any)
-            return;
+        return;
     } else {
         /* Tags are in order in the ring: a binary search finds one. */
         uint32_t lo = 0, hi = ch->ua_len;
@@ -383,6 +388,7 @@ static void on_settle(amqp__conn *c, amqp__091_chan *ch, uint32_t method, uint64
             return;
         }
     }
+unknown:
     amqp__091_chan_close(c, ch->number, AMQP91_PRECONDITION_FAILED, method, "unknown delivery tag %llu",
                          (unsigned long long)tag);
 }

@@ -214,5 +214,35 @@ class Edges(unittest.TestCase):
                 ch.connection.process_data_events(time_limit=0.1)
             self.assertEqual(replies, [b"re:req-%d" % n])
 
+    # Basic.Ack multiple with a tag never given: RabbitMQ settles nothing
+    # and closes the channel, so the deliveries go back to the queue. They
+    # used to be acked (lost) first.
+    def test_ack_multiple_unknown_tag_settles_nothing(self):
+        for meth in ("ack", "nack"):
+            with self.subTest(meth):
+                c = self.connect()
+                ch = c.channel()
+                q = uniq("ack-x")
+                ch.queue_declare(q)
+                self.drop_queue(q)
+                ch.confirm_delivery()
+                for i in range(3):
+                    ch.basic_publish("", q, b"m%d" % i)
+                got = []
+                ch.basic_qos(prefetch_count=10)
+                ch.basic_consume(q, lambda _c, d, p, b: got.append(d.delivery_tag))
+                end = time.time() + 3
+                while len(got) < 3 and time.time() < end:
+                    c.process_data_events(time_limit=0.1)
+                self.assertEqual(len(got), 3)
+                if meth == "ack":
+                    ch.basic_ack(99, multiple=True)
+                else:
+                    ch.basic_nack(99, multiple=True, requeue=False)
+                with self.assertRaises(ChannelClosedByBroker) as e:
+                    ch.queue_declare(q, passive=True)  # the answer is the Channel.Close
+                self.assertEqual(e.exception.reply_code, 406)
+                self.assertEqual(self.ready(q, 3), 3)
+
 if __name__ == "__main__":
     main()
