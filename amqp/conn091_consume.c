@@ -626,7 +626,7 @@ void amqp__091_consumer_gone(amqp__conn *c, sv_msg *m)
     if (!cn)
         return;
     amqp__091_chan *ch = amqp__091_chan_get(c, cn->channel, 0);
-    if (cn->getting && ch) /* the queue went during a get: nothing to get */
+    if (cn->getting && !cn->got && ch) /* the queue went during a get: nothing to get (unless Get-Ok went) */
         amqp__091_simple(c, ch->number, AMQP91_BASIC_GET_EMPTY);
     if (ch && !cn->get && !cn->cancelled) {
         sv_log(SV_LOG_INFO, "connection %s: consumer '%s' on queue '%s' ended: %s", c->peer, cn->tag, cn->queue,

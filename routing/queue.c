@@ -669,10 +669,14 @@ void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, 
 }
 
 /* What a message the queue never handled carries: message references, and
- * confirms its publisher waits for ("released": not taken, try again). */
+ * confirms its publisher waits for ("released": not taken, try again). A
+ * consumer it never added hears the queue is gone, as those it had do:
+ * a connection waits for a Basic.Get's answer, which would never come. */
 static void discard(sv_msg *m)
 {
-    if (m->tag == RT__S_LOADED && m->len >= sizeof(rt__s_loaded)) {
+    if (m->tag == RT_Q_CONSUME && m->len >= sizeof(rt_consume)) {
+        notify_gone(m->from, ((rt_consume *)(void *)m->data)->consumer, -ENOENT);
+    } else if (m->tag == RT__S_LOADED && m->len >= sizeof(rt__s_loaded)) {
         rt__s_loaded *c = (rt__s_loaded *)(void *)m->data;
         for (uint32_t i = 0; !c->last && i < c->n && m->len >= sizeof *c + (size_t)c->n * sizeof(rt__lent); i++)
             rt_msg_unref(c->e[i].m);

@@ -244,5 +244,34 @@ class Edges(unittest.TestCase):
                 self.assertEqual(e.exception.reply_code, 406)
                 self.assertEqual(self.ready(q, 3), 3)
 
+    # A Basic.Get whose queue is deleted (by another connection) before the
+    # queue has seen the get: the queue never answered, and the
+    # connection's input waited for it forever. Now the get says empty (or
+    # the channel says not found) and the connection goes on. A race: the
+    # Queue.Delete goes out just before the get; it hung about once in 300
+    # rounds here before the fix.
+    def test_get_racing_queue_delete(self):
+        a, d = Raw(self.b.port, timeout=3), Raw(self.b.port, timeout=3)
+        for r in (a, d):
+            self.addCleanup(r.close)
+            r.open()
+        for i in range(600):
+            q = uniq("race")
+            d.send(method(1, 50, 10, struct.pack(">H", 0) + shortstr(q) + b"\0" + struct.pack(">I", 0)))
+            d.expect(50, 11)
+            d.send(method(1, 50, 40, struct.pack(">H", 0) + shortstr(q) + b"\0"))  # Queue.Delete
+            a.send(method(1, 60, 70, struct.pack(">H", 0) + shortstr(q) + b"\1"))  # Basic.Get, no-ack
+            try:
+                ch, cls, mid, args = a.method()
+            except (socket.timeout, TimeoutError):
+                self.fail(f"round {i}: the Basic.Get was never answered")
+            d.expect(50, 41)
+            self.assertIn((cls, mid), [(60, 72), (20, 40)], f"round {i}: {cls}.{mid} {args!r}")
+            if (cls, mid) == (20, 40):  # 404 (the queue was gone): the channel is closed; open it again
+                a.send(method(1, 20, 41))
+                a.send(method(1, 20, 10, shortstr("")))
+                a.expect(20, 11)
+
+
 if __name__ == "__main__":
     main()
