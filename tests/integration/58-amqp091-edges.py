@@ -273,5 +273,25 @@ class Edges(unittest.TestCase):
                 a.expect(20, 11)
 
 
+    # A message larger than the output's hard limit (64 MiB, for a client
+    # that reads nothing) but within max_message_size (128 MiB): its
+    # delivery alone went past the limit, and the consumer's connection was
+    # closed as "not read" every time.
+    def test_delivery_larger_than_the_output_limit(self):
+        c = self.connect()
+        ch = c.channel()
+        q = uniq("big")
+        ch.queue_declare(q)
+        self.drop_queue(q)
+        ch.confirm_delivery()
+        body = bytes(range(256)) * (70 << 12)  # 70 MiB
+        ch.basic_publish("", q, body)
+        m, _, got = ch.basic_get(q, auto_ack=True)
+        self.assertIsNotNone(m)
+        self.assertEqual(len(got), len(body))
+        self.assertTrue(got == body)
+        self.assertTrue(c.is_open)
+
+
 if __name__ == "__main__":
     main()
