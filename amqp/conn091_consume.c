@@ -176,6 +176,18 @@ static void give_back(amqp__conn *c, amqp__091_cons *cn, rt_delivery *d)
 
 static int ua_push(amqp__091_chan *ch, amqp__091_ua u)
 {
+    if (ch->ua_len == ch->ua_cap && ch->ua_live <= ch->ua_len / 2) {
+        /* Mostly settled out of order behind an old unacked one: those
+         * go now (order kept, tags stay sorted), rather than the ring
+         * growing by one per delivery while the oldest stays unacked. */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < ch->ua_len; i++) {
+            amqp__091_ua e = ch->ua[(ch->ua_head + i) % ch->ua_cap];
+            if (!e.done)
+                ch->ua[(ch->ua_head + n++) % ch->ua_cap] = e;
+        }
+        ch->ua_len = n;
+    }
     if (ch->ua_len == ch->ua_cap) {
         uint32_t ncap = ch->ua_cap ? ch->ua_cap * 2 : 64;
         amqp__091_ua *v = malloc(ncap * sizeof *v);
