@@ -548,6 +548,26 @@ void amqp__091_consume_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply)
     start(c, ch, call->name, call->tag, true, false, call->nowait);
 }
 
+/* Writes what waits in the connection for a no-ack consumer (in the
+ * connection's line and its channel's held ones; the others keep their
+ * order): its queue has forgotten them, so they go to the client now. */
+static void write_waiting(amqp__conn *c, amqp__091_chan *ch, amqp__091_cons *cn)
+{
+    amqp__c91 *k = c->c91;
+    amqp__091_ring *rings[2] = {&ch->held, &k->out_q};
+    for (int r = 0; r < 2; r++)
+        for (uint32_t i = 0, n = rings[r]->len; i < n; i++) {
+            amqp__091_out o = ring_pop(rings[r]);
+            if (o.consumer != cn->id) {
+                ring_push(rings[r], o); /* one was just taken: no growth, cannot fail */
+                continue;
+            }
+            if (r == 0)
+                k->nheld--;
+            write_delivery(c, ch, cn, &o.d);
+        }
+}
+
 static void cancel(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_cancel *a)
 {
     char tag[256];
@@ -561,10 +581,17 @@ static void cancel(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_cancel 
             cn->listed = false;
             c->c91->nconsumers--;
         }
-        if (cn->unacked)
-            send_credit(c, cn, 0, true); /* no more; what it has stays its own */
-        else
+        if (cn->no_ack) {
+            /* Its deliveries waiting here are written before the
+             * Cancel-Ok (dropped, they were lost: the queue forgot them,
+             * and a drain pulled more to drop); then the queue stops. */
+            write_waiting(c, ch, cn);
             cons_end(c, cn, true);
+        } else if (cn->unacked) {
+            send_credit(c, cn, 0, true); /* no more; what it has stays its own */
+        } else {
+            cons_end(c, cn, true);
+        }
         break;
     }
     if (!a->no_wait) { /* an unknown tag too, as in RabbitMQ */

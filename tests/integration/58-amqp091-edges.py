@@ -4,7 +4,10 @@ bug that once was: Basic.Get counted as a consumer (an auto-delete queue
 deleted itself after a get, consumer_count and exclusive consumers saw it),
 direct reply-to queues named alike on two connections, Basic.Ack multiple
 with an unknown tag settling before the channel error, a Basic.Get racing
-the deletion of its queue leaving the connection's input waiting forever.
+the deletion of its queue leaving the connection's input waiting forever,
+a message over 64 MiB closing its consumer's connection, the ring of
+unsettled deliveries growing without bound behind one unacked delivery,
+and a cancelled no-ack consumer's waiting deliveries dropped.
 Against the real broker with Debian's pika and a raw socket; the broker
 must exit 0 (no ASan report) when the class ends.
 
@@ -355,6 +358,42 @@ class Edges(unittest.TestCase):
         grown = rss() - before
         # 260000 more deliveries: ~18 MB of ring before the fix, none after.
         self.assertLess(grown, 8 << 20, f"the broker grew by {grown >> 20} MiB")
+
+
+    # A no-ack consumer cancelled while its deliveries wait in the broker
+    # for the client to read (its queue has forgotten them): they were
+    # dropped, and its drain pulled more from the queue to drop. Now they
+    # are written before the Cancel-Ok (as the spec says: "the client may
+    # receive an arbitrary number of messages in between sending the
+    # cancel method and receiving the cancel-ok reply").
+    def test_no_ack_cancel_loses_nothing(self):
+        c = self.connect()
+        ch = c.channel()
+        q = uniq("noack")
+        ch.queue_declare(q)
+        self.drop_queue(q)
+        ch.confirm_delivery()
+        n, body = 300, b"y" * (32 << 10)
+        for _ in range(n):
+            ch.basic_publish("", q, body)
+        r = Raw(self.b.port, timeout=10)
+        self.addCleanup(r.close)
+        r.open()
+        r.send(method(1, 60, 20, struct.pack(">H", 0) + shortstr(q) + shortstr("c") + b"\2" + struct.pack(">I", 0)))
+        r.expect(60, 21)
+        time.sleep(1)  # not reading: most deliveries wait in the broker
+        r.send(method(1, 60, 30, shortstr("c") + b"\0"))  # Basic.Cancel
+        got = 0
+        while True:
+            _, cls, mid, _ = r.method()
+            if (cls, mid) == (60, 60):
+                got += 1
+            elif (cls, mid) == (60, 31):
+                break
+            else:
+                self.fail(f"unexpected {cls}.{mid}")
+        left = self.ready(q, n - got)
+        self.assertEqual(got + left, n, f"{got} delivered, {left} left in the queue")
 
 
 if __name__ == "__main__":
