@@ -121,6 +121,8 @@ static void cons_end(amqp__conn *c, amqp__091_cons *cn, bool tell)
         amqp__reg_con_remove(&cn->reg);
         k->nconsumers--;
     }
+    if (ch && !cn->get && !strcmp(cn->queue, ch->reply_queue))
+        ch->reply_queue[0] = '\0'; /* direct reply-to's consumer: the channel may consume it again */
     if (cn->getting) {
         k->waiting--; /* the get ends with its channel */
         cn->getting = false;
@@ -496,10 +498,12 @@ static void consume(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_consum
         }
         rt_req_queue r = {0};
         /* Unique to this connection's process (its slot and generation:
-         * the node's creation alone is every connection's) and channel. */
+         * the node's creation alone is every connection's) and to this
+         * consume (a number from the consumer ids: a channel may consume
+         * again after a cancel, while its old queue is being deleted). */
         sv_pid me = sv_self(c->self);
-        snprintf(r.name, sizeof r.name, REPLY_TO_PSEUDO ".%x.%08x.%x.%x.%llu", me.node, me.creation, me.index, me.gen,
-                 (unsigned long long)ch->epoch);
+        snprintf(r.name, sizeof r.name, REPLY_TO_PSEUDO ".%x.%08x.%x.%x.%u", me.node, me.creation, me.index, me.gen,
+                 ++c->next_consumer);
         rt_qargs_init(&r.args);
         r.args.exclusive = r.args.auto_delete = true;
         r.owner = sv_self(c->self);

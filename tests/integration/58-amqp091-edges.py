@@ -407,5 +407,34 @@ class Edges(unittest.TestCase):
         self.assertEqual(got + left, n, f"{got} delivered, {left} left in the queue")
 
 
+    # Direct reply-to after Basic.Cancel of its consumer: RabbitMQ takes a
+    # new reply consumer on the channel; Plexus refused it (406 "reply
+    # consumer already set") and went on writing the deleted queue's name
+    # into reply_to, so replies went nowhere.
+    def test_direct_reply_to_consumed_again_after_cancel(self):
+        server = self.connect().channel()
+        sq = uniq("rpc2")
+        server.queue_declare(sq)
+        self.drop_queue(sq)
+        ch = self.connect().channel()
+        replies = []
+        tag = ch.basic_consume("amq.rabbitmq.reply-to", lambda *a: None, auto_ack=True)
+        ch.basic_cancel(tag)
+        ch.basic_consume("amq.rabbitmq.reply-to", lambda _c, d, p, b: replies.append(b), auto_ack=True)
+        ch.basic_publish("", sq, b"ping", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+        end = time.time() + 3
+        while True:
+            m, p, body = server.basic_get(sq, auto_ack=True)
+            if m or time.time() > end:
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(m, "the request did not arrive")
+        server.basic_publish("", p.reply_to, b"pong")
+        end = time.time() + 3
+        while not replies and time.time() < end:
+            ch.connection.process_data_events(time_limit=0.1)
+        self.assertEqual(replies, [b"pong"])
+
+
 if __name__ == "__main__":
     main()
