@@ -55,7 +55,10 @@ static bool reserve(amqp__conn *c, size_t n)
         return false;
     if (k->ocap - k->olen >= n)
         return true;
-    if (k->olen + n > OUT_HARD + (size_t)k->agreed.frame_max + k->ours.frame_max) {
+    /* What waits unread counts, not what comes: one delivery may be as
+     * large as max_message_size (128 MiB by default), more than OUT_HARD,
+     * and deliveries are only written while less than OUT_SOFT waits. */
+    if (k->olen > OUT_HARD) {
         not_read(c);
         return false;
     }

@@ -121,6 +121,8 @@ static void cons_end(amqp__conn *c, amqp__091_cons *cn, bool tell)
         amqp__reg_con_remove(&cn->reg);
         k->nconsumers--;
     }
+    if (ch && !cn->get && !strcmp(cn->queue, ch->reply_queue))
+        ch->reply_queue[0] = '\0'; /* direct reply-to's consumer: the channel may consume it again */
     if (cn->getting) {
         k->waiting--; /* the get ends with its channel */
         cn->getting = false;
@@ -176,6 +178,18 @@ static void give_back(amqp__conn *c, amqp__091_cons *cn, rt_delivery *d)
 
 static int ua_push(amqp__091_chan *ch, amqp__091_ua u)
 {
+    if (ch->ua_len == ch->ua_cap && ch->ua_live <= ch->ua_len / 2) {
+        /* Mostly settled out of order behind an old unacked one: those
+         * go now (order kept, tags stay sorted), rather than the ring
+         * growing by one per delivery while the oldest stays unacked. */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < ch->ua_len; i++) {
+            amqp__091_ua e = ch->ua[(ch->ua_head + i) % ch->ua_cap];
+            if (!e.done)
+                ch->ua[(ch->ua_head + n++) % ch->ua_cap] = e;
+        }
+        ch->ua_len = n;
+    }
     if (ch->ua_len == ch->ua_cap) {
         uint32_t ncap = ch->ua_cap ? ch->ua_cap * 2 : 64;
         amqp__091_ua *v = malloc(ncap * sizeof *v);
@@ -356,17 +370,22 @@ static void on_settle(amqp__conn *c, amqp__091_chan *ch, uint32_t method, uint64
 {
     if (multiple) {
         bool any = tag == 0;
+        /* An unknown tag settles nothing (as in RabbitMQ): the channel
+         * closes and every delivery goes back to its queue, rather than
+         * those up to the tag being acked (or dropped) first. */
+        for (uint32_t i = 0; i < ch->ua_len && !any && ua_at(ch, i)->tag <= tag; i++)
+            any = ua_at(ch, i)->tag == tag;
+        if (!any)
+            goto unknown;
         for (uint32_t i = 0; i < ch->ua_len; i++) {
             amqp__091_ua *u = ua_at(ch, i);
             if (tag && u->tag > tag)
                 break;
-            any = any || u->tag == tag;
             if (!u->done)
                 settle(c, ch, u, outcome);
         }
         ua_trim(ch);
-        if (any)
-            return;
+        return;
     } else {
         /* Tags are in order in the ring: a binary search finds one. */
         uint32_t lo = 0, hi = ch->ua_len;
@@ -383,6 +402,7 @@ static void on_settle(amqp__conn *c, amqp__091_chan *ch, uint32_t method, uint64
             return;
         }
     }
+unknown:
     amqp__091_chan_close(c, ch->number, AMQP91_PRECONDITION_FAILED, method, "unknown delivery tag %llu",
                          (unsigned long long)tag);
 }
@@ -477,8 +497,13 @@ static void consume(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_consum
             return;
         }
         rt_req_queue r = {0};
-        snprintf(r.name, sizeof r.name, REPLY_TO_PSEUDO ".%08x.%llu", sv_self(c->self).creation,
-                 (unsigned long long)ch->epoch);
+        /* Unique to this connection's process (its slot and generation:
+         * the node's creation alone is every connection's) and to this
+         * consume (a number from the consumer ids: a channel may consume
+         * again after a cancel, while its old queue is being deleted). */
+        sv_pid me = sv_self(c->self);
+        snprintf(r.name, sizeof r.name, REPLY_TO_PSEUDO ".%x.%08x.%x.%x.%u", me.node, me.creation, me.index, me.gen,
+                 ++c->next_consumer);
         rt_qargs_init(&r.args);
         r.args.exclusive = r.args.auto_delete = true;
         r.owner = sv_self(c->self);
@@ -528,6 +553,26 @@ void amqp__091_consume_reply(amqp__conn *c, amqp__091_call *call, sv_msg *reply)
     start(c, ch, call->name, call->tag, true, false, call->nowait);
 }
 
+/* Writes what waits in the connection for a no-ack consumer (in the
+ * connection's line and its channel's held ones; the others keep their
+ * order): its queue has forgotten them, so they go to the client now. */
+static void write_waiting(amqp__conn *c, amqp__091_chan *ch, amqp__091_cons *cn)
+{
+    amqp__c91 *k = c->c91;
+    amqp__091_ring *rings[2] = {&ch->held, &k->out_q};
+    for (int r = 0; r < 2; r++)
+        for (uint32_t i = 0, n = rings[r]->len; i < n; i++) {
+            amqp__091_out o = ring_pop(rings[r]);
+            if (o.consumer != cn->id) {
+                ring_push(rings[r], o); /* one was just taken: no growth, cannot fail */
+                continue;
+            }
+            if (r == 0)
+                k->nheld--;
+            write_delivery(c, ch, cn, &o.d);
+        }
+}
+
 static void cancel(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_cancel *a)
 {
     char tag[256];
@@ -541,10 +586,17 @@ static void cancel(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_cancel 
             cn->listed = false;
             c->c91->nconsumers--;
         }
-        if (cn->unacked)
-            send_credit(c, cn, 0, true); /* no more; what it has stays its own */
-        else
+        if (cn->no_ack) {
+            /* Its deliveries waiting here are written before the
+             * Cancel-Ok (dropped, they were lost: the queue forgot them,
+             * and a drain pulled more to drop); then the queue stops. */
+            write_waiting(c, ch, cn);
             cons_end(c, cn, true);
+        } else if (cn->unacked) {
+            send_credit(c, cn, 0, true); /* no more; what it has stays its own */
+        } else {
+            cons_end(c, cn, true);
+        }
         break;
     }
     if (!a->no_wait) { /* an unknown tag too, as in RabbitMQ */
@@ -619,7 +671,7 @@ void amqp__091_consumer_gone(amqp__conn *c, sv_msg *m)
     if (!cn)
         return;
     amqp__091_chan *ch = amqp__091_chan_get(c, cn->channel, 0);
-    if (cn->getting && ch) /* the queue went during a get: nothing to get */
+    if (cn->getting && !cn->got && ch) /* the queue went during a get: nothing to get (unless Get-Ok went) */
         amqp__091_simple(c, ch->number, AMQP91_BASIC_GET_EMPTY);
     if (ch && !cn->get && !cn->cancelled) {
         sv_log(SV_LOG_INFO, "connection %s: consumer '%s' on queue '%s' ended: %s", c->peer, cn->tag, cn->queue,

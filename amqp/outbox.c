@@ -99,9 +99,22 @@ static void drop_queued(sv_msg *m)
     sv_msg_free(m);
 }
 
-/* Publishes to a queue that is gone: their links learn it as "released". */
+/* Publishes to a queue that is gone: their links learn it as "released".
+ * A consumer it never added hears it is gone, as the queue tells those it
+ * had (an AMQP 0-9-1 Basic.Get waits for the answer): through the mailbox,
+ * so it is handled as the queue's own message would be. */
 static void fail_publishes(amqp__conn *c, sv_msg *m)
 {
+    if (m->tag == RT_Q_CONSUME && m->len >= sizeof(rt_consume)) {
+        rt_credit g = {.consumer = ((rt_consume *)(void *)m->data)->consumer};
+        sv_msg *gm = sv_msg_new(RT_Q_CONSUMER_GONE, &g, sizeof g);
+        if (gm) {
+            gm->status = -ENOENT;
+            if (sv_send_owed(sv_self(c->self), gm) < 0)
+                sv_msg_free(gm);
+        }
+        return;
+    }
     if (m->tag != RT_Q_PUBLISH)
         return;
     rt_pub_batch *pb = (rt_pub_batch *)(void *)m->data;

@@ -118,8 +118,8 @@ static void publish_stats(queue *s)
     atomic_store_explicit(&q->ready, s->len, memory_order_relaxed);
     atomic_store_explicit(&q->unacked, s->unacked.n, memory_order_relaxed);
     atomic_store_explicit(&q->bytes, s->bytes, memory_order_relaxed);
-    atomic_store_explicit(&q->consumers, s->active - s->gets, memory_order_relaxed);
-    atomic_store_explicit(&q->slow, s->active > s->gets && s->len > SLOW_DOWN_READY, memory_order_relaxed);
+    atomic_store_explicit(&q->consumers, s->active, memory_order_relaxed);
+    atomic_store_explicit(&q->slow, s->active > 0 && s->len > SLOW_DOWN_READY, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------- dead letters */
@@ -525,12 +525,12 @@ static void drop_consumer(sv_proc *self, queue *s, uint32_t slot)
     if (c->mref)
         sv_demonitor(self, c->mref);
     c->used = false;
-    s->active--;
-    s->gets -= c->get;
+    if (!c->get)
+        s->active--; /* a Basic.Get's was never counted */
     if (c->exclusive)
         atomic_store(&s->q->exclusive_consumer, false);
     return_unsettled(s, slot);
-    if (s->active == s->gets && s->had_consumer && s->q->args.auto_delete)
+    if (!c->get && !s->active && s->had_consumer && s->q->args.auto_delete)
         ask_delete(self, s);
     s->last_used = now_ms();
     arm_expires(self, s);
@@ -544,7 +544,8 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
         notify_gone(conn, rc->consumer, -EBUSY);
         return;
     }
-    if (!rc->get && (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active > s->gets))) {
+    /* A Basic.Get is no consumer for exclusive use (as in RabbitMQ). */
+    if (!rc->get && (atomic_load(&s->q->exclusive_consumer) || (rc->exclusive && s->active))) {
         notify_gone(conn, rc->consumer, -EPERM); /* exclusive use */
         return;
     }
@@ -566,14 +567,20 @@ static void add_consumer(sv_proc *self, queue *s, sv_pid conn, const rt_consume 
                     .credit = rc->credit,
                     .presettled = rc->presettled,
                     .used = true,
-                    .exclusive = rc->exclusive,
+                    .exclusive = rc->exclusive && !rc->get,
                     .get = rc->get};
-    if (rc->exclusive)
+    if (c->exclusive)
         atomic_store(&s->q->exclusive_consumer, true);
     c->mref = sv_monitor(self, conn);
+    if (rc->get) {
+        /* Not a consumer as RabbitMQ counts them: an auto-delete queue
+         * stays after a get, consumer_count and exclusive use ignore it;
+         * but a get is a use (x-expires). */
+        s->last_used = now_ms();
+        return;
+    }
     s->active++;
-    s->gets += rc->get;
-    s->had_consumer = s->had_consumer || !rc->get;
+    s->had_consumer = true;
 }
 
 /* --------------------------------------------------------------- handlers */
@@ -662,10 +669,14 @@ void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, 
 }
 
 /* What a message the queue never handled carries: message references, and
- * confirms its publisher waits for ("released": not taken, try again). */
+ * confirms its publisher waits for ("released": not taken, try again). A
+ * consumer it never added hears the queue is gone, as those it had do:
+ * a connection waits for a Basic.Get's answer, which would never come. */
 static void discard(sv_msg *m)
 {
-    if (m->tag == RT__S_LOADED && m->len >= sizeof(rt__s_loaded)) {
+    if (m->tag == RT_Q_CONSUME && m->len >= sizeof(rt_consume)) {
+        notify_gone(m->from, ((rt_consume *)(void *)m->data)->consumer, -ENOENT);
+    } else if (m->tag == RT__S_LOADED && m->len >= sizeof(rt__s_loaded)) {
         rt__s_loaded *c = (rt__s_loaded *)(void *)m->data;
         for (uint32_t i = 0; !c->last && i < c->n && m->len >= sizeof *c + (size_t)c->n * sizeof(rt__lent); i++)
             rt_msg_unref(c->e[i].m);
@@ -762,7 +773,7 @@ static int queue_handle(sv_proc *self, queue *s, sv_msg *m);
 
 static void answer_count(sv_from to, queue *s)
 {
-    rt_qcount n = {s->len, s->active - s->gets};
+    rt_qcount n = {s->len, s->active};
     sv_reply_data(to, &n, sizeof n);
 }
 
@@ -947,7 +958,6 @@ static void queue_terminate(sv_proc *self, int reason)
     s->len = 0;
     s->bytes = 0;
     s->active = 0;
-    s->gets = 0;
     publish_stats(s);
     rt__queue_unref(s->q);
     free(s);

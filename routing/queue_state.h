@@ -35,8 +35,8 @@ typedef struct consumer {
     bool presettled;
     bool used;
     bool exclusive;
+    bool get;        /* a Basic.Get's (rt_consume.get): not counted in active */
     bool drain_wait; /* a drain waits for the head, which the log is reading back or recording */
-    bool get;        /* rt_consume.get */
     sv_msg *batch;   /* deliveries gathered this turn; holds one reference per message */
 } consumer;
 
@@ -118,7 +118,6 @@ typedef struct queue {
     sv_map unacked;
     consumer *cons;
     uint32_t ncons, rr, active;
-    uint32_t gets; /* of the active, Basic.Get's (rt_consume.get): not consumers to clients */
     bool had_consumer, deleting;
     uint64_t ttl_tref;
     int64_t ttl_at;

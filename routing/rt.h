@@ -330,8 +330,8 @@ typedef struct rt_consume {
     bool exclusive_ok; /* the connection owns the queue (exclusive) */
     bool exclusive;    /* the only consumer: refused (RT_Q_CONSUMER_GONE, -EPERM) if there are
                         * others, and others are refused while it consumes */
-    bool get;          /* a 0-9-1 Basic.Get's, not a consumer as clients count them: not in the
-                        * consumers count, no auto-delete when it goes, beside an exclusive one */
+    bool get;          /* a 0-9-1 Basic.Get's: no consumer as RabbitMQ counts them (consumer
+                        * count, exclusive use, auto-delete), but a use for x-expires */
 } rt_consume;
 
 typedef struct rt_credit {
