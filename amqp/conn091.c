@@ -786,7 +786,9 @@ void amqp__091_work(amqp__conn *c)
         return;
     }
     bool may_read = amqp__091_may_read(c);
-    c->reading = !k->flush_then_end && k->olen < OUT_SOFT && !k->waiting && k->ilen < k->icap && may_read;
+    /* While a call is under way frames wait unhandled, but are still read
+     * (up to a frame): the client's heartbeats keep counting. */
+    c->reading = !k->flush_then_end && k->olen < OUT_SOFT && k->ilen < k->icap && may_read;
     amqp__sock_update_poll(c);
     /* The next thing due: a heartbeat to send, the client's silence, a
      * deadline, a retry (a full mailbox, an alarm holding reading). */

@@ -357,9 +357,15 @@ bool amqp__091_may_read(amqp__conn *c)
         return false;
     if (k->paused_until && k->paused_until > sv_now_ms())
         return false;
-    /* As RabbitMQ blocks publishing connections; one that consumes reads
-     * on, or its acks, which drain the queues, would never come. */
-    return !(k->published && !k->nconsumers && rt_alarm());
+    /* As RabbitMQ blocks publishing connections; one that consumes, or
+     * holds deliveries (a get's) it has still to ack, reads on, or its
+     * acks, which drain the queues, would never come. */
+    if (!k->published || k->nconsumers || !rt_alarm())
+        return true;
+    for (uint32_t i = 1; k->ch && i <= k->agreed.channel_max; i++)
+        if (k->ch[i] && k->ch[i]->ua_live)
+            return true;
+    return false;
 }
 
 void amqp__091_pub_chan_free(amqp__conn *c, amqp__091_chan *ch)
