@@ -114,11 +114,18 @@ int amqp__091_content(amqp__conn *c, uint16_t ch, amqp91_method *m, const rt_msg
     uint8_t *hdr = k->out + k->olen + 7;
     int hn = amqp__091_msg_header(msg, hdr, fmax - AMQP91_FRAME_OVERHEAD, &body);
     if (hn < 0) {
-        /* The method went out: the client must get content to go with it. */
-        amqp91_header h = {.class_id = 60, .body_size = 0};
-        hn = amqp91_header_encode(&h, hdr, fmax - AMQP91_FRAME_OVERHEAD);
+        /* The method went out: the client must get content to go with it.
+         * Properties too large for one frame (an AMQP 1.0 publisher's:
+         * 0-9-1 ones came in a frame) are left out; the body still goes. */
+        size_t pos = 0, len;
+        const uint8_t *p;
         body = 0;
-        sv_log(SV_LOG_WARNING, "connection %s: a message's properties do not fit a 0-9-1 frame; sent without", c->peer);
+        while (hn == -ENOSPC && amqp__091_body_next(msg, &pos, &p, &len))
+            body += len;
+        amqp91_header h = {.class_id = 60, .body_size = body};
+        hn = amqp91_header_encode(&h, hdr, fmax - AMQP91_FRAME_OVERHEAD);
+        sv_log(SV_LOG_WARNING, "connection %s: a message's properties do not fit a 0-9-1 frame of %u bytes: %s",
+               c->peer, fmax, body ? "sent without them" : "sent without them or its body (unreadable)");
         if (hn < 0)
             return hn;
     }

@@ -119,6 +119,22 @@ class Mixed(unittest.TestCase):
         self.assertNotEqual(props.delivery_mode, 2)
         self.assertEqual(ch.basic_get("mixed-rep"), (None, None, None))
 
+    def test_10_properties_too_large_for_a_091_frame(self):
+        # An AMQP 1.0 publisher may send application properties larger than
+        # the 0-9-1 client's frame_max (a content header is one frame): the
+        # 0-9-1 consumer gets the body without them, not an empty message.
+        c = pika_connect(self, self.b)
+        ch = c.channel()
+        ch.queue_declare("mixed-big-props")
+        a = connect(self.b)
+        self.addCleanup(a.close)
+        body = json.dumps({"n": 1}).encode()
+        sender(a, "/queues/mixed-big-props").send(Message(body=body, properties={"big": "x" * 200000, "k": 1}))
+        m, props, got = ch.basic_get("mixed-big-props", auto_ack=True)
+        self.assertEqual(got, body)
+        self.assertFalse(props.headers)
+        self.b.wait_log("properties do not fit a 0-9-1 frame")
+
     def test_10_consumer_and_091_consumer_share_a_queue(self):
         c = pika_connect(self, self.b)
         ch = c.channel()
