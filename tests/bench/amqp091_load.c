@@ -159,14 +159,13 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static l91_run r;
-    r.o = (l91_opts){"127.0.0.1", "guest", "guest", "/", "bench091", "broker", "raw", 5672, 200000, 256, 2000, 1000,
-                     100,         120};
-    static const struct option longs[] = {{"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},      {"user", 1, 0, 'u'},
-                                          {"pass", 1, 0, 'w'},     {"vhost", 1, 0, 'v'},     {"queue", 1, 0, 'q'},
-                                          {"count", 1, 0, 'n'},    {"size", 1, 0, 's'},      {"inflight", 1, 0, 'i'},
-                                          {"prefetch", 1, 0, 'f'}, {"ack-every", 1, 0, 'a'}, {"timeout", 1, 0, 't'},
-                                          {"target", 1, 0, 'T'},   {"client", 1, 0, 'c'},    {"help", 0, 0, 'H'},
-                                          {0, 0, 0, 0}};
+    r.o = (l91_opts){"127.0.0.1", "guest", "guest", "/",  "bench091", "broker", "raw",
+                     5672,        200000,  256,     2000, 1000,       100,      120};
+    static const struct option longs[] = {
+        {"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},     {"user", 1, 0, 'u'},      {"pass", 1, 0, 'w'},
+        {"vhost", 1, 0, 'v'},    {"queue", 1, 0, 'q'},    {"count", 1, 0, 'n'},     {"size", 1, 0, 's'},
+        {"inflight", 1, 0, 'i'}, {"prefetch", 1, 0, 'f'}, {"ack-every", 1, 0, 'a'}, {"timeout", 1, 0, 't'},
+        {"target", 1, 0, 'T'},   {"client", 1, 0, 'c'},   {"help", 0, 0, 'H'},      {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         long long v = optarg ? strtoll(optarg, NULL, 10) : 0;
@@ -240,9 +239,8 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf(" msgs_per_s=%.0f mb_per_s=%.1f p50_us=%u p99_us=%u dups=%" PRIu64 " cpu_user_s=%.2f cpu_sys_s=%.2f"
            " status=ok\n",
-           rate, rate * (double)r.o.size / 1e6, r.lat_us[r.received / 2],
-           r.lat_us[(size_t)((double)r.received * 0.99)], r.dups,
-           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+           rate, rate * (double)r.o.size / 1e6, r.lat_us[r.received / 2], r.lat_us[(size_t)((double)r.received * 0.99)],
+           r.dups, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
     return 0;
 }

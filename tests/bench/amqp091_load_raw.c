@@ -182,8 +182,7 @@ static uint8_t *publish_template(l91_run *r, uint32_t frame_max, size_t *len, si
     }
     free(body);
     if (fn <= 0) {
-        l91_fail(r, "error", "publisher: cannot encode Basic.Publish to %s (a queue name over 255 bytes?)",
-                 r->o.queue);
+        l91_fail(r, "error", "publisher: cannot encode Basic.Publish to %s (a queue name over 255 bytes?)", r->o.queue);
         free(t);
         return NULL;
     }

@@ -116,7 +116,7 @@ static void consumer_other_frame(l91_run *r, amqp_connection_state_t c)
         (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
         const amqp_channel_close_t *cl = f.payload.method.decoded;
         l91_fail(r, "refused", "consumer: closed by the broker: %u %.*s", cl->reply_code, (int)cl->reply_text.len,
-             (const char *)cl->reply_text.bytes);
+                 (const char *)cl->reply_text.bytes);
     }
 }
 
@@ -146,7 +146,7 @@ static void *rmq_consumer(void *arg)
     while (r->received < r->o.count && !atomic_load(&r->stop)) {
         if (l91_now() > r->deadline) {
             l91_fail(r, "timeout", "consumer: %" PRIu64 " of %" PRIu64 " messages received in %d s", r->received,
-                 r->o.count, r->o.timeout_s);
+                     r->o.count, r->o.timeout_s);
             break;
         }
         amqp_maybe_release_buffers(c);
@@ -214,14 +214,14 @@ static void *rmq_publisher(void *arg)
             int rc = amqp_basic_publish(c, 1, amqp_empty_bytes, q, 0, 0, &props, bb);
             if (rc != AMQP_STATUS_OK) {
                 l91_fail(r, rc == AMQP_STATUS_SOCKET_ERROR ? "timeout" : "error", "publisher: basic.publish: %s",
-                     amqp_error_string2(rc));
+                         amqp_error_string2(rc));
                 goto out;
             }
             r->published++;
         }
         if (l91_now() > r->deadline) {
             l91_fail(r, "timeout", "publisher: %" PRIu64 " of %" PRIu64 " messages confirmed in %d s", r->confirmed,
-                 r->o.count, r->o.timeout_s);
+                     r->o.count, r->o.timeout_s);
             break;
         }
         /* Wait for confirms only when nothing more may be sent; then take
@@ -246,12 +246,12 @@ static void *rmq_publisher(void *arg)
                 l91_confirm(r, a->delivery_tag, a->multiple);
             } else if (id == AMQP_BASIC_NACK_METHOD) {
                 l91_fail(r, "nack", "publisher: the broker nacked message %" PRIu64,
-                     ((const amqp_basic_nack_t *)f.payload.method.decoded)->delivery_tag);
+                         ((const amqp_basic_nack_t *)f.payload.method.decoded)->delivery_tag);
                 goto out;
             } else if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD) {
                 const amqp_channel_close_t *cl = f.payload.method.decoded;
-                l91_fail(r, "refused", "publisher: closed by the broker: %u %.*s", cl->reply_code, (int)cl->reply_text.len,
-                     (const char *)cl->reply_text.bytes);
+                l91_fail(r, "refused", "publisher: closed by the broker: %u %.*s", cl->reply_code,
+                         (int)cl->reply_text.len, (const char *)cl->reply_text.bytes);
                 goto out;
             }
         }

@@ -28,10 +28,7 @@
 #define SETUP_S 10.0        /* each handshake step and synchronous method */
 #define CLOSE_S 2.0         /* the broker's Close-Ok */
 
-amqp91_bytes l91_bytes(const char *s)
-{
-    return (amqp91_bytes){(const uint8_t *)s, (uint32_t)strlen(s)};
-}
+amqp91_bytes l91_bytes(const char *s) { return (amqp91_bytes){(const uint8_t *)s, (uint32_t)strlen(s)}; }
 
 /* A failure of this connection; none once it is closing (the run's
  * outcome is known by then). */
@@ -78,10 +75,7 @@ static bool write_some(l91_conn *c)
     return true;
 }
 
-bool l91_conn_write(l91_conn *c)
-{
-    return write_some(c);
-}
+bool l91_conn_write(l91_conn *c) { return write_some(c); }
 
 uint32_t l91_method_id(const amqp91_frame *f)
 {
@@ -216,17 +210,15 @@ bool l91_conn_other(l91_conn *c, const amqp91_frame *f)
         /* The two closes share their fields' layout. */
         const amqp91_connection_close *cl = &m.a.connection_close;
         const amqp91_mdesc *d = amqp91_method_desc((uint32_t)cl->class_id << 16 | cl->method_id);
-        cfail(c, "refused", "%s closed by the broker: %u %.*s%s%s", conn ? "connection" : "channel", cl->reply_code,
-              (int)cl->reply_text.len, (const char *)cl->reply_text.p, d ? ", after " : "", d ? d->name : "");
+        cfail(c, c->open ? "refused" : "connect", "%s closed by the broker: %u %.*s%s%s",
+              conn ? "connection" : "channel", cl->reply_code, (int)cl->reply_text.len, (const char *)cl->reply_text.p,
+              d ? ", after " : "", d ? d->name : "");
         send_close_ok(c, conn ? AMQP91_CONNECTION_CLOSE_OK : AMQP91_CHANNEL_CLOSE_OK, f->channel);
         return false;
     }
-    case AMQP91_BASIC_CANCEL:
-        cfail(c, "refused", "the broker cancelled the consumer");
-        return false;
+    case AMQP91_BASIC_CANCEL: cfail(c, "refused", "the broker cancelled the consumer"); return false;
     case AMQP91_CONNECTION_BLOCKED:
-    case AMQP91_CONNECTION_UNBLOCKED:
-        return true; /* a blocked publisher waits; the deadline bounds it */
+    case AMQP91_CONNECTION_UNBLOCKED: return true; /* a blocked publisher waits; the deadline bounds it */
     default: cfail(c, "error", "unexpected %s from the broker", m.desc->name); return false;
     }
 }
@@ -355,10 +347,8 @@ static bool handshake(l91_conn *c)
         return false;
     }
     amqp91_method ok = {.id = AMQP91_CONNECTION_START_OK,
-                        .a.connection_start_ok = {{table, (uint32_t)tn},
-                                                  l91_bytes("PLAIN"),
-                                                  {plain, (uint32_t)pn},
-                                                  l91_bytes("en_US")}};
+                        .a.connection_start_ok = {
+                            {table, (uint32_t)tn}, l91_bytes("PLAIN"), {plain, (uint32_t)pn}, l91_bytes("en_US")}};
     if (!l91_conn_method(c, 0, &ok) || !flush(c, until) || !await_method(c, AMQP91_CONNECTION_TUNE, &m, until))
         return false;
     const amqp91_connection_tune *t = &m.a.connection_tune;
@@ -394,7 +384,8 @@ void l91_conn_close(l91_conn *c, bool clean)
     if (clean && c->fd >= 0 && c->open) {
         c->quiet = true;
         double until = l91_now() + CLOSE_S;
-        amqp91_method cl = {.id = AMQP91_CONNECTION_CLOSE, .a.connection_close = {AMQP91_REPLY_SUCCESS, l91_bytes("done")}};
+        amqp91_method cl = {.id = AMQP91_CONNECTION_CLOSE,
+                            .a.connection_close = {AMQP91_REPLY_SUCCESS, l91_bytes("done")}};
         c->out_off = c->out_len = 0;
         if (l91_conn_method(c, 0, &cl) && flush(c, until)) {
             for (;;) { /* deliveries and confirms still on their way are dropped */
