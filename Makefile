@@ -116,12 +116,15 @@ $(AMQP_BENCH): $(AMQP_BENCH_SRC) tests/bench/ab.h
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
 	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $(AMQP_BENCH_SRC) $(shell pkg-config --libs libqpid-proton) -lpthread
 
-# The AMQP 0-9-1 load generator: a librabbitmq client (librabbitmq-dev, in
-# the test profile of scripts/deps.sh), so only `make bench` builds it.
-$(AMQP091_LOAD): tests/bench/amqp091_load.c
+# The AMQP 0-9-1 load generator, only built by `make bench`: two engines,
+# one on Plexus's own 0-9-1 codec (compiled in from amqp/, no broker code)
+# and one on librabbitmq (librabbitmq-dev, in the test profile of
+# scripts/deps.sh) as a stock client's cross-check.
+AMQP091_LOAD_SRC := $(wildcard tests/bench/amqp091_load*.c) amqp/amqp091.c amqp/amqp091_table.c amqp/amqp091_methods.c
+$(AMQP091_LOAD): $(AMQP091_LOAD_SRC) $(wildcard tests/bench/amqp091_load*.h) amqp/amqp091.h amqp/amqp091_methods.h
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LINK  $@"
-	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $< $(shell pkg-config --libs librabbitmq) -lpthread
+	$(Q)$(CC) $(XCFLAGS) $(XLDFLAGS) -o $@ $(AMQP091_LOAD_SRC) $(shell pkg-config --libs librabbitmq) -lpthread
 
 $(BENCH_BIN): tests/bench/bench_runtime.c $(LIB)
 	@mkdir -p $(dir $@)
