@@ -613,3 +613,35 @@ int rt_msg_dead(const rt_msg *m, const rt_death *d, rt_msg **out)
         *out = c;
     return rc;
 }
+
+bool rt_msg_death_cycle(const rt_msg *m, const char *queue)
+{
+    layout l;
+    iter it;
+    bool bad = false;
+    const uint8_t *k, *v, *deaths = NULL;
+    size_t kn, vn, deaths_n = 0;
+    if (find_sections(m->buf.data, m->buf.len, &l) < 0 || !l.ma_n || !open_item(l.ma_v, l.ma_vn, &it))
+        return false;
+    while (!deaths && next(&it, &k, &kn, &bad) && next(&it, &v, &vn, &bad))
+        if (key_is(k, kn, "x-opt-deaths"))
+            deaths = v, deaths_n = vn;
+    size_t sw = !deaths ? 0 : deaths[0] == C_ARRAY8 ? 1 : deaths[0] == C_ARRAY32 ? 4 : 0;
+    if (!sw || deaths_n < 1 + 2 * sw + 1)
+        return false;
+    uint64_t count = be_get(deaths + 1 + sw, (unsigned)sw);
+    const uint8_t *q = deaths + 1 + 2 * sw, *end = deaths + deaths_n;
+    uint8_t ec = *q++;
+    death e;
+    for (uint64_t i = 0; i < count; i++) {
+        size_t ek = q < end ? body_len(ec, q, (size_t)(end - q)) : SIZE_MAX;
+        if (ek == SIZE_MAX || read_death(ec, q, ek, &e) < 0)
+            return false;
+        q += ek;
+        if (same(e.reason, e.reason_n, "rejected"))
+            return false; /* a client's rejection breaks the cycle */
+        if (same(e.queue, e.queue_n, queue))
+            return true;
+    }
+    return false;
+}

@@ -193,9 +193,11 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m, rt_death_reason why)
                       .key = key,
                       .now_ms = wall_ms()};
     rt_msg *dead;
+    bool recorded = false;
     if (rt_msg_dead(m, &death, &dead) == 0) {
         rt_msg_unref(m);
         m = dead;
+        recorded = true;
     } else if (a->has_dlk && !(m->rkey && !strcmp(m->rkey, key))) {
         /* Sections that cannot be read (or no memory): it goes on as it
          * is, with no death recorded, but under the dead-letter key: a
@@ -216,6 +218,12 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m, rt_death_reason why)
     for (int i = 0; i < n && i < 16; i++) {
         if (to[i] == s->q)
             continue; /* never into itself */
+        if (recorded && why != RT_DEATH_REJECTED && rt_msg_death_cycle(m, to[i]->name)) {
+            /* expired or pushed out all the way round, as RabbitMQ drops it */
+            sv_log(SV_LOG_INFO, "queue %s: dead letter dropped: it would cycle back to queue %s with no rejection",
+                   s->q->name, to[i]->name);
+            continue;
+        }
         sv_pid pid = rt_queue_pid(to[i]);
         rt_msg_ref(m);
         int rc = send_one(pid, m);

@@ -95,6 +95,11 @@ typedef struct rt_death {
  * other section is kept byte for byte. -EBADMSG if m's sections or its
  * x-opt-deaths cannot be read (the caller forwards m unchanged), -ENOMEM. */
 int rt_msg_dead(const rt_msg *m, const rt_death *d, rt_msg **out);
+/* Whether dead-lettering m (its death recorded) into queue would close a
+ * cycle with no rejection in it, as RabbitMQ judges: queue is in its
+ * history and no entry up to that one (newest first) is `rejected`. Such
+ * a message is dropped rather than sent round again. */
+bool rt_msg_death_cycle(const rt_msg *m, const char *queue);
 
 /* ------------------------------------------------------------ queue records */
 

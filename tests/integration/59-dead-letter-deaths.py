@@ -8,7 +8,8 @@
   per-message TTL was taken off) and x-first-death-* / x-last-death-*;
   the delivery names the dead-letter exchange and key; the expiration is
   gone. A Celery-style retry loop (reject -> a delay queue with a TTL ->
-  back) counts each (queue, reason) up instead of adding entries.
+  back) counts each (queue, reason) up instead of adding entries; a loop
+  of TTLs with no rejection is cut, as RabbitMQ cuts it.
 - An expiration of "0" expires at once unless a consumer takes the message
   right away (then it is delivered), as RabbitMQ does.
 - AMQP 1.0 (python3-qpid-proton) consumers see RabbitMQ 4's annotations:
@@ -192,6 +193,23 @@ class Deaths091(unittest.TestCase):
         method, props, body = get(self, ch, "retry-work-59")
         counts = {(d["queue"], d["reason"]): d["count"] for d in props.headers["x-death"]}
         self.assertEqual(counts, {("retry-wait-59", "expired"): 3, ("retry-work-59", "rejected"): 3})
+
+    def test_cycle_without_rejection_is_dropped(self):
+        """Two queues whose TTLs dead-letter into each other: RabbitMQ drops
+        the message when it would come back with no rejection on the way."""
+        ch = self.ch
+        ch.queue_declare("cyc-a-59", arguments={"x-message-ttl": 20, "x-dead-letter-exchange": "",
+                                                "x-dead-letter-routing-key": "cyc-b-59"})
+        ch.queue_declare("cyc-b-59", arguments={"x-message-ttl": 20, "x-dead-letter-exchange": "",
+                                                "x-dead-letter-routing-key": "cyc-a-59"})
+        ch.basic_publish("", "cyc-a-59", b"round")
+        deadline = time.time() + 5
+        while "would cycle back to queue cyc-a-59" not in self.b.log() and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertIn("queue cyc-b-59: dead letter dropped: it would cycle back to queue cyc-a-59", self.b.log())
+        time.sleep(0.1)
+        for q in ("cyc-a-59", "cyc-b-59"):
+            self.assertEqual(ch.queue_declare(q, passive=True).method.message_count, 0)
 
     def test_expiration_zero(self):
         ch = self.ch

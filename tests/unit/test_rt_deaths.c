@@ -590,6 +590,35 @@ START_TEST(test_client_history_is_counted_on)
 }
 END_TEST
 
+START_TEST(test_cycle_without_rejection_is_found)
+{
+    pn_message_t *pm = published(false);
+    rt_msg *m = encode(pm);
+    ck_assert(!rt_msg_death_cycle(m, "a")); /* no history */
+    rt_msg *c1 = dead(m, death("a", RT_DEATH_EXPIRED, T0));
+    ck_assert(rt_msg_death_cycle(c1, "a"));
+    ck_assert(!rt_msg_death_cycle(c1, "b"));
+    rt_msg *c2 = dead(c1, death("b", RT_DEATH_MAXLEN, T0 + 1));
+    ck_assert(rt_msg_death_cycle(c2, "a")); /* b maxlen, a expired: no rejection */
+    ck_assert(rt_msg_death_cycle(c2, "b"));
+    rt_msg *c3 = dead(c2, death("c", RT_DEATH_REJECTED, T0 + 2));
+    ck_assert(!rt_msg_death_cycle(c3, "a")); /* a client rejected it on the way */
+    ck_assert(!rt_msg_death_cycle(c3, "c"));
+    rt_msg *c4 = dead(c3, death("d", RT_DEATH_EXPIRED, T0 + 3));
+    ck_assert(rt_msg_death_cycle(c4, "d"));
+    ck_assert(!rt_msg_death_cycle(c4, "c"));
+    ck_assert(!rt_msg_death_cycle(c4, "a"));
+    rt_msg *all[] = {c4, c3, c2, c1, m};
+    for (int i = 0; i < 5; i++)
+        rt_msg_unref(all[i]);
+    pn_message_free(pm);
+    /* an unreadable history is no cycle */
+    rt_msg *bad = with_annotation("x-opt-deaths", fill_string);
+    ck_assert(!rt_msg_death_cycle(bad, "a"));
+    rt_msg_unref(bad);
+}
+END_TEST
+
 START_TEST(test_reason_names)
 {
     ck_assert_str_eq(rt_death_reason_name(RT_DEATH_REJECTED), "rejected");
@@ -611,6 +640,7 @@ static Suite *deaths_suite(void)
     tcase_add_test(tc, test_ttl_zero_is_a_ttl);
     tcase_add_test(tc, test_client_history_is_counted_on);
     tcase_add_test(tc, test_reason_names);
+    tcase_add_test(tc, test_cycle_without_rejection_is_found);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("bad input");
     tcase_add_test(tb, test_malformed_history_is_refused_and_message_untouched);
