@@ -197,6 +197,7 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m, rt_death_reason why)
     if (rt_msg_dead(m, &death, &dead) == 0) {
         rt_msg_unref(m);
         m = dead;
+        key = m->rkey; /* the old key may have been the old message's */
         recorded = true;
     } else if (a->has_dlk && !(m->rkey && !strcmp(m->rkey, key))) {
         /* Sections that cannot be read (or no memory): it goes on as it
