@@ -126,10 +126,7 @@ static bool open_body(uint8_t code, const uint8_t *p, size_t n, iter *it)
     return true;
 }
 
-static bool open_item(const uint8_t *p, size_t n, iter *it)
-{
-    return n && open_body(p[0], p + 1, n - 1, it);
-}
+static bool open_item(const uint8_t *p, size_t n, iter *it) { return n && open_body(p[0], p + 1, n - 1, it); }
 
 /* The next item; false at the end. *bad is set when the declared count
  * and the bytes disagree. */
@@ -303,8 +300,8 @@ static int read_death(uint8_t code, const uint8_t *p, size_t n, death *d)
             d->count = u, has_count = true;
         else if (key_is(k, kn, "first-time") && vn == 9 && v[0] == C_TIMESTAMP)
             d->first_time = (int64_t)be_get(v + 1, 8);
-        else if (key_is(k, kn, "routing-keys") && (v[0] == C_ARRAY8 || v[0] == C_ARRAY32 || v[0] == C_LIST0 ||
-                                                   v[0] == C_LIST8 || v[0] == C_LIST32))
+        else if (key_is(k, kn, "routing-keys") &&
+                 (v[0] == C_ARRAY8 || v[0] == C_ARRAY32 || v[0] == C_LIST0 || v[0] == C_LIST8 || v[0] == C_LIST32))
             d->rkeys = v, d->rkeys_n = vn;
         else if (key_is(k, kn, "ttl") && uint_of(v, vn, &u) && u <= UINT32_MAX)
             d->has_ttl = true, d->ttl = (uint32_t)u;

@@ -368,7 +368,7 @@ static void pump_at(sv_proc *self, queue *s, int64_t now)
         qent *h = peek(s);
         if (!h->m) {
             if (h->rlen)
-                break;                               /* on disk only: it is being read back */
+                break;                                                 /* on disk only: it is being read back */
             drop_entry(self, s, pop_front(s), true, RT_DEATH_EXPIRED); /* could not be read back */
             continue;
         }

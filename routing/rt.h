@@ -83,12 +83,12 @@ typedef enum rt_death_reason { RT_DEATH_REJECTED, RT_DEATH_EXPIRED, RT_DEATH_MAX
 const char *rt_death_reason_name(rt_death_reason r);
 #define RT_DEATHS_MAX 64 /* entries kept in x-opt-deaths; the oldest go first */
 typedef struct rt_death {
-    const char *queue;      /* the queue it leaves */
+    const char *queue; /* the queue it leaves */
     rt_death_reason reason;
-    const char *rkey;       /* the routing key it had there */
-    const char *exchange;   /* the dead-letter exchange it goes to now */
-    const char *key;        /* the routing key it goes on under */
-    int64_t now_ms;         /* wall clock, ms since the epoch */
+    const char *rkey;     /* the routing key it had there */
+    const char *exchange; /* the dead-letter exchange it goes to now */
+    const char *key;      /* the routing key it goes on under */
+    int64_t now_ms;       /* wall clock, ms since the epoch */
 } rt_death;
 /* A copy of m with the death d recorded (its routing key set to d->key):
  * only the message annotations and the header's ttl are rewritten, every

@@ -972,12 +972,20 @@ START_TEST(deliver_deaths_as_x_death)
     p.expiration = B("60000");
     p.delivery_mode = 2;
     rt_msg *m = publish(&p, "job", 3, "orders", "jobs.new");
-    rt_death d1 = {.queue = "work", .reason = RT_DEATH_REJECTED, .rkey = "jobs.new", .exchange = "dlx",
-                   .key = "retry", .now_ms = 1700000000999};
+    rt_death d1 = {.queue = "work",
+                   .reason = RT_DEATH_REJECTED,
+                   .rkey = "jobs.new",
+                   .exchange = "dlx",
+                   .key = "retry",
+                   .now_ms = 1700000000999};
     rt_msg *c1 = NULL, *c2 = NULL;
     ck_assert_int_eq(rt_msg_dead(m, &d1, &c1), 0);
-    rt_death d2 = {.queue = "retry", .reason = RT_DEATH_EXPIRED, .rkey = "retry", .exchange = "",
-                   .key = "work", .now_ms = 1700000005000};
+    rt_death d2 = {.queue = "retry",
+                   .reason = RT_DEATH_EXPIRED,
+                   .rkey = "retry",
+                   .exchange = "",
+                   .key = "work",
+                   .now_ms = 1700000005000};
     ck_assert_int_eq(rt_msg_dead(c1, &d2, &c2), 0);
 
     delivery d;
@@ -1020,7 +1028,7 @@ START_TEST(deliver_deaths_as_x_death)
     ck_assert(bytes_is(field(t, "exchange")->v.str, "orders"));
     ck_assert_uint_eq(field(t, "time")->v.T, 1700000000);
     ck_assert(bytes_is(field(t, "routing-keys")->v.A->v[0].v.str, "jobs.new"));
-    const char *strs[][2] = {{"x-first-death-queue", "work"},     {"x-first-death-reason", "rejected"},
+    const char *strs[][2] = {{"x-first-death-queue", "work"},      {"x-first-death-reason", "rejected"},
                              {"x-first-death-exchange", "orders"}, {"x-last-death-queue", "retry"},
                              {"x-last-death-reason", "expired"},   {"x-last-death-exchange", "dlx"}};
     for (size_t i = 0; i < 6; i++) {

@@ -78,8 +78,8 @@ static pn_message_t *published(bool with_ttl)
 
 static rt_death death(const char *queue, rt_death_reason r, int64_t now)
 {
-    return (rt_death){.queue = queue, .reason = r, .rkey = "order.created", .exchange = "dlx", .key = "dead",
-                      .now_ms = now};
+    return (rt_death){
+        .queue = queue, .reason = r, .rkey = "order.created", .exchange = "dlx", .key = "dead", .now_ms = now};
 }
 
 static rt_msg *dead(const rt_msg *m, rt_death d)
@@ -115,10 +115,7 @@ static bool str_is(pn_data_t *d, const char *s)
     return b.start && b.size == strlen(s) && !memcmp(b.start, s, b.size);
 }
 
-static bool ann_str(pn_data_t *ma, const char *key, const char *want)
-{
-    return find(ma, key) && str_is(ma, want);
-}
+static bool ann_str(pn_data_t *ma, const char *key, const char *want) { return find(ma, key) && str_is(ma, want); }
 
 /* One x-opt-deaths entry as a 1.0 client reads it. */
 typedef struct entry {
@@ -532,7 +529,8 @@ END_TEST
 START_TEST(test_annotations_that_are_no_map_are_refused)
 {
     /* header, then a message-annotations section holding a list */
-    static const unsigned char b[] = {0x00, 0x53, 0x72, 0xc0, 0x03, 0x01, 0x50, 0x01, 0x00, 0x53, 0x75, 0xa0, 0x01, 'x'};
+    static const unsigned char b[] = {0x00, 0x53, 0x72, 0xc0, 0x03, 0x01, 0x50,
+                                      0x01, 0x00, 0x53, 0x75, 0xa0, 0x01, 'x'};
     rt_msg *m = NULL;
     ck_assert_int_eq(rt_msg_new(b, sizeof b, &m), 0);
     rt_msg *c = NULL;

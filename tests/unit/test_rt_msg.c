@@ -548,8 +548,8 @@ END_TEST
  * header is written by hand and the wire form read field by field). */
 START_TEST(test_msg_ttl_zero_is_kept)
 {
-    static const unsigned char b[] = {0x00, 0x53, 0x70, 0xc0, 0x04, 0x03, 0x41, 0x40, 0x43,
-                                      0x00, 0x53, 0x75, 0xa0, 0x02, 'h', 'i'};
+    static const unsigned char b[] = {0x00, 0x53, 0x70, 0xc0, 0x04, 0x03, 0x41, 0x40,
+                                      0x43, 0x00, 0x53, 0x75, 0xa0, 0x02, 'h',  'i'};
     rt_msg *m = new_msg((const char *)b, sizeof b);
     ck_assert(m->has_ttl);
     ck_assert_uint_eq(m->ttl, 0);
