@@ -426,8 +426,9 @@ static int write_header(wbuf *w, const layout *l, const uint8_t *data)
     if (!l->hdr_n)
         return 0;
     iter it;
-    if (!open_item(l->hdr_v, l->hdr_vn, &it))
-        return -EBADMSG;
+    uint8_t c = l->hdr_v[0];
+    if ((c != C_LIST0 && c != C_LIST8 && c != C_LIST32) || !open_item(l->hdr_v, l->hdr_vn, &it))
+        return -EBADMSG; /* a header that is no list: forwarded as it is */
     const uint8_t *v[5] = {0};
     size_t vn[5] = {0};
     uint32_t nf = 0;
