@@ -128,6 +128,76 @@ static bool open_body(uint8_t code, const uint8_t *p, size_t n, iter *it)
 
 static bool open_item(const uint8_t *p, size_t n, iter *it) { return n && open_body(p[0], p + 1, n - 1, it); }
 
+#define MAX_NESTING 32 /* compounds inside compounds in the sections read here */
+
+/* Like item_len, but every list, map and array inside is held to its
+ * declared count as well as its size: its items end exactly where its size
+ * says. proton reads a compound by count, so where the two disagree it
+ * would see other sections than these bytes' sizes say; such a message is
+ * refused here (and forwarded as it is) rather than rewritten into
+ * something else. 0 if not whole. */
+static size_t whole_len(const uint8_t *p, size_t n, int depth)
+{
+    size_t k = item_len(p, n, 0);
+    if (!k || depth > MAX_NESTING)
+        return 0;
+    if (p[0] == 0x00) {
+        size_t d = whole_len(p + 1, n - 1, depth + 1);
+        return d && whole_len(p + 1 + d, n - 1 - d, depth + 1) ? k : 0;
+    }
+    uint8_t c = p[0];
+    if (c == C_LIST8 || c == C_LIST32 || c == C_MAP8 || c == C_MAP32) {
+        size_t w = c == C_LIST8 || c == C_MAP8 ? 1 : 4;
+        if (k < 1 + 2 * w)
+            return 0;
+        uint64_t count = be_get(p + 1 + w, (unsigned)w);
+        if ((c == C_MAP8 || c == C_MAP32) && count % 2)
+            return 0;
+        size_t off = 1 + 2 * w;
+        for (uint64_t i = 0; i < count; i++) {
+            size_t e = off < k ? whole_len(p + off, k - off, depth + 1) : 0;
+            if (!e)
+                return 0;
+            off += e;
+        }
+        return off == k ? k : 0;
+    }
+    if (c == C_ARRAY8 || c == C_ARRAY32) {
+        size_t w = c == C_ARRAY8 ? 1 : 4;
+        if (k < 1 + 2 * w + 1)
+            return 0;
+        uint64_t count = be_get(p + 1 + w, (unsigned)w);
+        size_t off = 1 + 2 * w;
+        uint8_t ec = p[off++];
+        if (ec == 0x00)
+            return 0; /* described elements: not read here */
+        for (uint64_t i = 0; i < count; i++) {
+            size_t e = off < k ? body_len(ec, p + off, k - off) : SIZE_MAX;
+            if (e == SIZE_MAX)
+                return 0;
+            if (ec == C_ARRAY8 || ec == C_ARRAY32)
+                return 0; /* arrays of arrays: not read here */
+            if (ec == C_LIST8 || ec == C_LIST32 || ec == C_MAP8 || ec == C_MAP32) { /* each element whole too */
+                iter it;
+                if (!open_body(ec, p + off, e, &it) || ((ec == C_MAP8 || ec == C_MAP32) && it.left % 2))
+                    return 0;
+                const uint8_t *x = it.p;
+                for (uint32_t j = 0; j < it.left; j++) {
+                    size_t xe = x < it.end ? whole_len(x, (size_t)(it.end - x), depth + 1) : 0;
+                    if (!xe)
+                        return 0;
+                    x += xe;
+                }
+                if (x != it.end)
+                    return 0;
+            }
+            off += e;
+        }
+        return off == k ? k : 0;
+    }
+    return k;
+}
+
 /* The next item; false at the end. *bad is set when the declared count
  * and the bytes disagree. */
 static bool next(iter *it, const uint8_t **v, size_t *vn, bool *bad)
@@ -306,7 +376,7 @@ static int read_death(uint8_t code, const uint8_t *p, size_t n, death *d)
         else if (key_is(k, kn, "ttl") && uint_of(v, vn, &u) && u <= UINT32_MAX)
             d->has_ttl = true, d->ttl = (uint32_t)u;
     }
-    if (bad || it.left || !d->queue || !d->reason || !has_count)
+    if (bad || it.left || it.p != it.end || !d->queue || !d->reason || !has_count)
         return -1;
     return 0;
 }
@@ -402,7 +472,7 @@ static int find_sections(const uint8_t *p, size_t n, layout *l)
         int code = section_code(p + off + 1, dk);
         if (code > SEC_MA)
             break;
-        size_t vk = item_len(p + off + 1 + dk, n - off - 1 - dk, 0);
+        size_t vk = whole_len(p + off + 1 + dk, n - off - 1 - dk, 0);
         if (!vk || code <= last)
             return -EBADMSG; /* cut short, or out of order or twice */
         last = code;
@@ -440,8 +510,8 @@ static int write_header(wbuf *w, const layout *l, const uint8_t *data)
             v[nf] = x, vn[nf] = xn;
         nf++;
     }
-    if (bad || nf > 5)
-        return -EBADMSG;
+    if (bad || nf > 5 || it.p != it.end)
+        return -EBADMSG; /* bytes past its fields: proton would read the sections after it otherwise */
     if (nf < 3 || v[2][0] == C_NULL) {
         put(w, data + l->hdr_off, l->hdr_n);
         return 0;
@@ -492,7 +562,7 @@ static int write_ma(wbuf *w, const rt_msg *m, const layout *l, const rt_death *d
             else if (key_is(k, kn, "x-exchange") && str_of(v, vn, &s, &sl, &sym) && sl <= RT_NAME_MAX)
                 exchange = s, exchange_n = sl;
         }
-        if (bad || it.left)
+        if (bad || it.left || it.p != it.end)
             return -EBADMSG;
     }
     /* The old entries: which one is (queue, reason), and the newest
