@@ -548,6 +548,120 @@ static bool prop_str(const uint8_t *v, size_t vn, const uint8_t **s, size_t *sl)
     return v && str_of(v, vn, s, sl, &c8) && c8 != C_VBIN8 && *sl <= 255;
 }
 
+static void put_longstr(amqp91__wr *w, const void *p, size_t n)
+{
+    amqp91__put_be(w, 'S', 1);
+    amqp91__put_be(w, n, 4);
+    amqp91__put(w, p, n);
+}
+
+/* One entry of x-opt-deaths (a map: constructor code, bytes p[0..n)) as
+ * the table RabbitMQ 4 puts in x-death, its fields in RabbitMQ's order:
+ * original-expiration (the ttl taken off, as text) if there was one,
+ * count (l), reason, queue (S), time (T, the first death's, in seconds),
+ * exchange (S), routing-keys (A). An entry without queue, reason or count
+ * is left out. */
+static void death_table(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w)
+{
+    it10 it;
+    if (!it_open_body(code, p, n, &it))
+        return;
+    const uint8_t *k, *v, *s, *queue = NULL, *reason = NULL, *exchange = NULL, *rkeys = NULL;
+    size_t kn, vn, sl, queue_n = 0, reason_n = 0, exchange_n = 0, rkeys_n = 0;
+    uint8_t c8;
+    uint64_t count = 0, first = 0, ttl = 0;
+    bool has_count = false, has_first = false, has_ttl = false;
+    while (it_next(&it, &k, &kn) && it_next(&it, &v, &vn)) {
+        if (!str_of(k, kn, &s, &sl, &c8) || c8 != C_SYM8)
+            continue;
+        const uint8_t *t;
+        size_t tn;
+        uint8_t t8;
+        bool text = str_of(v, vn, &t, &tn, &t8) && t8 != C_VBIN8;
+        if (amqp__m91_name_is(s, sl, "queue") && text)
+            queue = t, queue_n = tn;
+        else if (amqp__m91_name_is(s, sl, "reason") && text)
+            reason = t, reason_n = tn;
+        else if (amqp__m91_name_is(s, sl, "exchange") && text)
+            exchange = t, exchange_n = tn;
+        else if (amqp__m91_name_is(s, sl, "count") && ulong_of(v, vn, &count))
+            has_count = true;
+        else if (amqp__m91_name_is(s, sl, "first-time") && vn == 9 && v[0] == C_TIMESTAMP &&
+                 (int64_t)amqp__m91_be_get(v + 1, 8) >= 0)
+            has_first = true, first = amqp__m91_be_get(v + 1, 8);
+        else if (amqp__m91_name_is(s, sl, "routing-keys"))
+            rkeys = v, rkeys_n = vn;
+        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 5 && v[0] == C_UINT)
+            has_ttl = true, ttl = amqp__m91_be_get(v + 1, 4);
+        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 2 && v[0] == C_SMALLUINT)
+            has_ttl = true, ttl = v[1];
+        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 1 && v[0] == C_UINT0)
+            has_ttl = true, ttl = 0;
+    }
+    if (!queue || !reason || !has_count)
+        return;
+    amqp91__put_be(w, 'F', 1);
+    size_t at = w_open91(w);
+    if (has_ttl) {
+        char e[12];
+        put_shortstr(w, "original-expiration", 19);
+        put_longstr(w, e, (size_t)snprintf(e, sizeof e, "%" PRIu64, ttl));
+    }
+    put_shortstr(w, "count", 5);
+    amqp91__put_be(w, 'l', 1);
+    amqp91__put_be(w, count, 8);
+    put_shortstr(w, "reason", 6);
+    put_longstr(w, reason, reason_n);
+    put_shortstr(w, "queue", 5);
+    put_longstr(w, queue, queue_n);
+    if (has_first) {
+        put_shortstr(w, "time", 4);
+        amqp91__put_be(w, 'T', 1);
+        amqp91__put_be(w, first / 1000, 8);
+    }
+    if (exchange) {
+        put_shortstr(w, "exchange", 8);
+        put_longstr(w, exchange, exchange_n);
+    }
+    if (rkeys) {
+        size_t mark = w->len;
+        bool deep = false;
+        put_shortstr(w, "routing-keys", 12);
+        if (!item_to_091(rkeys, rkeys_n, w, 3, &deep) || deep)
+            w->len = w->full ? w->len : mark;
+    }
+    w_close91(w, at);
+}
+
+/* x-opt-deaths, RabbitMQ 4's death history for AMQP 1.0 (an array of maps,
+ * newest first), as the x-death header RabbitMQ 4 gives 0-9-1 clients: an
+ * array of tables in the same order. False if it is not such an array. */
+static bool deaths_to_091(const uint8_t *v, size_t vn, amqp91__wr *w)
+{
+    if (vn < 1 || (v[0] != C_ARRAY8 && v[0] != C_ARRAY32))
+        return false;
+    ssize_t k = elem_size(v[0], v + 1, vn - 1);
+    size_t sw = v[0] == C_ARRAY8 ? 1 : 4;
+    if (k < 0 || (size_t)k < 2 * sw + 1)
+        return false;
+    const uint8_t *p = v + 1, *q = p + 2 * sw, *end = p + k;
+    uint64_t count = amqp__m91_be_get(p + sw, (unsigned)sw);
+    uint8_t ec = *q++;
+    if (ec != C_MAP8 && ec != C_MAP32)
+        return false;
+    amqp91__put_be(w, 'A', 1);
+    size_t at = w_open91(w);
+    for (uint64_t i = 0; i < count; i++) {
+        ssize_t e = q < end ? elem_size(ec, q, (size_t)(end - q)) : -1;
+        if (e < 0)
+            return false;
+        death_table(ec, q, (size_t)e, w);
+        q += e;
+    }
+    w_close91(w, at);
+    return true;
+}
+
 /* Headers from message annotations: x-cc as CC, the other x- keys but the
  * ones RabbitMQ keeps to itself. */
 static void ma_headers(const in10 *in, amqp91__wr *w, const uint8_t **type, size_t *type_n)
@@ -570,10 +684,15 @@ static void ma_headers(const in10 *in, amqp91__wr *w, const uint8_t **type, size
             }
             continue;
         }
-        if (amqp__m91_reserved_ma(s, sl) || amqp__m91_name_is(s, sl, "x-death") ||
-            amqp__m91_name_is(s, sl, "x-opt-deaths"))
+        if (amqp__m91_reserved_ma(s, sl) || amqp__m91_name_is(s, sl, "x-death"))
             continue;
         size_t mark = w->len;
+        if (amqp__m91_name_is(s, sl, "x-opt-deaths")) {
+            put_shortstr(w, "x-death", 7);
+            if (!deaths_to_091(v, vn, w))
+                w->len = w->full ? w->len : mark;
+            continue;
+        }
         if (amqp__m91_name_is(s, sl, "x-cc"))
             put_shortstr(w, "CC", 2);
         else

@@ -179,7 +179,7 @@ static uint32_t body_bytes(const unsigned char *p, size_t n)
 }
 
 typedef struct parsed {
-    bool durable, first_acquirer, has_priority;
+    bool durable, first_acquirer, has_priority, has_ttl;
     uint8_t priority;
     uint32_t ttl, delivery_count;
     int64_t absolute_expiry;
@@ -200,9 +200,10 @@ static void read_header(pn_data_t *d, parsed *p)
         else if (field == 1 && t == PN_UBYTE) {
             p->priority = pn_data_get_ubyte(d);
             p->has_priority = true;
-        } else if (field == 2 && t == PN_UINT)
+        } else if (field == 2 && t == PN_UINT) {
             p->ttl = pn_data_get_uint(d);
-        else if (field == 3 && t == PN_BOOL)
+            p->has_ttl = true;
+        } else if (field == 3 && t == PN_BOOL)
             p->first_acquirer = pn_data_get_bool(d);
         else if (field == 4 && t == PN_UINT)
             p->delivery_count = pn_data_get_uint(d);
@@ -342,6 +343,7 @@ int rt_msg_finish(rt_msg **mp, size_t len)
     m->first_acquirer = p.first_acquirer;
     m->has_priority = p.has_priority;
     m->priority = p.priority;
+    m->has_ttl = p.has_ttl;
     m->ttl = p.ttl;
     m->delivery_count = p.delivery_count;
     m->absolute_expiry = p.absolute_expiry;
@@ -422,7 +424,7 @@ void rt_msg_wire(const rt_msg *m, uint32_t dc, char *hdr, size_t *hdr_len, size_
         pn_data_put_ubyte(d, m->priority);
     else
         pn_data_put_null(d);
-    if (m->ttl)
+    if (m->has_ttl)
         pn_data_put_uint(d, m->ttl);
     else
         pn_data_put_null(d);

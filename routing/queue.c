@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "routing/queue_state.h"
 
@@ -163,9 +164,19 @@ static void dl_flush(sv_proc *self, queue *s)
         dl_retry_later(self, s);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A message leaves the queue unconsumed (expired, rejected, dropped): to
- * the dead-letter exchange if there is one, else it is gone. Takes m. */
-static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
+ * the dead-letter exchange if there is one, else it is gone. It goes as a
+ * copy that records its death (rt_msg_dead: x-opt-deaths, as RabbitMQ 4),
+ * under the dead-letter routing key if the queue has one (what a 0-9-1
+ * delivery of it says, as in RabbitMQ). Takes m. */
+static void dead_letter(sv_proc *self, queue *s, rt_msg *m, rt_death_reason why)
 {
     const rt_qargs *a = &s->q->args;
     s->held_delta -= (int64_t)m->buf.len; /* it leaves this queue, wherever it goes */
@@ -175,10 +186,24 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
         return;
     }
     const char *key = a->has_dlk ? a->dlk : m->rkey ? m->rkey : s->q->name;
-    if (a->has_dlk && !(m->rkey && !strcmp(m->rkey, key))) {
-        /* It goes on under the dead-letter routing key (what a 0-9-1
-         * delivery of it says, as in RabbitMQ): a copy, since m is shared
-         * and its key set once. Without memory it keeps its own. */
+    rt_death death = {.queue = s->q->name,
+                      .reason = why,
+                      .rkey = m->rkey ? m->rkey : s->q->name,
+                      .exchange = a->dlx,
+                      .key = key,
+                      .now_ms = wall_ms()};
+    rt_msg *dead;
+    bool recorded = false;
+    if (rt_msg_dead(m, &death, &dead) == 0) {
+        rt_msg_unref(m);
+        m = dead;
+        key = m->rkey; /* the old key may have been the old message's */
+        recorded = true;
+    } else if (a->has_dlk && !(m->rkey && !strcmp(m->rkey, key))) {
+        /* Sections that cannot be read (or no memory): it goes on as it
+         * is, with no death recorded, but under the dead-letter key: a
+         * copy, since m is shared and its key set once. Without memory it
+         * keeps its own. */
         rt_msg *c;
         if (rt_msg_new(m->buf.data, m->buf.len, &c) == 0) {
             if (rt_msg_set_rkey(c, key) == 0) {
@@ -194,6 +219,12 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
     for (int i = 0; i < n && i < 16; i++) {
         if (to[i] == s->q)
             continue; /* never into itself */
+        if (recorded && why != RT_DEATH_REJECTED && rt_msg_death_cycle(m, to[i]->name)) {
+            /* expired or pushed out all the way round, as RabbitMQ drops it */
+            sv_log(SV_LOG_INFO, "queue %s: dead letter dropped: it would cycle back to queue %s with no rejection",
+                   s->q->name, to[i]->name);
+            continue;
+        }
         sv_pid pid = rt_queue_pid(to[i]);
         rt_msg_ref(m);
         int rc = send_one(pid, m);
@@ -218,13 +249,13 @@ static void dead_letter(sv_proc *self, queue *s, rt_msg *m)
 /* A ready or unsettled message leaves the queue unconsumed: on record, and
  * to the dead-letter exchange. One on disk only cannot be dead-lettered
  * without reading it back: it is dropped (said once per queue). */
-static void drop_entry(sv_proc *self, queue *s, qent e, bool ready)
+static void drop_entry(sv_proc *self, queue *s, qent e, bool ready, rt_death_reason why)
 {
     rt__qlog_gone(s, &e);
     if (ready)
         rt__qlog_ready_mem(s, &e, false);
     if (e.m) {
-        dead_letter(self, s, e.m);
+        dead_letter(self, s, e.m, why);
         return;
     }
     if (s->q->args.has_dlx && !s->warned_paged_dl) {
@@ -243,7 +274,7 @@ static void arm_ttl(sv_proc *self, queue *s)
     if (s->ttl_tref)
         sv_cancel_timer(self, s->ttl_tref);
     s->ttl_tref = 0;
-    int64_t wait = h->expires - now_ms();
+    int64_t wait = h->expires + 1 - now_ms(); /* it lives through its last ms (expire_head) */
     sv_msg *t = sv_msg_new(TAG_TTL, NULL, 0);
     if (!t || sv_send_after(self, wait > 0 ? (uint64_t)wait : 0, sv_self(self), t, &s->ttl_tref) < 0) {
         sv_msg_free(t);
@@ -253,19 +284,23 @@ static void arm_ttl(sv_proc *self, queue *s)
 }
 
 /* Expired messages leave from the head, as in RabbitMQ: one behind a
- * longer-lived message waits for it. */
-static void expire_head(sv_proc *self, queue *s)
+ * longer-lived message waits for it. A message expires once its expiry ms
+ * has passed: one with a TTL of 0 (expires = the ms it came in) goes to a
+ * consumer that can take it in the turn it arrives, else it expires, as
+ * RabbitMQ does with a TTL of 0. */
+static void expire_head(sv_proc *self, queue *s, int64_t now)
 {
-    int64_t now = now_ms();
     qent *h;
-    while ((h = peek(s)) && h->expires && h->expires <= now)
-        drop_entry(self, s, pop_front(s), true);
+    while ((h = peek(s)) && h->expires && h->expires < now)
+        drop_entry(self, s, pop_front(s), true, RT_DEATH_EXPIRED);
 }
 
+/* When a message published at now expires: the sooner of the queue's
+ * x-message-ttl and the header's ttl (0 is a TTL: "now"); 0: never. */
 static int64_t expiry_of(const queue *s, const rt_msg *m, int64_t now)
 {
     int64_t e = s->q->args.message_ttl >= 0 ? now + s->q->args.message_ttl : 0;
-    if (m->ttl && (!e || now + (int64_t)m->ttl < e))
+    if (m->has_ttl && (!e || now + (int64_t)m->ttl < e))
         e = now + m->ttl;
     return e;
 }
@@ -323,17 +358,18 @@ static void send_drained(consumer *c)
         sv_msg_free(d);
 }
 
-/* Hands ready messages to consumers with credit, round robin. */
-static void pump(sv_proc *self, queue *s)
+/* Hands ready messages to consumers with credit, round robin; now: the
+ * time expiry is judged by (a publish's own, so a TTL of 0 has its turn). */
+static void pump_at(sv_proc *self, queue *s, int64_t now)
 {
     uint32_t passed = 0; /* consumers passed over in a row */
-    expire_head(self, s);
+    expire_head(self, s, now);
     while (s->len && s->ncons && passed < s->ncons) {
         qent *h = peek(s);
         if (!h->m) {
             if (h->rlen)
-                break;                               /* on disk only: it is being read back */
-            drop_entry(self, s, pop_front(s), true); /* could not be read back */
+                break;                                                 /* on disk only: it is being read back */
+            drop_entry(self, s, pop_front(s), true, RT_DEATH_EXPIRED); /* could not be read back */
             continue;
         }
         if (!rt__qlog_may_deliver(s, h))
@@ -365,7 +401,7 @@ static void pump(sv_proc *self, queue *s)
             s->held_delta -= (int64_t)e.size; /* at most once: gone now */
             rt__qlog_gone(s, &e);
         }
-        expire_head(self, s);
+        expire_head(self, s, now);
     }
     for (uint32_t i = 0; i < s->ncons; i++) {
         flush_batch(&s->cons[i]);
@@ -375,6 +411,8 @@ static void pump(sv_proc *self, queue *s)
     arm_ttl(self, s);
     publish_stats(s);
 }
+
+static void pump(sv_proc *self, queue *s) { pump_at(self, s, now_ms()); }
 
 /* Puts a message that was out with a consumer back where it stood: ahead
  * of every ready message published after it, behind those returned
@@ -634,7 +672,7 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
             /* drop-head: the oldest make room for the newest. */
             while ((a->max_length >= 0 && s->len > (uint64_t)a->max_length) ||
                    (a->max_length_bytes >= 0 && s->bytes > (uint64_t)a->max_length_bytes && s->len))
-                drop_entry(self, s, pop_front(s), true);
+                drop_entry(self, s, pop_front(s), true, RT_DEATH_MAXLEN);
         }
         if (cb && pb->p[i].confirm && logged != 1) /* 1: confirmed once it is on disk */
             cb->c[cb->n++] = (rt_confirm){pb->p[i].tag, outcome, why};
@@ -645,7 +683,7 @@ static void on_publish(sv_proc *self, queue *s, sv_msg *m)
     } else {
         sv_msg_free(cm);
     }
-    pump(self, s);
+    pump_at(self, s, now); /* the publish's time: a TTL of 0 meets the consumers first */
 }
 
 void rt__q_send_confirms(queue *s, const qconf *c, uint32_t n, uint8_t outcome, uint8_t why)
@@ -744,7 +782,7 @@ static void on_settle(sv_proc *self, queue *s, sv_msg *m)
                 u.e.avoid = u.slot;
             return_entry(s, u.e);
             break;
-        default: /* rejected */ drop_entry(self, s, u.e, false); break;
+        default: /* rejected */ drop_entry(self, s, u.e, false, RT_DEATH_REJECTED); break;
         }
     }
     pump(self, s);

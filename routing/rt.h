@@ -29,7 +29,8 @@ typedef struct rt_msg {
     bool first_acquirer;
     bool has_priority; /* the header gave one (0 is a priority; absent means 4) */
     uint8_t priority;
-    uint32_t ttl;            /* header ttl in ms, 0: none */
+    bool has_ttl;            /* the header gives a ttl (0 is one: expire unless delivered at once) */
+    uint32_t ttl;            /* header ttl in ms */
     uint32_t delivery_count; /* header delivery-count as received */
     int64_t absolute_expiry; /* properties absolute-expiry-time (ms since epoch), 0: none */
     const char *to;          /* properties fields, NUL-terminated, or NULL */
@@ -72,6 +73,33 @@ void rt_msg_wire(const rt_msg *m, uint32_t dc, char *hdr, size_t *hdr_len, size_
 /* The application properties as a pn_data_t (NULL if none), for headers
  * exchanges. Caller frees with pn_data_free. */
 struct pn_data_t *rt_msg_app_props(const rt_msg *m);
+
+/* Dead-lettering records the death in the message, as RabbitMQ 4 does for
+ * AMQP 1.0 (deaths.c): message annotation x-opt-deaths, an array of maps
+ * newest first, one per (queue, reason) with a count; x-first-death-* once,
+ * x-last-death-* each time; x-exchange and x-routing-key name where it goes
+ * now; the header's ttl is taken off (kept in the entry as ttl). */
+typedef enum rt_death_reason { RT_DEATH_REJECTED, RT_DEATH_EXPIRED, RT_DEATH_MAXLEN } rt_death_reason;
+const char *rt_death_reason_name(rt_death_reason r);
+#define RT_DEATHS_MAX 64 /* entries kept in x-opt-deaths; the oldest go first */
+typedef struct rt_death {
+    const char *queue; /* the queue it leaves */
+    rt_death_reason reason;
+    const char *rkey;     /* the routing key it had there */
+    const char *exchange; /* the dead-letter exchange it goes to now */
+    const char *key;      /* the routing key it goes on under */
+    int64_t now_ms;       /* wall clock, ms since the epoch */
+} rt_death;
+/* A copy of m with the death d recorded (its routing key set to d->key):
+ * only the message annotations and the header's ttl are rewritten, every
+ * other section is kept byte for byte. -EBADMSG if m's sections or its
+ * x-opt-deaths cannot be read (the caller forwards m unchanged), -ENOMEM. */
+int rt_msg_dead(const rt_msg *m, const rt_death *d, rt_msg **out);
+/* Whether dead-lettering m (its death recorded) into queue would close a
+ * cycle with no rejection in it, as RabbitMQ judges: queue is in its
+ * history and no entry up to that one (newest first) is `rejected`. Such
+ * a message is dropped rather than sent round again. */
+bool rt_msg_death_cycle(const rt_msg *m, const char *queue);
 
 /* ------------------------------------------------------------ queue records */
 

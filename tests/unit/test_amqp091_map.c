@@ -951,6 +951,156 @@ START_TEST(deep_nesting)
 }
 END_TEST
 
+/* A table's field by name (NULL: absent). */
+static const amqp91_value *field(const amqp91_table *t, const char *name)
+{
+    for (uint32_t i = 0; t && i < t->n; i++)
+        if (bytes_is(t->f[i].name, name))
+            return &t->f[i].value;
+    return NULL;
+}
+
+/* A 0-9-1 publish with expiration "60000" to exchange "orders", rejected
+ * from "work", then expired from "retry" (routing/deaths.c): its x-opt-deaths
+ * reach a 0-9-1 consumer as the x-death header RabbitMQ 4 gives, an array
+ * of tables newest first, with the x-first/last-death-* headers. */
+START_TEST(deliver_deaths_as_x_death)
+{
+    amqp91_props p;
+    memset(&p, 0, sizeof p);
+    p.flags = AMQP91_P_EXPIRATION | AMQP91_P_DELIVERY_MODE;
+    p.expiration = B("60000");
+    p.delivery_mode = 2;
+    rt_msg *m = publish(&p, "job", 3, "orders", "jobs.new");
+    rt_death d1 = {.queue = "work",
+                   .reason = RT_DEATH_REJECTED,
+                   .rkey = "jobs.new",
+                   .exchange = "dlx",
+                   .key = "retry",
+                   .now_ms = 1700000000999};
+    rt_msg *c1 = NULL, *c2 = NULL;
+    ck_assert_int_eq(rt_msg_dead(m, &d1, &c1), 0);
+    rt_death d2 = {.queue = "retry",
+                   .reason = RT_DEATH_EXPIRED,
+                   .rkey = "retry",
+                   .exchange = "",
+                   .key = "work",
+                   .now_ms = 1700000005000};
+    ck_assert_int_eq(rt_msg_dead(c1, &d2, &c2), 0);
+
+    delivery d;
+    deliver(c2, &d);
+    ck_assert(!(d.h.props.flags & AMQP91_P_EXPIRATION)); /* taken off by the first death */
+    ck_assert_uint_eq(d.h.props.delivery_mode, 2);
+    const amqp91_value *x = hdr(&d, "x-death");
+    ck_assert_ptr_nonnull(x);
+    ck_assert_int_eq(x->type, 'A');
+    ck_assert_uint_eq(x->v.A->n, 2);
+    const amqp91_value *e0 = &x->v.A->v[0], *e1 = &x->v.A->v[1];
+    ck_assert_int_eq(e0->type, 'F');
+    ck_assert_int_eq(e1->type, 'F');
+    const amqp91_table *t = e0->v.F;
+    /* RabbitMQ's fields and order: count, reason, queue, time, exchange, routing-keys */
+    ck_assert_uint_eq(t->n, 6);
+    ck_assert(bytes_is(t->f[0].name, "count"));
+    ck_assert_int_eq(t->f[0].value.type, 'l');
+    ck_assert_int_eq(t->f[0].value.v.l, 1);
+    ck_assert(bytes_is(t->f[1].name, "reason"));
+    ck_assert_int_eq(t->f[1].value.type, 'S');
+    ck_assert(bytes_is(t->f[1].value.v.str, "expired"));
+    ck_assert(bytes_is(field(t, "queue")->v.str, "retry"));
+    ck_assert_int_eq(field(t, "time")->type, 'T');
+    ck_assert_uint_eq(field(t, "time")->v.T, 1700000005);
+    ck_assert(bytes_is(field(t, "exchange")->v.str, "dlx"));
+    const amqp91_value *rk = field(t, "routing-keys");
+    ck_assert_int_eq(rk->type, 'A');
+    ck_assert_uint_eq(rk->v.A->n, 1);
+    ck_assert_int_eq(rk->v.A->v[0].type, 'S');
+    ck_assert(bytes_is(rk->v.A->v[0].v.str, "retry"));
+    ck_assert_ptr_null(field(t, "original-expiration"));
+    t = e1->v.F;
+    ck_assert_uint_eq(t->n, 7);
+    ck_assert(bytes_is(t->f[0].name, "original-expiration"));
+    ck_assert_int_eq(t->f[0].value.type, 'S');
+    ck_assert(bytes_is(t->f[0].value.v.str, "60000"));
+    ck_assert(bytes_is(field(t, "reason")->v.str, "rejected"));
+    ck_assert(bytes_is(field(t, "queue")->v.str, "work"));
+    ck_assert(bytes_is(field(t, "exchange")->v.str, "orders"));
+    ck_assert_uint_eq(field(t, "time")->v.T, 1700000000);
+    ck_assert(bytes_is(field(t, "routing-keys")->v.A->v[0].v.str, "jobs.new"));
+    const char *strs[][2] = {{"x-first-death-queue", "work"},      {"x-first-death-reason", "rejected"},
+                             {"x-first-death-exchange", "orders"}, {"x-last-death-queue", "retry"},
+                             {"x-last-death-reason", "expired"},   {"x-last-death-exchange", "dlx"}};
+    for (size_t i = 0; i < 6; i++) {
+        const amqp91_value *v = hdr(&d, strs[i][0]);
+        ck_assert_msg(v && v->type == 'S' && bytes_is(v->v.str, strs[i][1]), "%s", strs[i][0]);
+    }
+    /* the broker's own annotations are not headers; the exchange it came
+     * through last is the dead-letter one */
+    ck_assert_ptr_null(hdr(&d, "x-opt-deaths"));
+    ck_assert_ptr_null(hdr(&d, "x-exchange"));
+    amqp91_bytes ex;
+    ck_assert(amqp__091_msg_exchange(c2, &ex));
+    ck_assert_uint_eq(ex.len, 0);
+    ck_assert_mem_eq(d.body, "job", 3);
+    delivery_free(&d);
+    rt_msg_unref(c2);
+    rt_msg_unref(c1);
+    rt_msg_unref(m);
+}
+END_TEST
+
+/* An x-opt-deaths that is not RabbitMQ's array of maps gives no x-death
+ * (nor does an entry without count); the rest of the message is delivered. */
+START_TEST(deliver_bad_deaths_leave_no_x_death)
+{
+    pn_message_t *pm = pn_message();
+    pn_data_t *ma = pn_message_annotations(pm);
+    pn_data_put_map(ma);
+    pn_data_enter(ma);
+    pn_data_put_symbol(ma, pn_bytes(12, "x-opt-deaths"));
+    pn_data_put_string(ma, pn_bytes(3, "bad"));
+    pn_data_put_symbol(ma, pn_bytes(5, "x-app"));
+    pn_data_put_string(ma, pn_bytes(4, "shop"));
+    pn_data_exit(ma);
+    pn_message_set_inferred(pm, true);
+    pn_data_put_binary(pn_message_body(pm), pn_bytes(2, "hi"));
+    rt_msg *m = encode10(pm);
+    delivery d;
+    deliver(m, &d);
+    ck_assert_ptr_null(hdr(&d, "x-death"));
+    ck_assert_ptr_nonnull(hdr(&d, "x-app"));
+    delivery_free(&d);
+    rt_msg_unref(m);
+
+    /* an array of one map without count: an empty x-death array */
+    pn_data_clear(ma);
+    pn_data_put_map(ma);
+    pn_data_enter(ma);
+    pn_data_put_symbol(ma, pn_bytes(12, "x-opt-deaths"));
+    pn_data_put_array(ma, false, PN_MAP);
+    pn_data_enter(ma);
+    pn_data_put_map(ma);
+    pn_data_enter(ma);
+    pn_data_put_symbol(ma, pn_bytes(5, "queue"));
+    pn_data_put_string(ma, pn_bytes(1, "q"));
+    pn_data_put_symbol(ma, pn_bytes(6, "reason"));
+    pn_data_put_symbol(ma, pn_bytes(7, "expired"));
+    pn_data_exit(ma);
+    pn_data_exit(ma);
+    pn_data_exit(ma);
+    m = encode10(pm);
+    deliver(m, &d);
+    const amqp91_value *x = hdr(&d, "x-death");
+    ck_assert_ptr_nonnull(x);
+    ck_assert_int_eq(x->type, 'A');
+    ck_assert_uint_eq(x->v.A->n, 0);
+    delivery_free(&d);
+    rt_msg_unref(m);
+    pn_message_free(pm);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("amqp091_map");
@@ -969,6 +1119,8 @@ static Suite *suite(void)
     tcase_add_test(t, bad_publish);
     tcase_add_test(t, bad_delivery);
     tcase_add_test(t, deep_nesting);
+    tcase_add_test(t, deliver_deaths_as_x_death);
+    tcase_add_test(t, deliver_bad_deaths_leave_no_x_death);
     suite_add_tcase(s, t);
     return s;
 }

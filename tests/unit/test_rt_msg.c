@@ -543,6 +543,44 @@ START_TEST(test_msg_wire_without_ttl_has_no_ttl)
 }
 END_TEST
 
+/* A header ttl of 0 (0-9-1 expiration "0") is a TTL, not "none": read as
+ * such, and a redelivery's header keeps it (proton would leave 0 out, so the
+ * header is written by hand and the wire form read field by field). */
+START_TEST(test_msg_ttl_zero_is_kept)
+{
+    static const unsigned char b[] = {0x00, 0x53, 0x70, 0xc0, 0x04, 0x03, 0x41, 0x40,
+                                      0x43, 0x00, 0x53, 0x75, 0xa0, 0x02, 'h',  'i'};
+    rt_msg *m = new_msg((const char *)b, sizeof b);
+    ck_assert(m->has_ttl);
+    ck_assert_uint_eq(m->ttl, 0);
+    char hdr[RT_HDR_MAX];
+    size_t hl, rest;
+    rt_msg_wire(m, 3, hdr, &hl, &rest);
+    ck_assert_uint_gt(hl, 0);
+    ck_assert_uint_eq(rest, 9);
+    pn_data_t *d = pn_data(8);
+    ck_assert_int_eq(pn_data_decode(d, hdr, hl), (ssize_t)hl);
+    pn_data_rewind(d);
+    pn_data_next(d);
+    pn_data_enter(d);
+    pn_data_next(d); /* descriptor */
+    pn_data_next(d);
+    pn_data_enter(d);
+    pn_data_next(d); /* durable */
+    pn_data_next(d); /* priority */
+    ck_assert(pn_data_next(d));
+    ck_assert_int_eq(pn_data_type(d), PN_UINT);
+    ck_assert_uint_eq(pn_data_get_uint(d), 0);
+    pn_data_free(d);
+    rt_msg_unref(m);
+    /* and a header without one has none */
+    static const unsigned char n[] = {0x00, 0x53, 0x70, 0xc0, 0x02, 0x01, 0x41, 0x00, 0x53, 0x75, 0xa0, 0x00};
+    m = new_msg((const char *)n, sizeof n);
+    ck_assert(!m->has_ttl);
+    rt_msg_unref(m);
+}
+END_TEST
+
 /* --------------------------------------------------- application properties */
 
 START_TEST(test_msg_app_props_are_the_map_positioned_on_it)
@@ -783,6 +821,7 @@ static Suite *msg_suite(void)
     tcase_add_test(tw, test_msg_wire_of_headerless_message_prepends_a_header);
     tcase_add_test(tw, test_msg_wire_keeps_priority_zero);
     tcase_add_test(tw, test_msg_wire_without_ttl_has_no_ttl);
+    tcase_add_test(tw, test_msg_ttl_zero_is_kept);
     suite_add_tcase(s, tw);
 
     TCase *to = tcase_create("other");
