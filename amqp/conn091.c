@@ -788,6 +788,21 @@ void amqp__091_work(amqp__conn *c)
         }
     }
     write_out(c);
+    /* Deliveries are written while little waits for the socket: when the
+     * socket took it all, write more now (a few times a round), or large
+     * messages would wait for the client's next frame, which a client
+     * holding back its acks until it has more never sends. */
+    for (int i = 0; k->state == S_OPEN && !c->writing && k->out_q.len + k->nheld; i++) {
+        if (i == 16) {
+            c->retry_armed = true; /* the rest in a moment: other processes get the scheduler */
+            break;
+        }
+        size_t before = k->olen;
+        amqp__091_feed(c);
+        if (k->olen == before)
+            break; /* nothing could go (held by a channel's limits) */
+        write_out(c);
+    }
     if (k->flush_then_end && !c->writing) {
         amqp__conn_finish(c);
         return;
