@@ -21,9 +21,8 @@ import socket
 import struct
 import subprocess
 import time
-import unittest
 
-from harness import broker091, main, missing, stop091, uniq, url091, watchdog
+from harness import Broker091Test, main, missing, uniq, url091, watchdog
 
 try:
     import pika
@@ -32,18 +31,10 @@ except ImportError:  # counted as a skip here, a failure in CI
     pika = None
 
 
-class Case(unittest.TestCase):
+class Case(Broker091Test):
     """One broker for the file; each test opens its own connections, and
     what it declares is deleted afterwards (a PLEXUS_TEST_BROKER broker is
     shared)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.b = broker091()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop091(cls.b)
 
     def setUp(self):
         if pika is None:

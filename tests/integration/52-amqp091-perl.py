@@ -13,22 +13,13 @@ broker instead (see harness.py).
 """
 import os
 import subprocess
-import unittest
 
-from harness import ROOT, broker091, main, missing, stop091, watchdog
+from harness import Broker091Test, ROOT, main, missing, watchdog
 
 SCRIPT = os.path.join(ROOT, "tests", "clients", "perl", "amqp091check.pl")
 
 
-class Perl(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = broker091()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop091(cls.b)
-
+class Perl(Broker091Test):
     def setUp(self):
         if subprocess.run(["perl", "-MAnyEvent::RabbitMQ", "-e", "1"], capture_output=True).returncode != 0:
             missing("libanyevent-rabbitmq-perl")

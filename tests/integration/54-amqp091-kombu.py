@@ -11,9 +11,8 @@ broker instead (see harness.py).
 """
 import socket
 import time
-import unittest
 
-from harness import broker091, main, missing, stop091, uniq, watchdog
+from harness import Broker091Test, main, missing, uniq, watchdog
 
 try:
     import amqp.exceptions
@@ -23,15 +22,7 @@ except ImportError:  # counted as a skip here, a failure in CI
     kombu = None
 
 
-class Kombu(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = broker091()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop091(cls.b)
-
+class Kombu(Broker091Test):
     def setUp(self):
         if kombu is None:
             missing("python3-kombu")

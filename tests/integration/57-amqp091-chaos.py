@@ -19,27 +19,10 @@ import time
 
 from admin_api import Api
 from harness import SurvivorTest, main
+from raw091 import HEADER, frame, longstr, method, shortstr
 
-HEADER = b"AMQP\x00\x00\x09\x01"
 SESSIONS = int(os.environ.get("PLEXUS_CHAOS_SESSIONS", "150"))
 BUDGET_S = float(os.environ.get("PLEXUS_CHAOS_SECONDS", "12"))
-
-
-def shortstr(s):
-    b = s.encode() if isinstance(s, str) else s
-    return bytes([len(b)]) + b
-
-
-def longstr(b):
-    return struct.pack(">I", len(b)) + b
-
-
-def frame(ftype, ch, payload):
-    return struct.pack(">BHI", ftype, ch, len(payload)) + payload + b"\xce"
-
-
-def method(ch, cls, mid, args=b""):
-    return frame(1, ch, struct.pack(">HH", cls, mid) + args)
 
 
 def handshake():

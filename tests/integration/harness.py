@@ -155,6 +155,19 @@ def broker091(*extra, **kw):
     return Broker(*extra, **kw).start()
 
 
+class Broker091Test(unittest.TestCase):
+    """One broker091() for the test class, stopped with stop091 after it
+    (Plexus must exit 0)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = broker091()
+
+    @classmethod
+    def tearDownClass(cls):
+        stop091(cls.b)
+
+
 def stop091(b):
     """Stops a broker from broker091; asserts Plexus exited 0."""
     if isinstance(b, External):
@@ -296,7 +309,6 @@ class BrokerTest(unittest.TestCase):
 # ----------------------------------------------------------- AMQP clients
 
 import itertools
-import uuid
 
 from proton import Delivery, Message, symbol  # noqa: E402,F401  (re-exported for the tests)
 from proton.reactor import LinkOption  # noqa: E402
