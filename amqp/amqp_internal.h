@@ -316,6 +316,12 @@ void amqp__outbox_push(amqp__conn *c, sv_pid pid, sv_msg *m);
  * once its mailbox takes the batch. */
 rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid);
 rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid);
+/* A publish of m (the connection's tag) added to each of the n queues'
+ * batches, for both front ends: how many have it (the rest: no memory).
+ * *paused_until (ms) moves out by AMQP__SLOW_DOWN_MS when a queue is
+ * consumed and behind (rt_queue_slow). */
+#define AMQP__SLOW_DOWN_MS 5
+uint32_t amqp__outbox_publish(amqp__conn *c, rt_queue **qs, int n, rt_msg *m, uint64_t tag, uint64_t *paused_until);
 /* A new link context for a proton link (one reference: proton's). */
 amqp__link *amqp__link_new(amqp__conn *c, pn_link_t *link, amqp__link_kind kind);
 /* A manager call for l; its reply goes to pub_reply / con_reply. */

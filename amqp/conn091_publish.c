@@ -24,7 +24,6 @@
 #define BYTES_IN_FLIGHT (16u << 20) /* per connection: its publishes not yet taken by every queue */
 #define MAX_FANOUT 4096             /* queues one message may reach */
 #define REPLY_TO_PSEUDO "amq.rabbitmq.reply-to"
-#define SLOW_DOWN_MS 5 /* how long reading pauses when a queue it feeds is behind (as for 1.0) */
 
 void amqp__091_publish(amqp__conn *c, amqp__091_chan *ch, const amqp91_basic_publish *a)
 {
@@ -202,20 +201,11 @@ static void route(amqp__conn *c, amqp__091_chan *ch, rt_msg *m)
     t->outcome = RT_ACCEPTED;
     t->size = (uint32_t)m->buf.len;
     c->pub_bytes += t->size;
-    uint64_t now = 0;
-    for (int i = 0; i < n; i++) {
-        /* Consumed and behind: let its consumers catch up before more is read. */
-        if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + SLOW_DOWN_MS > k->paused_until)
-            k->paused_until = now + SLOW_DOWN_MS;
-        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
-        if (!pb) { /* out of memory: this queue does not get it */
-            t->remaining--;
-            t->outcome = RT_RELEASED;
-            continue;
-        }
-        bool confirm = rt_queue_confirms(qs[i], m);
-        pb->confirms += confirm;
-        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag, confirm};
+    /* A queue consumed and behind pauses reading (k->paused_until). */
+    uint32_t took = amqp__outbox_publish(c, qs, n, m, tag, &k->paused_until);
+    if (took < (uint32_t)n) { /* out of memory: the queues that did not get it count as released */
+        t->remaining = took;
+        t->outcome = RT_RELEASED;
     }
     rt_msg_unref(m);
     if (qs != fixed)

@@ -83,6 +83,25 @@ rt_pub_batch *amqp__outbox_pub(amqp__conn *c, sv_pid pid)
     return ob_batch(c, pid, false, RT_Q_PUBLISH, sizeof(rt_pub_batch), sizeof(rt_pub), PUB_BATCH);
 }
 
+uint32_t amqp__outbox_publish(amqp__conn *c, rt_queue **qs, int n, rt_msg *m, uint64_t tag, uint64_t *paused_until)
+{
+    uint32_t took = 0;
+    uint64_t now = 0;
+    for (int i = 0; i < n; i++) {
+        /* Consumed and behind: the publisher pauses so consumers catch up. */
+        if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + AMQP__SLOW_DOWN_MS > *paused_until)
+            *paused_until = now + AMQP__SLOW_DOWN_MS;
+        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
+        if (!pb)
+            continue; /* out of memory: this queue does not get it */
+        bool confirm = rt_queue_confirms(qs[i], m);
+        pb->confirms += confirm;
+        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag, confirm};
+        took++;
+    }
+    return took;
+}
+
 rt_settle_batch *amqp__outbox_settle(amqp__conn *c, sv_pid pid)
 {
     return ob_batch(c, pid, true, RT_Q_SETTLE, sizeof(rt_settle_batch), sizeof(rt_settle), SETTLE_BATCH);

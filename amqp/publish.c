@@ -24,7 +24,6 @@
 #include "amqp/amqp_internal.h"
 
 #define BYTES_IN_FLIGHT (8u << 20) /* per link, on top of the message window */
-#define SLOW_DOWN_MS 5             /* how long a link pauses when a queue it feeds is behind */
 #define MAX_FANOUT 4096            /* queues one message may reach */
 
 /* Keeps the link's credit plus what it has in flight at its window. */
@@ -264,19 +263,10 @@ static void publish(amqp__conn *c, amqp__link *l, pn_delivery_t *d, rt_msg *m)
     c->pub_bytes += t->size;
     l->refs++;
     l->inflight++;
-    uint64_t now = 0;
-    for (int i = 0; i < n; i++) {
-        if (rt_queue_slow(qs[i]) && (now || (now = sv_now_ms())) && now + SLOW_DOWN_MS > l->paused_until)
-            l->paused_until = now + SLOW_DOWN_MS; /* consumed and behind: let consumers catch up */
-        rt_pub_batch *pb = amqp__outbox_pub(c, rt_queue_pid(qs[i]));
-        if (!pb) { /* out of memory: count this queue as not taking it */
-            t->remaining--;
-            t->outcome = RT_RELEASED;
-            continue;
-        }
-        bool confirm = rt_queue_confirms(qs[i], m);
-        pb->confirms += confirm;
-        pb->p[pb->n++] = (rt_pub){rt_msg_ref(m), tag, confirm};
+    uint32_t took = amqp__outbox_publish(c, qs, n, m, tag, &l->paused_until);
+    if (took < (uint32_t)n) { /* out of memory: the queues that did not get it count as released */
+        t->remaining = took;
+        t->outcome = RT_RELEASED;
     }
     if (presettled)
         pn_delivery_settle(d);
