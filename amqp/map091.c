@@ -69,7 +69,7 @@ static void w_be(w10 *w, uint64_t v, unsigned n)
 }
 static void w_section(w10 *w, uint8_t code)
 {
-    uint8_t b[3] = {0x00, C_SMALLULONG, code};
+    uint8_t b[3] = {0x00, RT_C_SMALLULONG, code};
     w_put(w, b, 3);
 }
 /* Variable-width value: the one-byte size form when it fits. */
@@ -128,13 +128,13 @@ static void v91_to_10(amqp91__rd *r, w10 *w);
 /* A table's content as a map with symbol keys (RabbitMQ's from_091). */
 static void table_to_10(amqp91__rd *r, w10 *w)
 {
-    size_t at = w_open(w, C_MAP32);
+    size_t at = w_open(w, RT_C_MAP32);
     uint32_t count = 0;
     while (r->ok && r->p < r->end) {
         amqp91_bytes name = amqp91__span(r, (size_t)amqp91__be(r, 1));
         if (!r->ok)
             break;
-        w_var(w, C_SYM8, name.p, name.len);
+        w_var(w, RT_C_SYM8, name.p, name.len);
         v91_to_10(r, w);
         count += 2;
     }
@@ -146,59 +146,59 @@ static void v91_to_10(amqp91__rd *r, w10 *w)
     if (!v91_convertible(r)) {
         uint8_t tag = (uint8_t)amqp91__be(r, 1);
         amqp91__be(r, tag == 'D' ? 5 : 8);
-        w_u8(w, C_NULL);
+        w_u8(w, RT_C_NULL);
         return;
     }
     uint8_t tag = (uint8_t)amqp91__be(r, 1);
     switch (tag) {
-    case 't': w_u8(w, amqp91__be(r, 1) ? C_TRUE : C_FALSE); break;
+    case 't': w_u8(w, amqp91__be(r, 1) ? RT_C_TRUE : RT_C_FALSE); break;
     case 'b':
-        w_u8(w, C_BYTE);
+        w_u8(w, RT_C_BYTE);
         w_be(w, amqp91__be(r, 1), 1);
         break;
     case 'B':
-        w_u8(w, C_UBYTE);
+        w_u8(w, RT_C_UBYTE);
         w_be(w, amqp91__be(r, 1), 1);
         break;
     case 's':
-        w_u8(w, C_SHORT);
+        w_u8(w, RT_C_SHORT);
         w_be(w, amqp91__be(r, 2), 2);
         break;
     case 'u':
-        w_u8(w, C_USHORT);
+        w_u8(w, RT_C_USHORT);
         w_be(w, amqp91__be(r, 2), 2);
         break;
     case 'I':
-        w_u8(w, C_INT);
+        w_u8(w, RT_C_INT);
         w_be(w, amqp91__be(r, 4), 4);
         break;
     case 'i':
-        w_u8(w, C_UINT);
+        w_u8(w, RT_C_UINT);
         w_be(w, amqp91__be(r, 4), 4);
         break;
     case 'l':
-        w_u8(w, C_LONG);
+        w_u8(w, RT_C_LONG);
         w_be(w, amqp91__be(r, 8), 8);
         break;
     case 'f':
-        w_u8(w, C_FLOAT);
+        w_u8(w, RT_C_FLOAT);
         w_be(w, amqp91__be(r, 4), 4);
         break; /* both IEEE 754, big-endian */
     case 'd':
-        w_u8(w, C_DOUBLE);
+        w_u8(w, RT_C_DOUBLE);
         w_be(w, amqp91__be(r, 8), 8);
         break;
     case 'T':
-        w_u8(w, C_TIMESTAMP);
+        w_u8(w, RT_C_TIMESTAMP);
         w_be(w, amqp91__be(r, 8) * 1000, 8);
         break; /* seconds to ms */
-    case 'V': w_u8(w, C_NULL); break;
+    case 'V': w_u8(w, RT_C_NULL); break;
     case 'S':
     case 'x': {
         amqp91_bytes s = amqp91__span(r, (size_t)amqp91__be(r, 4));
         /* RabbitMQ's rule: a longstr that passes as a shortstr is a string,
          * anything else binary (checking long ones for UTF-8 costs). */
-        w_var(w, tag == 'S' && amqp__m91_shortstr_ok(s.p, s.len) ? C_STR8 : C_VBIN8, s.p, s.len);
+        w_var(w, tag == 'S' && amqp__m91_shortstr_ok(s.p, s.len) ? RT_C_STR8 : RT_C_VBIN8, s.p, s.len);
         break;
     }
     case 'F': {
@@ -207,7 +207,7 @@ static void v91_to_10(amqp91__rd *r, w10 *w)
             if (tag == 'F')
                 table_to_10(&(amqp91__rd){NULL, NULL, false}, w);
             else
-                w_close(w, w_open(w, C_LIST32), 0);
+                w_close(w, w_open(w, RT_C_LIST32), 0);
             break;
         }
         amqp91__rd in = {b.p, b.p + b.len, true};
@@ -220,11 +220,11 @@ static void v91_to_10(amqp91__rd *r, w10 *w)
             if (tag == 'F')
                 table_to_10(&(amqp91__rd){NULL, NULL, false}, w);
             else
-                w_close(w, w_open(w, C_LIST32), 0);
+                w_close(w, w_open(w, RT_C_LIST32), 0);
             break;
         }
         amqp91__rd in = {b.p, b.p + b.len, true};
-        size_t at = w_open(w, C_LIST32);
+        size_t at = w_open(w, RT_C_LIST32);
         uint32_t count = 0;
         while (in.ok && in.p < in.end) {
             v91_to_10(&in, w);
@@ -283,11 +283,11 @@ static uint32_t headers_to_10(const pub *b, w10 *w, bool annotations)
         }
         if (annotations) {
             if (cc)
-                w_var(w, C_SYM8, (const uint8_t *)"x-cc", 4);
+                w_var(w, RT_C_SYM8, (const uint8_t *)"x-cc", 4);
             else
-                w_var(w, C_SYM8, name.p, name.len);
+                w_var(w, RT_C_SYM8, name.p, name.len);
         } else {
-            w_var(w, C_STR8, name.p, name.len);
+            w_var(w, RT_C_STR8, name.p, name.len);
         }
         v91_to_10(&r, w);
         count += 2;
@@ -305,24 +305,24 @@ static void build(pub *b, w10 *w)
     /* header: present when a 0-9-1 field that lives there is (so an absent
      * delivery-mode stays absent on the way back). */
     if (f & (AMQP91_P_DELIVERY_MODE | AMQP91_P_PRIORITY | AMQP91_P_EXPIRATION)) {
-        w_section(w, SEC_HEADER);
-        size_t at = w_open(w, C_LIST32);
+        w_section(w, RT_SEC_HEADER);
+        size_t at = w_open(w, RT_C_LIST32);
         uint32_t n = 1;
         /* durable only if delivery-mode was there: null reads as false in
          * 1.0 and as no delivery-mode on the way back */
-        w_u8(w, !(f & AMQP91_P_DELIVERY_MODE) ? C_NULL : p->delivery_mode == 2 ? C_TRUE : C_FALSE);
+        w_u8(w, !(f & AMQP91_P_DELIVERY_MODE) ? RT_C_NULL : p->delivery_mode == 2 ? RT_C_TRUE : RT_C_FALSE);
         if (f & (AMQP91_P_PRIORITY | AMQP91_P_EXPIRATION)) {
             n++;
             if (f & AMQP91_P_PRIORITY) {
-                w_u8(w, C_UBYTE);
+                w_u8(w, RT_C_UBYTE);
                 w_u8(w, p->priority);
             } else {
-                w_u8(w, C_NULL);
+                w_u8(w, RT_C_NULL);
             }
         }
         if (f & AMQP91_P_EXPIRATION) {
             n++;
-            w_u8(w, C_UINT);
+            w_u8(w, RT_C_UINT);
             w_be(w, b->ttl, 4);
         }
         w_close(w, at, n);
@@ -337,19 +337,19 @@ static void build(pub *b, w10 *w)
     }
     size_t at;
     if (b->n_ma) {
-        w_section(w, SEC_MESSAGE_ANN);
-        at = w_open(w, C_MAP32);
+        w_section(w, RT_SEC_MESSAGE_ANN);
+        at = w_open(w, RT_C_MAP32);
         if (b->exchange) {
-            w_var(w, C_SYM8, (const uint8_t *)"x-exchange", 10);
-            w_var(w, C_STR8, (const uint8_t *)b->exchange, strlen(b->exchange));
+            w_var(w, RT_C_SYM8, (const uint8_t *)"x-exchange", 10);
+            w_var(w, RT_C_STR8, (const uint8_t *)b->exchange, strlen(b->exchange));
         }
         if (b->rkey) {
-            w_var(w, C_SYM8, (const uint8_t *)"x-routing-key", 13);
-            w_var(w, C_STR8, (const uint8_t *)b->rkey, strlen(b->rkey));
+            w_var(w, RT_C_SYM8, (const uint8_t *)"x-routing-key", 13);
+            w_var(w, RT_C_STR8, (const uint8_t *)b->rkey, strlen(b->rkey));
         }
         if (f & AMQP91_P_TYPE) {
-            w_var(w, C_SYM8, (const uint8_t *)"x-basic-type", 12);
-            w_str_field(w, C_STR8, p->type);
+            w_var(w, RT_C_SYM8, (const uint8_t *)"x-basic-type", 12);
+            w_str_field(w, RT_C_STR8, p->type);
         }
         if (f & AMQP91_P_HEADERS)
             headers_to_10(b, w, true);
@@ -367,11 +367,11 @@ static void build(pub *b, w10 *w)
         if (pflag[i] & f)
             last = i;
     if (last >= 0) {
-        w_section(w, SEC_PROPERTIES);
-        at = w_open(w, C_LIST32);
+        w_section(w, RT_SEC_PROPERTIES);
+        at = w_open(w, RT_C_LIST32);
         for (int i = 0; i <= last; i++) {
             if (!(pflag[i] & f)) {
-                w_u8(w, C_NULL);
+                w_u8(w, RT_C_NULL);
                 continue;
             }
             switch (i) {
@@ -379,24 +379,24 @@ static void build(pub *b, w10 *w)
             case P_CORRELATION_ID: {
                 bool u = i == P_MESSAGE_ID ? b->has_uuid_mid : b->has_uuid_cid;
                 if (u) {
-                    w_u8(w, C_UUID);
+                    w_u8(w, RT_C_UUID);
                     w_put(w, i == P_MESSAGE_ID ? b->mid : b->cid, 16);
                 } else {
-                    w_str_field(w, C_STR8, i == P_MESSAGE_ID ? p->message_id : p->correlation_id);
+                    w_str_field(w, RT_C_STR8, i == P_MESSAGE_ID ? p->message_id : p->correlation_id);
                 }
                 break;
             }
-            case P_USER_ID: w_str_field(w, C_VBIN8, p->user_id); break;
+            case P_USER_ID: w_str_field(w, RT_C_VBIN8, p->user_id); break;
             case P_REPLY_TO: {
                 /* RabbitMQ 4: a 0-9-1 reply-to names a queue; 1.0 wants its address. */
                 size_t len = strlen(MAP_QUEUES);
                 for (uint32_t k = 0; k < p->reply_to.len; k++)
                     len += addr_plain(p->reply_to.p[k]) ? 1 : 3;
                 if (len <= 255) {
-                    w_u8(w, C_STR8);
+                    w_u8(w, RT_C_STR8);
                     w_u8(w, (uint8_t)len);
                 } else {
-                    w_u8(w, C_STR32);
+                    w_u8(w, RT_C_STR32);
                     w_be(w, len, 4);
                 }
                 w_put(w, MAP_QUEUES, strlen(MAP_QUEUES));
@@ -412,31 +412,31 @@ static void build(pub *b, w10 *w)
                 }
                 break;
             }
-            case P_CONTENT_TYPE: w_str_field(w, C_SYM8, p->content_type); break;
-            case P_CONTENT_ENCODING: w_str_field(w, C_SYM8, p->content_encoding); break;
+            case P_CONTENT_TYPE: w_str_field(w, RT_C_SYM8, p->content_type); break;
+            case P_CONTENT_ENCODING: w_str_field(w, RT_C_SYM8, p->content_encoding); break;
             case P_CREATION_TIME:
-                w_u8(w, C_TIMESTAMP);
+                w_u8(w, RT_C_TIMESTAMP);
                 w_be(w, p->timestamp * 1000, 8);
                 break;
-            case P_GROUP_ID: w_str_field(w, C_STR8, p->app_id); break; /* as RabbitMQ 4 does */
+            case P_GROUP_ID: w_str_field(w, RT_C_STR8, p->app_id); break; /* as RabbitMQ 4 does */
             }
         }
         w_close(w, at, (uint32_t)last + 1);
     }
     /* application properties */
     if (b->n_ap) {
-        w_section(w, SEC_APP_PROPS);
-        at = w_open(w, C_MAP32);
+        w_section(w, RT_SEC_APP_PROPS);
+        at = w_open(w, RT_C_MAP32);
         headers_to_10(b, w, false);
         w_close(w, at, b->n_ap);
     }
     /* the data section's head; the body follows */
-    w_section(w, SEC_DATA);
+    w_section(w, RT_SEC_DATA);
     if (b->body_size <= 255) {
-        w_u8(w, C_VBIN8);
+        w_u8(w, RT_C_VBIN8);
         w_u8(w, (uint8_t)b->body_size);
     } else {
-        w_u8(w, C_VBIN32);
+        w_u8(w, RT_C_VBIN32);
         w_be(w, b->body_size, 4);
     }
 }

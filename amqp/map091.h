@@ -10,57 +10,6 @@
 #include <stdint.h>
 #include <string.h>
 
-enum {
-    SEC_HEADER = 0x70,
-    SEC_DELIVERY_ANN = 0x71,
-    SEC_MESSAGE_ANN = 0x72,
-    SEC_PROPERTIES = 0x73,
-    SEC_APP_PROPS = 0x74,
-    SEC_DATA = 0x75,
-    SEC_SEQUENCE = 0x76,
-    SEC_VALUE = 0x77,
-    SEC_FOOTER = 0x78,
-};
-
-/* AMQP 1.0 constructors used here (part 1.6 of the spec). */
-enum {
-    C_NULL = 0x40,
-    C_TRUE = 0x41,
-    C_FALSE = 0x42,
-    C_UINT0 = 0x43,
-    C_ULONG0 = 0x44,
-    C_LIST0 = 0x45,
-    C_UBYTE = 0x50,
-    C_BYTE = 0x51,
-    C_SMALLUINT = 0x52,
-    C_SMALLULONG = 0x53,
-    C_SMALLINT = 0x54,
-    C_SMALLLONG = 0x55,
-    C_BOOL = 0x56,
-    C_USHORT = 0x60,
-    C_SHORT = 0x61,
-    C_UINT = 0x70,
-    C_INT = 0x71,
-    C_FLOAT = 0x72,
-    C_ULONG = 0x80,
-    C_LONG = 0x81,
-    C_DOUBLE = 0x82,
-    C_TIMESTAMP = 0x83,
-    C_UUID = 0x98,
-    C_VBIN8 = 0xa0,
-    C_STR8 = 0xa1,
-    C_SYM8 = 0xa3,
-    C_VBIN32 = 0xb0,
-    C_STR32 = 0xb1,
-    C_SYM32 = 0xb3,
-    C_LIST8 = 0xc0,
-    C_MAP8 = 0xc1,
-    C_LIST32 = 0xd0,
-    C_MAP32 = 0xd1,
-    C_ARRAY8 = 0xe0,
-    C_ARRAY32 = 0xf0,
-};
-
 /* The properties list's fields (1.0 spec 3.2.4). */
 enum {
     P_MESSAGE_ID,

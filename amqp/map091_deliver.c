@@ -71,17 +71,17 @@ static bool it_open_body(uint8_t code, const uint8_t *p, size_t n, it10 *it)
 {
     memset(it, 0, sizeof *it);
     switch (code) {
-    case C_LIST0: it->p = it->end = p; return true;
-    case C_LIST8:
-    case C_MAP8:
+    case RT_C_LIST0: it->p = it->end = p; return true;
+    case RT_C_LIST8:
+    case RT_C_MAP8:
         if (n < 2 || p[0] < 1 || (size_t)p[0] + 1 > n)
             return false;
         it->p = p + 2;
         it->end = p + 1 + p[0];
         it->left = p[1];
         return true;
-    case C_LIST32:
-    case C_MAP32: {
+    case RT_C_LIST32:
+    case RT_C_MAP32: {
         if (n < 8)
             return false;
         uint64_t size = amqp__m91_be_get(p, 4);
@@ -123,13 +123,14 @@ static bool it_next(it10 *it, const uint8_t **v, size_t *vn)
 /* A binary, string or symbol's bytes; which of the three in *code8. */
 static bool str_of(const uint8_t *v, size_t n, const uint8_t **s, size_t *len, uint8_t *code8)
 {
-    if (n >= 2 && (v[0] == C_VBIN8 || v[0] == C_STR8 || v[0] == C_SYM8) && (size_t)v[1] + 2 <= n) {
+    if (n >= 2 && (v[0] == RT_C_VBIN8 || v[0] == RT_C_STR8 || v[0] == RT_C_SYM8) && (size_t)v[1] + 2 <= n) {
         *code8 = v[0];
         *s = v + 2;
         *len = v[1];
         return true;
     }
-    if (n >= 5 && (v[0] == C_VBIN32 || v[0] == C_STR32 || v[0] == C_SYM32) && amqp__m91_be_get(v + 1, 4) + 5 <= n) {
+    if (n >= 5 && (v[0] == RT_C_VBIN32 || v[0] == RT_C_STR32 || v[0] == RT_C_SYM32) &&
+        amqp__m91_be_get(v + 1, 4) + 5 <= n) {
         *code8 = (uint8_t)(v[0] - 0x10);
         *s = v + 5;
         *len = (size_t)amqp__m91_be_get(v + 1, 4);
@@ -140,11 +141,11 @@ static bool str_of(const uint8_t *v, size_t n, const uint8_t **s, size_t *len, u
 
 static bool ulong_of(const uint8_t *v, size_t n, uint64_t *out)
 {
-    if (n >= 1 && v[0] == C_ULONG0)
+    if (n >= 1 && v[0] == RT_C_ULONG0)
         *out = 0;
-    else if (n >= 2 && v[0] == C_SMALLULONG)
+    else if (n >= 2 && v[0] == RT_C_SMALLULONG)
         *out = v[1];
-    else if (n >= 9 && v[0] == C_ULONG)
+    else if (n >= 9 && v[0] == RT_C_ULONG)
         *out = amqp__m91_be_get(v + 1, 8);
     else
         return false;
@@ -201,78 +202,78 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
     if (k < 0)
         return false;
     switch (code) {
-    case C_NULL: amqp91__put_be(w, 'V', 1); return true;
-    case C_TRUE:
-    case C_FALSE:
+    case RT_C_NULL: amqp91__put_be(w, 'V', 1); return true;
+    case RT_C_TRUE:
+    case RT_C_FALSE:
         amqp91__put_be(w, 't', 1);
-        amqp91__put_be(w, code == C_TRUE, 1);
+        amqp91__put_be(w, code == RT_C_TRUE, 1);
         return true;
-    case C_BOOL:
+    case RT_C_BOOL:
         amqp91__put_be(w, 't', 1);
         amqp91__put_be(w, p[0] != 0, 1);
         return true;
-    case C_UBYTE:
+    case RT_C_UBYTE:
         amqp91__put_be(w, 'B', 1);
         amqp91__put(w, p, 1);
         return true;
-    case C_BYTE:
+    case RT_C_BYTE:
         amqp91__put_be(w, 'b', 1);
         amqp91__put(w, p, 1);
         return true;
-    case C_USHORT:
+    case RT_C_USHORT:
         amqp91__put_be(w, 'u', 1);
         amqp91__put(w, p, 2);
         return true;
-    case C_SHORT:
+    case RT_C_SHORT:
         amqp91__put_be(w, 's', 1);
         amqp91__put(w, p, 2);
         return true;
-    case C_UINT:
+    case RT_C_UINT:
         amqp91__put_be(w, 'i', 1);
         amqp91__put(w, p, 4);
         return true;
-    case C_SMALLUINT:
+    case RT_C_SMALLUINT:
         amqp91__put_be(w, 'i', 1);
         amqp91__put_be(w, p[0], 4);
         return true;
-    case C_UINT0:
+    case RT_C_UINT0:
         amqp91__put_be(w, 'i', 1);
         amqp91__put_be(w, 0, 4);
         return true;
-    case C_INT:
+    case RT_C_INT:
         amqp91__put_be(w, 'I', 1);
         amqp91__put(w, p, 4);
         return true;
-    case C_SMALLINT:
+    case RT_C_SMALLINT:
         amqp91__put_be(w, 'I', 1);
         amqp91__put_be(w, (uint32_t)(int32_t)(int8_t)p[0], 4);
         return true;
-    case C_ULONG: /* RabbitMQ: ulong to long, values over 2^63 wrap */
-    case C_LONG:
+    case RT_C_ULONG: /* RabbitMQ: ulong to long, values over 2^63 wrap */
+    case RT_C_LONG:
         amqp91__put_be(w, 'l', 1);
         amqp91__put(w, p, 8);
         return true;
-    case C_SMALLULONG:
+    case RT_C_SMALLULONG:
         amqp91__put_be(w, 'l', 1);
         amqp91__put_be(w, p[0], 8);
         return true;
-    case C_ULONG0:
+    case RT_C_ULONG0:
         amqp91__put_be(w, 'l', 1);
         amqp91__put_be(w, 0, 8);
         return true;
-    case C_SMALLLONG:
+    case RT_C_SMALLLONG:
         amqp91__put_be(w, 'l', 1);
         amqp91__put_be(w, (uint64_t)(int64_t)(int8_t)p[0], 8);
         return true;
-    case C_FLOAT:
+    case RT_C_FLOAT:
         amqp91__put_be(w, 'f', 1);
         amqp91__put(w, p, 4);
         return true;
-    case C_DOUBLE:
+    case RT_C_DOUBLE:
         amqp91__put_be(w, 'd', 1);
         amqp91__put(w, p, 8);
         return true;
-    case C_TIMESTAMP: {
+    case RT_C_TIMESTAMP: {
         int64_t ms = (int64_t)amqp__m91_be_get(p, 8);
         if (ms < 0)
             return false; /* 0-9-1 timestamps are unsigned */
@@ -280,23 +281,23 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
         amqp91__put_be(w, (uint64_t)ms / 1000, 8);
         return true;
     }
-    case C_VBIN8:
-    case C_VBIN32:
-    case C_STR8:
-    case C_STR32:
-    case C_SYM8:
-    case C_SYM32: {
+    case RT_C_VBIN8:
+    case RT_C_VBIN32:
+    case RT_C_STR8:
+    case RT_C_STR32:
+    case RT_C_SYM8:
+    case RT_C_SYM32: {
         size_t hl = (code >> 4) == 0xa ? 1 : 4;
         amqp91__put_be(w, (code & 0x0f) == 0 ? 'x' : 'S', 1);
         amqp91__put_be(w, (uint64_t)k - hl, 4);
         amqp91__put(w, p + hl, (size_t)k - hl);
         return true;
     }
-    case C_LIST0:
-    case C_LIST8:
-    case C_LIST32:
-    case C_MAP8:
-    case C_MAP32: {
+    case RT_C_LIST0:
+    case RT_C_LIST8:
+    case RT_C_LIST32:
+    case RT_C_MAP8:
+    case RT_C_MAP32: {
         if (depth + 1 > AMQP91_TABLE_MAX_DEPTH) {
             *deep = true;
             return false;
@@ -306,7 +307,7 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
         size_t vn, kn;
         if (!it_open_body(code, p, (size_t)k, &it))
             return false;
-        bool map = code == C_MAP8 || code == C_MAP32;
+        bool map = code == RT_C_MAP8 || code == RT_C_MAP32;
         amqp91__put_be(w, map ? 'F' : 'A', 1);
         size_t at = w_open91(w);
         while (it_next(&it, map ? &kv : &v, map ? &kn : &vn)) {
@@ -319,7 +320,7 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
             const uint8_t *s;
             size_t sl;
             uint8_t c8;
-            if (!str_of(kv, kn, &s, &sl, &c8) || c8 == C_VBIN8 || sl > 255)
+            if (!str_of(kv, kn, &s, &sl, &c8) || c8 == RT_C_VBIN8 || sl > 255)
                 continue; /* a table's names are short strings */
             put_shortstr(w, s, sl);
             nested_to_091(v, vn, w, depth + 1, deep);
@@ -327,13 +328,13 @@ static bool v10_to_091(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w, 
         w_close91(w, at);
         return true;
     }
-    case C_ARRAY8:
-    case C_ARRAY32: {
+    case RT_C_ARRAY8:
+    case RT_C_ARRAY32: {
         if (depth + 1 > AMQP91_TABLE_MAX_DEPTH) {
             *deep = true;
             return false;
         }
-        size_t sw = code == C_ARRAY8 ? 1 : 4;
+        size_t sw = code == RT_C_ARRAY8 ? 1 : 4;
         if ((size_t)k < 2 * sw + 1)
             return false;
         uint64_t count = amqp__m91_be_get(p + sw, (unsigned)sw);
@@ -382,15 +383,15 @@ static int section_at(const uint8_t *p, size_t n, bool check, size_t *size, cons
     static const struct {
         const char *name;
         int code;
-    } syms[] = {{"amqp:header:list", SEC_HEADER},
-                {"amqp:delivery-annotations:map", SEC_DELIVERY_ANN},
-                {"amqp:message-annotations:map", SEC_MESSAGE_ANN},
-                {"amqp:properties:list", SEC_PROPERTIES},
-                {"amqp:application-properties:map", SEC_APP_PROPS},
-                {"amqp:data:binary", SEC_DATA},
-                {"amqp:amqp-sequence:list", SEC_SEQUENCE},
-                {"amqp:amqp-value:*", SEC_VALUE},
-                {"amqp:footer:map", SEC_FOOTER}};
+    } syms[] = {{"amqp:header:list", RT_SEC_HEADER},
+                {"amqp:delivery-annotations:map", RT_SEC_DELIVERY_ANN},
+                {"amqp:message-annotations:map", RT_SEC_MESSAGE_ANN},
+                {"amqp:properties:list", RT_SEC_PROPERTIES},
+                {"amqp:application-properties:map", RT_SEC_APP_PROPS},
+                {"amqp:data:binary", RT_SEC_DATA},
+                {"amqp:amqp-sequence:list", RT_SEC_SEQUENCE},
+                {"amqp:amqp-value:*", RT_SEC_VALUE},
+                {"amqp:footer:map", RT_SEC_FOOTER}};
     ssize_t k;
     if (check) {
         k = amqp__enc_size(p, n);
@@ -411,9 +412,9 @@ static int section_at(const uint8_t *p, size_t n, bool check, size_t *size, cons
     size_t sl;
     uint8_t c8;
     if (ulong_of(d, (size_t)dk, &u)) {
-        if (u >= SEC_HEADER && u <= SEC_FOOTER)
+        if (u >= RT_SEC_HEADER && u <= RT_SEC_FOOTER)
             code = (int)u;
-    } else if (str_of(d, (size_t)dk, &s, &sl, &c8) && c8 == C_SYM8) {
+    } else if (str_of(d, (size_t)dk, &s, &sl, &c8) && c8 == RT_C_SYM8) {
         for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
             if (amqp__m91_name_is(s, sl, syms[i].name))
                 code = syms[i].code;
@@ -441,7 +442,7 @@ static int scan(const uint8_t *data, size_t len, bool check, in10 *in)
             return -EBADMSG;
         if (footer)
             return -EBADMSG; /* nothing follows the footer */
-        if (code >= SEC_DATA && code <= SEC_VALUE) {
+        if (code >= RT_SEC_DATA && code <= RT_SEC_VALUE) {
             if (!body) {
                 body = true;
                 in->first = off;
@@ -450,31 +451,31 @@ static int scan(const uint8_t *data, size_t len, bool check, in10 *in)
             const uint8_t *s;
             size_t sl;
             uint8_t c8;
-            if (code == SEC_DATA) {
-                if (!str_of(v, vn, &s, &sl, &c8) || c8 != C_VBIN8)
+            if (code == RT_SEC_DATA) {
+                if (!str_of(v, vn, &s, &sl, &c8) || c8 != RT_C_VBIN8)
                     return -EBADMSG;
                 if (in->kind == BODY_DATA)
                     in->body_size += sl;
                 else
                     in->kind = BODY_ENCODED;
-            } else if (code == SEC_VALUE && nbody == 1 && str_of(v, vn, &s, &sl, &c8) && c8 != C_SYM8) {
+            } else if (code == RT_SEC_VALUE && nbody == 1 && str_of(v, vn, &s, &sl, &c8) && c8 != RT_C_SYM8) {
                 in->kind = BODY_VALUE; /* a string or binary: its bytes are the body */
                 in->value = s;
                 in->value_n = sl;
             } else {
                 in->kind = BODY_ENCODED;
             }
-        } else if (code == SEC_FOOTER) {
+        } else if (code == RT_SEC_FOOTER) {
             footer = true;
         } else if (body) {
             return -EBADMSG; /* the bare message's sections come before the body */
-        } else if (code == SEC_HEADER) {
+        } else if (code == RT_SEC_HEADER) {
             in->hdr = v, in->hdr_n = vn;
-        } else if (code == SEC_MESSAGE_ANN) {
+        } else if (code == RT_SEC_MESSAGE_ANN) {
             in->ma = v, in->ma_n = vn;
-        } else if (code == SEC_PROPERTIES) {
+        } else if (code == RT_SEC_PROPERTIES) {
             in->props = v, in->props_n = vn;
-        } else if (code == SEC_APP_PROPS) {
+        } else if (code == RT_SEC_APP_PROPS) {
             in->ap = v, in->ap_n = vn;
         }
         off += size;
@@ -498,7 +499,7 @@ static void props_fields(const in10 *in, const uint8_t *f[P_NFIELDS], size_t fn[
     const uint8_t *v;
     size_t vn;
     for (int i = 0; i < P_NFIELDS && it_next(&it, &v, &vn); i++)
-        if (v[0] != C_NULL) {
+        if (v[0] != RT_C_NULL) {
             f[i] = v;
             fn[i] = vn;
         }
@@ -528,16 +529,16 @@ static void id_conv(const uint8_t *v, size_t vn, idconv *c)
         c->p = (const uint8_t *)c->text;
         c->n = strlen(c->text);
         c->prop = true;
-    } else if (vn == 17 && v[0] == C_UUID) {
+    } else if (vn == 17 && v[0] == RT_C_UUID) {
         uuid_urn(v + 1, c->text);
         c->p = (const uint8_t *)c->text;
         c->n = 45;
         c->prop = true;
-    } else if (str_of(v, vn, &s, &sl, &c8) && c8 != C_SYM8) {
+    } else if (str_of(v, vn, &s, &sl, &c8) && c8 != RT_C_SYM8) {
         c->p = s;
         c->n = sl;
-        c->prop = c8 == C_STR8 && sl <= 255;
-        c->header_bin = c8 == C_VBIN8;
+        c->prop = c8 == RT_C_STR8 && sl <= 255;
+        c->header_bin = c8 == RT_C_VBIN8;
     }
 }
 
@@ -545,7 +546,7 @@ static void id_conv(const uint8_t *v, size_t vn, idconv *c)
 static bool prop_str(const uint8_t *v, size_t vn, const uint8_t **s, size_t *sl)
 {
     uint8_t c8;
-    return v && str_of(v, vn, s, sl, &c8) && c8 != C_VBIN8 && *sl <= 255;
+    return v && str_of(v, vn, s, sl, &c8) && c8 != RT_C_VBIN8 && *sl <= 255;
 }
 
 static void put_longstr(amqp91__wr *w, const void *p, size_t n)
@@ -572,12 +573,12 @@ static void death_table(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w)
     uint64_t count = 0, first = 0, ttl = 0;
     bool has_count = false, has_first = false, has_ttl = false;
     while (it_next(&it, &k, &kn) && it_next(&it, &v, &vn)) {
-        if (!str_of(k, kn, &s, &sl, &c8) || c8 != C_SYM8)
+        if (!str_of(k, kn, &s, &sl, &c8) || c8 != RT_C_SYM8)
             continue;
         const uint8_t *t;
         size_t tn;
         uint8_t t8;
-        bool text = str_of(v, vn, &t, &tn, &t8) && t8 != C_VBIN8;
+        bool text = str_of(v, vn, &t, &tn, &t8) && t8 != RT_C_VBIN8;
         if (amqp__m91_name_is(s, sl, "queue") && text)
             queue = t, queue_n = tn;
         else if (amqp__m91_name_is(s, sl, "reason") && text)
@@ -586,16 +587,16 @@ static void death_table(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w)
             exchange = t, exchange_n = tn;
         else if (amqp__m91_name_is(s, sl, "count") && ulong_of(v, vn, &count))
             has_count = true;
-        else if (amqp__m91_name_is(s, sl, "first-time") && vn == 9 && v[0] == C_TIMESTAMP &&
+        else if (amqp__m91_name_is(s, sl, "first-time") && vn == 9 && v[0] == RT_C_TIMESTAMP &&
                  (int64_t)amqp__m91_be_get(v + 1, 8) >= 0)
             has_first = true, first = amqp__m91_be_get(v + 1, 8);
         else if (amqp__m91_name_is(s, sl, "routing-keys"))
             rkeys = v, rkeys_n = vn;
-        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 5 && v[0] == C_UINT)
+        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 5 && v[0] == RT_C_UINT)
             has_ttl = true, ttl = amqp__m91_be_get(v + 1, 4);
-        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 2 && v[0] == C_SMALLUINT)
+        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 2 && v[0] == RT_C_SMALLUINT)
             has_ttl = true, ttl = v[1];
-        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 1 && v[0] == C_UINT0)
+        else if (amqp__m91_name_is(s, sl, "ttl") && vn == 1 && v[0] == RT_C_UINT0)
             has_ttl = true, ttl = 0;
     }
     if (!queue || !reason || !has_count)
@@ -638,16 +639,16 @@ static void death_table(uint8_t code, const uint8_t *p, size_t n, amqp91__wr *w)
  * array of tables in the same order. False if it is not such an array. */
 static bool deaths_to_091(const uint8_t *v, size_t vn, amqp91__wr *w)
 {
-    if (vn < 1 || (v[0] != C_ARRAY8 && v[0] != C_ARRAY32))
+    if (vn < 1 || (v[0] != RT_C_ARRAY8 && v[0] != RT_C_ARRAY32))
         return false;
     ssize_t k = elem_size(v[0], v + 1, vn - 1);
-    size_t sw = v[0] == C_ARRAY8 ? 1 : 4;
+    size_t sw = v[0] == RT_C_ARRAY8 ? 1 : 4;
     if (k < 0 || (size_t)k < 2 * sw + 1)
         return false;
     const uint8_t *p = v + 1, *q = p + 2 * sw, *end = p + k;
     uint64_t count = amqp__m91_be_get(p + sw, (unsigned)sw);
     uint8_t ec = *q++;
-    if (ec != C_MAP8 && ec != C_MAP32)
+    if (ec != RT_C_MAP8 && ec != RT_C_MAP32)
         return false;
     amqp91__put_be(w, 'A', 1);
     size_t at = w_open91(w);
@@ -673,7 +674,7 @@ static void ma_headers(const in10 *in, amqp91__wr *w, const uint8_t **type, size
     size_t kn, vn, sl;
     uint8_t c8;
     while (it_next(&it, &k, &kn) && it_next(&it, &v, &vn)) {
-        if (!str_of(k, kn, &s, &sl, &c8) || c8 != C_SYM8 || sl > 255 || !amqp__m91_is_x(s, sl))
+        if (!str_of(k, kn, &s, &sl, &c8) || c8 != RT_C_SYM8 || sl > 255 || !amqp__m91_is_x(s, sl))
             continue;
         if (amqp__m91_name_is(s, sl, "x-basic-type")) {
             const uint8_t *t;
@@ -712,7 +713,7 @@ static void ap_headers(const in10 *in, amqp91__wr *w)
     size_t kn, vn, sl;
     uint8_t c8;
     while (it_next(&it, &k, &kn) && it_next(&it, &v, &vn)) {
-        if (!str_of(k, kn, &s, &sl, &c8) || c8 != C_STR8 || sl > 255)
+        if (!str_of(k, kn, &s, &sl, &c8) || c8 != RT_C_STR8 || sl > 255)
             continue;
         size_t mark = w->len;
         put_shortstr(w, s, sl);
@@ -763,16 +764,16 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
         const uint8_t *v;
         size_t vn;
         for (int i = 0; i < 3 && it_next(&it, &v, &vn); i++) {
-            if (i == 0 && (v[0] == C_TRUE || v[0] == C_FALSE || (v[0] == C_BOOL && vn == 2))) {
+            if (i == 0 && (v[0] == RT_C_TRUE || v[0] == RT_C_FALSE || (v[0] == RT_C_BOOL && vn == 2))) {
                 has_dm = true; /* durable given: 2, or 1 (RabbitMQ 4's delivery-mode for a header's durable) */
-                dm = v[0] == C_TRUE || (v[0] == C_BOOL && v[1]) ? 2 : 1;
-            } else if (i == 1 && v[0] == C_UBYTE && vn == 2)
+                dm = v[0] == RT_C_TRUE || (v[0] == RT_C_BOOL && v[1]) ? 2 : 1;
+            } else if (i == 1 && v[0] == RT_C_UBYTE && vn == 2)
                 has_prio = true, prio = v[1];
-            else if (i == 2 && v[0] == C_UINT && vn == 5)
+            else if (i == 2 && v[0] == RT_C_UINT && vn == 5)
                 has_ttl = true, ttl = (uint32_t)amqp__m91_be_get(v + 1, 4);
-            else if (i == 2 && v[0] == C_SMALLUINT && vn == 2)
+            else if (i == 2 && v[0] == RT_C_SMALLUINT && vn == 2)
                 has_ttl = true, ttl = v[1];
-            else if (i == 2 && v[0] == C_UINT0)
+            else if (i == 2 && v[0] == RT_C_UINT0)
                 has_ttl = true, ttl = 0;
         }
     }
@@ -838,7 +839,7 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
         put_shortstr(&w, cid.p, cid.n);
     }
     uint8_t c8;
-    if (f[P_REPLY_TO] && str_of(f[P_REPLY_TO], fn[P_REPLY_TO], &s, &sl, &c8) && c8 != C_VBIN8) {
+    if (f[P_REPLY_TO] && str_of(f[P_REPLY_TO], fn[P_REPLY_TO], &s, &sl, &c8) && c8 != RT_C_VBIN8) {
         /* A queue's address may be longer than 255 bytes (escapes), its name not. */
         char q[256];
         size_t qn;
@@ -862,7 +863,7 @@ int amqp__091_msg_header(const rt_msg *m, uint8_t *out, size_t cap, uint64_t *bo
         put_shortstr(&w, mid.p, mid.n);
     }
     const uint8_t *ct = f[P_CREATION_TIME];
-    if (ct && fn[P_CREATION_TIME] == 9 && ct[0] == C_TIMESTAMP && (int64_t)amqp__m91_be_get(ct + 1, 8) >= 0) {
+    if (ct && fn[P_CREATION_TIME] == 9 && ct[0] == RT_C_TIMESTAMP && (int64_t)amqp__m91_be_get(ct + 1, 8) >= 0) {
         flags |= AMQP91_P_TIMESTAMP;
         amqp91__put_be(&w, amqp__m91_be_get(ct + 1, 8) / 1000, 8);
     }
@@ -917,7 +918,7 @@ bool amqp__091_body_next(const rt_msg *m, size_t *pos, const uint8_t **p, size_t
     size_t size, vn, sl;
     const uint8_t *v, *s;
     uint8_t c8;
-    if (off >= n || section_at(data + off, n - off, false, &size, &v, &vn) != SEC_DATA ||
+    if (off >= n || section_at(data + off, n - off, false, &size, &v, &vn) != RT_SEC_DATA ||
         !str_of(v, vn, &s, &sl, &c8)) {
         *pos = SIZE_MAX;
         return false;
@@ -941,7 +942,7 @@ bool amqp__091_msg_exchange(const rt_msg *m, amqp91_bytes *out)
     size_t kn, vn, sl, xn;
     uint8_t c8;
     while (it_next(&it, &k, &kn) && it_next(&it, &v, &vn))
-        if (str_of(k, kn, &s, &sl, &c8) && c8 == C_SYM8 && amqp__m91_name_is(s, sl, "x-exchange") &&
+        if (str_of(k, kn, &s, &sl, &c8) && c8 == RT_C_SYM8 && amqp__m91_name_is(s, sl, "x-exchange") &&
             prop_str(v, vn, &x, &xn) && xn <= 255) {
             *out = (amqp91_bytes){x, (uint32_t)xn};
             return true;

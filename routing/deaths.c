@@ -13,31 +13,6 @@
 
 #include "routing/rt.h"
 
-enum {
-    SEC_HEADER = 0x70,
-    SEC_DA = 0x71,
-    SEC_MA = 0x72,
-    C_NULL = 0x40,
-    C_UINT0 = 0x43,
-    C_ULONG0 = 0x44,
-    C_LIST0 = 0x45,
-    C_SMALLUINT = 0x52,
-    C_SMALLULONG = 0x53,
-    C_UINT = 0x70,
-    C_ULONG = 0x80,
-    C_TIMESTAMP = 0x83,
-    C_STR8 = 0xa1,
-    C_SYM8 = 0xa3,
-    C_STR32 = 0xb1,
-    C_SYM32 = 0xb3,
-    C_LIST8 = 0xc0,
-    C_MAP8 = 0xc1,
-    C_LIST32 = 0xd0,
-    C_MAP32 = 0xd1,
-    C_ARRAY8 = 0xe0,
-    C_ARRAY32 = 0xf0,
-};
-
 #define MAX_DESCRIBED 8 /* described values nested in descriptors: deeper is refused */
 
 const char *rt_death_reason_name(rt_death_reason r)
@@ -110,11 +85,11 @@ typedef struct iter {
 static bool open_body(uint8_t code, const uint8_t *p, size_t n, iter *it)
 {
     memset(it, 0, sizeof *it);
-    if (code == C_LIST0) {
+    if (code == RT_C_LIST0) {
         it->p = it->end = p;
         return true;
     }
-    size_t w = code == C_LIST8 || code == C_MAP8 ? 1 : code == C_LIST32 || code == C_MAP32 ? 4 : 0;
+    size_t w = code == RT_C_LIST8 || code == RT_C_MAP8 ? 1 : code == RT_C_LIST32 || code == RT_C_MAP32 ? 4 : 0;
     if (!w || n < 2 * w)
         return false;
     uint64_t size = be_get(p, (unsigned)w);
@@ -146,12 +121,12 @@ static size_t whole_len(const uint8_t *p, size_t n, int depth)
         return d && whole_len(p + 1 + d, n - 1 - d, depth + 1) ? k : 0;
     }
     uint8_t c = p[0];
-    if (c == C_LIST8 || c == C_LIST32 || c == C_MAP8 || c == C_MAP32) {
-        size_t w = c == C_LIST8 || c == C_MAP8 ? 1 : 4;
+    if (c == RT_C_LIST8 || c == RT_C_LIST32 || c == RT_C_MAP8 || c == RT_C_MAP32) {
+        size_t w = c == RT_C_LIST8 || c == RT_C_MAP8 ? 1 : 4;
         if (k < 1 + 2 * w)
             return 0;
         uint64_t count = be_get(p + 1 + w, (unsigned)w);
-        if ((c == C_MAP8 || c == C_MAP32) && count % 2)
+        if ((c == RT_C_MAP8 || c == RT_C_MAP32) && count % 2)
             return 0;
         size_t off = 1 + 2 * w;
         for (uint64_t i = 0; i < count; i++) {
@@ -162,8 +137,8 @@ static size_t whole_len(const uint8_t *p, size_t n, int depth)
         }
         return off == k ? k : 0;
     }
-    if (c == C_ARRAY8 || c == C_ARRAY32) {
-        size_t w = c == C_ARRAY8 ? 1 : 4;
+    if (c == RT_C_ARRAY8 || c == RT_C_ARRAY32) {
+        size_t w = c == RT_C_ARRAY8 ? 1 : 4;
         if (k < 1 + 2 * w + 1)
             return 0;
         uint64_t count = be_get(p + 1 + w, (unsigned)w);
@@ -175,11 +150,12 @@ static size_t whole_len(const uint8_t *p, size_t n, int depth)
             size_t e = off < k ? body_len(ec, p + off, k - off) : SIZE_MAX;
             if (e == SIZE_MAX)
                 return 0;
-            if (ec == C_ARRAY8 || ec == C_ARRAY32)
+            if (ec == RT_C_ARRAY8 || ec == RT_C_ARRAY32)
                 return 0; /* arrays of arrays: not read here */
-            if (ec == C_LIST8 || ec == C_LIST32 || ec == C_MAP8 || ec == C_MAP32) { /* each element whole too */
+            if (ec == RT_C_LIST8 || ec == RT_C_LIST32 || ec == RT_C_MAP8 ||
+                ec == RT_C_MAP32) { /* each element whole too */
                 iter it;
-                if (!open_body(ec, p + off, e, &it) || ((ec == C_MAP8 || ec == C_MAP32) && it.left % 2))
+                if (!open_body(ec, p + off, e, &it) || ((ec == RT_C_MAP8 || ec == RT_C_MAP32) && it.left % 2))
                     return 0;
                 const uint8_t *x = it.p;
                 for (uint32_t j = 0; j < it.left; j++) {
@@ -219,12 +195,12 @@ static bool next(iter *it, const uint8_t **v, size_t *vn, bool *bad)
 /* A string or symbol's bytes; *sym says which. */
 static bool str_of(const uint8_t *v, size_t n, const uint8_t **s, size_t *len, bool *sym)
 {
-    if (n >= 2 && (v[0] == C_STR8 || v[0] == C_SYM8) && (size_t)v[1] + 2 == n) {
-        *s = v + 2, *len = v[1], *sym = v[0] == C_SYM8;
+    if (n >= 2 && (v[0] == RT_C_STR8 || v[0] == RT_C_SYM8) && (size_t)v[1] + 2 == n) {
+        *s = v + 2, *len = v[1], *sym = v[0] == RT_C_SYM8;
         return true;
     }
-    if (n >= 5 && (v[0] == C_STR32 || v[0] == C_SYM32) && be_get(v + 1, 4) + 5 == n) {
-        *s = v + 5, *len = (size_t)be_get(v + 1, 4), *sym = v[0] == C_SYM32;
+    if (n >= 5 && (v[0] == RT_C_STR32 || v[0] == RT_C_SYM32) && be_get(v + 1, 4) + 5 == n) {
+        *s = v + 5, *len = (size_t)be_get(v + 1, 4), *sym = v[0] == RT_C_SYM32;
         return true;
     }
     return false;
@@ -240,13 +216,13 @@ static bool key_is(const uint8_t *k, size_t kn, const char *name)
 
 static bool uint_of(const uint8_t *v, size_t n, uint64_t *out)
 {
-    if (n == 1 && (v[0] == C_UINT0 || v[0] == C_ULONG0))
+    if (n == 1 && (v[0] == RT_C_UINT0 || v[0] == RT_C_ULONG0))
         *out = 0;
-    else if (n == 2 && (v[0] == C_SMALLUINT || v[0] == C_SMALLULONG))
+    else if (n == 2 && (v[0] == RT_C_SMALLUINT || v[0] == RT_C_SMALLULONG))
         *out = v[1];
-    else if (n == 5 && v[0] == C_UINT)
+    else if (n == 5 && v[0] == RT_C_UINT)
         *out = be_get(v + 1, 4);
-    else if (n == 9 && v[0] == C_ULONG)
+    else if (n == 9 && v[0] == RT_C_ULONG)
         *out = be_get(v + 1, 8);
     else
         return false;
@@ -300,8 +276,8 @@ static void put_str(wbuf *w, uint8_t code8, const void *s, size_t n)
     put(w, s, n);
 }
 
-static void put_sym(wbuf *w, const char *s) { put_str(w, C_SYM8, s, strlen(s)); }
-static void put_utf8(wbuf *w, const char *s) { put_str(w, C_STR8, s, strlen(s)); }
+static void put_sym(wbuf *w, const char *s) { put_str(w, RT_C_SYM8, s, strlen(s)); }
+static void put_utf8(wbuf *w, const char *s) { put_str(w, RT_C_STR8, s, strlen(s)); }
 
 /* A compound with 4-byte size and count: open writes the placeholders,
  * close fills them in. */
@@ -349,7 +325,7 @@ typedef struct death {
 static int read_death(uint8_t code, const uint8_t *p, size_t n, death *d)
 {
     iter it;
-    if ((code != C_MAP8 && code != C_MAP32) || !open_body(code, p, n, &it))
+    if ((code != RT_C_MAP8 && code != RT_C_MAP32) || !open_body(code, p, n, &it))
         return -1;
     memset(d, 0, sizeof *d);
     d->items = it.p;
@@ -368,10 +344,10 @@ static int read_death(uint8_t code, const uint8_t *p, size_t n, death *d)
             d->exchange = s, d->exchange_n = sl;
         else if (key_is(k, kn, "count") && uint_of(v, vn, &u))
             d->count = u, has_count = true;
-        else if (key_is(k, kn, "first-time") && vn == 9 && v[0] == C_TIMESTAMP)
+        else if (key_is(k, kn, "first-time") && vn == 9 && v[0] == RT_C_TIMESTAMP)
             d->first_time = (int64_t)be_get(v + 1, 8);
-        else if (key_is(k, kn, "routing-keys") &&
-                 (v[0] == C_ARRAY8 || v[0] == C_ARRAY32 || v[0] == C_LIST0 || v[0] == C_LIST8 || v[0] == C_LIST32))
+        else if (key_is(k, kn, "routing-keys") && (v[0] == RT_C_ARRAY8 || v[0] == RT_C_ARRAY32 || v[0] == RT_C_LIST0 ||
+                                                   v[0] == RT_C_LIST8 || v[0] == RT_C_LIST32))
             d->rkeys = v, d->rkeys_n = vn;
         else if (key_is(k, kn, "ttl") && uint_of(v, vn, &u) && u <= UINT32_MAX)
             d->has_ttl = true, d->ttl = (uint32_t)u;
@@ -392,7 +368,7 @@ static void write_death(wbuf *w, const death *old, const rt_death *d, const char
     uint32_t n = 0;
     if (old ? old->has_ttl : has_ttl) {
         put_sym(w, "ttl");
-        put_be(w, C_UINT, 1);
+        put_be(w, RT_C_UINT, 1);
         put_be(w, old ? old->ttl : ttl, 4);
         n += 2;
     }
@@ -401,26 +377,26 @@ static void write_death(wbuf *w, const death *old, const rt_death *d, const char
     put_sym(w, "reason");
     put_sym(w, rt_death_reason_name(d->reason));
     put_sym(w, "count");
-    put_be(w, C_ULONG, 1);
+    put_be(w, RT_C_ULONG, 1);
     put_be(w, old ? old->count + 1 : 1, 8);
     put_sym(w, "first-time");
-    put_be(w, C_TIMESTAMP, 1);
+    put_be(w, RT_C_TIMESTAMP, 1);
     put_be(w, (uint64_t)(old ? old->first_time : d->now_ms), 8);
     put_sym(w, "last-time");
-    put_be(w, C_TIMESTAMP, 1);
+    put_be(w, RT_C_TIMESTAMP, 1);
     put_be(w, (uint64_t)d->now_ms, 8);
     put_sym(w, "exchange");
     if (old && old->exchange)
-        put_str(w, C_STR8, old->exchange, old->exchange_n);
+        put_str(w, RT_C_STR8, old->exchange, old->exchange_n);
     else
-        put_str(w, C_STR8, exchange, exchange_n);
+        put_str(w, RT_C_STR8, exchange, exchange_n);
     put_sym(w, "routing-keys");
     if (old && old->rkeys) {
         put(w, old->rkeys, old->rkeys_n);
     } else {
         /* an array of one string, its element constructor str32 */
-        size_t ra = open32(w, C_ARRAY32);
-        put_be(w, C_STR32, 1);
+        size_t ra = open32(w, RT_C_ARRAY32);
+        put_be(w, RT_C_STR32, 1);
         put_be(w, strlen(d->rkey), 4);
         put(w, d->rkey, strlen(d->rkey));
         close32(w, ra, 1);
@@ -446,14 +422,14 @@ static int section_code(const uint8_t *d, size_t dn)
     size_t sl;
     bool sym;
     if (uint_of(d, dn, &u))
-        return u >= SEC_HEADER && u <= SEC_MA ? (int)u : 0x73;
+        return u >= RT_SEC_HEADER && u <= RT_SEC_MESSAGE_ANN ? (int)u : 0x73;
     if (str_of(d, dn, &s, &sl, &sym) && sym) {
         if (same(s, sl, "amqp:header:list"))
-            return SEC_HEADER;
+            return RT_SEC_HEADER;
         if (same(s, sl, "amqp:delivery-annotations:map"))
-            return SEC_DA;
+            return RT_SEC_DELIVERY_ANN;
         if (same(s, sl, "amqp:message-annotations:map"))
-            return SEC_MA;
+            return RT_SEC_MESSAGE_ANN;
     }
     return 0x73; /* the bare message (or something past it) */
 }
@@ -470,16 +446,16 @@ static int find_sections(const uint8_t *p, size_t n, layout *l)
         if (!dk)
             return -EBADMSG;
         int code = section_code(p + off + 1, dk);
-        if (code > SEC_MA)
+        if (code > RT_SEC_MESSAGE_ANN)
             break;
         size_t vk = whole_len(p + off + 1 + dk, n - off - 1 - dk, 0);
         if (!vk || code <= last)
             return -EBADMSG; /* cut short, or out of order or twice */
         last = code;
         size_t size = 1 + dk + vk;
-        if (code == SEC_HEADER)
+        if (code == RT_SEC_HEADER)
             l->hdr_off = off, l->hdr_n = size, l->hdr_v = p + off + 1 + dk, l->hdr_vn = vk;
-        else if (code == SEC_DA)
+        else if (code == RT_SEC_DELIVERY_ANN)
             l->da_off = off, l->da_n = size;
         else
             l->ma_off = off, l->ma_n = size, l->ma_v = p + off + 1 + dk, l->ma_vn = vk;
@@ -497,7 +473,7 @@ static int write_header(wbuf *w, const layout *l, const uint8_t *data)
         return 0;
     iter it;
     uint8_t c = l->hdr_v[0];
-    if ((c != C_LIST0 && c != C_LIST8 && c != C_LIST32) || !open_item(l->hdr_v, l->hdr_vn, &it))
+    if ((c != RT_C_LIST0 && c != RT_C_LIST8 && c != RT_C_LIST32) || !open_item(l->hdr_v, l->hdr_vn, &it))
         return -EBADMSG; /* a header that is no list: forwarded as it is */
     const uint8_t *v[5] = {0};
     size_t vn[5] = {0};
@@ -512,17 +488,17 @@ static int write_header(wbuf *w, const layout *l, const uint8_t *data)
     }
     if (bad || nf > 5 || it.p != it.end)
         return -EBADMSG; /* bytes past its fields: proton would read the sections after it otherwise */
-    if (nf < 3 || v[2][0] == C_NULL) {
+    if (nf < 3 || v[2][0] == RT_C_NULL) {
         put(w, data + l->hdr_off, l->hdr_n);
         return 0;
     }
     put_be(w, 0x00, 1);
-    put_be(w, C_SMALLULONG, 1);
-    put_be(w, SEC_HEADER, 1);
-    size_t at = open32(w, C_LIST32);
+    put_be(w, RT_C_SMALLULONG, 1);
+    put_be(w, RT_SEC_HEADER, 1);
+    size_t at = open32(w, RT_C_LIST32);
     for (uint32_t i = 0; i < nf; i++) {
         if (i == 2)
-            put_be(w, C_NULL, 1);
+            put_be(w, RT_C_NULL, 1);
         else
             put(w, v[i], vn[i]);
     }
@@ -554,7 +530,7 @@ static int write_ma(wbuf *w, const rt_msg *m, const layout *l, const rt_death *d
     const uint8_t *deaths = NULL, *exchange = (const uint8_t *)"";
     size_t deaths_n = 0, exchange_n = 0;
     if (l->ma_n) {
-        if (!open_item(l->ma_v, l->ma_vn, &it) || (l->ma_v[0] != C_MAP8 && l->ma_v[0] != C_MAP32))
+        if (!open_item(l->ma_v, l->ma_vn, &it) || (l->ma_v[0] != RT_C_MAP8 && l->ma_v[0] != RT_C_MAP32))
             return -EBADMSG;
         while (next(&it, &k, &kn, &bad) && next(&it, &v, &vn, &bad)) {
             if (key_is(k, kn, "x-opt-deaths"))
@@ -571,7 +547,7 @@ static int write_ma(wbuf *w, const rt_msg *m, const layout *l, const rt_death *d
     uint32_t nkept = 0;
     bool matched = false;
     if (deaths) {
-        size_t sw = deaths[0] == C_ARRAY8 ? 1 : deaths[0] == C_ARRAY32 ? 4 : 0;
+        size_t sw = deaths[0] == RT_C_ARRAY8 ? 1 : deaths[0] == RT_C_ARRAY32 ? 4 : 0;
         if (!sw || deaths_n < 1 + 2 * sw + 1)
             return -EBADMSG;
         uint64_t count = be_get(deaths + 1 + sw, (unsigned)sw);
@@ -596,9 +572,9 @@ static int write_ma(wbuf *w, const rt_msg *m, const layout *l, const rt_death *d
     bool first = !matched && !nkept; /* no history yet: x-first-death-* are written (again) */
     /* The section: what is not replaced as it was, then the new values. */
     put_be(w, 0x00, 1);
-    put_be(w, C_SMALLULONG, 1);
-    put_be(w, SEC_MA, 1);
-    size_t at = open32(w, C_MAP32);
+    put_be(w, RT_C_SMALLULONG, 1);
+    put_be(w, RT_SEC_MESSAGE_ANN, 1);
+    size_t at = open32(w, RT_C_MAP32);
     uint32_t n = 0;
     if (l->ma_n) {
         open_item(l->ma_v, l->ma_vn, &it);
@@ -637,8 +613,8 @@ static int write_ma(wbuf *w, const rt_msg *m, const layout *l, const rt_death *d
     n += 12;
     /* An array of maps, newest first: the element constructor map32 for
      * all, so old map8 entries are written again with 4-byte sizes. */
-    size_t aa = open32(w, C_ARRAY32);
-    put_be(w, C_MAP32, 1);
+    size_t aa = open32(w, RT_C_ARRAY32);
+    put_be(w, RT_C_MAP32, 1);
     write_death(w, matched ? &match : NULL, d, ex, exchange_n, m->has_ttl, m->ttl);
     for (uint32_t i = 0; i < nkept; i++) {
         put_be(w, kept[i].items_n + 4, 4);
@@ -694,7 +670,7 @@ bool rt_msg_death_cycle(const rt_msg *m, const char *queue)
     while (!deaths && next(&it, &k, &kn, &bad) && next(&it, &v, &vn, &bad))
         if (key_is(k, kn, "x-opt-deaths"))
             deaths = v, deaths_n = vn;
-    size_t sw = !deaths ? 0 : deaths[0] == C_ARRAY8 ? 1 : deaths[0] == C_ARRAY32 ? 4 : 0;
+    size_t sw = !deaths ? 0 : deaths[0] == RT_C_ARRAY8 ? 1 : deaths[0] == RT_C_ARRAY32 ? 4 : 0;
     if (!sw || deaths_n < 1 + 2 * sw + 1)
         return false;
     uint64_t count = be_get(deaths + 1 + sw, (unsigned)sw);

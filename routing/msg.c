@@ -15,15 +15,6 @@
 
 #include "routing/rt.h"
 
-enum {
-    SEC_HEADER = 0x70,
-    SEC_DELIVERY_ANN = 0x71,
-    SEC_MESSAGE_ANN = 0x72,
-    SEC_PROPERTIES = 0x73,
-    SEC_APP_PROPS = 0x74,
-    SEC_FIRST_BODY = 0x75,
-};
-
 #define F_RKEY_OWNED 1u
 
 /* One decoder per thread, reused: creating a pn_data_t per message costs
@@ -55,7 +46,7 @@ static int peek_section(const unsigned char *p, size_t len)
     if (len >= 3 && p[0] == 0x00 && p[1] == 0x53)
         return p[2];
     if (len >= 10 && p[0] == 0x00 && p[1] == 0x80)
-        return memcmp(p + 2, "\0\0\0\0\0\0\0", 7) ? SEC_FIRST_BODY : p[9]; /* no section code is that large */
+        return memcmp(p + 2, "\0\0\0\0\0\0\0", 7) ? RT_SEC_DATA : p[9]; /* no section code is that large */
     return 0;
 }
 
@@ -64,15 +55,15 @@ static int section_of_symbol(pn_bytes_t s)
     static const struct {
         const char *name;
         int code;
-    } syms[] = {{"amqp:header:list", SEC_HEADER},
-                {"amqp:delivery-annotations:map", SEC_DELIVERY_ANN},
-                {"amqp:message-annotations:map", SEC_MESSAGE_ANN},
-                {"amqp:properties:list", SEC_PROPERTIES},
-                {"amqp:application-properties:map", SEC_APP_PROPS}};
+    } syms[] = {{"amqp:header:list", RT_SEC_HEADER},
+                {"amqp:delivery-annotations:map", RT_SEC_DELIVERY_ANN},
+                {"amqp:message-annotations:map", RT_SEC_MESSAGE_ANN},
+                {"amqp:properties:list", RT_SEC_PROPERTIES},
+                {"amqp:application-properties:map", RT_SEC_APP_PROPS}};
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
         if (s.size == strlen(syms[i].name) && memcmp(s.start, syms[i].name, s.size) == 0)
             return syms[i].code;
-    return SEC_FIRST_BODY;
+    return RT_SEC_DATA;
 }
 
 /* Positions d on the section's value (a list or map); returns its code. */
@@ -86,7 +77,7 @@ static int enter_section(pn_data_t *d)
         return -1;
     int code;
     if (pn_data_type(d) == PN_ULONG) /* not cast down: 0x100000070 is no header */
-        code = pn_data_get_ulong(d) < SEC_FIRST_BODY ? (int)pn_data_get_ulong(d) : SEC_FIRST_BODY;
+        code = pn_data_get_ulong(d) < RT_SEC_DATA ? (int)pn_data_get_ulong(d) : RT_SEC_DATA;
     else if (pn_data_type(d) == PN_SYMBOL)
         code = section_of_symbol(pn_data_get_symbol(d));
     else
@@ -150,29 +141,30 @@ static uint32_t body_bytes(const unsigned char *p, size_t n)
         if (left < 3 || s[0] != 0x00)
             return (uint32_t)n;
         int code = -1;
-        if (s[1] == 0x53) {
+        if (s[1] == RT_C_SMALLULONG) {
             code = s[2];
             d = 3;
-        } else if (s[1] == 0x80 && left >= 10) {
+        } else if (s[1] == RT_C_ULONG && left >= 10) {
             code = memcmp(s + 2, "\0\0\0\0\0\0\0", 7) ? -1 : s[9];
             d = 10;
-        } else if ((d = enc_len(s + 1, left - 1, &h)) > 0 && (s[1] == 0xa3 || s[1] == 0xb3)) {
+        } else if ((d = enc_len(s + 1, left - 1, &h)) > 0 && (s[1] == RT_C_SYM8 || s[1] == RT_C_SYM32)) {
             if (d - h == 15 && !memcmp(s + 1 + h, "amqp:footer:map", 15))
-                code = 0x78;
+                code = RT_SEC_FOOTER;
             else if (d - h == 16 && !memcmp(s + 1 + h, "amqp:data:binary", 16))
-                code = 0x75;
+                code = RT_SEC_DATA;
             d += 1;
         } else {
             return (uint32_t)n;
         }
-        if (code == 0x78)
+        if (code == RT_SEC_FOOTER)
             break;
         size_t v = enc_len(s + d, left - d, &h);
         if (!v)
             return (uint32_t)n;
         uint8_t t = s[d];
-        bool bytes = t == 0xa0 || t == 0xb0 || t == 0xa1 || t == 0xb1 || t == 0xa3 || t == 0xb3;
-        total += bytes && (code == 0x75 || code == 0x77) ? v - h : v;
+        bool bytes = t == RT_C_VBIN8 || t == RT_C_VBIN32 || t == RT_C_STR8 || t == RT_C_STR32 || t == RT_C_SYM8 ||
+                     t == RT_C_SYM32;
+        total += bytes && (code == RT_SEC_DATA || code == RT_SEC_VALUE) ? v - h : v;
         off += d + v;
     }
     return total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
@@ -247,7 +239,7 @@ static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf,
     size_t off = 0, used = 0;
     while (off < len) {
         int code = peek_section(data + off, len - off);
-        if (code >= SEC_FIRST_BODY) {
+        if (code >= RT_SEC_DATA) {
             p->body_len = body_bytes(data + off, len - off);
             break;
         }
@@ -258,14 +250,14 @@ static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf,
         code = enter_section(d);
         if (code < 0)
             return -EBADMSG;
-        if (code >= SEC_FIRST_BODY) {
+        if (code >= RT_SEC_DATA) {
             p->body_len = body_bytes(data + off, len - off);
             break;
         }
-        if (code == SEC_HEADER && off == 0) {
+        if (code == RT_SEC_HEADER && off == 0) {
             read_header(d, p);
             p->hdr_len = (uint32_t)n;
-        } else if (code == SEC_PROPERTIES) {
+        } else if (code == RT_SEC_PROPERTIES) {
             read_properties(d, p);
             /* Copy the strings now: the decoder is reused for the next section. */
             pn_bytes_t *fields[] = {&p->to, &p->subject, &p->reply_to};
@@ -281,7 +273,7 @@ static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf,
                 }
                 used += fields[i]->size + 1;
             }
-        } else if (code == SEC_APP_PROPS) {
+        } else if (code == RT_SEC_APP_PROPS) {
             p->ap_off = (uint32_t)off;
             p->ap_len = (uint32_t)n;
         }
@@ -416,7 +408,7 @@ void rt_msg_wire(const rt_msg *m, uint32_t dc, char *hdr, size_t *hdr_len, size_
     pn_data_t *d = scratch();
     pn_data_put_described(d);
     pn_data_enter(d);
-    pn_data_put_ulong(d, SEC_HEADER);
+    pn_data_put_ulong(d, RT_SEC_HEADER);
     pn_data_put_list(d);
     pn_data_enter(d);
     pn_data_put_bool(d, m->durable);

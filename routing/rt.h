@@ -20,6 +20,61 @@
 
 #define RT_NAME_MAX 255 /* queue, exchange and routing key names, in bytes */
 
+/* ---------------------------------------------------- AMQP 1.0 encoding */
+
+/* The codes of AMQP 1.0's message sections (part 3.2) and of the type
+ * constructors (part 1.6) that Plexus's direct encoders and decoders of
+ * message bytes use, here (dead-letter history) and in amqp/ (the 0-9-1
+ * mapping): stated once. */
+enum {
+    RT_SEC_HEADER = 0x70,
+    RT_SEC_DELIVERY_ANN = 0x71,
+    RT_SEC_MESSAGE_ANN = 0x72,
+    RT_SEC_PROPERTIES = 0x73,
+    RT_SEC_APP_PROPS = 0x74,
+    RT_SEC_DATA = 0x75, /* the first body section code */
+    RT_SEC_SEQUENCE = 0x76,
+    RT_SEC_VALUE = 0x77,
+    RT_SEC_FOOTER = 0x78,
+};
+enum {
+    RT_C_NULL = 0x40,
+    RT_C_TRUE = 0x41,
+    RT_C_FALSE = 0x42,
+    RT_C_UINT0 = 0x43,
+    RT_C_ULONG0 = 0x44,
+    RT_C_LIST0 = 0x45,
+    RT_C_UBYTE = 0x50,
+    RT_C_BYTE = 0x51,
+    RT_C_SMALLUINT = 0x52,
+    RT_C_SMALLULONG = 0x53,
+    RT_C_SMALLINT = 0x54,
+    RT_C_SMALLLONG = 0x55,
+    RT_C_BOOL = 0x56,
+    RT_C_USHORT = 0x60,
+    RT_C_SHORT = 0x61,
+    RT_C_UINT = 0x70,
+    RT_C_INT = 0x71,
+    RT_C_FLOAT = 0x72,
+    RT_C_ULONG = 0x80,
+    RT_C_LONG = 0x81,
+    RT_C_DOUBLE = 0x82,
+    RT_C_TIMESTAMP = 0x83,
+    RT_C_UUID = 0x98,
+    RT_C_VBIN8 = 0xa0,
+    RT_C_STR8 = 0xa1,
+    RT_C_SYM8 = 0xa3,
+    RT_C_VBIN32 = 0xb0,
+    RT_C_STR32 = 0xb1,
+    RT_C_SYM32 = 0xb3,
+    RT_C_LIST8 = 0xc0,
+    RT_C_MAP8 = 0xc1,
+    RT_C_LIST32 = 0xd0,
+    RT_C_MAP32 = 0xd1,
+    RT_C_ARRAY8 = 0xe0,
+    RT_C_ARRAY32 = 0xf0,
+};
+
 /* ---------------------------------------------------------------- messages */
 
 typedef struct rt_msg {
