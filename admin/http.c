@@ -37,7 +37,7 @@
 typedef struct server {
     struct MHD_Daemon *d;
     const brk_config *cfg;
-    atomic_bool stopping; /* no more held refusals: the reaper resumes those there are */
+    atomic_bool stopping;     /* no more held refusals: the reaper resumes those there are */
     char *tls_cert, *tls_key; /* PEM, when the API serves HTTPS; freed after the daemon */
 } server;
 
