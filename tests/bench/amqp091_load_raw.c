@@ -145,8 +145,8 @@ static void *raw_consumer(void *arg)
         }
     }
 out:
-    l91_set_ready(r, -1); /* the publisher must not wait for a consumer that gave up */
-    l91_conn_close(&c, !r->reason);
+    l91_set_ready(r, -1);                       /* the publisher must not wait for a consumer that gave up */
+    l91_conn_close(&c, !atomic_load(&r->stop)); /* stop is set by a failure only */
     return NULL;
 }
 
@@ -269,7 +269,7 @@ static void *raw_publisher(void *arg)
     }
 out:
     free(tmpl);
-    l91_conn_close(&c, !r->reason);
+    l91_conn_close(&c, !atomic_load(&r->stop)); /* stop is set by a failure only */
     return NULL;
 }
 

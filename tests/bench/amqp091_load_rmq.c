@@ -182,8 +182,8 @@ static void *rmq_consumer(void *arg)
     }
     r->t_con_end = l91_now();
 out:
-    l91_set_ready(r, -1); /* the publisher must not wait for a consumer that gave up */
-    close_conn(c, !r->reason);
+    l91_set_ready(r, -1);                  /* the publisher must not wait for a consumer that gave up */
+    close_conn(c, !atomic_load(&r->stop)); /* stop is set by a failure only */
     return NULL;
 }
 
@@ -260,7 +260,7 @@ static void *rmq_publisher(void *arg)
     r->t_pub_end = l91_now();
 out:
     free(body);
-    close_conn(c, !r->reason);
+    close_conn(c, !atomic_load(&r->stop)); /* stop is set by a failure only */
     return NULL;
 }
 
