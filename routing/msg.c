@@ -256,6 +256,8 @@ static int parse(const unsigned char *data, size_t len, parsed *p, char *strbuf,
         }
         if (code == RT_SEC_HEADER && off == 0) {
             read_header(d, p);
+            if (n > UINT16_MAX)
+                return -EBADMSG; /* five small fields: no header is that long */
             p->hdr_len = (uint32_t)n;
         } else if (code == RT_SEC_PROPERTIES) {
             read_properties(d, p);

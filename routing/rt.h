@@ -77,24 +77,26 @@ enum {
 
 /* ---------------------------------------------------------------- messages */
 
+/* Packed to 64 bytes after buf: every message held by a queue pays for it
+ * (a backlog of a million is measured against 2x its payload). */
 typedef struct rt_msg {
     sv_buf buf;       /* refs; data/len: the encoded message as received */
-    uint32_t hdr_len; /* bytes of the header section at the start (0: none) */
-    bool durable;
-    bool first_acquirer;
-    bool has_priority; /* the header gave one (0 is a priority; absent means 4) */
+    uint16_t hdr_len; /* bytes of the header section at the start (0: none; a larger one is refused) */
     uint8_t priority;
-    bool has_ttl;            /* the header gives a ttl (0 is one: expire unless delivered at once) */
+    bool durable : 1;
+    bool first_acquirer : 1;
+    bool has_priority : 1;   /* the header gave one (0 is a priority; absent means 4) */
+    bool has_ttl : 1;        /* the header gives a ttl (0 is one: expire unless delivered at once) */
     uint32_t ttl;            /* header ttl in ms */
     uint32_t delivery_count; /* header delivery-count as received */
+    uint32_t body_len;       /* the body's bytes (data payloads, or the value): what x-max-length-bytes
+                              * counts, as RabbitMQ counts message bytes */
     int64_t absolute_expiry; /* properties absolute-expiry-time (ms since epoch), 0: none */
     const char *to;          /* properties fields, NUL-terminated, or NULL */
     const char *subject;
     const char *reply_to;
     const char *rkey;        /* the routing key it was published with (set by rt_msg_set_rkey) */
     uint32_t ap_off, ap_len; /* the application-properties section within data, if any */
-    uint32_t body_len;       /* the body's bytes (data payloads, or the value): what x-max-length-bytes
-                              * counts, as RabbitMQ counts message bytes */
 } rt_msg;
 
 /* Copies len bytes of an encoded AMQP 1.0 message into a new rt_msg and
