@@ -21,7 +21,7 @@ import signal
 import tempfile
 import unittest
 
-from harness import Broker, Message, connect, main, missing, plexus_only, receiver, sender, watchdog
+from harness import Broker091Test, Broker, Message, connect, main, missing, plexus_only, receiver, sender, watchdog
 
 try:
     import pika
@@ -47,18 +47,7 @@ def close_quietly(c):
 
 
 @plexus_only("AMQP 1.0 on the same port with Plexus's /queues/NAME addresses")
-class Mixed(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.b.stop()
-        log = cls.b.log()
-        cls.b.tmp.cleanup()
-        assert code == 0, f"plexus exited {code}:\n{log}"
-
+class Mixed(Broker091Test):
     def setUp(self):
         if pika is None:
             missing("python3-pika")

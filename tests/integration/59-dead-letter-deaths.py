@@ -21,8 +21,8 @@ import time
 import unittest
 import uuid
 
-from harness import (Broker, Delivery, External, Message, broker091, connect, main, missing, plexus_only, receiver,
-                     sender, settle, stop091, symbol, watchdog)
+from harness import (Broker091Test, Delivery, External, Message, broker091, connect, main, missing, plexus_only,
+                     receiver, sender, settle, stop091, symbol, watchdog)
 
 try:
     import pika
@@ -248,18 +248,7 @@ class Deaths091(unittest.TestCase):
 
 
 @plexus_only("Plexus's /queues/NAME addresses for the AMQP 1.0 side")
-class Deaths10(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.b = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.b.stop()
-        log = cls.b.log()
-        cls.b.tmp.cleanup()
-        assert code == 0, f"plexus exited {code}:\n{log}"
-
+class Deaths10(Broker091Test):
     def setUp(self):
         if pika is None:
             missing("python3-pika")
